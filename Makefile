@@ -1,0 +1,39 @@
+# Set-up and entry points. `make demo` and `make test` each create .venv when missing and
+# install everything pinned in constraints.txt before running.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.nb2pipe-installed
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO := build/demo
+
+.PHONY: demo test lint bench golden clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	for notebook in examples/*.ipynb; do \
+		name=$$(basename $$notebook .ipynb); \
+		$(BIN)/nb2pipe compile $$notebook -o $(DEMO)/$$name.pipeline.yaml --dsl $(DEMO)/$${name}_dsl.py || exit 1; \
+	done
+	$(BIN)/python examples/run_local.py $(DEMO)/sklearn_train.pipeline.yaml --root $(DEMO)/runs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/compile.py
+
+golden: $(STAMP)
+	$(BIN)/python -m pytest tests/test_golden.py --update-golden
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

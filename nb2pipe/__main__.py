@@ -1,0 +1,3 @@
+from nb2pipe.cli import run
+
+run()

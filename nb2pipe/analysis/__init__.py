@@ -1,0 +1,1 @@
+"""Static analysis of notebook code with :mod:`ast`."""

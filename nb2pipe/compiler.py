@@ -1,0 +1,116 @@
+"""Compiling a notebook: the pure chain ``read -> layout -> plan -> emit`` and the file edge.
+
+:func:`compile_source` does no I/O. :func:`compile_notebook` reads the notebook and writes
+the outputs, all or nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nb2pipe.errors import CompileError, Diagnostic, Location, Nb2PipeError, error
+from nb2pipe.files import write_all_or_nothing
+from nb2pipe.ir import PipelinePlan
+from nb2pipe.notebook.layout import build_layout
+from nb2pipe.notebook.read import parse_notebook
+from nb2pipe.plan import build_plan
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    plan: PipelinePlan
+    yaml: str
+    dsl: str | None = None
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return self.plan.warnings
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    compiled: CompiledPipeline
+    output: Path
+    dsl_output: Path | None
+
+
+def plan_source(text: str, path: str, *, name: str | None = None, image: str | None = None) -> PipelinePlan:
+    """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found."""
+    notebook = parse_notebook(text, path)
+    layout, diagnostics = build_layout(notebook, name=name, image=image)
+    return build_plan(layout, diagnostics, image=image)
+
+
+def compile_source(
+    text: str,
+    path: str,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    dsl_yaml_name: str | None = None,
+) -> CompiledPipeline:
+    """Notebook JSON text -> KFP IR YAML (and the DSL text when ``dsl_yaml_name`` is set)."""
+    from nb2pipe.emit.kfp import emit_pipeline_yaml
+
+    plan = plan_source(text, path, name=name, image=image)
+    dsl = None
+    if dsl_yaml_name is not None:
+        from nb2pipe.emit.dsl_text import emit_dsl_text
+
+        dsl = emit_dsl_text(plan, dsl_yaml_name)
+    return CompiledPipeline(plan, emit_pipeline_yaml(plan), dsl)
+
+
+def default_output(notebook: Path) -> Path:
+    stem = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
+    return notebook.with_name(f"{stem}.pipeline.yaml")
+
+
+def read_notebook_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Nb2PipeError(f"{path}: no such notebook; check the path") from None
+    except IsADirectoryError:
+        raise Nb2PipeError(f"{path}: is a directory, not a notebook file") from None
+    except UnicodeDecodeError as exc:
+        raise CompileError(
+            (
+                error(
+                    "invalid-notebook",
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                    Location(str(path)),
+                    "notebooks are UTF-8 JSON files",
+                ),
+            )
+        ) from None
+    except OSError as exc:
+        raise Nb2PipeError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def compile_notebook(
+    notebook: str | Path,
+    *,
+    output: str | Path | None = None,
+    dsl: str | Path | None = None,
+    name: str | None = None,
+    image: str | None = None,
+) -> CompileResult:
+    """Compile a notebook file; write the IR YAML (default ``NB.pipeline.yaml`` beside it)
+    and optionally the DSL file. Nothing is written if compilation fails."""
+    path = Path(notebook)
+    target = Path(output) if output else default_output(path)
+    dsl_target = Path(dsl) if dsl else None
+    compiled = compile_source(
+        read_notebook_text(path),
+        str(path),
+        name=name,
+        image=image,
+        dsl_yaml_name=target.name if dsl_target else None,
+    )
+    files = {target: compiled.yaml}
+    if dsl_target is not None and compiled.dsl is not None:
+        files[dsl_target] = compiled.dsl
+    write_all_or_nothing(files)
+    return CompileResult(compiled, target, dsl_target)

@@ -1,0 +1,1 @@
+"""Turning a :class:`~nb2pipe.ir.PipelinePlan` into Kubeflow Pipelines artefacts."""

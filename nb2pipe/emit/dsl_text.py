@@ -1,0 +1,85 @@
+"""A readable KFP DSL file of the same pipeline, for people who want to read or take over
+the Python. Compiling it with kfp gives the same DAG; its steps import the runtime from an
+installed nb2pipe instead of embedding it.
+"""
+
+from __future__ import annotations
+
+import pprint
+import textwrap
+from typing import Any
+
+from nb2pipe.emit.options import option_calls
+from nb2pipe.emit.step_source import function_name, step_arguments, step_spec
+from nb2pipe.ir import PipelinePlan, Step
+from nb2pipe.plan import METRICS_OUTPUT
+
+
+def emit_dsl_text(plan: PipelinePlan, yaml_name: str) -> str:
+    parts = [
+        f'"""Kubeflow pipeline {plan.name!r}, compiled by nb2pipe from {plan.notebook}.\n\n'
+        "Each step runs its notebook cells through nb2pipe's step runtime, so the image must\n"
+        'have nb2pipe installed. Regenerate with `nb2pipe compile --dsl` rather than editing.\n"""\n',
+        "from kfp import compiler, dsl, kubernetes  # noqa: F401\n"
+        "from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output  # noqa: F401\n",
+    ]
+    parts += [_component_text(step, plan) for step in plan.steps]
+    parts.append(_pipeline_text(plan))
+    parts.append(f'if __name__ == "__main__":\n    compiler.Compiler().compile(pipeline, {yaml_name!r})\n')
+    return "\n\n".join(parts)
+
+
+def _component_text(step: Step, plan: PipelinePlan) -> str:
+    decorator = f"@dsl.component(base_image={step.options.image or plan.image!r}"
+    if step.options.packages:
+        decorator += f", packages_to_install={list(step.options.packages)!r}"
+    decorator += ")"
+    arguments = step_arguments(step)
+    signature = ",\n".join(f"    {a.name}: {a.annotation}" for a in arguments)
+    spec = pprint.pformat(step_spec(step, plan), width=96, sort_dicts=False)
+
+    def mapping(pairs: list[tuple[str, str]]) -> str:
+        return "{" + ", ".join(f"{k!r}: {v}" for k, v in pairs) + "}"
+
+    call = (
+        "    run_step(\n"
+        "        spec,\n"
+        f"        parameters={mapping([(i.name, i.arg) for i in step.inputs if i.is_parameter])},\n"
+        f"        inputs={mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])},\n"
+        f"        outputs={mapping([(o.name, o.arg) for o in step.outputs])},\n"
+        f"        metrics={METRICS_OUTPUT if step.metrics else None},\n"
+        "    )\n"
+    )
+    return (
+        f"{decorator}\ndef {function_name(step.name)}(\n{signature}{',' if arguments else ''}\n):\n"
+        "    from nb2pipe.runtime.step import run_step\n\n"
+        f"    spec = {textwrap.indent(spec, '    ').lstrip()}\n{call}"
+    )
+
+
+def _pipeline_text(plan: PipelinePlan) -> str:
+    signature = ", ".join(f"{p.name}: {p.type} = {p.default!r}" for p in plan.parameters)
+    lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r})", f"def pipeline({signature}):"]
+    for step in plan.steps:
+        task = f"{function_name(step.name)}_task"
+        arguments = ", ".join(
+            f"{i.arg}={i.name}"
+            if i.is_parameter
+            else f"{i.arg}={function_name(i.source_step or '')}_task.outputs[{i.source_output!r}]"
+            for i in step.inputs
+        )
+        lines.append(f"    {task} = {function_name(step.name)}({arguments})")
+        lines.append(f"    {task}.set_display_name({step.name!r})")
+        if step.after:
+            lines.append(f"    {task}.after({', '.join(function_name(a) + '_task' for a in step.after)})")
+        for call in option_calls(step.options):
+            rendered = [_literal(a) for a in call.args] + [f"{k}={_literal(v)}" for k, v in call.kwargs.items()]
+            if call.target == "task":
+                lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
+            else:
+                lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
+    return "\n".join(lines) + "\n"
+
+
+def _literal(value: Any) -> str:
+    return repr(value)

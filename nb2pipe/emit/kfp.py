@@ -1,0 +1,161 @@
+"""PipelinePlan -> KFP v2 IR YAML, through kfp's own component structures, DSL and compiler.
+
+Each step becomes a lightweight-Python-style component (the form ``kfp.local``'s
+SubprocessRunner runs and a cluster runs unchanged): a shell prelude that installs kfp and
+the step's packages only when missing, then KFP's executor running the embedded module
+from :mod:`nb2pipe.emit.step_source`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.emit.options import apply_options
+from nb2pipe.emit.step_source import StepFunction, component_source, step_function
+from nb2pipe.ir import PipelinePlan, Step
+
+_EXECUTOR_MODULE = "kfp.dsl.executor_main"
+_LAUNCH = (
+    "program_path=$(mktemp -d)\n\n"
+    'printf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
+    f"_KFP_RUNTIME=true python3 -m {_EXECUTOR_MODULE} --component_module_path "
+    '"$program_path/ephemeral_component.py" "$@"\n'
+)
+_PIP = "PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location"
+_PARAMETER_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+
+
+def install_script(packages: Sequence[str], kfp_version: str) -> str:
+    """Shell that installs kfp and the step's packages only where the image lacks them."""
+    from packaging.requirements import Requirement
+
+    lines = [
+        'if ! python3 -c "import kfp" 2>/dev/null; then',
+        f"  {_PIP} 'kfp=={kfp_version}' --no-deps 'typing-extensions>=3.7.4,<5; python_version<\"3.9\"'",
+        "fi",
+    ]
+    if packages:
+        names = sorted({Requirement(p).name for p in packages})
+        probe = f"import importlib.metadata as m; [m.version(n) for n in {names!r}]"
+        lines += [
+            f"if ! python3 -c {shlex.quote(probe)} 2>/dev/null; then",
+            f"  {_PIP} {' '.join(shlex.quote(p) for p in packages)}",
+            "fi",
+        ]
+    return "\n".join(lines) + '\n"$0" "$@"\n'
+
+
+def step_command(step: Step, function: StepFunction, kfp_version: str) -> tuple[list[str], list[str]]:
+    command = [
+        "sh",
+        "-c",
+        install_script(step.options.packages, kfp_version),
+        "sh",
+        "-ec",
+        _LAUNCH,
+        component_source(function),
+    ]
+    args = ["--executor_input", "{{$}}", "--function_to_execute", function.name]
+    return command, args
+
+
+def build_components(plan: PipelinePlan) -> dict[str, Any]:
+    """One kfp component object per step, keyed by step name."""
+    import kfp
+    from kfp.dsl import base_component, component_factory, structures
+
+    class StepComponent(base_component.BaseComponent):
+        """A notebook step: runs in its container, not in this process."""
+
+        def execute(self, **kwargs: Any) -> None:
+            raise NotImplementedError("nb2pipe steps run through kfp.local or a cluster")
+
+    components: dict[str, Any] = {}
+    for step in plan.steps:
+        function = step_function(step, plan)
+        interface = _interface_function(function)
+        spec = component_factory.extract_component_interface(interface, name=step.name)
+        command, args = step_command(step, function, kfp.__version__)
+        spec.implementation = structures.Implementation(
+            container=structures.ContainerSpecImplementation(
+                image=step.options.image or plan.image, command=command, args=args
+            )
+        )
+        components[step.name] = StepComponent(spec)
+    return components
+
+
+def _interface_function(function: StepFunction) -> Callable[..., None]:
+    """A stand-in carrying the step function's signature, which is all kfp reads from it."""
+    from kfp import dsl
+
+    namespace = {name: getattr(dsl, name) for name in ("Input", "Output", "Artifact", "Dataset", "Model", "Metrics")}
+    namespace.update({name: kind for name, kind in _PARAMETER_TYPES.items()})
+
+    def interface(*args: Any, **kwargs: Any) -> None:
+        """Signature only."""
+
+    parameters = []
+    for argument in function.arguments:
+        resolved = namespace[argument.type_name]
+        if argument.wrapper:
+            resolved = namespace[argument.wrapper][resolved]
+        parameters.append(
+            inspect.Parameter(argument.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=resolved)
+        )
+    interface.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    interface.__name__ = function.name
+    interface.__doc__ = None
+    return interface
+
+
+def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callable[..., None]:
+    """The pipeline body kfp's ``@dsl.pipeline`` traces: wires step outputs to inputs."""
+    names = [p.name for p in plan.parameters]
+
+    def pipeline(*channels: Any) -> None:
+        values = dict(zip(names, channels, strict=True))
+        tasks: dict[str, Any] = {}
+        for step in plan.steps:
+            arguments = {
+                item.arg: values[item.name]
+                if item.is_parameter
+                else tasks[item.source_step].outputs[item.source_output]
+                for item in step.inputs
+            }
+            task = components[step.name](**arguments)
+            task.set_display_name(step.name)
+            if step.after:
+                task.after(*(tasks[name] for name in step.after))
+            apply_options(task, step.options)
+            tasks[step.name] = task
+
+    pipeline.__signature__ = inspect.Signature(
+        [  # type: ignore[attr-defined]
+            inspect.Parameter(
+                p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=_PARAMETER_TYPES[p.type]
+            )
+            for p in plan.parameters
+        ]
+    )
+    pipeline.__name__ = plan.name.replace("-", "_")
+    pipeline.__doc__ = None
+    return pipeline
+
+
+def emit_pipeline_yaml(plan: PipelinePlan) -> str:
+    """Compile the plan with kfp's compiler and return the IR YAML text."""
+    from kfp import compiler, dsl
+
+    components = build_components(plan)
+    pipeline = dsl.pipeline(name=plan.name, description=plan.description)(pipeline_function(plan, components))
+    # kfp's compiler writes only to a path; compile into a private temporary file.
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-") as scratch:
+        path = Path(scratch) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, str(path))
+        return path.read_text(encoding="utf-8")

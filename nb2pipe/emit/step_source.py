@@ -1,0 +1,139 @@
+"""The Python that runs inside each step's container: nb2pipe's runtime plus one function
+whose signature KFP's executor reads to hand over parameters and artifacts.
+
+Built with :mod:`ast` so every literal is quoted correctly and the text is deterministic.
+The source is never executed here; it travels in the component to the step's process.
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from nb2pipe.ir import CodeBlock, PipelinePlan, Step
+from nb2pipe.plan import METRICS_OUTPUT
+
+#: What KFP's own lightweight components put before the function.
+KFP_HEADER = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n"
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a step function: a parameter (``wrapper`` None), or an artifact
+    passed in (``Input``) or out (``Output``); ``type_name`` is int/str/... or an artifact type."""
+
+    name: str
+    wrapper: str | None
+    type_name: str
+
+    @property
+    def annotation(self) -> str:
+        return f"{self.wrapper}[{self.type_name}]" if self.wrapper else self.type_name
+
+
+@dataclass(frozen=True)
+class StepFunction:
+    name: str
+    arguments: tuple[Argument, ...]
+    source: str
+
+
+@cache
+def runtime_source() -> str:
+    """The step runtime module's text, as embedded in every component."""
+    return resources.files("nb2pipe.runtime").joinpath("step.py").read_text(encoding="utf-8")
+
+
+def function_name(step_name: str) -> str:
+    name = step_name.replace("-", "_")
+    if keyword.iskeyword(name) or name in _runtime_names():
+        name += "_step"
+    return name
+
+
+@cache
+def _runtime_names() -> frozenset[str]:
+    tree = ast.parse(runtime_source())
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return frozenset(names)
+
+
+def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
+    """The plain-data description of a step that the runtime's ``run_step`` takes."""
+
+    def blocks(code: tuple[CodeBlock, ...]) -> list[list[object]]:
+        return [[b.cell, b.execution_count, b.first_line, b.source] for b in code]
+
+    return {
+        "step": step.name,
+        "notebook": plan.notebook,
+        "prelude": blocks(plan.prelude),
+        "replays": blocks(step.replays),
+        "cells": blocks(step.cells),
+        "metrics": list(step.metrics),
+    }
+
+
+def step_arguments(step: Step) -> tuple[Argument, ...]:
+    arguments: list[Argument] = []
+    for item in step.inputs:
+        if item.is_parameter:
+            arguments.append(Argument(item.arg, None, item.parameter_type or "str"))
+        else:
+            arguments.append(Argument(item.arg, "Input", item.kind or "Artifact"))
+    arguments += [Argument(item.arg, "Output", item.kind) for item in step.outputs]
+    if step.metrics:
+        arguments.append(Argument(METRICS_OUTPUT, "Output", "Metrics"))
+    return tuple(arguments)
+
+
+def run_step_call(step: Step, plan: PipelinePlan, runtime: str = "run_step") -> ast.Call:
+    """``run_step(SPEC, parameters=..., inputs=..., outputs=..., metrics=...)`` as an AST."""
+
+    def mapping(pairs: list[tuple[str, str]]) -> ast.Dict:
+        return ast.Dict(keys=[ast.Constant(k) for k, _ in pairs], values=[ast.Name(v, ast.Load()) for _, v in pairs])
+
+    spec = ast.parse(repr(step_spec(step, plan)), mode="eval").body
+    keywords = [
+        ast.keyword("parameters", mapping([(i.name, i.arg) for i in step.inputs if i.is_parameter])),
+        ast.keyword("inputs", mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])),
+        ast.keyword("outputs", mapping([(o.name, o.arg) for o in step.outputs])),
+        ast.keyword("metrics", ast.Name(METRICS_OUTPUT, ast.Load()) if step.metrics else ast.Constant(None)),
+    ]
+    return ast.Call(ast.Name(runtime, ast.Load()), [spec], keywords)
+
+
+def step_function(step: Step, plan: PipelinePlan) -> StepFunction:
+    name = function_name(step.name)
+    arguments = step_arguments(step)
+    function = ast.FunctionDef(
+        name=name,
+        args=ast.arguments(
+            posonlyargs=[],
+            args=[ast.arg(a.name, ast.parse(a.annotation, mode="eval").body) for a in arguments],
+            kwonlyargs=[],
+            kw_defaults=[],
+            defaults=[],
+        ),
+        body=[ast.Expr(run_step_call(step, plan))],
+        decorator_list=[],
+        returns=None,
+        type_params=[],
+    )
+    module = ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[]))
+    return StepFunction(name, arguments, ast.unparse(module) + "\n")
+
+
+def component_source(function: StepFunction) -> str:
+    """The whole module a step's container runs: KFP's header, the runtime, the function."""
+    return f"{KFP_HEADER}\n{runtime_source()}\n\n{function.source}"

@@ -1,0 +1,29 @@
+"""Writing output files all or nothing: no reader ever sees a half-written file, and a
+failure leaves every earlier version in place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from nb2pipe.errors import Nb2PipeError
+
+
+def write_all_or_nothing(files: Mapping[Path, str]) -> None:
+    """Write each file to a temporary sibling, then move them all into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, text in files.items():
+            if not target.parent.is_dir():
+                raise Nb2PipeError(f"{target}: folder {target.parent} does not exist; create it first")
+            temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            temporary.write_text(text, encoding="utf-8")
+            staged.append((temporary, target))
+        for temporary, target in staged:
+            os.replace(temporary, target)
+    except OSError as exc:
+        raise Nb2PipeError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)

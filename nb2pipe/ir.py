@@ -1,0 +1,186 @@
+"""The intermediate representation: frozen values passed between compiler stages.
+
+read  -> :class:`Notebook`
+layout-> :class:`Layout` (which cell plays which role, step options from tags)
+analyze/plan -> :class:`PipelinePlan` (steps with typed inputs/outputs and edges)
+emit  -> KFP IR YAML text
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from nb2pipe.errors import Diagnostic, Location
+
+ArtifactKind = Literal["Dataset", "Model", "Artifact"]
+ParameterType = Literal["int", "float", "str", "bool", "list", "dict"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    cell_type: str
+    source: str
+    tags: tuple[str, ...]
+    execution_count: int | None = None
+
+    def location(self, notebook: str, line: int | None = None) -> Location:
+        return Location(notebook, self.index, self.execution_count, line)
+
+
+@dataclass(frozen=True)
+class Notebook:
+    path: str
+    cells: tuple[Cell, ...]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The file name alone: what generated code and messages show."""
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Tag:
+    kind: str
+    args: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str | None = None
+    cpu_limit: str | None = None
+    memory_request: str | None = None
+    memory_limit: str | None = None
+    accelerator_type: str | None = None
+    accelerator_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SecretEnv:
+    env: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Settings a step takes from its tags, merged over the notebook's step defaults."""
+
+    image: str | None = None
+    packages: tuple[str, ...] = ()
+    cache: bool | None = None
+    retries: int | None = None
+    timeout_seconds: int | None = None
+    resources: Resources = Resources()
+    annotations: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[SecretEnv, ...] = ()
+    html_report: bool | None = None
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    name: str
+    description: str = ""
+    experiment: str | None = None
+    image: str | None = None
+    step_defaults: StepOptions = StepOptions()
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A step as the tags declare it, before any code analysis."""
+
+    name: str
+    cells: tuple[Cell, ...]
+    after: tuple[tuple[str, Location], ...]
+    options: StepOptions
+    location: Location
+
+
+@dataclass(frozen=True)
+class Layout:
+    notebook: Notebook
+    settings: PipelineSettings
+    prelude: tuple[Cell, ...]
+    parameters: tuple[Cell, ...]
+    metrics: tuple[Cell, ...]
+    steps: tuple[StepSpec, ...]
+    skipped: tuple[Cell, ...]
+    unassigned: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """Code to run inside a step, with where it came from so tracebacks map back."""
+
+    cell: int
+    execution_count: int | None
+    first_line: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: ParameterType
+    default: Any
+    location: Location
+
+
+@dataclass(frozen=True)
+class StepInput:
+    name: str
+    arg: str
+    source_step: str | None
+    source_output: str | None
+    kind: ArtifactKind | None = None
+    parameter_type: ParameterType | None = None
+
+    @property
+    def is_parameter(self) -> bool:
+        return self.source_step is None
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    name: str
+    arg: str
+    kind: ArtifactKind
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    cells: tuple[CodeBlock, ...]
+    replays: tuple[CodeBlock, ...]
+    inputs: tuple[StepInput, ...]
+    outputs: tuple[StepOutput, ...]
+    metrics: tuple[str, ...]
+    after: tuple[str, ...]
+    upstream: tuple[str, ...]
+    options: StepOptions
+    location: Location
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    name: str
+    description: str
+    notebook: str
+    parameters: tuple[Parameter, ...]
+    prelude: tuple[CodeBlock, ...]
+    steps: tuple[Step, ...]
+    image: str
+    experiment: str | None = None
+    warnings: tuple[Diagnostic, ...] = ()
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)

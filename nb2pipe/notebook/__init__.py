@@ -1,0 +1,1 @@
+"""Reading notebooks and the cell-tag grammar."""

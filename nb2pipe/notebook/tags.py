@@ -1,0 +1,258 @@
+"""The cell-tag grammar: nb2pipe's spelling and Kale's (old and new), one table.
+
+A tag is ``KIND`` or ``KIND:FIELD[:FIELD...]``. Each :class:`TagSpec` says how many fields
+its kind takes (the last may keep further colons, as ``image:python:3.11`` does) and
+checks them; unknown kinds answer with "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nb2pipe.ir import Tag
+
+#: Tags whose cell plays a whole role; a cell has at most one.
+ROLE_KINDS = ("imports", "functions", "parameters", "metrics", "skip")
+
+Check = Callable[[tuple[str, ...]], str]
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    kind: str
+    spellings: tuple[str, ...]
+    fields: int
+    usage: str
+    check: Check
+    rest_keeps_colons: bool = False
+
+
+def _no_check(fields: tuple[str, ...]) -> str:
+    return ""
+
+
+def is_step_name(text: str) -> bool:
+    """Letters, digits, ``_`` and ``-``, starting with a letter or ``_``."""
+    return (
+        bool(text)
+        and (text[0].isalpha() or text[0] == "_")
+        and all(ch.isalnum() or ch in "_-" for ch in text)
+        and text.isascii()
+    )
+
+
+def _check_step_name(fields: tuple[str, ...]) -> str:
+    name = fields[0]
+    if name == "" or is_step_name(name):
+        return ""
+    return f"{name!r} is not a valid step name: use letters, digits, '_' and '-', starting with a letter"
+
+
+def _check_required_step_name(fields: tuple[str, ...]) -> str:
+    if not fields[0]:
+        return "a step name is required"
+    return _check_step_name(fields)
+
+
+def _is_uint(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def is_cpu_quantity(text: str) -> bool:
+    """Kubernetes CPU quantity as KFP accepts it: ``2``, ``0.5``, ``500m``."""
+    number = text[:-1] if text.endswith("m") else text
+    whole, dot, fraction = number.partition(".")
+    if dot:
+        return (whole == "" or _is_uint(whole)) and _is_uint(fraction)
+    return _is_uint(whole)
+
+
+_MEMORY_SUFFIXES = ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki", "E", "P", "T", "G", "M", "K")
+
+
+def is_memory_quantity(text: str) -> bool:
+    """Kubernetes memory quantity as KFP accepts it: ``512Mi``, ``4G``, ``1000000``."""
+    for suffix in _MEMORY_SUFFIXES:
+        if text.endswith(suffix):
+            return _is_uint(text[: -len(suffix)])
+    return _is_uint(text)
+
+
+def _check_cpu(fields: tuple[str, ...]) -> str:
+    return "" if is_cpu_quantity(fields[0]) else f"{fields[0]!r} is not a CPU quantity (e.g. 2, 0.5, 500m)"
+
+
+def _check_memory(fields: tuple[str, ...]) -> str:
+    if is_memory_quantity(fields[0]):
+        return ""
+    return f"{fields[0]!r} is not a memory quantity (e.g. 512Mi, 4Gi, 2G)"
+
+
+def _check_gpu(fields: tuple[str, ...]) -> str:
+    count = fields[0]
+    if not _is_uint(count) or int(count) < 1:
+        return f"GPU count {count!r} must be a whole number of at least 1"
+    if len(fields) > 1 and not fields[1]:
+        return "the accelerator type after the count is empty"
+    return ""
+
+
+def _check_limit(fields: tuple[str, ...]) -> str:
+    resource, value = fields
+    if resource == "cpu":
+        return _check_cpu((value,))
+    if resource == "memory":
+        return _check_memory((value,))
+    if "/" in resource:
+        return "" if _is_uint(value) else f"accelerator limit {value!r} must be a whole number"
+    return f"unsupported resource {resource!r}: limits cover cpu, memory and accelerators such as nvidia.com/gpu"
+
+
+def _check_image(fields: tuple[str, ...]) -> str:
+    return "" if fields[0] and " " not in fields[0] else "the image reference is empty or has spaces"
+
+
+def split_packages(text: str) -> list[str]:
+    """``pandas>=2,<3;rich`` -> ``["pandas>=2,<3", "rich"]``.
+
+    Requirements are separated by ``,`` or ``;`` (nbformat's schema forbids commas in tags,
+    so ``;`` keeps a notebook valid). A part starting with a version operator continues the
+    requirement before it.
+    """
+    parts: list[str] = []
+    for piece in text.replace(";", ",").split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if parts and piece[0] in "<>=!~":
+            parts[-1] += "," + piece
+        else:
+            parts.append(piece)
+    return parts
+
+
+def _check_packages(fields: tuple[str, ...]) -> str:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    items = split_packages(fields[0])
+    if not items:
+        return "no package named"
+    for item in items:
+        try:
+            Requirement(item)
+        except InvalidRequirement as exc:
+            return f"{item!r} is not a pip requirement: {exc}"
+    return ""
+
+
+def _one_of(*choices: str) -> Check:
+    def check(fields: tuple[str, ...]) -> str:
+        return "" if fields[0] in choices else f"expected one of {', '.join(choices)}, got {fields[0]!r}"
+
+    return check
+
+
+def _check_uint(what: str, minimum: int) -> Check:
+    def check(fields: tuple[str, ...]) -> str:
+        if _is_uint(fields[0]) and int(fields[0]) >= minimum:
+            return ""
+        return f"{what} {fields[0]!r} must be a whole number of at least {minimum}"
+
+    return check
+
+
+def _check_key_value(fields: tuple[str, ...]) -> str:
+    return "" if fields[0] else "the key is empty"
+
+
+def _check_all_present(fields: tuple[str, ...]) -> str:
+    return "" if all(fields) else "every field must be filled in"
+
+
+SPECS: tuple[TagSpec, ...] = (
+    TagSpec("imports", ("imports",), 0, "imports", _no_check),
+    TagSpec("functions", ("functions",), 0, "functions", _no_check),
+    TagSpec("parameters", ("parameters", "pipeline-parameters"), 0, "parameters", _no_check),
+    TagSpec("metrics", ("metrics", "pipeline-metrics"), 0, "metrics", _no_check),
+    TagSpec("skip", ("skip", "injected-parameters"), 0, "skip", _no_check),
+    TagSpec("step", ("step", "block"), 1, "step:NAME", _check_step_name),
+    TagSpec("after", ("after", "prev"), 1, "after:NAME", _check_required_step_name),
+    TagSpec("gpu", ("gpu",), 2, "gpu:N[:TYPE]", _check_gpu, rest_keeps_colons=True),
+    TagSpec("cpu", ("cpu",), 1, "cpu:QUANTITY", _check_cpu),
+    TagSpec("memory", ("memory",), 1, "memory:QUANTITY", _check_memory),
+    TagSpec("limit", ("limit",), 2, "limit:RESOURCE:VALUE", _check_limit),
+    TagSpec("image", ("image",), 1, "image:IMAGE", _check_image, rest_keeps_colons=True),
+    TagSpec("packages", ("packages",), 1, "packages:PKG[;PKG]", _check_packages, rest_keeps_colons=True),
+    TagSpec("cache", ("cache",), 1, "cache:on|off", _one_of("on", "off", "enabled", "disabled")),
+    TagSpec("retry", ("retry",), 1, "retry:N", _check_uint("retry count", 0)),
+    TagSpec("timeout", ("timeout",), 1, "timeout:SECONDS", _check_uint("timeout", 1)),
+    TagSpec("annotation", ("annotation",), 2, "annotation:KEY:VALUE", _check_key_value, rest_keeps_colons=True),
+    TagSpec("label", ("label",), 2, "label:KEY:VALUE", _check_key_value, rest_keeps_colons=True),
+    TagSpec("secret", ("secret",), 3, "secret:NAME:KEY:ENV", _check_all_present),
+    TagSpec("report", ("report",), 1, "report:enabled|disabled", _one_of("enabled", "disabled")),
+)
+
+_BY_SPELLING = {spelling: spec for spec in SPECS for spelling in spec.spellings}
+
+
+@dataclass(frozen=True)
+class TagProblem:
+    tag: str
+    message: str
+    hint: str
+    code: str = "bad-tag"
+    is_error: bool = True
+
+
+def parse_tag(text: str) -> Tag | TagProblem:
+    """Parse one tag into its canonical :class:`Tag`, or say what is wrong with it."""
+    head, colon, rest = text.partition(":")
+    spec = _BY_SPELLING.get(head)
+    if spec is None:
+        return _unknown(text, head, colon, rest)
+    if spec.fields == 0:
+        if colon:
+            return TagProblem(text, f"tag {head!r} takes no value", f"write it as {spec.usage!r}")
+        return Tag(spec.kind, (), text)
+    if not colon:
+        return TagProblem(text, f"tag {head!r} needs a value", f"write it as {spec.usage!r}")
+    fields = _split_fields(rest, spec)
+    if fields is None:
+        return TagProblem(text, f"tag {text!r} has the wrong number of fields", f"write it as {spec.usage!r}")
+    problem = spec.check(fields)
+    if problem:
+        return TagProblem(text, f"tag {text!r}: {problem}", f"write it as {spec.usage!r}")
+    return Tag(spec.kind, fields, text)
+
+
+def _split_fields(rest: str, spec: TagSpec) -> tuple[str, ...] | None:
+    if spec.rest_keeps_colons:
+        parts = rest.split(":", spec.fields - 1)
+        if spec.kind == "gpu":  # the type is optional: gpu:N or gpu:N:TYPE
+            return tuple(parts)
+        return tuple(parts) if len(parts) == spec.fields else None
+    parts = rest.split(":")
+    return tuple(parts) if len(parts) == spec.fields else None
+
+
+def _unknown(text: str, head: str, colon: str, rest: str) -> TagProblem:
+    if head == "notebook":
+        return TagProblem(
+            text,
+            "Kale's notebook references (notebook:NAME) are not supported yet",
+            "copy the referenced notebook's step cells into this notebook",
+            "unsupported-tag",
+        )
+    spellings = sorted(_BY_SPELLING)
+    close = difflib.get_close_matches(head, spellings, n=1, cutoff=0.75)
+    if close:
+        suggestion = close[0] + (colon + rest if colon else "")
+        return TagProblem(text, f"unknown tag {text!r}", f"did you mean {suggestion!r}?", "unknown-tag")
+    if colon:
+        known = ", ".join(spec.usage for spec in SPECS)
+        return TagProblem(text, f"unknown tag {text!r}", f"nb2pipe knows: {known}", "unknown-tag")
+    # A bare word that resembles nothing of ours is most likely another tool's tag
+    # (jupyter-book's remove-cell, nbconvert's raises-exception): leave it alone.
+    return TagProblem(text, f"tag {text!r} is not an nb2pipe tag and is ignored", "", "foreign-tag", False)

@@ -1,0 +1,1 @@
+"""Code that runs inside pipeline steps (embedded in compiled components)."""

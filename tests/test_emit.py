@@ -1,0 +1,155 @@
+"""Compiled IR: valid PipelineSpec, the expected DAG, step settings, determinism."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kfp.pipeline_spec import pipeline_spec_pb2
+from kfpspec import dag, executor_config, parse_ir
+from nbtools import EXAMPLES, code, notebook, notebook_text, write_notebook
+
+from nb2pipe.compiler import compile_notebook, compile_source
+
+EXPECTED_DAGS = {
+    "parameters_metrics": {"generate": [], "fit": ["generate"]},
+    "fan_out": {
+        "prepare": [],
+        "logistic": ["prepare"],
+        "forest": ["prepare"],
+        "neighbours": ["prepare"],
+        "compare": ["forest", "logistic", "neighbours"],
+    },
+    "sklearn_train": {
+        "load-data": [],
+        "preprocess": ["load-data"],
+        "train": ["preprocess"],
+        "evaluate": ["preprocess", "train"],
+    },
+}
+
+
+@pytest.mark.parametrize("example", sorted(EXPECTED_DAGS))
+def test_examples_compile_to_the_expected_dag(example: str):
+    compiled = compile_source((EXAMPLES / f"{example}.ipynb").read_text(), f"{example}.ipynb")
+    spec, _ = parse_ir(compiled.yaml)
+    assert dag(spec) == EXPECTED_DAGS[example]
+
+
+def test_every_example_parses_as_pipeline_spec():
+    for path in sorted(EXAMPLES.glob("*.ipynb")):
+        spec, _ = parse_ir(compile_source(path.read_text(), path.name).yaml)
+        assert spec.pipeline_info.name
+        assert spec.root.dag.tasks, path.name
+
+
+def test_parameters_become_typed_pipeline_inputs_with_defaults():
+    spec, _ = parse_ir(compile_source((EXAMPLES / "parameters_metrics.ipynb").read_text(), "p.ipynb").yaml)
+    parameters = spec.root.input_definitions.parameters
+    enum = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
+    types = {name: enum.Name(p.parameter_type) for name, p in parameters.items()}
+    assert types == {
+        "n_samples": "NUMBER_INTEGER",
+        "noise": "NUMBER_DOUBLE",
+        "seed": "NUMBER_INTEGER",
+        "label": "STRING",
+        "fit_intercept": "BOOLEAN",
+        "coefficients": "LIST",
+        "options": "STRUCT",
+    }
+    assert parameters["coefficients"].default_value.list_value.values[0].number_value == 2.0
+    fit = spec.root.dag.tasks["fit"]
+    assert fit.inputs.parameters["n_samples"].component_input_parameter == "n_samples"
+    assert fit.inputs.artifacts["X"].task_output_artifact.producer_task == "generate"
+
+
+def test_artifact_types_and_metrics_output():
+    spec, _ = parse_ir(compile_source((EXAMPLES / "sklearn_train.ipynb").read_text(), "s.ipynb").yaml)
+    train = spec.components["comp-train"]
+    assert train.output_definitions.artifacts["model"].artifact_type.schema_title == "system.Model"
+    preprocess = spec.components["comp-preprocess"]
+    assert preprocess.output_definitions.artifacts["X_train"].artifact_type.schema_title == "system.Dataset"
+    evaluate = spec.components["comp-evaluate"]
+    assert evaluate.output_definitions.artifacts["nb2pipe_metrics"].artifact_type.schema_title == "system.Metrics"
+
+
+def test_step_settings_reach_the_ir():
+    nb = notebook(
+        code(
+            "x = 1",
+            "step:train",
+            "gpu:1",
+            "cpu:2",
+            "memory:4Gi",
+            "limit:cpu:4",
+            "limit:memory:8Gi",
+            "image:python:3.12-slim",
+            "cache:off",
+            "retry:3",
+            "timeout:600",
+            "annotation:example.com/a:b",
+            "label:team:ml",
+            "secret:creds:token:API_TOKEN",
+            "packages:tabulate==0.9.0",
+        ),
+    )
+    spec, platform = parse_ir(compile_source(notebook_text(nb), "nb.ipynb").yaml)
+    container = spec.deployment_spec.fields["executors"].struct_value.fields["exec-train"].struct_value
+    container = container.fields["container"].struct_value.fields
+    assert container["image"].string_value == "python:3.12-slim"
+    resources = container["resources"].struct_value.fields
+    assert resources["cpuRequest"].number_value == 2 and resources["cpuLimit"].number_value == 4
+    assert resources["resourceMemoryRequest"].string_value == "4Gi"
+    assert resources["resourceMemoryLimit"].string_value == "8Gi"
+    accelerator = resources["accelerator"].struct_value.fields
+    assert accelerator["resourceType"].string_value == "nvidia.com/gpu"
+    assert accelerator["resourceCount"].string_value == "1"
+    assert "tabulate==0.9.0" in container["command"].list_value.values[2].string_value
+    task = spec.root.dag.tasks["train"]
+    assert task.caching_options.enable_cache is False
+    assert task.retry_policy.max_retry_count == 3
+    config = executor_config(platform, "train")
+    assert config["activeDeadlineSeconds"] == "600"
+    assert config["podMetadata"] == {"annotations": {"example.com/a": "b"}, "labels": {"team": "ml"}}
+    assert config["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "token", "envVar": "API_TOKEN"}]
+
+
+def test_output_is_byte_identical_across_processes(tmp_path: Path):
+    source = EXAMPLES / "fan_out.ipynb"
+    outputs = []
+    for run in ("a", "b"):
+        target = tmp_path / f"{run}.yaml"
+        subprocess.run(
+            [sys.executable, "-m", "nb2pipe", "compile", str(source), "-o", str(target)],
+            check=True,
+            capture_output=True,
+        )
+        outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert compile_source(source.read_text(), str(source)).yaml.encode() == outputs[0]
+
+
+def test_default_output_path_and_dsl_file_compiles_to_the_same_dag(tmp_path: Path):
+    notebook_path = tmp_path / "fan_out.ipynb"
+    notebook_path.write_text((EXAMPLES / "fan_out.ipynb").read_text())
+    result = compile_notebook(notebook_path, dsl=tmp_path / "fan_out_dsl.py")
+    assert result.output == tmp_path / "fan_out.pipeline.yaml"
+    ours = dag(parse_ir(result.output.read_text())[0])
+    # Compile the readable DSL with kfp in a separate interpreter, as a user would.
+    scratch = tmp_path / "dsl"
+    scratch.mkdir()
+    subprocess.run([sys.executable, str(tmp_path / "fan_out_dsl.py")], cwd=scratch, check=True, capture_output=True)
+    theirs = dag(parse_ir((scratch / "fan_out.pipeline.yaml").read_text())[0])
+    assert theirs == ours
+
+
+def test_step_names_with_keywords_and_hyphens_become_valid_functions(tmp_path: Path):
+    nb = notebook(code("x = 1", "step:class"), code("y = x", "step:load-data"), code("z = y", "step:run_step"))
+    path = write_notebook(tmp_path, nb)
+    result = compile_notebook(path)
+    spec, _ = parse_ir(result.output.read_text())
+    assert dag(spec) == {"class": [], "load-data": ["class"], "run-step": ["load-data"]}
+    text = result.output.read_text()
+    assert "--function_to_execute" in text and "class_step" in text and "run_step_step" in text
