@@ -39,7 +39,7 @@ def plan_source(text: str, path: str, *, name: str | None = None, image: str | N
     """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found."""
     notebook = parse_notebook(text, path)
     layout, diagnostics = build_layout(notebook, name=name, image=image)
-    return build_plan(layout, diagnostics, image=image)
+    return build_plan(layout, diagnostics)
 
 
 def compile_source(

@@ -101,9 +101,18 @@ class _Planner:
         return tuple(analyzed for analyzed in found if analyzed is not None)
 
 
-def build_plan(layout: Layout, diagnostics: list[Diagnostic], *, image: str | None = None) -> PipelinePlan:
+def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     """Analyse the layout's code; raise :class:`CompileError` with every problem found."""
     planner = _Planner(layout, list(diagnostics))
+    if not layout.steps:
+        planner.diagnostics.append(
+            error(
+                "no-steps",
+                "the notebook has no code for any step",
+                Location(planner.notebook),
+                "add code cells; tag the first cell of each step step:NAME (a notebook without tags is one step)",
+            )
+        )
     prelude = planner.analyze_all(layout.prelude)
     flows = {spec.name: _Flow(spec, planner.analyze_all(spec.cells), []) for spec in layout.steps}
     for flow in flows.values():
@@ -128,8 +137,8 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic], *, image: str | No
             )
     known.update(prelude_result.bindings)
 
-    for kind, item in _in_notebook_order(layout, flows):
-        if kind == "metrics":
+    for item in _in_notebook_order(layout, flows):
+        if isinstance(item, Cell):
             _resolve_metrics(planner, item, known, flows)
             continue
         flow = item
@@ -153,7 +162,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic], *, image: str | No
         parameters=tuple(parameters),
         prelude=tuple(a.code for a in prelude),
         steps=tuple(by_name[name] for name in order),
-        image=image or layout.settings.image or DEFAULT_IMAGE,
+        image=layout.settings.image or DEFAULT_IMAGE,
         experiment=layout.settings.experiment,
         warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
     )
@@ -190,10 +199,11 @@ def _parameters(planner: _Planner) -> list[Parameter]:
     return list(found.values())
 
 
-def _in_notebook_order(layout: Layout, flows: dict[str, _Flow]) -> list[tuple[str, object]]:
-    items: list[tuple[int, str, object]] = [(c.index, "metrics", c) for c in layout.metrics]
-    items += [(flow.spec.cells[0].index if flow.spec.cells else 0, "step", flow) for flow in flows.values()]
-    return [(kind, item) for _, kind, item in sorted(items, key=lambda entry: (entry[0], entry[1]))]
+def _in_notebook_order(layout: Layout, flows: dict[str, _Flow]) -> list[Cell | _Flow]:
+    """Steps and metrics cells in the order a top-to-bottom run meets them."""
+    items: list[tuple[int, Cell | _Flow]] = [(cell.index, cell) for cell in layout.metrics]
+    items += [(flow.spec.cells[0].index if flow.spec.cells else -1, flow) for flow in flows.values()]
+    return [item for _, item in sorted(items, key=lambda entry: entry[0])]
 
 
 def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding | None, flows: dict[str, _Flow]) -> None:

@@ -324,3 +324,19 @@ def test_notebook_without_step_tags_is_one_step_named_after_the_file():
     )
     assert [s.name for s in plan.steps] == ["nb"]
     assert inputs(plan, "nb") == {"n": None}
+
+
+def test_changing_an_alias_or_a_loop_element_changes_the_container():
+    plan = plan_of(
+        notebook(
+            code(
+                "from sklearn.linear_model import LinearRegression\nfrom sklearn.tree import DecisionTreeRegressor\n"
+                "models = {'lr': LinearRegression(), 'tree': DecisionTreeRegressor()}\nchosen = [1]",
+                "step:make",
+            ),
+            code("for name, m in models.items():\n    m.fit([[0], [1]], [0, 1])", "step:fit"),
+            code("alias = chosen\nalias.append(2)", "step:grow"),
+            code("print(models, chosen)", "step:use"),
+        )
+    )
+    assert inputs(plan, "use") == {"chosen": "grow", "models": "fit"}

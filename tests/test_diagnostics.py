@@ -188,3 +188,8 @@ def test_cli_never_shows_a_traceback_for_bad_input(tmp_path: Path):
     assert "Traceback" not in done.stderr
     assert "broken.ipynb: error[invalid-notebook]: not UTF-8 text" in done.stderr
     assert not (tmp_path / "broken.pipeline.yaml").exists()
+
+
+def test_a_notebook_without_code_is_an_error_not_a_crash():
+    (diagnostic,) = diagnostics_of(notebook(markdown("# only prose"), code("print('x')", "skip")))
+    assert diagnostic.code == "no-steps"

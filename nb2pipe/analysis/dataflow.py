@@ -123,7 +123,7 @@ class Simulator:
         finally:
             self._expanding.discard(name)
 
-    def mutate(self, name: str, where: Location, strong: bool) -> None:
+    def mutate(self, name: str, where: Location, strong: bool, _seen: frozenset[str] = frozenset()) -> None:
         self.read(name, where, strong)
         binding = self.current(name)
         if binding is None or binding.origin.kind in _REPLAYED_ORIGINS:
@@ -131,6 +131,12 @@ class Simulator:
         self.result.bindings[name] = replace(binding, provider=self.unit, location=where, replay=None)
         self.result.deleted.pop(name, None)
         self.definite.add(name)
+        # `best = models[0]` or `for m in models:` share objects, so changing one changes both
+        # -- within the process that made the alias; values loaded from artifacts are copies.
+        base = binding.origin.base if binding.origin.kind in ("alias", "derived") else None
+        made_here = binding.provider == self.unit
+        if made_here and base and base != name and base not in _seen and self.current(base) is not None:
+            self.mutate(base, where, strong=False, _seen=_seen | {name})
 
     def _bind(self, event: Event, analyzed: AnalyzedCell, where: Location) -> None:
         facts = analyzed.facts.functions.get(event.name) if event.origin.kind in ("def", "class") else None

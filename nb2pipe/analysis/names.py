@@ -16,7 +16,6 @@ from typing import Literal
 from nb2pipe.analysis.scopes import (
     FunctionFacts,
     call_mutations,
-    chain_base,
     class_facts,
     comprehension_free_names,
     dotted_name,
@@ -257,8 +256,10 @@ class _CellVisitor:
     def _stmt_For(self, node: ast.For | ast.AsyncFor, definite: bool) -> set[str]:
         self.expression(node.iter, definite)
         self._loop_prebind(node, node.lineno)
+        # The loop variable is an element of what is iterated: changing it changes that.
+        element = Origin("derived", base=_root_name(node.iter))
         for name in target_names(node.target):
-            self.bind(name.id, node.lineno, False, UNKNOWN)
+            self.bind(name.id, node.lineno, False, element)
         self._target_reads(node.target, False)
         self.block(node.body, definite=False)
         self.block(node.orelse, definite=False)
@@ -414,4 +415,4 @@ def _walk_in_order(node: ast.expr):
                     yield from _walk_in_order(grandchild)
 
 
-__all__ = ["CellFacts", "Event", "Origin", "analyze_cell", "chain_base", "value_origin"]
+__all__ = ["CellFacts", "Event", "Origin", "analyze_cell", "value_origin"]

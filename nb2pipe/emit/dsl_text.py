@@ -10,7 +10,7 @@ import textwrap
 from typing import Any
 
 from nb2pipe.emit.options import option_calls
-from nb2pipe.emit.step_source import function_name, step_arguments, step_spec
+from nb2pipe.emit.step_source import RUNTIME_ENTRY, function_name, step_arguments, step_spec
 from nb2pipe.ir import PipelinePlan, Step
 from nb2pipe.plan import METRICS_OUTPUT
 
@@ -42,7 +42,7 @@ def _component_text(step: Step, plan: PipelinePlan) -> str:
         return "{" + ", ".join(f"{k!r}: {v}" for k, v in pairs) + "}"
 
     call = (
-        "    run_step(\n"
+        f"    {RUNTIME_ENTRY}(\n"
         "        spec,\n"
         f"        parameters={mapping([(i.name, i.arg) for i in step.inputs if i.is_parameter])},\n"
         f"        inputs={mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])},\n"
@@ -52,7 +52,7 @@ def _component_text(step: Step, plan: PipelinePlan) -> str:
     )
     return (
         f"{decorator}\ndef {function_name(step.name)}(\n{signature}{',' if arguments else ''}\n):\n"
-        "    from nb2pipe.runtime.step import run_step\n\n"
+        f"    from nb2pipe.runtime.step import run_step as {RUNTIME_ENTRY}\n\n"
         f"    spec = {textwrap.indent(spec, '    ').lstrip()}\n{call}"
     )
 

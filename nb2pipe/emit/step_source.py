@@ -97,7 +97,10 @@ def step_arguments(step: Step) -> tuple[Argument, ...]:
     return tuple(arguments)
 
 
-def run_step_call(step: Step, plan: PipelinePlan, runtime: str = "run_step") -> ast.Call:
+RUNTIME_ENTRY = "_nb2pipe_run_step"
+
+
+def run_step_call(step: Step, plan: PipelinePlan, runtime: str = RUNTIME_ENTRY) -> ast.Call:
     """``run_step(SPEC, parameters=..., inputs=..., outputs=..., metrics=...)`` as an AST."""
 
     def mapping(pairs: list[tuple[str, str]]) -> ast.Dict:

@@ -39,7 +39,8 @@ def parse_notebook(text: str, path: str) -> Notebook:
     cells_data = data.get("cells")
     if not isinstance(cells_data, list):
         raise _invalid(where, "the notebook has no 'cells' list")
-    metadata = data.get("metadata") or {}
+    metadata = data.get("metadata")
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         raise _invalid(where, "the notebook's 'metadata' is not an object")
     diagnostics = []
@@ -70,10 +71,12 @@ def _parse_cell(index: int, raw: Any) -> tuple[Cell, str]:
         source = "".join(source)
     if not isinstance(source, str):
         return empty, "cell source is neither a string nor a list of strings"
-    metadata = raw.get("metadata") or {}
+    metadata = raw.get("metadata")
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict):
         return empty, "cell metadata is not an object"
-    tags = metadata.get("tags") or []
+    tags = metadata.get("tags")
+    tags = [] if tags is None else tags
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         return empty, f"cell tags must be a list of strings, found {tags!r}"
     count = raw.get("execution_count")

@@ -274,3 +274,7 @@ def load_value(path: str) -> Any:
         return keras.models.load_model(target)
     with open(target, "rb") as handle:
         return pickle.load(handle)
+
+
+#: The name compiled step functions call, one no notebook variable is likely to shadow.
+_nb2pipe_run_step = run_step
