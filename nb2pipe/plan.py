@@ -75,15 +75,7 @@ class _Planner:
             facts = analyze_cell(clean.source)
         except SyntaxError as exc:
             if report:
-                self.syntax_errors = True
-                self.diagnostics.append(
-                    error(
-                        "syntax-error",
-                        f"{exc.msg}",
-                        cell.location(self.notebook, exc.lineno),
-                        "fix the code, or tag the cell skip to leave it out of the pipeline",
-                    )
-                )
+                self.syntax_error(cell, exc)
             return None
         if report:
             for note in clean.notes:
@@ -95,6 +87,17 @@ class _Planner:
         self.packages[cell.index] = clean.packages
         self.star_import = self.star_import or facts.star_import
         return analyzed
+
+    def syntax_error(self, cell: Cell, exc: SyntaxError) -> None:
+        self.syntax_errors = True
+        self.diagnostics.append(
+            error(
+                "syntax-error",
+                exc.msg or "invalid syntax",
+                cell.location(self.notebook, exc.lineno),
+                "fix the code, or tag the cell skip to leave it out of the pipeline",
+            )
+        )
 
     def analyze_all(self, cells: tuple[Cell, ...]) -> tuple[AnalyzedCell, ...]:
         found = (self.analyze(cell) for cell in cells)
@@ -184,15 +187,7 @@ def _parameters(planner: _Planner) -> list[Parameter]:
         try:
             parameters, problems = parse_parameters(strip_magics(cell.source).source, where)
         except SyntaxError as exc:
-            planner.syntax_errors = True
-            planner.diagnostics.append(
-                error(
-                    "syntax-error",
-                    exc.msg or "invalid syntax",
-                    cell.location(planner.notebook, exc.lineno),
-                    "fix the parameters cell",
-                )
-            )
+            planner.syntax_error(cell, exc)
             continue
         planner.diagnostics.extend(problems)
         found.update((p.name, p) for p in parameters)
@@ -248,14 +243,7 @@ def _resolve_metrics(planner: _Planner, cell: Cell, known: dict[str, Binding], f
     try:
         names, problems = parse_metrics(strip_magics(cell.source).source, where)
     except SyntaxError as exc:
-        planner.diagnostics.append(
-            error(
-                "syntax-error",
-                exc.msg or "invalid syntax",
-                cell.location(planner.notebook, exc.lineno),
-                "fix the metrics cell",
-            )
-        )
+        planner.syntax_error(cell, exc)
         return
     planner.diagnostics.extend(problems)
     for metric in names:

@@ -44,8 +44,6 @@ OPTION_KINDS = frozenset(
         "report",
     }
 )
-#: What the notebook-wide ``steps_defaults`` list may hold (image goes to the pipeline).
-DEFAULT_KINDS = OPTION_KINDS
 
 
 @dataclass
@@ -430,7 +428,7 @@ def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]
             diagnostics.append(error("bad-tag", f"steps_defaults: {result.message}", where, result.hint))
         elif result.kind == "image":
             image = result.args[0]
-        elif result.kind in DEFAULT_KINDS:
+        elif result.kind in OPTION_KINDS:
             tags.append(result)
         else:
             diagnostics.append(
