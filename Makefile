@@ -20,7 +20,8 @@ demo: $(STAMP)
 		name=$$(basename $$notebook .ipynb); \
 		$(BIN)/nb2pipe compile $$notebook -o $(DEMO)/$$name.pipeline.yaml --dsl $(DEMO)/$${name}_dsl.py || exit 1; \
 	done
-	$(BIN)/python examples/run_local.py $(DEMO)/sklearn_train.pipeline.yaml --root $(DEMO)/runs
+	$(BIN)/nb2pipe run examples/kale_five_models.ipynb --workdir $(DEMO)
+	$(BIN)/nb2pipe run examples/sklearn_train.ipynb --workdir $(DEMO) --param n_estimators=200
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,6 +32,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/run_overhead.py
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

@@ -38,15 +38,65 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--dsl", metavar="OUT.py", help="also write a readable KFP DSL file")
     compile_.add_argument("--name", help="pipeline name (default: notebook metadata, else the file name)")
     compile_.add_argument("--image", help="container image for steps without an image: tag")
+    compile_.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="base image that steps without an image install their pinned packages into "
+        "(default: $NB2PIPE_BASE_IMAGE, else python:X.Y-slim of this Python)",
+    )
     compile_.add_argument("--json", action="store_true", help="print the result as one JSON object")
     compile_.set_defaults(handler=_compile)
+
+    run = commands.add_parser(
+        "run",
+        help="compile and run a notebook's pipeline locally (kfp.local)",
+        description="Compile a notebook and run its pipeline on the embedded engine, kfp.local: the same "
+        "components a cluster runs, independent steps at the same time.",
+    )
+    run.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    run.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="set a pipeline parameter (repeatable)"
+    )
+    run.add_argument("--workdir", metavar="DIR", help="where runs are kept (default: .nb2pipe/ beside the notebook)")
+    run.add_argument("--resume", metavar="RUN_ID", help="rerun the failed or interrupted steps of an earlier run")
+    run.add_argument("--parallel", type=int, metavar="N", help="most steps at once (default: CPU count)")
+    run.add_argument(
+        "--keep-variables",
+        action="store_true",
+        help="also keep the notebook's final variables (DIR/runs/RUN_ID/variables/)",
+    )
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object, no progress display")
+    run.set_defaults(handler=_run)
+
+    submit = commands.add_parser(
+        "submit",
+        help="compile a notebook and start it on Kubeflow Pipelines",
+        description="Compile a notebook, upload the pipeline (a new version when it exists) and start a run, "
+        "or a recurring run with --schedule/--every. Token: KF_PIPELINES_TOKEN, else the in-cluster "
+        "service-account token.",
+    )
+    submit.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    submit.add_argument("--host", required=True, metavar="URL", help="Kubeflow Pipelines endpoint")
+    submit.add_argument("--experiment", metavar="NAME", help="experiment (default: notebook metadata, else Default)")
+    submit.add_argument("--run-name", metavar="NAME", help="name of the run (default: pipeline name and time)")
+    submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
+    submit.add_argument("--namespace", metavar="NS", help="Kubeflow profile namespace (multi-user clusters)")
+    when = submit.add_mutually_exclusive_group()
+    when.add_argument("--schedule", metavar="CRON", help="recurring run on a 5-field cron schedule, e.g. '0 3 * * *'")
+    when.add_argument("--every", metavar="DURATION", help="recurring run at an interval, e.g. 1h or 30m")
+    submit.add_argument("--image", help="container image for steps without an image: tag")
+    submit.add_argument("--base-image", metavar="IMAGE", help="base image for steps that install pinned packages")
+    submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    submit.set_defaults(handler=_submit)
     return parser
 
 
 def _compile(args: argparse.Namespace) -> int:
     from nb2pipe.compiler import compile_notebook
 
-    result = compile_notebook(args.notebook, output=args.output, dsl=args.dsl, name=args.name, image=args.image)
+    result = compile_notebook(
+        args.notebook, output=args.output, dsl=args.dsl, name=args.name, image=args.image, base_image=args.base_image
+    )
     plan = result.compiled.plan
     if args.json:
         print(
@@ -75,6 +125,66 @@ def _compile(args: argparse.Namespace) -> int:
     print(
         f"wrote {written}: pipeline {plan.name!r}, {len(plan.steps)} step(s): " + ", ".join(s.name for s in plan.steps)
     )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nb2pipe.runners.local import run_notebook
+    from nb2pipe.runners.progress import progress_for
+
+    progress = None if args.json else progress_for()
+    try:
+        result = run_notebook(
+            args.notebook,
+            parameters=args.param,
+            workdir=args.workdir,
+            resume=args.resume,
+            keep_variables=args.keep_variables,
+            parallel=args.parallel,
+            observer=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if args.json:
+        report = result.to_json()
+        report["failures"] = [f.to_json() for f in result.failures]
+        print(json.dumps(report, indent=2))
+    else:
+        for failure in result.failures:
+            print(failure.describe(), file=sys.stderr)
+        metrics = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(result.metrics.items())
+        )
+        print(f"run {result.run_id} {result.status}" + (f": {metrics}" if metrics else ""))
+        print(f"outputs: {result.run_dir}")
+        if result.failures:
+            print(
+                f"after fixing, finish it with: nb2pipe run {args.notebook} --resume {result.run_id}", file=sys.stderr
+            )
+    return 0 if result.status == "succeeded" else 1
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from nb2pipe.runners.kubeflow import submit_notebook
+
+    submission = submit_notebook(
+        args.notebook,
+        host=args.host,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        parameters=args.param,
+        namespace=args.namespace,
+        cron=args.schedule,
+        every=args.every,
+        image=args.image,
+        base_image=args.base_image,
+    )
+    if args.json:
+        print(json.dumps(submission.to_json(), indent=2))
+    else:
+        kind = "recurring run" if submission.recurring_run_id else "run"
+        print(f"started {kind}: {submission.url}")
     return 0
 
 

@@ -6,12 +6,13 @@ the outputs, all or nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from nb2pipe.errors import CompileError, Diagnostic, Location, Nb2PipeError, error
 from nb2pipe.files import write_all_or_nothing
-from nb2pipe.ir import PipelinePlan
+from nb2pipe.ir import Packaging, PipelinePlan
 from nb2pipe.notebook.layout import build_layout
 from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.plan import build_plan
@@ -35,10 +36,12 @@ class CompileResult:
     dsl_output: Path | None
 
 
-def plan_source(text: str, path: str, *, name: str | None = None, image: str | None = None) -> PipelinePlan:
+def plan_source(
+    text: str, path: str, *, name: str | None = None, image: str | None = None, fallback_image: str | None = None
+) -> PipelinePlan:
     """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found."""
     notebook = parse_notebook(text, path)
-    layout, diagnostics = build_layout(notebook, name=name, image=image)
+    layout, diagnostics = build_layout(notebook, name=name, image=image, fallback_image=fallback_image)
     return build_plan(layout, diagnostics)
 
 
@@ -49,17 +52,35 @@ def compile_source(
     name: str | None = None,
     image: str | None = None,
     dsl_yaml_name: str | None = None,
+    packaging: Callable[[PipelinePlan], Packaging] | None = None,
+    fallback_image: str | None = None,
 ) -> CompiledPipeline:
-    """Notebook JSON text -> KFP IR YAML (and the DSL text when ``dsl_yaml_name`` is set)."""
+    """Notebook JSON text -> KFP IR YAML (and the DSL text when ``dsl_yaml_name`` is set).
+
+    ``packaging`` pins a plan's imports (see :func:`nb2pipe.environment.packaging_for`);
+    without it steps run ``python:3.11`` with only their declared packages.
+    """
     from nb2pipe.emit.kfp import emit_pipeline_yaml
 
-    plan = plan_source(text, path, name=name, image=image)
+    plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
+    packages = packaging(plan) if packaging else None
     dsl = None
     if dsl_yaml_name is not None:
         from nb2pipe.emit.dsl_text import emit_dsl_text
 
-        dsl = emit_dsl_text(plan, dsl_yaml_name)
-    return CompiledPipeline(plan, emit_pipeline_yaml(plan), dsl)
+        dsl = emit_dsl_text(plan, dsl_yaml_name, packages)
+    return CompiledPipeline(plan, emit_pipeline_yaml(plan, packages), dsl)
+
+
+def environment_packaging(base_image: str | None = None) -> Callable[[PipelinePlan], Packaging]:
+    """Pin a plan's imports to this environment's installed versions."""
+
+    def pin(plan: PipelinePlan) -> Packaging:
+        from nb2pipe.environment import packaging_for
+
+        return packaging_for(plan.modules, base_image)
+
+    return pin
 
 
 def default_output(notebook: Path) -> Path:
@@ -96,9 +117,16 @@ def compile_notebook(
     dsl: str | Path | None = None,
     name: str | None = None,
     image: str | None = None,
+    base_image: str | None = None,
 ) -> CompileResult:
     """Compile a notebook file; write the IR YAML (default ``NB.pipeline.yaml`` beside it)
-    and optionally the DSL file. Nothing is written if compilation fails."""
+    and optionally the DSL file. Nothing is written if compilation fails.
+
+    Steps with no image named anywhere run the Kubeflow notebook server's own image when
+    compiled inside one, else ``base_image`` plus the notebook's imports pinned to the
+    versions installed here."""
+    from nb2pipe.environment import notebook_server_image
+
     path = Path(notebook)
     target = Path(output) if output else default_output(path)
     dsl_target = Path(dsl) if dsl else None
@@ -108,6 +136,8 @@ def compile_notebook(
         name=name,
         image=image,
         dsl_yaml_name=target.name if dsl_target else None,
+        packaging=environment_packaging(base_image),
+        fallback_image=None if image else notebook_server_image(),
     )
     files = {target: compiled.yaml}
     if dsl_target is not None and compiled.dsl is not None:

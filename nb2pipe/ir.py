@@ -165,6 +165,10 @@ class Step:
     upstream: tuple[str, ...]
     options: StepOptions
     location: Location
+    #: names whose value at the end of a top-to-bottom run is the one this step leaves
+    finals: tuple[str, ...] = ()
+    #: the prelude statements this step runs (imports it does not use are left out)
+    prelude: tuple[CodeBlock, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,12 +179,37 @@ class PipelinePlan:
     parameters: tuple[Parameter, ...]
     prelude: tuple[CodeBlock, ...]
     steps: tuple[Step, ...]
-    image: str
+    #: the image every step runs in unless tagged otherwise; None: a base image plus packages
+    image: str | None
     experiment: str | None = None
     warnings: tuple[Diagnostic, ...] = ()
+    #: top-level modules the notebook imports anywhere: what a step's image must provide
+    modules: tuple[str, ...] = ()
 
     def step(self, name: str) -> Step:
         for step in self.steps:
             if step.name == name:
                 return step
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Packaging:
+    """How steps without an explicit image get their libraries: a base image plus pinned
+    requirements, keyed by top-level import name."""
+
+    base_image: str
+    pins: Mapping[str, str] = field(default_factory=dict)
+
+    def requirements(self, modules: tuple[str, ...]) -> list[str]:
+        found: list[str] = []
+        for name in [*modules, "cloudpickle"]:
+            for module in (name, *RUNTIME_COMPANIONS.get(name, ())):
+                requirement = self.pins.get(module)
+                if requirement and requirement not in found:
+                    found.append(requirement)
+        return found
+
+
+#: What the step runtime needs beside a library: pandas values travel as parquet.
+RUNTIME_COMPANIONS: Mapping[str, tuple[str, ...]] = {"pandas": ("pyarrow",)}

@@ -24,9 +24,9 @@ from nb2pipe.analysis.kinds import Provenance
 from nb2pipe.analysis.magics import strip_magics
 from nb2pipe.analysis.names import Origin, analyze_cell
 from nb2pipe.analysis.parameters import parse_metrics, parse_parameters
+from nb2pipe.analysis.prelude import PreludeUnit, imported_modules, prelude_for, prelude_units
 from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error, warning
 from nb2pipe.ir import (
-    ArtifactKind,
     Cell,
     CodeBlock,
     Layout,
@@ -38,8 +38,8 @@ from nb2pipe.ir import (
     StepSpec,
 )
 
-DEFAULT_IMAGE = "python:3.11"
 METRICS_OUTPUT = "nb2pipe_metrics"
+REPORT_OUTPUT = "nb2pipe_report"
 
 
 @dataclass
@@ -50,8 +50,10 @@ class _Flow:
     artifact_inputs: dict[str, str] = field(default_factory=dict)
     parameter_inputs: set[str] = field(default_factory=set)
     replays: dict[tuple[int, int], CodeBlock] = field(default_factory=dict)
-    outputs: dict[str, ArtifactKind] = field(default_factory=dict)
+    outputs: dict[str, Provenance] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=list)
+    finals: list[str] = field(default_factory=list)
+    prelude_reads: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -152,7 +154,12 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         for name, where in result.deleted.items():
             known[name] = Binding(flow.spec.name, Origin("unknown"), Provenance("Artifact"), where, deleted=True)
 
-    steps = _steps(planner, flows, {p.name: p for p in parameters})
+    for name, binding in known.items():
+        # a leading underscore marks a throwaway (`_`, `_tmp`), not a result
+        if binding.provider in flows and not binding.deleted and binding.replay is None and name[0] != "_":
+            flows[binding.provider].finals.append(name)
+    units = prelude_units(a.code for a in prelude)
+    steps = _steps(planner, flows, {p.name: p for p in parameters}, units)
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
     if errors:
         raise CompileError(tuple(sorted(planner.diagnostics, key=_reading_order)))
@@ -165,9 +172,10 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         parameters=tuple(parameters),
         prelude=tuple(a.code for a in prelude),
         steps=tuple(by_name[name] for name in order),
-        image=layout.settings.image or DEFAULT_IMAGE,
+        image=layout.settings.image,
         experiment=layout.settings.experiment,
         warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
+        modules=imported_modules([*(a.code for a in prelude), *(a.code for f in flows.values() for a in f.cells)]),
     )
 
 
@@ -217,7 +225,7 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
     if binding.provider == PARAMETER:
         flow.parameter_inputs.add(name)
     elif binding.provider == PRELUDE:
-        return
+        flow.prelude_reads.add(name)
     elif binding.replay is not None:
         flow.replays[(binding.replay.cell, binding.replay.first_line)] = binding.replay
     else:
@@ -235,7 +243,7 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
             )
             return
         flow.artifact_inputs[name] = binding.provider
-        flows[binding.provider].outputs[name] = binding.provenance.kind
+        flows[binding.provider].outputs[name] = binding.provenance
 
 
 def _resolve_metrics(planner: _Planner, cell: Cell, known: dict[str, Binding], flows: dict[str, _Flow]) -> None:
@@ -292,7 +300,9 @@ def _all_bound_names(planner: _Planner) -> list[str]:
     return sorted(names)
 
 
-def _steps(planner: _Planner, flows: dict[str, _Flow], parameters: dict[str, Parameter]) -> list[Step]:
+def _steps(
+    planner: _Planner, flows: dict[str, _Flow], parameters: dict[str, Parameter], prelude: list[PreludeUnit]
+) -> list[Step]:
     names = list(flows)
     upstream: dict[str, list[str]] = {}
     after_at: dict[tuple[str, str], Location] = {}
@@ -325,11 +335,20 @@ def _steps(planner: _Planner, flows: dict[str, _Flow], parameters: dict[str, Par
                 "each arrow is an after:/prev: tag or data the step uses; remove an after: tag",
             )
         )
-    return [_step(flow, upstream[name], flows, parameters) for name, flow in flows.items()]
+    return [
+        _step(flow, upstream[name], flows, parameters, prelude_for(prelude, flow.prelude_reads))
+        for name, flow in flows.items()
+    ]
 
 
-def _step(flow: _Flow, upstream: list[str], flows: dict[str, _Flow], parameters: dict[str, Parameter]) -> Step:
-    outputs = tuple(StepOutput(name, name, flow.outputs[name]) for name in sorted(flow.outputs))
+def _step(
+    flow: _Flow,
+    upstream: list[str],
+    flows: dict[str, _Flow],
+    parameters: dict[str, Parameter],
+    prelude: tuple[CodeBlock, ...],
+) -> Step:
+    outputs = tuple(StepOutput(name, name, flow.outputs[name].kind) for name in sorted(flow.outputs))
     taken = set(flow.outputs) | set(flow.artifact_inputs) | flow.parameter_inputs | {METRICS_OUTPUT}
     inputs: list[StepInput] = []
     for name in sorted(flow.parameter_inputs | set(flow.artifact_inputs)):
@@ -341,7 +360,7 @@ def _step(flow: _Flow, upstream: list[str], flows: dict[str, _Flow], parameters:
             inputs.append(StepInput(name, arg, None, None, parameter_type=parameters[name].type))
         else:
             producer = flow.artifact_inputs[name]
-            inputs.append(StepInput(name, arg, producer, name, kind=flows[producer].outputs[name]))
+            inputs.append(StepInput(name, arg, producer, name, kind=flows[producer].outputs[name].kind))
     spec = flow.spec
     options = spec.options
     packages = tuple(dict.fromkeys([*options.packages, *flow.packages]))
@@ -356,6 +375,8 @@ def _step(flow: _Flow, upstream: list[str], flows: dict[str, _Flow], parameters:
         upstream=tuple(upstream),
         options=replace(options, packages=packages),
         location=spec.location,
+        finals=tuple(sorted(flow.finals)),
+        prelude=prelude,
     )
 
 

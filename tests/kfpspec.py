@@ -12,7 +12,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 def parse_ir(text: str) -> tuple[pipeline_spec_pb2.PipelineSpec, pipeline_spec_pb2.PlatformSpec | None]:
     """Parse IR YAML into ``PipelineSpec`` (and ``PlatformSpec`` when present); unknown
     fields are errors, so a successful parse means the IR is well formed."""
-    documents = list(yaml.safe_load_all(text))
+    documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
     spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
     platform = None
     if len(documents) > 1:

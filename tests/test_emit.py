@@ -11,7 +11,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from kfpspec import dag, executor_config, parse_ir
 from nbtools import EXAMPLES, code, notebook, notebook_text, write_notebook
 
-from nb2pipe.compiler import compile_notebook, compile_source
+from nb2pipe.compiler import compile_notebook, compile_source, environment_packaging
 
 EXPECTED_DAGS = {
     "parameters_metrics": {"generate": [], "fit": ["generate"]},
@@ -128,7 +128,8 @@ def test_output_is_byte_identical_across_processes(tmp_path: Path):
         )
         outputs.append(target.read_bytes())
     assert outputs[0] == outputs[1]
-    assert compile_source(source.read_text(), str(source)).yaml.encode() == outputs[0]
+    in_process = compile_source(source.read_text(), str(source), packaging=environment_packaging())
+    assert in_process.yaml.encode() == outputs[0]
 
 
 def test_default_output_path_and_dsl_file_compiles_to_the_same_dag(tmp_path: Path):

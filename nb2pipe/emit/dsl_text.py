@@ -9,30 +9,32 @@ import pprint
 import textwrap
 from typing import Any
 
+from nb2pipe.emit.images import step_container
 from nb2pipe.emit.options import option_calls
-from nb2pipe.emit.step_source import RUNTIME_ENTRY, function_name, step_arguments, step_spec
-from nb2pipe.ir import PipelinePlan, Step
-from nb2pipe.plan import METRICS_OUTPUT
+from nb2pipe.emit.step_source import RUNTIME_ENTRY, function_name, has_report, step_arguments, step_spec
+from nb2pipe.ir import Packaging, PipelinePlan, Step
+from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
 
 
-def emit_dsl_text(plan: PipelinePlan, yaml_name: str) -> str:
+def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | None = None) -> str:
     parts = [
         f'"""Kubeflow pipeline {plan.name!r}, compiled by nb2pipe from {plan.notebook}.\n\n'
         "Each step runs its notebook cells through nb2pipe's step runtime, so the image must\n"
         'have nb2pipe installed. Regenerate with `nb2pipe compile --dsl` rather than editing.\n"""\n',
         "from kfp import compiler, dsl, kubernetes  # noqa: F401\n"
-        "from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output  # noqa: F401\n",
+        "from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output  # noqa: F401\n",
     ]
-    parts += [_component_text(step, plan) for step in plan.steps]
+    parts += [_component_text(step, plan, packaging) for step in plan.steps]
     parts.append(_pipeline_text(plan))
     parts.append(f'if __name__ == "__main__":\n    compiler.Compiler().compile(pipeline, {yaml_name!r})\n')
     return "\n\n".join(parts)
 
 
-def _component_text(step: Step, plan: PipelinePlan) -> str:
-    decorator = f"@dsl.component(base_image={step.options.image or plan.image!r}"
-    if step.options.packages:
-        decorator += f", packages_to_install={list(step.options.packages)!r}"
+def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None) -> str:
+    image, packages = step_container(step, plan, packaging)
+    decorator = f"@dsl.component(base_image={image!r}"
+    if packages:
+        decorator += f", packages_to_install={list(packages)!r}"
     decorator += ")"
     arguments = step_arguments(step)
     signature = ",\n".join(f"    {a.name}: {a.annotation}" for a in arguments)
@@ -48,6 +50,7 @@ def _component_text(step: Step, plan: PipelinePlan) -> str:
         f"        inputs={mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])},\n"
         f"        outputs={mapping([(o.name, o.arg) for o in step.outputs])},\n"
         f"        metrics={METRICS_OUTPUT if step.metrics else None},\n"
+        f"        report={REPORT_OUTPUT if has_report(step) else None},\n"
         "    )\n"
     )
     return (

@@ -14,7 +14,7 @@ from functools import cache
 from importlib import resources
 
 from nb2pipe.ir import CodeBlock, PipelinePlan, Step
-from nb2pipe.plan import METRICS_OUTPUT
+from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
 
 #: What KFP's own lightweight components put before the function.
 KFP_HEADER = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n"
@@ -77,10 +77,11 @@ def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
     return {
         "step": step.name,
         "notebook": plan.notebook,
-        "prelude": blocks(plan.prelude),
+        "prelude": blocks(step.prelude),
         "replays": blocks(step.replays),
         "cells": blocks(step.cells),
         "metrics": list(step.metrics),
+        "finals": list(step.finals),
     }
 
 
@@ -94,7 +95,14 @@ def step_arguments(step: Step) -> tuple[Argument, ...]:
     arguments += [Argument(item.arg, "Output", item.kind) for item in step.outputs]
     if step.metrics:
         arguments.append(Argument(METRICS_OUTPUT, "Output", "Metrics"))
+    if has_report(step):
+        arguments.append(Argument(REPORT_OUTPUT, "Output", "HTML"))
     return tuple(arguments)
+
+
+def has_report(step: Step) -> bool:
+    """Steps write an HTML report unless tagged ``report:disabled``."""
+    return step.options.html_report is not False
 
 
 RUNTIME_ENTRY = "_nb2pipe_run_step"
@@ -112,6 +120,7 @@ def run_step_call(step: Step, plan: PipelinePlan, runtime: str = RUNTIME_ENTRY) 
         ast.keyword("inputs", mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])),
         ast.keyword("outputs", mapping([(o.name, o.arg) for o in step.outputs])),
         ast.keyword("metrics", ast.Name(METRICS_OUTPUT, ast.Load()) if step.metrics else ast.Constant(None)),
+        ast.keyword("report", ast.Name(REPORT_OUTPUT, ast.Load()) if has_report(step) else ast.Constant(None)),
     ]
     return ast.Call(ast.Name(runtime, ast.Load()), [spec], keywords)
 

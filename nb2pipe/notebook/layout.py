@@ -73,7 +73,7 @@ class _Builder:
 
 
 def build_layout(
-    notebook: Notebook, *, name: str | None = None, image: str | None = None
+    notebook: Notebook, *, name: str | None = None, image: str | None = None, fallback_image: str | None = None
 ) -> tuple[Layout, list[Diagnostic]]:
     """Group the notebook's code cells by role. Returns the layout and every problem found."""
     builder = _Builder(notebook)
@@ -84,7 +84,7 @@ def build_layout(
         _assign_by_tags(code_cells, parsed, builder)
     else:
         _assign_single_step(code_cells, parsed, builder)
-    settings = _settings(notebook, builder.diagnostics, name=name, image=image)
+    settings = _settings(notebook, builder.diagnostics, name=name, image=image, fallback_image=fallback_image)
     steps = tuple(
         StepSpec(
             draft.name,
@@ -347,7 +347,12 @@ def _apply_limit(resources: Resources, resource: str, value: str) -> Resources:
 
 
 def _settings(
-    notebook: Notebook, diagnostics: list[Diagnostic], *, name: str | None, image: str | None
+    notebook: Notebook,
+    diagnostics: list[Diagnostic],
+    *,
+    name: str | None,
+    image: str | None,
+    fallback_image: str | None,
 ) -> PipelineSettings:
     """Notebook-level settings: ``metadata.nb2pipe`` over Kale's ``metadata.kubeflow_notebook``."""
     where = Location(notebook.path)
@@ -400,7 +405,7 @@ def _settings(
         name=sanitize_pipeline_name(name or text("pipeline_name") or _identifier_from_file(notebook.name)),
         description=text("pipeline_description") or f"Compiled by nb2pipe from {notebook.name}",
         experiment=experiment,
-        image=image or default_image or text("image", "base_image", "docker_image"),
+        image=image or default_image or text("image", "base_image", "docker_image") or fallback_image,
         step_defaults=_options(default_tags, StepOptions()),
     )
 

@@ -7,6 +7,7 @@ imports and of syntax newer than Python 3.9.
 """
 
 import ast
+import contextlib
 import io
 import json
 import linecache
@@ -15,6 +16,7 @@ import pickle
 import shutil
 import sys
 import threading
+import time
 import traceback
 import types
 from typing import Any, Dict, List, Tuple
@@ -33,51 +35,81 @@ def run_step(
     inputs: Dict[str, Any],
     outputs: Dict[str, Any],
     metrics: Any = None,
+    report: Any = None,
 ) -> None:
     """Run a step: parameters, prelude, inputs, re-run definitions, the step's cells; then
-    save the values later steps need and log its metrics."""
+    save the values later steps need, log its metrics and write its HTML report."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     module = types.ModuleType("__main__")
     namespace = module.__dict__
-    namespace["display"] = _display
+    recorder = _Report(spec)
+    namespace["display"] = recorder.display
     namespace["get_ipython"] = lambda: None
     previous_main = sys.modules.get("__main__")
     sys.modules["__main__"] = module  # so pickles of notebook classes resolve here
     try:
         namespace.update(parameters)
         for block in spec["prelude"]:
-            _run_block(block, namespace, spec)
+            _run_block(block, namespace, spec, None)
         for name, artifact in inputs.items():
-            namespace[name] = load_value(artifact.path)
-        for block in spec["replays"] + spec["cells"]:
-            _run_block(block, namespace, spec)
-        for name, artifact in outputs.items():
+            namespace[name] = load_value(artifact.path, wait=os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1")
+        for block in spec["replays"]:
+            _run_block(block, namespace, spec, None)
+        for block in spec["cells"]:
+            _run_block(block, namespace, spec, recorder)
+        # Everything that can fail is checked before any output appears: a later step may be
+        # waiting for the outputs and start the moment they exist.
+        values = {name: _metric_value(name, namespace.get(name)) for name in spec["metrics"]}
+        for name in outputs:
             if name not in namespace:
                 raise StepError(
                     "step %r was expected to define %r for the steps after it, but did not" % (spec["step"], name)
                 )
-            described = save_value(namespace[name], artifact.path, name)
-            artifact.metadata.update(described)
+        for name, artifact in outputs.items():
+            artifact.metadata.update(save_value(namespace[name], artifact.path, name))
         if metrics is not None:
-            for name in spec["metrics"]:
-                metrics.log_metric(name, _metric_value(name, namespace.get(name)))
+            for name, value in values.items():
+                metrics.log_metric(name, value)
+        _keep_variables(spec, namespace)
+        _exit_fast_when_done()
     finally:
+        if report is not None:
+            recorder.write(report.path)
         if previous_main is not None:
             sys.modules["__main__"] = previous_main
 
 
-def _run_block(block: List[Any], namespace: Dict[str, Any], spec: Dict[str, Any]) -> None:
+def _run_block(block: List[Any], namespace: Dict[str, Any], spec: Dict[str, Any], recorder: Any) -> None:
+    """Execute one cell's code; with a recorder, capture its output and show the value of a
+    last bare expression, as a notebook does."""
     cell, execution_count, first_line, source = block
     filename = "<%s cell %d>" % (spec["notebook"], cell + 1)
     linecache.cache[filename] = (len(source), None, _pad(source, first_line).splitlines(True), filename)
     tree = ast.parse(source, filename)
     ast.increment_lineno(tree, first_line - 1)
-    code = compile(tree, filename, "exec")
+    last = None
+    if recorder is not None and tree.body and isinstance(tree.body[-1], ast.Expr) and not _silenced(source):
+        last = ast.Expression(tree.body.pop().value)
+    capture = recorder.cell(cell, execution_count, source) if recorder is not None else _NoCapture()
     try:
-        exec(code, namespace)
+        with capture:
+            exec(compile(tree, filename, "exec"), namespace)
+            if last is not None:
+                value = eval(compile(last, filename, "eval"), namespace)
+                if value is not None:
+                    recorder.display(value)
     except BaseException as exc:
         _report_failure(exc, spec, cell, execution_count, filename)
+        if recorder is not None:
+            recorder.failed(exc)
         raise
+
+
+def _silenced(source: str) -> bool:
+    """A trailing ``;`` hides a notebook cell's last value."""
+    lines = [line.split("#", 1)[0].rstrip() for line in source.splitlines()]
+    lines = [line for line in lines if line]
+    return bool(lines) and lines[-1].endswith(";")
 
 
 def _pad(source: str, first_line: int) -> str:
@@ -96,10 +128,11 @@ def _report_failure(exc: BaseException, spec: Dict[str, Any], cell: int, executi
         " [%s]" % execution_count if execution_count is not None else "",
         line,
     )
-    sys.stderr.write(
-        "Step %r failed at %s:\nTraceback (most recent call last):\n%s%s"
-        % (spec["step"], where, "".join(shown), "".join(traceback.format_exception_only(type(exc), exc)))
+    text = "Traceback (most recent call last):\n%s%s" % (
+        "".join(shown),
+        "".join(traceback.format_exception_only(type(exc), exc)),
     )
+    sys.stderr.write("Step %r failed at %s:\n%s" % (spec["step"], where, text))
     record = {
         "step": spec["step"],
         "notebook": spec["notebook"],
@@ -108,14 +141,193 @@ def _report_failure(exc: BaseException, spec: Dict[str, Any], cell: int, executi
         "line": line,
         "error": type(exc).__name__,
         "message": str(exc),
+        "traceback": text,
     }
     sys.stderr.write(ERROR_MARKER + json.dumps(record) + "\n")
     sys.stderr.flush()
 
 
-def _display(*values: Any) -> None:
-    for value in values:
-        print(value)
+def _keep_variables(spec: Dict[str, Any], namespace: Dict[str, Any]) -> None:
+    """Where the local runner asks (``NB2PIPE_VARIABLES_DIR``), keep the values this step
+    leaves as the notebook's final variables, for inspection and equivalence checks."""
+    folder = os.environ.get("NB2PIPE_VARIABLES_DIR")
+    if not folder or not spec.get("finals"):
+        return
+    try:
+        import cloudpickle as pickler
+    except ImportError:
+        pickler = pickle
+    kept = {}
+    for name in spec["finals"]:
+        if name not in namespace:
+            continue
+        try:
+            kept[name] = pickler.dumps(namespace[name])
+        except Exception:  # an unpicklable value is simply not kept
+            continue
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, spec["step"] + ".pkl")
+    with open(target + ".partial", "wb") as handle:
+        pickle.dump(kept, handle)
+    os.replace(target + ".partial", target)
+
+
+def _exit_fast_when_done() -> None:
+    """Where the local runner asks (``NB2PIPE_FAST_EXIT``), end the step's process without
+    tearing down every imported library (~0.3 s with scikit-learn loaded) once KFP's
+    executor has written its outputs. A later uncaught exception still exits with 1."""
+    if os.environ.get("NB2PIPE_FAST_EXIT") != "1":
+        return
+    import atexit
+
+    failed = []
+    previous_hook = sys.excepthook
+
+    def remember_failure(*info: Any) -> None:
+        failed.append(True)
+        previous_hook(*info)
+
+    def leave() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(1 if failed else 0)
+
+    sys.excepthook = remember_failure
+    atexit.register(leave)
+
+
+# --- the step's HTML report -------------------------------------------------------------
+
+
+class _NoCapture:
+    def __enter__(self) -> "_NoCapture":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the real stream and keeps a bounded copy for the report."""
+
+    LIMIT = 200000
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.parts: List[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        if self.size < self.LIMIT:
+            self.parts.append(text[: self.LIMIT - self.size])
+            self.size += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    @property
+    def encoding(self) -> Any:  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+class _Report:
+    """Per cell: source, printed output, displayed values and matplotlib figures."""
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        self.spec = spec
+        self.sections: List[Dict[str, Any]] = []
+        self.saved: List[Any] = []
+
+    def cell(self, cell: int, execution_count: Any, source: str) -> "_Report":
+        self.sections.append({"cell": cell, "count": execution_count, "source": source, "items": []})
+        return self
+
+    def __enter__(self) -> "_Report":
+        self.saved = [sys.stdout, sys.stderr]
+        sys.stdout, sys.stderr = _Tee(sys.stdout), _Tee(sys.stderr)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = self.saved
+        self._collect_figures()
+        items = self.sections[-1]["items"]
+        for stream, kind in ((out, "stdout"), (err, "stderr")):
+            text = "".join(getattr(stream, "parts", []))
+            if text:
+                items.insert(0, (kind, _escape(text)))
+
+    def display(self, *values: Any) -> None:
+        for value in values:
+            print(repr(value) if not isinstance(value, str) else value)
+            if self.sections:
+                self.sections[-1]["items"].append(("html", _as_html(value)))
+
+    def failed(self, exc: BaseException) -> None:
+        if self.sections:
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            self.sections[-1]["items"].append(("error", _escape(text)))
+
+    def _collect_figures(self) -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is None or not self.sections:
+            return
+        import base64
+
+        for number in pyplot.get_fignums():
+            buffer = io.BytesIO()
+            pyplot.figure(number).savefig(buffer, format="png", bbox_inches="tight")
+            image = base64.b64encode(buffer.getvalue()).decode("ascii")
+            self.sections[-1]["items"].append(("html", '<img src="data:image/png;base64,%s"/>' % image))
+        pyplot.close("all")
+
+    def write(self, path: str) -> None:
+        title = "%s — step %s" % (_escape(self.spec["notebook"]), _escape(self.spec["step"]))
+        body = []
+        for section in self.sections:
+            count = "[%s]" % section["count"] if section["count"] is not None else ""
+            body.append(
+                '<section><h2>cell %d %s</h2><details><summary>code</summary><pre class="code">%s</pre></details>'
+                % (section["cell"] + 1, count, _escape(section["source"]))
+            )
+            for kind, content in section["items"]:
+                body.append(content if kind == "html" else '<pre class="%s">%s</pre>' % (kind, content))
+            body.append("</section>")
+        html = (
+            '<!doctype html><html><head><meta charset="utf-8"><title>%s</title><style>'
+            "body{font-family:sans-serif;margin:1.5em}pre{background:#f6f6f6;padding:.5em;overflow:auto}"
+            "pre.stderr{background:#fff4e5}pre.error{background:#fde8e8}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ddd;padding:2px 6px}</style></head><body><h1>%s</h1>%s</body></html>"
+        ) % (title, title, "".join(body))
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        with open(path + ".partial", "w", encoding="utf-8") as handle:
+            handle.write(html)
+        os.replace(path + ".partial", path)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _as_html(value: Any) -> str:
+    for method in ("_repr_html_",):
+        render = getattr(value, method, None)
+        if callable(render):
+            try:
+                html = render()
+            except Exception:
+                html = None
+            if html:
+                return html
+    return "<pre>%s</pre>" % _escape(repr(value))
 
 
 def _metric_value(name: str, value: Any) -> float:
@@ -241,9 +453,13 @@ def _parquet_ok(value: Any) -> bool:
     return all(isinstance(column, str) for column in value.columns) and value.columns.is_unique
 
 
-def load_value(path: str) -> Any:
-    """Load a value that :func:`save_value` wrote into ``path``."""
-    with open(os.path.join(path, VALUE_SIDECAR)) as handle:
+def load_value(path: str, wait: bool = False) -> Any:
+    """Load a value that :func:`save_value` wrote into ``path``; with ``wait``, until it
+    appears (the local runner starts a step while the step it reads from still runs)."""
+    sidecar = os.path.join(path, VALUE_SIDECAR)
+    while wait and not os.path.exists(sidecar):
+        time.sleep(0.02)
+    with open(sidecar) as handle:
         described = json.load(handle)
     target = os.path.join(path, described["file"])
     form = described["format"]

@@ -1,0 +1,1 @@
+"""Running compiled pipelines: locally on kfp.local, or on a Kubeflow cluster."""

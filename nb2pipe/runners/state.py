@@ -1,0 +1,73 @@
+"""A local run's record on disk (``DIR/runs/RUN_ID/run.json``): enough to report on it
+and to resume it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, INTERRUPTED = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "interrupted",
+)
+FINISHED = frozenset({SUCCEEDED, FAILED, SKIPPED, INTERRUPTED})
+STATE_FILE = "run.json"
+
+
+@dataclass
+class StepState:
+    task: str
+    step: str
+    status: str = PENDING
+    started: float | None = None
+    finished: float | None = None
+    fingerprint: str = ""
+    reused: bool = False
+    #: started before its inputs exist; its time counts from when they do
+    waiting: bool = False
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return round(self.finished - self.started, 3)
+
+
+@dataclass
+class RunState:
+    run_id: str
+    notebook: str
+    pipeline: str
+    parameters: dict[str, Any]
+    status: str = RUNNING
+    steps: dict[str, StepState] = field(default_factory=dict)
+
+    def save(self, run_dir: Path) -> None:
+        """Write atomically: an interrupted write never leaves a broken record."""
+        target = run_dir / STATE_FILE
+        temporary = run_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(temporary, target)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState:
+        path = run_dir / STATE_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise Nb2PipeError(f"no run record at {path}; check the run id and --workdir") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Nb2PipeError(f"{path} is damaged ({exc}); start a new run instead of resuming") from None
+        steps = {name: StepState(**step) for name, step in data.pop("steps").items()}
+        return cls(**data, steps=steps)

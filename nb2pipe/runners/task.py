@@ -1,0 +1,153 @@
+"""One pipeline task run by kfp.local's SubprocessRunner, in a child process of its own.
+
+Each task gets a forked child that starts a new process group, writes everything to the
+step's log file, runs from the notebook's folder, and asks kfp.local to execute the task's
+component exactly as compiled. A process per task lets independent steps run at the same
+time, keeps kfp.local's process-wide logging set-up out of the way of other tasks, and lets
+an interrupt stop a task together with everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "0.0.1"
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    task: str
+    component_name: str
+    component_spec: Any  # kfp.pipeline_spec ComponentSpec
+    executor_spec: Any  # kfp.pipeline_spec ExecutorSpec
+    arguments: dict[str, Any]
+    pipeline_root: str
+    run_id: str
+    workdir: str
+    log_path: str
+    result_path: str
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def artifact_argument(name: str, record: dict[str, Any]) -> Any:
+    """A kfp artifact object for an upstream output recorded in a run's state."""
+    from kfp import dsl
+
+    artifact = dsl.Artifact(name=name, uri=record["uri"], metadata=dict(record.get("metadata", {})))
+    artifact.schema_title = record["schema_title"]
+    artifact.schema_version = record.get("schema_version", SCHEMA_VERSION)
+    return artifact
+
+
+class TaskProcess:
+    """A running task: poll it, or stop it and everything it started."""
+
+    def __init__(self, launch: TaskLaunch) -> None:
+        self.launch = launch
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(target=_run_in_child, args=(launch,), name=f"nb2pipe-{launch.task}")
+        self.started = time.time()
+
+    def start(self) -> None:
+        self._process.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def exit_code(self) -> int | None:
+        return self._process.exitcode
+
+    def stop(self, grace_seconds: float = 5.0) -> None:
+        """SIGTERM the task's process group, then SIGKILL whatever is left."""
+        pid = self._process.pid
+        if pid is None or self._process.exitcode is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, grace_seconds)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            self._process.join(wait)
+            if self._process.exitcode is not None:
+                break
+        self._reap_group(pid)
+
+    @staticmethod
+    def _reap_group(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # grandchildren that outlived their parent
+
+
+def read_result(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _run_in_child(launch: TaskLaunch) -> None:
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    log = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    code = 2
+    try:
+        os.chdir(launch.workdir)
+        os.environ.update(launch.environment)
+        code = _execute(launch)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _execute(launch: TaskLaunch) -> int:
+    from kfp import local
+    from kfp.local import status, task_dispatcher
+
+    outputs, task_status = task_dispatcher.run_single_task_implementation(
+        pipeline_resource_name=launch.run_id,
+        component_name=launch.component_name,
+        component_spec=launch.component_spec,
+        executor_spec=launch.executor_spec,
+        arguments=launch.arguments,
+        pipeline_root=launch.pipeline_root,
+        runner=local.SubprocessRunner(use_venv=False),
+        raise_on_error=False,
+        block_input_artifact=False,
+        unique_pipeline_id=launch.run_id,
+    )
+    succeeded = task_status == status.Status.SUCCESS
+    recorded: dict[str, Any] = {}
+    for name, value in (outputs or {}).items():
+        if hasattr(value, "schema_title"):
+            recorded[name] = {
+                "schema_title": value.schema_title,
+                "schema_version": value.schema_version,
+                "uri": value.uri,
+                "metadata": dict(value.metadata),
+            }
+        else:
+            recorded[name] = {"value": value}
+    partial = launch.result_path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump({"status": "succeeded" if succeeded else "failed", "outputs": recorded}, handle)
+    os.replace(partial, launch.result_path)
+    return 0 if succeeded else 1
