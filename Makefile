@@ -7,14 +7,19 @@ STAMP := $(VENV)/.nb2pipe-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := build/demo
 
-.PHONY: demo test lint bench golden clean
+.PHONY: demo test lint bench golden clean bytecode
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e ".[dev]"
 	touch $@
 
-demo: $(STAMP)
+# The environment may set PYTHONDONTWRITEBYTECODE; compiled modules make every nb2pipe
+# command start ~0.2 s sooner (an editable install is never byte-compiled by pip).
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q nb2pipe
+
+demo: bytecode
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	for notebook in examples/*.ipynb; do \
 		name=$$(basename $$notebook .ipynb); \
@@ -23,14 +28,14 @@ demo: $(STAMP)
 	$(BIN)/nb2pipe run examples/kale_five_models.ipynb --workdir $(DEMO)
 	$(BIN)/nb2pipe run examples/sklearn_train.ipynb --workdir $(DEMO) --param n_estimators=200
 
-lint: $(STAMP)
+lint: bytecode
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/run_overhead.py
 
