@@ -53,8 +53,6 @@ class LiveProgress:
 
     def on_step(self, run: RunState, step: StepState) -> None:
         self._draw(run)
-        if run.status != states.RUNNING and all(s.status in states.FINISHED for s in run.steps.values()):
-            self.live.stop()
 
     def tick(self, run: RunState) -> None:
         if time.time() - self._last > 0.25:
