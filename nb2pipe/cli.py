@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compile_.add_argument("--dsl", metavar="OUT.py", help="also write a readable KFP DSL file")
     compile_.add_argument("--name", help="pipeline name (default: notebook metadata, else the file name)")
-    compile_.add_argument("--image", help="container image for steps without an image: tag")
-    compile_.add_argument(
-        "--base-image",
-        metavar="IMAGE",
-        help="base image that steps without an image install their pinned packages into "
-        "(default: $NB2PIPE_BASE_IMAGE, else python:X.Y-slim of this Python)",
-    )
+    _add_image_options(compile_)
     compile_.add_argument("--json", action="store_true", help="print the result as one JSON object")
     compile_.set_defaults(handler=_compile)
 
@@ -84,11 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     when = submit.add_mutually_exclusive_group()
     when.add_argument("--schedule", metavar="CRON", help="recurring run on a 5-field cron schedule, e.g. '0 3 * * *'")
     when.add_argument("--every", metavar="DURATION", help="recurring run at an interval, e.g. 1h or 30m")
-    submit.add_argument("--image", help="container image for steps without an image: tag")
-    submit.add_argument("--base-image", metavar="IMAGE", help="base image for steps that install pinned packages")
+    _add_image_options(submit)
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
     submit.set_defaults(handler=_submit)
     return parser
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", help="container image for steps without an image: tag")
+    parser.add_argument(
+        "--base-image",
+        metavar="IMAGE",
+        help="base image that steps without an image install their pinned packages into "
+        "(default: $NB2PIPE_BASE_IMAGE, else python:X.Y-slim of this Python)",
+    )
 
 
 def _compile(args: argparse.Namespace) -> int:

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.plan import REPORT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.failures import StepFailure, failure_from_log
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 
-REPORT_OUTPUT = "nb2pipe_report"
 METRICS_SCHEMA = "system.Metrics"
 
 
