@@ -83,6 +83,31 @@ def environment_packaging(base_image: str | None = None) -> Callable[[PipelinePl
     return pin
 
 
+def compile_with_environment(
+    text: str,
+    path: str,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    base_image: str | None = None,
+    dsl_yaml_name: str | None = None,
+) -> CompiledPipeline:
+    """Compile for a cluster: steps with no image named anywhere run the Kubeflow notebook
+    server's own image when compiled inside one, else ``base_image`` plus the notebook's
+    imports pinned to the versions installed here."""
+    from nb2pipe.environment import notebook_server_image
+
+    return compile_source(
+        text,
+        path,
+        name=name,
+        image=image,
+        dsl_yaml_name=dsl_yaml_name,
+        packaging=environment_packaging(base_image),
+        fallback_image=None if image else notebook_server_image(),
+    )
+
+
 def default_output(notebook: Path) -> Path:
     stem = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
     return notebook.with_name(f"{stem}.pipeline.yaml")
@@ -119,25 +144,19 @@ def compile_notebook(
     image: str | None = None,
     base_image: str | None = None,
 ) -> CompileResult:
-    """Compile a notebook file; write the IR YAML (default ``NB.pipeline.yaml`` beside it)
-    and optionally the DSL file. Nothing is written if compilation fails.
-
-    Steps with no image named anywhere run the Kubeflow notebook server's own image when
-    compiled inside one, else ``base_image`` plus the notebook's imports pinned to the
-    versions installed here."""
-    from nb2pipe.environment import notebook_server_image
-
+    """Compile a notebook file (see :func:`compile_with_environment`); write the IR YAML
+    (default ``NB.pipeline.yaml`` beside it) and optionally the DSL file. Nothing is
+    written if compilation fails."""
     path = Path(notebook)
     target = Path(output) if output else default_output(path)
     dsl_target = Path(dsl) if dsl else None
-    compiled = compile_source(
+    compiled = compile_with_environment(
         read_notebook_text(path),
         str(path),
         name=name,
         image=image,
+        base_image=base_image,
         dsl_yaml_name=target.name if dsl_target else None,
-        packaging=environment_packaging(base_image),
-        fallback_image=None if image else notebook_server_image(),
     )
     files = {target: compiled.yaml}
     if dsl_target is not None and compiled.dsl is not None:

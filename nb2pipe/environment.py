@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from nb2pipe.ir import RUNTIME_COMPANIONS, Packaging
+from nb2pipe.ir import Packaging
 
 #: Import names whose distribution is named differently (checked against what is installed).
 _KNOWN_DISTRIBUTIONS = {
@@ -34,6 +34,8 @@ _KNOWN_DISTRIBUTIONS = {
     "alibi_detect": "alibi-detect",
     "Crypto": "pycryptodome",
 }
+#: What the step runtime needs beside a library: pandas values travel as parquet.
+_RUNTIME_COMPANIONS = {"pandas": ("pyarrow",)}
 _SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -44,10 +46,11 @@ def default_base_image() -> str:
 
 
 def packaging_for(imports: Iterable[str], base_image: str | None = None) -> Packaging:
-    """Pin each third-party import to the distribution version installed here."""
+    """Pin each third-party import (and what its values need to travel, and cloudpickle)
+    to the distribution version installed here."""
     modules = set(imports) | {"cloudpickle"}
     for name in list(modules):
-        modules.update(RUNTIME_COMPANIONS.get(name, ()))
+        modules.update(_RUNTIME_COMPANIONS.get(name, ()))
     pins: dict[str, str] = {}
     for module in sorted(modules):
         if module in sys.stdlib_module_names or module.startswith("_"):

@@ -201,15 +201,6 @@ class Packaging:
     base_image: str
     pins: Mapping[str, str] = field(default_factory=dict)
 
-    def requirements(self, modules: tuple[str, ...]) -> list[str]:
-        found: list[str] = []
-        for name in [*modules, "cloudpickle"]:
-            for module in (name, *RUNTIME_COMPANIONS.get(name, ())):
-                requirement = self.pins.get(module)
-                if requirement and requirement not in found:
-                    found.append(requirement)
-        return found
-
-
-#: What the step runtime needs beside a library: pandas values travel as parquet.
-RUNTIME_COMPANIONS: Mapping[str, tuple[str, ...]] = {"pandas": ("pyarrow",)}
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.pins.values()))

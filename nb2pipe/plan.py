@@ -27,6 +27,7 @@ from nb2pipe.analysis.parameters import parse_metrics, parse_parameters
 from nb2pipe.analysis.prelude import PreludeUnit, imported_modules, prelude_for, prelude_units
 from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error, warning
 from nb2pipe.ir import (
+    ArtifactKind,
     Cell,
     CodeBlock,
     Layout,
@@ -50,7 +51,7 @@ class _Flow:
     artifact_inputs: dict[str, str] = field(default_factory=dict)
     parameter_inputs: set[str] = field(default_factory=set)
     replays: dict[tuple[int, int], CodeBlock] = field(default_factory=dict)
-    outputs: dict[str, Provenance] = field(default_factory=dict)
+    outputs: dict[str, ArtifactKind] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=list)
     finals: list[str] = field(default_factory=list)
     prelude_reads: set[str] = field(default_factory=set)
@@ -243,7 +244,7 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
             )
             return
         flow.artifact_inputs[name] = binding.provider
-        flows[binding.provider].outputs[name] = binding.provenance
+        flows[binding.provider].outputs[name] = binding.provenance.kind
 
 
 def _resolve_metrics(planner: _Planner, cell: Cell, known: dict[str, Binding], flows: dict[str, _Flow]) -> None:
@@ -348,7 +349,7 @@ def _step(
     parameters: dict[str, Parameter],
     prelude: tuple[CodeBlock, ...],
 ) -> Step:
-    outputs = tuple(StepOutput(name, name, flow.outputs[name].kind) for name in sorted(flow.outputs))
+    outputs = tuple(StepOutput(name, name, flow.outputs[name]) for name in sorted(flow.outputs))
     taken = set(flow.outputs) | set(flow.artifact_inputs) | flow.parameter_inputs | {METRICS_OUTPUT}
     inputs: list[StepInput] = []
     for name in sorted(flow.parameter_inputs | set(flow.artifact_inputs)):
@@ -360,7 +361,7 @@ def _step(
             inputs.append(StepInput(name, arg, None, None, parameter_type=parameters[name].type))
         else:
             producer = flow.artifact_inputs[name]
-            inputs.append(StepInput(name, arg, producer, name, kind=flows[producer].outputs[name].kind))
+            inputs.append(StepInput(name, arg, producer, name, kind=flows[producer].outputs[name]))
     spec = flow.spec
     options = spec.options
     packages = tuple(dict.fromkeys([*options.packages, *flow.packages]))

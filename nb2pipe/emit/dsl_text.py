@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pprint
 import textwrap
-from typing import Any
 
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.options import option_calls
@@ -76,13 +75,9 @@ def _pipeline_text(plan: PipelinePlan) -> str:
         if step.after:
             lines.append(f"    {task}.after({', '.join(function_name(a) + '_task' for a in step.after)})")
         for call in option_calls(step.options):
-            rendered = [_literal(a) for a in call.args] + [f"{k}={_literal(v)}" for k, v in call.kwargs.items()]
+            rendered = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs.items()]
             if call.target == "task":
                 lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
             else:
                 lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
     return "\n".join(lines) + "\n"
-
-
-def _literal(value: Any) -> str:
-    return repr(value)

@@ -19,5 +19,5 @@ def step_container(step: Step, plan: PipelinePlan, packaging: Packaging | None) 
     if explicit or packaging is None:
         return explicit or DEFAULT_IMAGE, step.options.packages
     declared = {Requirement(p).name.lower() for p in step.options.packages}
-    pinned = [r for r in packaging.requirements(plan.modules) if Requirement(r).name.lower() not in declared]
+    pinned = [r for r in packaging.requirements if Requirement(r).name.lower() not in declared]
     return packaging.base_image, (*step.options.packages, *pinned)

@@ -136,28 +136,19 @@ def submit_pipeline(
             client = Client(host=host, namespace=namespace or "kubeflow", **_credentials(token))
             pipeline_id, version_id = _upload(client, package, pipeline_name, description, stamp)
             experiment_id = client.create_experiment(name=experiment, namespace=namespace).experiment_id
+            common = {
+                "experiment_id": experiment_id,
+                "job_name": run_name,
+                "pipeline_id": pipeline_id,
+                "version_id": version_id,
+                "params": dict(parameters or {}),
+            }
             if schedule is None:
-                run = client.run_pipeline(
-                    experiment_id=experiment_id,
-                    job_name=run_name,
-                    pipeline_id=pipeline_id,
-                    version_id=version_id,
-                    params=dict(parameters or {}),
-                )
-                return Submission(
-                    pipeline_id,
-                    version_id,
-                    experiment_id,
-                    run.run_id,
-                    None,
-                    f"{host.rstrip('/')}/#/runs/details/{run.run_id}",
-                )
+                run = client.run_pipeline(**common)
+                url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
+                return Submission(pipeline_id, version_id, experiment_id, run.run_id, None, url)
             recurring = client.create_recurring_run(
-                experiment_id=experiment_id,
-                job_name=run_name,
-                pipeline_id=pipeline_id,
-                version_id=version_id,
-                params=dict(parameters or {}),
+                **common,
                 cron_expression=schedule.cron,
                 interval_second=schedule.interval_seconds,
                 max_concurrency=1,
@@ -245,8 +236,7 @@ def submit_notebook(
     base_image: str | None = None,
 ) -> Submission:
     """Compile ``notebook`` as ``nb2pipe compile`` would, then submit it."""
-    from nb2pipe.compiler import compile_source, environment_packaging, read_notebook_text
-    from nb2pipe.environment import notebook_server_image
+    from nb2pipe.compiler import compile_with_environment, read_notebook_text
     from nb2pipe.runners.parameters import coerce_parameters
 
     if cron and every:
@@ -257,13 +247,7 @@ def submit_notebook(
     elif every:
         schedule = Schedule(interval_seconds=parse_duration(every))
     path = Path(notebook)
-    compiled = compile_source(
-        read_notebook_text(path),
-        str(path),
-        image=image,
-        packaging=environment_packaging(base_image),
-        fallback_image=None if image else notebook_server_image(),
-    )
+    compiled = compile_with_environment(read_notebook_text(path), str(path), image=image, base_image=base_image)
     plan = compiled.plan
     return submit_pipeline(
         compiled.yaml,

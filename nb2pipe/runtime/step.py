@@ -318,15 +318,14 @@ def _escape(text: str) -> str:
 
 
 def _as_html(value: Any) -> str:
-    for method in ("_repr_html_",):
-        render = getattr(value, method, None)
-        if callable(render):
-            try:
-                html = render()
-            except Exception:
-                html = None
-            if html:
-                return html
+    render = getattr(value, "_repr_html_", None)
+    if callable(render):
+        try:
+            html = render()
+        except Exception:  # a broken _repr_html_ falls back to repr
+            html = None
+        if html:
+            return html
     return "<pre>%s</pre>" % _escape(repr(value))
 
 
