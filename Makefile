@@ -11,7 +11,7 @@ DEMO := build/demo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e ".[dev]"
+	$(PIP_INSTALL) -e ".[dev,mlflow,serve]"
 	touch $@
 
 # The environment may set PYTHONDONTWRITEBYTECODE; compiled modules make every nb2pipe
@@ -27,6 +27,10 @@ demo: bytecode
 	done
 	$(BIN)/nb2pipe run examples/kale_five_models.ipynb --workdir $(DEMO)
 	$(BIN)/nb2pipe run examples/sklearn_train.ipynb --workdir $(DEMO) --param n_estimators=200
+	# train -> register in MLflow (sqlite in $(DEMO)) -> serve the champion locally -> ask it -> stop it
+	$(BIN)/nb2pipe run examples/lifecycle.ipynb --workdir $(DEMO)
+	$(BIN)/python examples/tools/ask_endpoint.py $(DEMO) cancer || { $(BIN)/nb2pipe endpoints --workdir $(DEMO) --stop-all; exit 1; }
+	$(BIN)/nb2pipe endpoints --workdir $(DEMO) --stop-all
 
 lint: bytecode
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from nb2pipe import __version__
+from nb2pipe.cli_lifecycle import add_commands as add_lifecycle_commands
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_image_options(submit)
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
     submit.set_defaults(handler=_submit)
+    add_lifecycle_commands(commands)
     return parser
 
 
@@ -117,6 +119,15 @@ def _compile(args: argparse.Namespace) -> int:
                         }
                         for s in plan.steps
                     ],
+                    "lifecycle": [
+                        {
+                            "register": item.register_task,
+                            "model_name": item.registration.model_name,
+                            "deploy": item.deploy_task,
+                            "service": item.deployment.service if item.deployment else None,
+                        }
+                        for item in plan.lifecycle
+                    ],
                     "diagnostics": [d.to_json() for d in result.compiled.warnings],
                 },
                 indent=2,
@@ -125,8 +136,11 @@ def _compile(args: argparse.Namespace) -> int:
         return 0
     _print_diagnostics(result.compiled.warnings)
     written = str(result.output) + (f" and {result.dsl_output}" if result.dsl_output else "")
+    lifecycle = [name for item in plan.lifecycle for name in (item.register_task, item.deploy_task) if name]
     print(
-        f"wrote {written}: pipeline {plan.name!r}, {len(plan.steps)} step(s): " + ", ".join(s.name for s in plan.steps)
+        f"wrote {written}: pipeline {plan.name!r}, {len(plan.steps)} step(s): "
+        + ", ".join(s.name for s in plan.steps)
+        + (f"; then {', '.join(lifecycle)}" if lifecycle else "")
     )
     return 0
 
@@ -160,6 +174,14 @@ def _run(args: argparse.Namespace) -> int:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(result.metrics.items())
         )
         print(f"run {result.run_id} {result.status}" + (f": {metrics}" if metrics else ""))
+        for model in result.models:
+            verdict = "champion" if model.get("champion") else "candidate, not promoted"
+            print(f"registered: models:/{model.get('model_name')}/{model.get('version')} ({verdict})")
+        for endpoint in result.endpoints:
+            if endpoint.get("deployed"):
+                print(f"serving: {endpoint.get('service')} at {endpoint.get('url')} ({endpoint.get('model_uri')})")
+            else:
+                print(f"not deployed: {endpoint.get('service')}: {endpoint.get('reason', 'see the deploy step log')}")
         print(f"outputs: {result.run_dir}")
         if result.failures:
             print(

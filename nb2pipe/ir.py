@@ -100,6 +100,8 @@ class StepSpec:
     after: tuple[tuple[str, Location], ...]
     options: StepOptions
     location: Location
+    registration: ModelRegistration | None = None
+    deployment: ModelDeployment | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,23 @@ class Step:
 
 
 @dataclass(frozen=True)
+class LifecycleTask:
+    """Register the model a step makes in MLflow, and deploy it when the step says so."""
+
+    register_task: str
+    deploy_task: str | None
+    step: str
+    model: StepInput
+    #: training data whose first rows become the input example and signature
+    example: StepInput | None
+    #: steps whose metrics (the metrics cell's values) are logged with the model
+    metrics_from: tuple[str, ...]
+    parameters: tuple[str, ...]
+    registration: ModelRegistration
+    deployment: ModelDeployment | None = None
+
+
+@dataclass(frozen=True)
 class PipelinePlan:
     name: str
     description: str
@@ -185,6 +204,7 @@ class PipelinePlan:
     warnings: tuple[Diagnostic, ...] = ()
     #: top-level modules the notebook imports anywhere: what a step's image must provide
     modules: tuple[str, ...] = ()
+    lifecycle: tuple[LifecycleTask, ...] = ()
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -204,3 +224,50 @@ class Packaging:
     @property
     def requirements(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.pins.values()))
+
+
+ScaleMetric = Literal["concurrency", "rps", "cpu", "memory"]
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    """How a model is served: resources, autoscaling, canary and payload logging.
+
+    ``None`` leaves a field to KServe's default. ``monitor`` turns the payload logger on
+    (``logger_url`` receives the events on a cluster; locally they go to a file store).
+    """
+
+    gpu: int = 0
+    gpu_type: str = "nvidia.com/gpu"
+    cpu: str | None = None
+    memory: str | None = None
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    scale_metric: ScaleMetric | None = None
+    scale_target: int | None = None
+    container_concurrency: int | None = None
+    canary_percent: int | None = None
+    monitor: bool = False
+    logger_url: str | None = None
+    namespace: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelRegistration:
+    """``register:NAME[:VARIABLE]`` (+ ``promote:METRIC>=|<=``) on a step."""
+
+    model_name: str
+    variable: str | None
+    promote_metric: str | None
+    higher_is_better: bool
+    location: Location
+
+
+@dataclass(frozen=True)
+class ModelDeployment:
+    """``deploy:SERVICE`` on a step that registers a model."""
+
+    service: str
+    settings: DeploySettings
+    location: Location

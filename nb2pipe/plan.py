@@ -38,9 +38,14 @@ from nb2pipe.ir import (
     StepOutput,
     StepSpec,
 )
+from nb2pipe.plan_lifecycle import PendingRegistration, snapshot, wire
 
 METRICS_OUTPUT = "nb2pipe_metrics"
 REPORT_OUTPUT = "nb2pipe_report"
+#: outputs of the register and deploy tasks (nb2pipe.emit.lifecycle)
+REGISTERED_OUTPUT = "registered_model"
+PROMOTION_OUTPUT = "promotion"
+DEPLOYMENT_OUTPUT = "deployment"
 
 
 @dataclass
@@ -143,6 +148,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
             )
     known.update(prelude_result.bindings)
 
+    registrations: list[PendingRegistration] = []
     for item in _in_notebook_order(layout, flows):
         if isinstance(item, Cell):
             _resolve_metrics(planner, item, known, flows)
@@ -152,6 +158,9 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         for read in sorted(result.reads.values(), key=lambda r: r.name):
             _resolve_read(planner, flow, read, known.get(read.name), flows)
         known.update(result.bindings)
+        pending = snapshot(flow.spec, flow.cells, result.bindings, known, planner.diagnostics)
+        if pending is not None:
+            registrations.append(pending)
         for name, where in result.deleted.items():
             known[name] = Binding(flow.spec.name, Origin("unknown"), Provenance("Artifact"), where, deleted=True)
 
@@ -159,6 +168,14 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         # a leading underscore marks a throwaway (`_`, `_tmp`), not a result
         if binding.provider in flows and not binding.deleted and binding.replay is None and name[0] != "_":
             flows[binding.provider].finals.append(name)
+    lifecycle = wire(
+        registrations,
+        {name: flow.outputs for name, flow in flows.items()},
+        [name for name, flow in flows.items() if flow.metrics],
+        [p.name for p in parameters],
+        list(flows),
+        planner.diagnostics,
+    )
     units = prelude_units(a.code for a in prelude)
     steps = _steps(planner, flows, {p.name: p for p in parameters}, units)
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
@@ -177,6 +194,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         experiment=layout.settings.experiment,
         warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
         modules=imported_modules([*(a.code for a in prelude), *(a.code for f in flows.values() for a in f.cells)]),
+        lifecycle=lifecycle,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from registered import registered_model  # noqa: F401  (a session fixture)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

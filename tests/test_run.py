@@ -17,6 +17,7 @@ from nbtools import EXAMPLES, code, notebook, write_notebook
 from nb2pipe.analysis.names import analyze_cell
 from nb2pipe.compiler import compile_source
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.lifecycle.endpoints import list_endpoints, stop_endpoint
 from nb2pipe.runners.local import load_variables, run_notebook
 from nb2pipe.runners.state import RunState
 
@@ -25,7 +26,11 @@ EXAMPLE_NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 @pytest.mark.parametrize("path", EXAMPLE_NOTEBOOKS, ids=[p.stem for p in EXAMPLE_NOTEBOOKS])
 def test_pipeline_run_leaves_the_notebooks_final_variables_and_metrics(path: Path, tmp_path: Path):
-    result = run_notebook(path, workdir=tmp_path, keep_variables=True)
+    try:
+        result = run_notebook(path, workdir=tmp_path, keep_variables=True)
+    finally:  # a deploy: step started a local endpoint; its state went to the workdir
+        for endpoint in list_endpoints(tmp_path):
+            assert stop_endpoint(endpoint.service, tmp_path)
     assert result.status == "succeeded", result.failures
     pipeline = load_variables(result.run_dir)
     expected = notebook_final_variables(path, tmp_path)

@@ -75,8 +75,9 @@ def artifact(path: Path) -> SimpleNamespace:
 
 
 class FakeMetrics:
-    def __init__(self) -> None:
+    def __init__(self, path: Path) -> None:
         self.logged: dict[str, float] = {}
+        self.path = str(path)
 
     def log_metric(self, name: str, value: float) -> None:
         self.logged[name] = value
@@ -97,7 +98,7 @@ def spec(cells: list[list[object]], **extra: object) -> dict[str, object]:
 def test_run_step_runs_parameters_prelude_inputs_then_cells(tmp_path: Path):
     save_value([1, 2, 3], str(tmp_path / "numbers"))
     out = artifact(tmp_path / "total")
-    metrics = FakeMetrics()
+    metrics = FakeMetrics(tmp_path / "metrics")
     run_step(
         spec([[3, 7, 1, "total = sum(numbers) * scale\nratio = math.sqrt(total)"]], metrics=["ratio"]),
         parameters={"scale": 2},
@@ -108,6 +109,8 @@ def test_run_step_runs_parameters_prelude_inputs_then_cells(tmp_path: Path):
     assert load_value(out.path) == 12
     assert out.metadata["format"] == "json"
     assert metrics.logged == {"ratio": pytest.approx(12**0.5)}
+    # the same values as a file, which the register task reads
+    assert json.loads(Path(metrics.path).read_text()) == {"ratio": pytest.approx(12**0.5)}
 
 
 def test_failures_are_reported_at_the_notebook_cell_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

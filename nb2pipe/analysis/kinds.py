@@ -140,7 +140,11 @@ def provenance(
             return Provenance("Artifact", unserializable="a generator")
         return _from_callee(qualify(origin.path, imports) or origin.path)
     if origin.base and origin.attr:
-        receiver = of_name(origin.base)
+        if origin.receiver_call and origin.receiver_call.split(".")[0] in imports:
+            # a method of a fresh object: ``LogisticRegression().fit(X, y)``
+            receiver: Provenance | None = _from_callee(qualify(origin.receiver_call, imports) or "")
+        else:
+            receiver = of_name(origin.base)
         if receiver is not None:
             return _from_method(receiver, origin.attr)
     return UNKNOWN

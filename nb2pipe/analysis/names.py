@@ -43,6 +43,8 @@ class Origin:
     path: str | None = None
     base: str | None = None
     attr: str | None = None
+    #: the dotted callee when the receiver is itself a call (``Model`` in ``Model().fit(X)``)
+    receiver_call: str | None = None
 
 
 UNKNOWN = Origin("unknown")
@@ -87,7 +89,8 @@ def value_origin(node: ast.expr) -> Origin:
         attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         receiver = func.value if isinstance(func, ast.Attribute) else func
         base = _root_name(receiver)
-        return Origin("call", path=dotted_name(func), base=base, attr=attr)
+        receiver_call = dotted_name(receiver.func) if isinstance(receiver, ast.Call) else None
+        return Origin("call", path=dotted_name(func), base=base, attr=attr, receiver_call=receiver_call)
     if isinstance(node, ast.Name):
         return Origin("alias", base=node.id)
     if isinstance(node, ast.Attribute | ast.Subscript):

@@ -9,6 +9,7 @@ import pprint
 import textwrap
 
 from nb2pipe.emit.images import step_container
+from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
 from nb2pipe.emit.options import option_calls
 from nb2pipe.emit.step_source import RUNTIME_ENTRY, function_name, has_report, step_arguments, step_spec
 from nb2pipe.ir import Packaging, PipelinePlan, Step
@@ -21,9 +22,10 @@ def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | Non
         "Each step runs its notebook cells through nb2pipe's step runtime, so the image must\n"
         'have nb2pipe installed. Regenerate with `nb2pipe compile --dsl` rather than editing.\n"""\n',
         "from kfp import compiler, dsl, kubernetes  # noqa: F401\n"
-        "from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output  # noqa: F401\n",
+        "from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output  # noqa: F401\n",
     ]
     parts += [_component_text(step, plan, packaging) for step in plan.steps]
+    parts += [_extra_component_text(task, plan, packaging) for task in extra_tasks(plan)]
     parts.append(_pipeline_text(plan))
     parts.append(f'if __name__ == "__main__":\n    compiler.Compiler().compile(pipeline, {yaml_name!r})\n')
     return "\n\n".join(parts)
@@ -59,6 +61,12 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None)
     )
 
 
+def _extra_component_text(task: ExtraTask, plan: PipelinePlan, packaging: Packaging | None) -> str:
+    image, packages = extra_container(task, plan, packaging)
+    decorator = f"@dsl.component(base_image={image!r}, packages_to_install={list(packages)!r})"
+    return f"{decorator}\n{task.function.source}"
+
+
 def _pipeline_text(plan: PipelinePlan) -> str:
     signature = ", ".join(f"{p.name}: {p.type} = {p.default!r}" for p in plan.parameters)
     lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r})", f"def pipeline({signature}):"]
@@ -80,4 +88,15 @@ def _pipeline_text(plan: PipelinePlan) -> str:
                 lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
             else:
                 lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
+    for extra in extra_tasks(plan):
+        task = f"{function_name(extra.name)}_task"
+        arguments = ", ".join(
+            f"{wire.arg}={wire.parameter}"
+            if wire.parameter
+            else f"{wire.arg}={function_name(wire.task or '')}_task.outputs[{wire.output!r}]"
+            for wire in extra.wires
+        )
+        lines.append(f"    {task} = {function_name(extra.name)}({arguments})")
+        lines.append(f"    {task}.set_display_name({extra.name!r})")
+        lines.append(f"    {task}.set_caching_options(False)")
     return "\n".join(lines) + "\n"

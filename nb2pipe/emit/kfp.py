@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.emit.images import step_container
+from nb2pipe.emit.lifecycle import extra_container, extra_tasks
 from nb2pipe.emit.options import apply_options
-from nb2pipe.emit.step_source import StepFunction, component_source, step_function
+from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, step_function
 from nb2pipe.ir import Packaging, PipelinePlan
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -52,7 +53,9 @@ def install_script(packages: Sequence[str], kfp_version: str) -> str:
     return "\n".join(lines) + '\n"$0" "$@"\n'
 
 
-def step_command(packages: tuple[str, ...], function: StepFunction, kfp_version: str) -> tuple[list[str], list[str]]:
+def step_command(
+    packages: tuple[str, ...], function: StepFunction, kfp_version: str, source: str | None = None
+) -> tuple[list[str], list[str]]:
     command = [
         "sh",
         "-c",
@@ -60,7 +63,7 @@ def step_command(packages: tuple[str, ...], function: StepFunction, kfp_version:
         "sh",
         "-ec",
         _LAUNCH,
-        component_source(function),
+        source if source is not None else component_source(function),
     ]
     args = ["--executor_input", "{{$}}", "--function_to_execute", function.name]
     return command, args
@@ -88,6 +91,14 @@ def build_components(plan: PipelinePlan, packaging: Packaging | None = None) -> 
             container=structures.ContainerSpecImplementation(image=image, command=command, args=args)
         )
         components[step.name] = StepComponent(spec)
+    for task in extra_tasks(plan):
+        image, packages = extra_container(task, plan, packaging)
+        spec = component_factory.extract_component_interface(_interface_function(task.function), name=task.name)
+        command, args = step_command(packages, task.function, kfp.__version__, f"{KFP_HEADER}\n{task.function.source}")
+        spec.implementation = structures.Implementation(
+            container=structures.ContainerSpecImplementation(image=image, command=command, args=args)
+        )
+        components[task.name] = StepComponent(spec)
     return components
 
 
@@ -96,7 +107,8 @@ def _interface_function(function: StepFunction) -> Callable[..., None]:
     from kfp import dsl
 
     namespace = {
-        name: getattr(dsl, name) for name in ("Input", "Output", "Artifact", "Dataset", "Model", "Metrics", "HTML")
+        name: getattr(dsl, name)
+        for name in ("Input", "Output", "Artifact", "Dataset", "Model", "Metrics", "HTML", "Markdown")
     }
     namespace.update({name: kind for name, kind in _PARAMETER_TYPES.items()})
 
@@ -137,6 +149,15 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
                 task.after(*(tasks[name] for name in step.after))
             apply_options(task, step.options)
             tasks[step.name] = task
+        for extra in extra_tasks(plan):
+            arguments = {
+                wire.arg: values[wire.parameter] if wire.parameter else tasks[wire.task].outputs[wire.output]
+                for wire in extra.wires
+            }
+            task = components[extra.name](**arguments)
+            task.set_display_name(extra.name)
+            task.set_caching_options(False)  # registering and deploying are side effects
+            tasks[extra.name] = task
 
     pipeline.__signature__ = inspect.Signature(
         [  # type: ignore[attr-defined]

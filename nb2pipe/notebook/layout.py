@@ -24,6 +24,7 @@ from nb2pipe.ir import (
     StepSpec,
     Tag,
 )
+from nb2pipe.notebook.lifecycle import DEPLOY_CELL_KINDS, LIFECYCLE_KINDS, deploy_defaults, lifecycle_of
 from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, parse_tag, split_packages
 
 #: Tag kinds that configure the step a cell belongs to.
@@ -53,6 +54,17 @@ class _StepDraft:
     after: list[tuple[str, Location]]
     tags: list[Tag]
     location: Location
+    lifecycle: list[tuple[Tag, Location]] = field(default_factory=list)
+
+    def add_tags(self, tags: list[Tag], where: Location) -> None:
+        """Step options go to the step; lifecycle tags (and, on a deploy: cell, gpu:) to
+        the model's registration and deployment."""
+        deploys = any(tag.kind == "deploy" for tag in tags)
+        for tag in tags:
+            if tag.kind in LIFECYCLE_KINDS or (deploys and tag.kind in DEPLOY_CELL_KINDS):
+                self.lifecycle.append((tag, where))
+            elif tag.kind in OPTION_KINDS:
+                self.tags.append(tag)
 
 
 @dataclass
@@ -85,6 +97,7 @@ def build_layout(
     else:
         _assign_single_step(code_cells, parsed, builder)
     settings = _settings(notebook, builder.diagnostics, name=name, image=image, fallback_image=fallback_image)
+    serving = deploy_defaults(notebook.metadata, Location(notebook.path), builder.diagnostics)
     steps = tuple(
         StepSpec(
             draft.name,
@@ -92,6 +105,7 @@ def build_layout(
             tuple(draft.after),
             _options(draft.tags, settings.step_defaults),
             draft.location,
+            *lifecycle_of(draft.name, draft.lifecycle, serving, builder.diagnostics),
         )
         for draft in builder.steps.values()
     )
@@ -183,7 +197,7 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
             current = f"step:{name}"
         elif current is None:
             builder.unassigned.append(cell)
-            if any(tag.kind in OPTION_KINDS or tag.kind == "after" for tag in tags):
+            if any(tag.kind in OPTION_KINDS or tag.kind in LIFECYCLE_KINDS or tag.kind == "after" for tag in tags):
                 builder.diagnostics.append(
                     error(
                         "misplaced-tag",
@@ -199,7 +213,7 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
             continue
         draft = builder.steps[current.removeprefix("step:")]
         draft.cells.append(cell)
-        draft.tags.extend(tag for tag in tags if tag.kind in OPTION_KINDS)
+        draft.add_tags(tags, builder.where(cell))
         draft.after.extend((tag.args[0], builder.where(cell)) for tag in tags if tag.kind == "after")
     for cell in builder.unassigned:
         if cell.source.strip() and cell.index not in builder.badly_tagged:
@@ -214,7 +228,8 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
 
 
 def _reject_step_tags_on_role_cell(cell: Cell, tags: list[Tag], role: str, builder: _Builder) -> None:
-    misplaced = [tag.text for tag in tags if tag.kind in OPTION_KINDS or tag.kind in ("after", "step")]
+    step_kinds = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step"}
+    misplaced = [tag.text for tag in tags if tag.kind in step_kinds]
     if misplaced:
         builder.diagnostics.append(
             error(
@@ -244,7 +259,7 @@ def _assign_single_step(cells: list[Cell], parsed: dict[int, list[Tag]], builder
             draft = _StepDraft(name, [], [], [], builder.where(cell))
             builder.steps[name] = draft
         draft.cells.append(cell)
-        draft.tags.extend(tag for tag in tags if tag.kind in OPTION_KINDS)
+        draft.add_tags(tags, builder.where(cell))
         for tag in tags:
             if tag.kind == "after":
                 builder.diagnostics.append(

@@ -171,6 +171,54 @@ def _check_all_present(fields: tuple[str, ...]) -> str:
     return "" if all(fields) else "every field must be filled in"
 
 
+def _check_register(fields: tuple[str, ...]) -> str:
+    name = fields[0]
+    if not name or any(ch in name for ch in "/:@%") or not name.isprintable():
+        return "the model name is empty or holds '/', ':', '@' or '%'"
+    if len(fields) > 1 and not fields[1].isidentifier():
+        return f"{fields[1]!r} is not a variable name"
+    return ""
+
+
+def _check_promote(fields: tuple[str, ...]) -> str:
+    text = fields[0]
+    metric = text[:-2]
+    if text[-2:] not in (">=", "<=") or not metric.isidentifier():
+        return "write the metric and the better direction, e.g. promote:accuracy>= or promote:rmse<="
+    return ""
+
+
+def _check_service(fields: tuple[str, ...]) -> str:
+    from nb2pipe.lifecycle.deploy_settings import is_service_name
+
+    if is_service_name(fields[0]):
+        return ""
+    return f"{fields[0]!r} is not a service name: lowercase letters, digits and '-', starting with a letter"
+
+
+def _check_replicas(fields: tuple[str, ...]) -> str:
+    low, dash, high = fields[0].partition("-")
+    if not _is_uint(low) or (dash and not _is_uint(high)):
+        return "write replicas:MIN-MAX (e.g. replicas:0-3) or replicas:N"
+    if dash and int(low) > int(high):
+        return f"the minimum {low} is above the maximum {high}"
+    if int(high or low) < 1:
+        return "the maximum must be at least 1"
+    return ""
+
+
+def _check_scale(fields: tuple[str, ...]) -> str:
+    metric, equals, target = fields[0].partition("=")
+    if metric not in ("concurrency", "rps", "cpu", "memory") or not equals or not _is_uint(target):
+        return "write scale:METRIC=TARGET with METRIC concurrency, rps, cpu or memory (e.g. scale:concurrency=10)"
+    return "" if int(target) >= 1 else "the target must be at least 1"
+
+
+def _check_percent(fields: tuple[str, ...]) -> str:
+    value = fields[0]
+    return "" if _is_uint(value) and int(value) <= 100 else f"{value!r} must be a whole percentage from 0 to 100"
+
+
 SPECS: tuple[TagSpec, ...] = (
     TagSpec("imports", ("imports",), 0, "imports", _no_check),
     TagSpec("functions", ("functions",), 0, "functions", _no_check),
@@ -192,7 +240,17 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("label", ("label",), 2, "label:KEY:VALUE", _check_key_value, rest_keeps_colons=True),
     TagSpec("secret", ("secret",), 3, "secret:NAME:KEY:ENV", _check_all_present),
     TagSpec("report", ("report",), 1, "report:enabled|disabled", _one_of("enabled", "disabled")),
+    TagSpec("register", ("register",), 2, "register:MODEL_NAME[:VARIABLE]", _check_register, rest_keeps_colons=True),
+    TagSpec("promote", ("promote",), 1, "promote:METRIC>= or promote:METRIC<=", _check_promote),
+    TagSpec("deploy", ("deploy",), 1, "deploy:SERVICE_NAME", _check_service),
+    TagSpec("replicas", ("replicas",), 1, "replicas:MIN-MAX", _check_replicas),
+    TagSpec("scale", ("scale",), 1, "scale:METRIC=TARGET", _check_scale),
+    TagSpec("canary", ("canary",), 1, "canary:PCT", _check_percent),
+    TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
 )
+
+#: Tags whose fields after the first are optional (``gpu:N[:TYPE]``, ``register:NAME[:VARIABLE]``).
+_OPTIONAL_REST = ("gpu", "register")
 
 _BY_SPELLING = {spelling: spec for spec in SPECS for spelling in spec.spellings}
 
@@ -230,7 +288,7 @@ def parse_tag(text: str) -> Tag | TagProblem:
 def _split_fields(rest: str, spec: TagSpec) -> tuple[str, ...] | None:
     if spec.rest_keeps_colons:
         parts = rest.split(":", spec.fields - 1)
-        if spec.kind == "gpu":  # the type is optional: gpu:N or gpu:N:TYPE
+        if spec.kind in _OPTIONAL_REST:
             return tuple(parts)
         return tuple(parts) if len(parts) == spec.fields else None
     parts = rest.split(":")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.plan import REPORT_OUTPUT
+from nb2pipe.plan import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.failures import StepFailure, failure_from_log
 from nb2pipe.runners.parameters import coerce_parameters
@@ -74,6 +74,9 @@ class RunResult:
     steps: tuple[StepState, ...]
     metrics: Mapping[str, Any]
     failures: tuple[StepFailure, ...] = ()
+    #: metadata of the models the run registered and of the services it deployed
+    models: tuple[Mapping[str, Any], ...] = ()
+    endpoints: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,8 @@ class RunResult:
             ],
             "metrics": dict(self.metrics),
             "outputs_dir": str(self.run_dir),
+            "models": [dict(m) for m in self.models],
+            "endpoints": [dict(e) for e in self.endpoints],
         }
 
 
@@ -287,7 +292,8 @@ class LocalRun:
         task_dir = run_dir / name
         shutil.rmtree(task_dir, ignore_errors=True)
         task_dir.mkdir(parents=True)
-        environment = {"PYTHONUNBUFFERED": "1", "NB2PIPE_FAST_EXIT": "1"}
+        # register/deploy tasks keep the MLflow store and endpoints in the run's workdir
+        environment = {"PYTHONUNBUFFERED": "1", "NB2PIPE_FAST_EXIT": "1", "NB2PIPE_STORE": str(self.workdir)}
         if early:
             environment["NB2PIPE_WAIT_FOR_INPUTS"] = "1"
         if self.keep_variables:
@@ -340,15 +346,22 @@ class LocalRun:
     def _result(self, run: RunState, run_dir: Path) -> RunResult:
         metrics: dict[str, Any] = {}
         failures = []
+        models, endpoints = [], []
         for name in self.order:
             step = run.steps[name]
-            for output in step.outputs.values():
+            for output_name, output in sorted(step.outputs.items()):
                 if output.get("schema_title") == METRICS_SCHEMA:
                     metrics.update(output.get("metadata", {}))
+                elif output_name == REGISTERED_OUTPUT:
+                    models.append(output.get("metadata", {}))
+                elif output_name == DEPLOYMENT_OUTPUT:
+                    endpoints.append(output.get("metadata", {}))
             if step.error:
                 failures.append(StepFailure(**step.error))
         steps = tuple(run.steps[name] for name in self.order)
-        return RunResult(run.run_id, run.status, run_dir, steps, metrics, tuple(failures))
+        return RunResult(
+            run.run_id, run.status, run_dir, steps, metrics, tuple(failures), tuple(models), tuple(endpoints)
+        )
 
 
 def task_graph(spec: Any) -> dict[str, TaskNode]:

@@ -70,6 +70,10 @@ def run_step(
         if metrics is not None:
             for name, value in values.items():
                 metrics.log_metric(name, value)
+            # also as a file: downstream tasks (model registration) read it on any backend
+            with open(metrics.path + ".partial", "w") as handle:
+                json.dump(values, handle)
+            os.replace(metrics.path + ".partial", metrics.path)
         _keep_variables(spec, namespace)
         _exit_fast_when_done()
     finally:

@@ -1,0 +1,151 @@
+"""``nb2pipe serve``, ``nb2pipe deploy`` and ``nb2pipe endpoints``: argv -> one library call.
+
+Kept apart from :mod:`nb2pipe.cli` so each module stays small; imports stay inside the
+handlers (kserve and mlflow take seconds to load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+
+SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
+
+
+def add_commands(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve an MLflow model on KServe's model server (v1 and v2 protocols)",
+        description="Serve an MLflow model (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..., or a folder) "
+        "through KServe's ModelServer: /v1/models/NAME:predict and /v2/models/NAME/infer. Tracking URI: "
+        "$MLFLOW_TRACKING_URI, else .nb2pipe/mlflow.db in the current folder.",
+    )
+    serve.add_argument("model_uri", metavar="MODEL_URI")
+    serve.add_argument("--name", help="model name in URLs (default: the registered name, else 'model')")
+    serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--log-payloads", metavar="DIR", help="append every request and response to DIR (JSON lines)")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(handler=_serve)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="deploy an MLflow model to KServe (or print its InferenceService)",
+        description="Build a KServe InferenceService for an MLflow model and apply it to the cluster in your "
+        "kubeconfig (or in-cluster), waiting until it is Ready; --dry-run prints or writes the YAML only.",
+    )
+    deploy.add_argument("model_uri", metavar="MODEL_URI")
+    deploy.add_argument("--name", required=True, help="InferenceService name (lowercase letters, digits, '-')")
+    deploy.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per replica (nvidia.com/gpu)")
+    deploy.add_argument("--min-replicas", type=int, metavar="N", help="fewest replicas; 0 scales to zero")
+    deploy.add_argument("--max-replicas", type=int, metavar="N", help="most replicas")
+    deploy.add_argument("--scale-metric", choices=SCALE_METRICS, help="what the autoscaler watches")
+    deploy.add_argument("--scale-target", type=int, metavar="N", help="target value of the scale metric per replica")
+    deploy.add_argument("--container-concurrency", type=int, metavar="N", help="hard limit of requests per replica")
+    deploy.add_argument("--canary", type=int, metavar="PCT", help="share of traffic for this new version (0-100)")
+    deploy.add_argument("--log-url", metavar="URL", help="send request/response payloads to URL (KServe logger)")
+    deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
+    deploy.add_argument("--dry-run", action="store_true", help="do not apply; print the YAML (or write it with -o)")
+    deploy.add_argument("-o", "--output", metavar="FILE", help="write the InferenceService YAML to FILE")
+    deploy.add_argument("--wait", type=float, default=300, metavar="SECONDS", help="how long to wait for Ready")
+    deploy.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    deploy.set_defaults(handler=_deploy)
+
+    endpoints = commands.add_parser(
+        "endpoints",
+        help="list or stop local endpoints that pipeline deploy steps started",
+        description="Local endpoints are nb2pipe serve processes a deploy step of nb2pipe run started on this "
+        "machine, recorded in WORKDIR/endpoints/.",
+    )
+    endpoints.add_argument(
+        "--workdir", metavar="DIR", help="the run's --workdir (default: .nb2pipe/ in the current folder)"
+    )
+    endpoints.add_argument("--stop", metavar="SERVICE", action="append", default=[], help="stop SERVICE")
+    endpoints.add_argument("--stop-all", action="store_true", help="stop every local endpoint")
+    endpoints.add_argument("--json", action="store_true", help="print one JSON object")
+    endpoints.set_defaults(handler=_endpoints)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from nb2pipe.lifecycle.server import ServeOptions, serve
+
+    name = args.name or _default_name(args.model_uri)
+    serve(ServeOptions(args.model_uri, name, args.host, args.port, args.log_payloads, args.access_log))
+    return 0
+
+
+def _default_name(uri: str) -> str:
+    if uri.startswith("models:/"):
+        return uri.removeprefix("models:/").split("@")[0].split("/")[0].lower()
+    return "model"
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from nb2pipe.ir import DeploySettings
+    from nb2pipe.lifecycle.deploy import deploy_model
+
+    settings = DeploySettings(
+        gpu=args.gpu,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        scale_metric=args.scale_metric,
+        scale_target=args.scale_target,
+        container_concurrency=args.container_concurrency,
+        canary_percent=args.canary,
+        monitor=bool(args.log_url),
+        logger_url=args.log_url,
+        namespace=args.namespace,
+    )
+    deployment = deploy_model(
+        args.model_uri, args.name, settings, dry_run=args.dry_run, output=args.output, wait_seconds=args.wait
+    )
+    for warning in deployment.warnings:
+        print(f"nb2pipe: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "resource": deployment.resource,
+                    "written": str(deployment.written) if deployment.written else None,
+                    "applied": deployment.applied.to_json() if deployment.applied else None,
+                    "warnings": list(deployment.warnings),
+                },
+                indent=2,
+            )
+        )
+    elif deployment.applied is not None:
+        applied = deployment.applied
+        print(f"{applied.action} InferenceService {applied.namespace}/{applied.name}: ready at {applied.url}")
+    elif deployment.written is not None:
+        print(f"wrote {deployment.written}")
+    else:
+        sys.stdout.write(deployment.yaml)
+    return 0
+
+
+def _endpoints(args: argparse.Namespace) -> int:
+    from nb2pipe.lifecycle.endpoints import list_endpoints, read_endpoint, stop_endpoint
+
+    services = [e.service for e in list_endpoints(args.workdir)] if args.stop_all else args.stop
+    for service in services:
+        if read_endpoint(service, args.workdir) is None:
+            raise Nb2PipeError(f"no local endpoint named {service!r}; nb2pipe endpoints lists them")
+        stopped = stop_endpoint(service, args.workdir)
+        if not args.json:
+            print(f"{service}: {'stopped' if stopped else 'was not running; record removed'}")
+    if services:
+        return 0
+    found = list_endpoints(args.workdir)
+    if args.json:
+        print(json.dumps([dict(e.to_json(), alive=e.alive) for e in found], indent=2))
+        return 0
+    if not found:
+        print("no local endpoints")
+    for endpoint in found:
+        state = "running" if endpoint.alive else "stopped"
+        print(f"{endpoint.service}\t{state}\t{endpoint.url}\t{endpoint.model_uri}\tpid {endpoint.pid}")
+    return 0

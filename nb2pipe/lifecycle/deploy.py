@@ -1,0 +1,78 @@
+"""``nb2pipe deploy``: an MLflow model -> a KServe InferenceService, written or applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.deploy_settings import is_service_name, problems
+
+
+@dataclass(frozen=True)
+class Deployment:
+    resource: dict[str, Any]
+    yaml: str
+    warnings: tuple[str, ...]
+    applied: Any = None  # cluster.Applied when applied
+    written: Path | None = None
+
+
+def check_request(service: str, settings: DeploySettings) -> None:
+    if not is_service_name(service):
+        raise Nb2PipeError(
+            f"{service!r} is not a valid service name: use lowercase letters, digits and '-', "
+            "starting with a letter, at most 63 characters"
+        )
+    found = problems(settings)
+    if found:
+        raise Nb2PipeError("; ".join(found))
+
+
+def render(model_uri: str, service: str, settings: DeploySettings) -> Deployment:
+    """Resolve the model and build its InferenceService; nothing is applied."""
+    import yaml
+
+    from nb2pipe.lifecycle.inference_service import ServedModel, inference_service, is_cluster_storage
+    from nb2pipe.lifecycle.registry import resolve_model
+
+    check_request(service, settings)
+    source = resolve_model(model_uri)
+    served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version)
+    resource = inference_service(service, served, settings)
+    warnings = []
+    if not is_cluster_storage(source.storage_uri):
+        warnings.append(
+            f"storageUri {source.storage_uri} is on this machine; a cluster cannot fetch it. Track models on an "
+            "MLflow server whose artifact store is S3, GCS or a PVC (MLFLOW_TRACKING_URI), or edit storageUri"
+        )
+    text = yaml.safe_dump(resource, sort_keys=False)
+    return Deployment(resource, text, tuple(warnings))
+
+
+def deploy_model(
+    model_uri: str,
+    service: str,
+    settings: DeploySettings,
+    *,
+    dry_run: bool = False,
+    output: str | Path | None = None,
+    wait_seconds: float = 300,
+) -> Deployment:
+    """Build the InferenceService; write it to ``output`` and/or apply it (unless dry run)."""
+    from dataclasses import replace
+
+    from nb2pipe.files import write_all_or_nothing
+
+    deployment = render(model_uri, service, settings)
+    if output is not None:
+        path = Path(output)
+        write_all_or_nothing({path: deployment.yaml})
+        deployment = replace(deployment, written=path)
+    if dry_run:
+        return deployment
+    from nb2pipe.lifecycle.cluster import apply_inference_service
+
+    return replace(deployment, applied=apply_inference_service(deployment.resource, wait_seconds=wait_seconds))

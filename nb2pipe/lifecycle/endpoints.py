@@ -1,0 +1,198 @@
+"""Local endpoints: ``nb2pipe serve`` processes started in the background by a pipeline's
+deploy step on the embedded default, one per service, recorded in
+``.nb2pipe/endpoints/SERVICE.json`` (pid, url, model) so later runs replace them and
+``nb2pipe endpoints`` lists or stops them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.registry import STORE_ENV, TRACKING_ENV, local_store, tracking_uri
+
+DEFAULT_PORT = 8080
+
+
+class EndpointError(Nb2PipeError):
+    """A local endpoint did not start or could not be stopped."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    service: str
+    url: str
+    pid: int
+    model_uri: str
+    log: str
+    payloads: str | None = None
+    started: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def alive(self) -> bool:
+        return _is_our_server(self.pid)
+
+
+def endpoints_dir(store: str | Path | None = None) -> Path:
+    return local_store(store) / "endpoints"
+
+
+def start_local(
+    service: str,
+    model_uri: str,
+    settings: DeploySettings,
+    store: str | Path | None = None,
+    host: str = "127.0.0.1",
+    wait_seconds: float = 90,
+) -> Endpoint:
+    """Serve ``model_uri`` as ``service`` in a background process, replacing an older one."""
+    folder = endpoints_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = read_endpoint(service, store)
+    preferred = settings.port or DEFAULT_PORT
+    if previous is not None:
+        stop_endpoint(service, store)
+        preferred = settings.port or int(previous.url.rsplit(":", 1)[1])
+    port = preferred if _port_free(host, preferred) else _free_port(host)
+    log = folder / f"{service}.log"
+    payloads = str(local_store(store) / "payloads" / service) if settings.monitor else None
+    command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", service]
+    command += ["--host", host, "--port", str(port)]
+    if payloads:
+        command += ["--log-payloads", payloads]
+    environment = {**os.environ, TRACKING_ENV: tracking_uri(store), STORE_ENV: str(local_store(store))}
+    with log.open("w", encoding="utf-8") as output:
+        # a session of its own: the server outlives the pipeline step that started it
+        process = subprocess.Popen(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(local_store(store).parent),
+            env=environment,
+            start_new_session=True,
+        )
+    url = f"http://{host}:{port}"
+    _wait_until_ready(process, url, service, log, wait_seconds)
+    endpoint = Endpoint(service, url, process.pid, model_uri, str(log), payloads, time.time())
+    record = folder / f"{service}.json"
+    partial = record.with_suffix(".json.partial")
+    partial.write_text(json.dumps(endpoint.to_json(), indent=2), encoding="utf-8")
+    partial.replace(record)
+    return endpoint
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], url: str, service: str, log: Path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+            raise EndpointError(f"the server for {service!r} exited ({process.returncode}):\n" + "\n".join(tail))
+        try:
+            with urllib.request.urlopen(f"{url}/v2/models/{service}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    _terminate(process.pid)
+    raise EndpointError(f"the server for {service!r} was not ready after {seconds:g} s; see {log}")
+
+
+def read_endpoint(service: str, store: str | Path | None = None) -> Endpoint | None:
+    path = endpoints_dir(store) / f"{service}.json"
+    try:
+        return Endpoint(**json.loads(path.read_text(encoding="utf-8")))
+    except (FileNotFoundError, json.JSONDecodeError, TypeError):
+        return None
+
+
+def list_endpoints(store: str | Path | None = None) -> list[Endpoint]:
+    found = []
+    for path in sorted(endpoints_dir(store).glob("*.json")):
+        endpoint = read_endpoint(path.stem, store)
+        if endpoint is not None:
+            found.append(endpoint)
+    return found
+
+
+def stop_endpoint(service: str, store: str | Path | None = None) -> bool:
+    """Stop the service's server (if it still runs) and forget it. True if one was running."""
+    endpoint = read_endpoint(service, store)
+    if endpoint is None:
+        return False
+    running = endpoint.alive
+    if running:
+        _terminate(endpoint.pid)
+    (endpoints_dir(store) / f"{service}.json").unlink(missing_ok=True)
+    return running
+
+
+def _terminate(pid: int, grace: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _exists(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _exists(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _state(pid) != "Z"
+
+
+def _state(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return text.rsplit(")", 1)[-1].split()[0]
+
+
+def _is_our_server(pid: int) -> bool:
+    """The pid still runs ``nb2pipe serve`` (and was not reused by something else)."""
+    if not _exists(pid):
+        return False
+    try:
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc (macOS): trust the record
+    return b"nb2pipe" in arguments and b"serve" in arguments
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,106 @@
+"""A KServe ``InferenceService`` (serving.kserve.io/v1beta1) for a registered model, built
+with the kserve SDK's own models and serialized to the plain dict the API server takes.
+
+Runtime by flavour: scikit-learn -> KServe's sklearn runtime (``storageUri`` at the model
+files, v1 protocol); other MLflow models -> the ``mlflow`` format on the MLServer runtime
+(v2 protocol); models only nb2pipe's wrapper can load -> nb2pipe's own ClusterServingRuntime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nb2pipe.ir import DeploySettings
+
+API_VERSION = "serving.kserve.io/v1beta1"
+MANAGED_BY = "nb2pipe"
+MODEL_URI_ANNOTATION = "nb2pipe.io/model-uri"
+NB2PIPE_RUNTIME = "nb2pipe-server"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What the deployment needs to know about a registered version."""
+
+    uri: str
+    flavor: str  # sklearn | xgboost | tensorflow | mlflow | nb2pipe
+    storage_uri: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    format_name: str
+    format_version: str
+    runtime: str
+    protocol: str
+
+
+def runtime_for(flavor: str) -> Runtime:
+    if flavor == "sklearn":
+        return Runtime("sklearn", "1", "kserve-sklearnserver", "v1")
+    if flavor == "nb2pipe":
+        return Runtime("nb2pipe", "1", NB2PIPE_RUNTIME, "v2")
+    return Runtime("mlflow", "2", "kserve-mlserver", "v2")
+
+
+def inference_service(service: str, model: ServedModel, settings: DeploySettings) -> dict[str, Any]:
+    """The InferenceService resource as a dict (camelCase keys, no empty fields)."""
+    from kserve import (
+        V1beta1InferenceService,
+        V1beta1InferenceServiceSpec,
+        V1beta1LoggerSpec,
+        V1beta1ModelFormat,
+        V1beta1ModelSpec,
+        V1beta1PredictorSpec,
+    )
+    from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements
+
+    runtime = runtime_for(model.flavor)
+    limits: dict[str, str] = {}
+    requests: dict[str, str] = {}
+    if settings.gpu:
+        limits[settings.gpu_type] = str(settings.gpu)
+        requests[settings.gpu_type] = str(settings.gpu)  # extended resources: request == limit
+    if settings.cpu:
+        requests["cpu"] = limits["cpu"] = settings.cpu
+    if settings.memory:
+        requests["memory"] = limits["memory"] = settings.memory
+    resources = V1ResourceRequirements(limits=limits, requests=requests) if limits else None
+    predictor = V1beta1PredictorSpec(
+        model=V1beta1ModelSpec(
+            model_format=V1beta1ModelFormat(name=runtime.format_name, version=runtime.format_version),
+            runtime=runtime.runtime,
+            protocol_version=runtime.protocol,
+            storage_uri=model.storage_uri,
+            resources=resources,
+        ),
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        scale_metric=settings.scale_metric,
+        scale_target=settings.scale_target,
+        container_concurrency=settings.container_concurrency,
+        canary_traffic_percent=settings.canary_percent,
+        logger=V1beta1LoggerSpec(mode="all", url=settings.logger_url) if settings.monitor else None,
+    )
+    annotations = {MODEL_URI_ANNOTATION: model.uri}
+    labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
+    if model.version:
+        labels["nb2pipe.io/model-version"] = model.version
+    resource = V1beta1InferenceService(
+        api_version=API_VERSION,
+        kind="InferenceService",
+        metadata=V1ObjectMeta(name=service, namespace=settings.namespace, annotations=annotations, labels=labels),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+    )
+    document = ApiClient().sanitize_for_serialization(resource)
+    # the SDK's ModelSpec defaults its container name to ""; KServe names the container itself
+    if not document["spec"]["predictor"]["model"].get("name"):
+        document["spec"]["predictor"]["model"].pop("name", None)
+    return document
+
+
+def is_cluster_storage(uri: str) -> bool:
+    """Whether a cluster's storage initializer can fetch ``uri`` (not a path on this machine)."""
+    return uri.split("://", 1)[0] in ("s3", "gs", "pvc", "hdfs", "webhdfs", "https", "http", "oci", "hf")

@@ -1,0 +1,167 @@
+"""MLflow: where models are tracked, how a model URI resolves, and what flavour it is.
+
+The tracking URI is ``MLFLOW_TRACKING_URI`` when set, else a sqlite store in nb2pipe's local
+folder (``.nb2pipe/`` beside the notebook, or ``nb2pipe run --workdir``) with artifacts next to it.
+mlflow is imported inside the functions that use it (~1.5 s).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+LOCAL_STORE = ".nb2pipe"
+#: set by ``nb2pipe run`` for its tasks: the run's --workdir, where local state is kept
+STORE_ENV = "NB2PIPE_STORE"
+CHAMPION = "champion"
+CANDIDATE = "candidate"
+WRAPPER_METADATA = "nb2pipe_wrapper"
+
+
+class RegistryError(Nb2PipeError):
+    """The model registry could not do what was asked."""
+
+
+def tracking_uri(store: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``sqlite:///STORE/mlflow.db`` (see :func:`local_store`)."""
+    configured = os.environ.get(TRACKING_ENV, "").strip()
+    if configured:
+        return configured
+    return f"sqlite:///{local_store(store) / 'mlflow.db'}"
+
+
+def local_store(store: str | Path | None = None) -> Path:
+    """nb2pipe's folder of local state (MLflow store, endpoints, payloads): ``store`` when
+    given, else ``$NB2PIPE_STORE``, else ``.nb2pipe`` in the current folder."""
+    chosen = store or os.environ.get(STORE_ENV) or Path(os.getcwd()) / LOCAL_STORE
+    return Path(chosen).resolve()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where new experiments keep artifacts: for a sqlite store, ``mlartifacts/`` beside the
+    database (MLflow would pick ``./mlruns`` of whatever folder the process runs in); None
+    (the server's own choice) for any other tracking URI."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    # a plain path: MLflow drops the file:// form here
+    return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+
+
+def use_tracking(store: str | Path | None = None) -> str:
+    """Point mlflow at the tracking URI (mlflow also exports it as MLFLOW_TRACKING_URI)."""
+    import mlflow
+
+    uri = tracking_uri(store)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model URI resolved: its local files, MLflow flavours and registry identity."""
+
+    uri: str
+    local_path: Path
+    flavors: tuple[str, ...]
+    #: where the model's files live for a cluster to fetch (the version's artifact location)
+    storage_uri: str
+    name: str | None = None
+    version: str | None = None
+    sklearn_version: str | None = None
+    #: logged through nb2pipe's own pyfunc wrapper: only nb2pipe's server loads it
+    wrapped: bool = False
+
+    @property
+    def flavor(self) -> str:
+        """sklearn, xgboost, tensorflow, nb2pipe (nb2pipe's wrapper) or mlflow (any pyfunc)."""
+        if self.wrapped:
+            return "nb2pipe"
+        for flavor in ("sklearn", "xgboost", "tensorflow"):
+            if flavor in self.flavors:
+                return flavor
+        return "mlflow"
+
+
+def resolve_model(uri: str, store: str | Path | None = None) -> ModelSource:
+    """Find ``uri`` (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``, a path)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    local = Path(uri).expanduser()
+    if local.exists():
+        if not (local / "MLmodel").is_file():
+            raise RegistryError(f"{uri} is not an MLflow model folder (no MLmodel file in it)")
+        path, storage, name, version = local.resolve(), local.resolve().as_uri(), None, None
+    else:
+        use_tracking(store)
+        name, version, storage = _registered_identity(uri)
+        try:
+            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(f"cannot load model {uri}: {_first_line(exc)}") from None
+    meta = Model.load(str(path / "MLmodel"))
+    flavors = tuple(sorted(meta.flavors))
+    sklearn_version = meta.flavors.get("sklearn", {}).get("sklearn_version")
+    wrapped = bool((meta.metadata or {}).get(WRAPPER_METADATA))
+    return ModelSource(uri, path, flavors, storage or path.as_uri(), name, version, sklearn_version, wrapped)
+
+
+def _registered_identity(uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, storage location) for ``models:/`` URIs; Nones for others."""
+    if not uri.startswith("models:/"):
+        return None, None, None
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    reference = uri.removeprefix("models:/").strip("/")
+    try:
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            name, _, version = reference.partition("/")
+            if not version.isdigit():
+                raise RegistryError(f"{uri}: write models:/NAME/VERSION or models:/NAME@ALIAS")
+            found = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise RegistryError(f"cannot find {uri} in {tracking_uri()}: {_first_line(exc)}") from None
+    storage = client.get_model_version_download_uri(found.name, found.version)
+    return found.name, str(found.version), storage
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_native(source: ModelSource) -> Any:
+    """The model object itself for sklearn/xgboost (fast predict), else the pyfunc wrapper."""
+    import mlflow
+
+    if source.flavor == "sklearn":
+        return mlflow.sklearn.load_model(str(source.local_path))
+    if source.flavor == "xgboost":
+        return mlflow.xgboost.load_model(str(source.local_path))
+    return mlflow.pyfunc.load_model(str(source.local_path))
+
+
+def input_columns(source: ModelSource) -> tuple[list[str] | None, list[str] | None]:
+    """(column names, column types) from the model's signature, when it has named columns."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(source.local_path / "MLmodel")).signature
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return None, None
+    names = signature.inputs.input_names()
+    types = [getattr(getattr(spec, "type", None), "name", "") for spec in signature.inputs.inputs]
+    return names, types

@@ -1,0 +1,155 @@
+"""Model lifecycle tags of a step: ``register:``, ``promote:``, ``deploy:`` and the serving
+settings (``gpu:``, ``replicas:``, ``scale:``, ``canary:``, ``monitor``) over the notebook's
+``metadata.nb2pipe.deploy`` defaults.
+
+``gpu:`` sizes the step itself, except on the cell that carries ``deploy:``, where it sizes
+the served model: put ``deploy:`` on a cell of its own to ask for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from nb2pipe.errors import Diagnostic, Location, error
+from nb2pipe.ir import DeploySettings, ModelDeployment, ModelRegistration, Tag
+from nb2pipe.lifecycle.deploy_settings import problems
+
+LIFECYCLE_KINDS = frozenset({"register", "promote", "deploy", "replicas", "scale", "canary", "monitor"})
+#: kinds that configure the deployment when they sit on the deploy: cell
+DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "monitor"})
+
+_METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "gpu": int,
+    "gpu_type": str,
+    "cpu": str,
+    "memory": str,
+    "min_replicas": int,
+    "max_replicas": int,
+    "scale_metric": str,
+    "scale_target": int,
+    "container_concurrency": int,
+    "canary_percent": int,
+    "monitor": bool,
+    "logger_url": str,
+    "namespace": str,
+    "port": int,
+}
+
+
+def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DeploySettings:
+    """``metadata.nb2pipe.deploy``: the same fields as :class:`DeploySettings`."""
+    section = (metadata.get("nb2pipe") or {}).get("deploy") if isinstance(metadata.get("nb2pipe"), dict) else None
+    if section is None:
+        return DeploySettings()
+    known = ", ".join(sorted(_METADATA_FIELDS))
+    if not isinstance(section, dict):
+        diagnostics.append(error("invalid-metadata", "notebook metadata nb2pipe.deploy is not an object", where, ""))
+        return DeploySettings()
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        wanted = _METADATA_FIELDS.get(key)
+        if wanted is None:
+            diagnostics.append(
+                error("invalid-metadata", f"nb2pipe.deploy has no setting {key!r}", where, f"settings are: {known}")
+            )
+        elif not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            diagnostics.append(
+                error(
+                    "invalid-metadata",
+                    f"nb2pipe.deploy.{key} must be {getattr(wanted, '__name__', wanted)}, not {value!r}",
+                    where,
+                    "fix it in the notebook metadata",
+                )
+            )
+        else:
+            values[key] = value
+    settings = replace(DeploySettings(), **values)
+    for problem in problems(settings):
+        diagnostics.append(error("invalid-metadata", f"nb2pipe.deploy: {problem}", where, "fix the notebook metadata"))
+    return settings
+
+
+def lifecycle_of(
+    step: str,
+    tagged: Sequence[tuple[Tag, Location]],
+    defaults: DeploySettings,
+    diagnostics: list[Diagnostic],
+) -> tuple[ModelRegistration | None, ModelDeployment | None]:
+    """The step's registration and deployment from its lifecycle tags (in cell order)."""
+    registration: ModelRegistration | None = None
+    deploy_at: tuple[Tag, Location] | None = None
+    settings = defaults
+    promote: tuple[str, bool] | None = None
+    for tag, where in tagged:
+        kind, args = tag.kind, tag.args
+        if kind == "register":
+            if registration is not None:
+                diagnostics.append(_once(step, "register:", where))
+                continue
+            registration = ModelRegistration(args[0], args[1] if len(args) > 1 else None, None, True, where)
+        elif kind == "promote":
+            promote = (args[0][:-2], args[0].endswith(">="))
+        elif kind == "deploy":
+            if deploy_at is not None:
+                diagnostics.append(_once(step, "deploy:", where))
+                continue
+            deploy_at = (tag, where)
+        else:
+            settings = _apply(settings, tag)
+    if registration is not None and promote is not None:
+        registration = replace(registration, promote_metric=promote[0], higher_is_better=promote[1])
+    first = tagged[0][1] if tagged else None
+    if registration is None and first is not None:
+        needs = [t.text for t, _ in tagged if t.kind in ("promote", "deploy")]
+        if needs:
+            diagnostics.append(
+                error(
+                    "missing-register",
+                    f"{', '.join(needs)} on step {step!r}, which registers no model",
+                    first,
+                    "tag the step that makes the model register:MODEL_NAME",
+                )
+            )
+            return None, None
+    if deploy_at is None:
+        stray = [t.text for t, _ in tagged if t.kind in DEPLOY_CELL_KINDS]
+        if stray and first is not None:
+            diagnostics.append(
+                error(
+                    "missing-deploy",
+                    f"serving settings {', '.join(stray)} on step {step!r}, which deploys nothing",
+                    first,
+                    "add deploy:SERVICE_NAME to the cell with the serving settings",
+                )
+            )
+        return registration, None
+    for problem in problems(settings):
+        diagnostics.append(error("bad-tag", f"deploy:{deploy_at[0].args[0]}: {problem}", deploy_at[1], ""))
+    return registration, ModelDeployment(deploy_at[0].args[0], settings, deploy_at[1])
+
+
+def _apply(settings: DeploySettings, tag: Tag) -> DeploySettings:
+    kind, args = tag.kind, tag.args
+    if kind == "gpu":
+        return replace(settings, gpu=int(args[0]), gpu_type=args[1] if len(args) > 1 else settings.gpu_type)
+    if kind == "cpu":
+        return replace(settings, cpu=args[0])
+    if kind == "memory":
+        return replace(settings, memory=args[0])
+    if kind == "replicas":
+        low, _, high = args[0].partition("-")
+        return replace(settings, min_replicas=int(low), max_replicas=int(high or low))
+    if kind == "scale":
+        metric, _, target = args[0].partition("=")
+        return replace(settings, scale_metric=metric, scale_target=int(target))  # type: ignore[arg-type]
+    if kind == "canary":
+        return replace(settings, canary_percent=int(args[0]))
+    if kind == "monitor":
+        return replace(settings, monitor=True)
+    return settings
+
+
+def _once(step: str, what: str, where: Location) -> Diagnostic:
+    return error("conflicting-tags", f"step {step!r} has more than one {what} tag", where, "keep one of them")
