@@ -52,10 +52,15 @@ def current_namespace() -> str:
     try:
         from kubernetes import config
 
-        _, context = config.list_kube_config_contexts()
+        _, context = config.list_kube_config_contexts(config_file=_kubeconfig())
         return (context or {}).get("context", {}).get("namespace") or "default"
     except Exception:  # no kubeconfig: the default namespace is as good a guess as any
         return "default"
+
+
+def _kubeconfig() -> str:
+    # the kubernetes client reads KUBECONFIG once, when first imported; read it now
+    return os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
 
 
 def _api() -> Any:
@@ -66,7 +71,7 @@ def _api() -> Any:
         if in_cluster():
             config.load_incluster_config()
         else:
-            config.load_kube_config()
+            config.load_kube_config(config_file=_kubeconfig())
     except (ConfigException, OSError) as exc:
         raise DeployError(
             f"no Kubernetes cluster configured ({exc}); write the YAML with --dry-run -o FILE, "
@@ -78,6 +83,7 @@ def _api() -> Any:
 def apply_inference_service(resource: dict[str, Any], *, wait_seconds: float = 300, poll: float = 2.0) -> Applied:
     """Create ``resource`` or patch the existing one, then wait for Ready (0: don't wait)."""
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     api = _api()
     name = resource["metadata"]["name"]
@@ -85,36 +91,48 @@ def apply_inference_service(resource: dict[str, Any], *, wait_seconds: float = 3
     resource = {**resource, "metadata": {**resource["metadata"], "namespace": namespace}}
     try:
         try:
-            api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
             exists = True
         except ApiException as exc:
             if exc.status != 404:
                 raise
             exists = False
         if exists:
-            patch = _merge_patch(resource)
+            patch = _merge_patch(resource, current)
             api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
         else:
             api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, resource)
     except ApiException as exc:
         raise DeployError(f"the cluster refused InferenceService {namespace}/{name}: {_reason(exc)}") from None
+    except (HTTPError, OSError) as exc:
+        raise DeployError(_unreachable(api, f"{namespace}/{name}", exc)) from None
     action = "updated" if exists else "created"
     if wait_seconds <= 0:
         return Applied(name, namespace, action, False, None, "not waited for")
     return _wait_ready(api, name, namespace, action, wait_seconds, poll)
 
 
-def _merge_patch(resource: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch: fields this deployment does not set are cleared (null), so a
-    canary or logger from an earlier deployment does not linger."""
-    predictor = dict(resource["spec"]["predictor"])
-    for field in ("canaryTrafficPercent", "logger", "minReplicas", "maxReplicas", "scaleMetric", "scaleTarget"):
-        predictor.setdefault(field, None)
+def _merge_patch(resource: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch: every predictor field the running service has and this deployment
+    does not set is cleared (null), so an earlier canary, logger, GPU or limit does not linger
+    (fields KServe's webhook defaults are defaulted again)."""
+    running = (current.get("spec") or {}).get("predictor") or {}
+    predictor = _null_missing(running, resource["spec"]["predictor"])
     return {**resource, "spec": {**resource["spec"], "predictor": predictor}}
+
+
+def _null_missing(old: Any, new: Any) -> Any:
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return new
+    merged: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        merged[key] = _null_missing(old.get(key), value)
+    return merged
 
 
 def _wait_ready(api: Any, name: str, namespace: str, action: str, wait_seconds: float, poll: float) -> Applied:
     from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     deadline = time.monotonic() + wait_seconds
     message = "no status yet"
@@ -123,8 +141,14 @@ def _wait_ready(api: Any, name: str, namespace: str, action: str, wait_seconds: 
             current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as exc:
             raise DeployError(f"cannot read InferenceService {namespace}/{name}: {_reason(exc)}") from None
+        except (HTTPError, OSError) as exc:
+            raise DeployError(_unreachable(api, f"{namespace}/{name}", exc)) from None
         status = current.get("status") or {}
-        for condition in status.get("conditions") or []:
+        # right after a patch the status still describes the previous generation
+        generation = (current.get("metadata") or {}).get("generation")
+        observed = status.get("observedGeneration")
+        current_status = generation is None or observed is None or observed >= generation
+        for condition in status.get("conditions") or [] if current_status else []:
             if condition.get("type") == "Ready":
                 if condition.get("status") == "True":
                     return Applied(name, namespace, action, True, status.get("url"))
@@ -135,6 +159,14 @@ def _wait_ready(api: Any, name: str, namespace: str, action: str, wait_seconds: 
                 f"{message}; see kubectl describe inferenceservice {name} -n {namespace}"
             )
         time.sleep(poll)
+
+
+def _unreachable(api: Any, where: str, exc: BaseException) -> str:
+    host = api.api_client.configuration.host
+    return (
+        f"cannot deploy InferenceService {where}: the Kubernetes API server at {host} does not answer "
+        f"({type(exc).__name__}); check KUBECONFIG and the network"
+    )
 
 
 def _reason(exc: Any) -> str:

@@ -82,9 +82,7 @@ class Registered:
         return data
 
 
-def register_model(
-    model: Any, example: Any, registration: Registration, store: str | Path | None = None
-) -> Registered:
+def register_model(model: Any, example: Any, registration: Registration, store: str | Path | None = None) -> Registered:
     """Log ``model`` (input example and signature from ``example``), register, promote."""
     import mlflow
     from mlflow import MlflowClient
