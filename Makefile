@@ -42,6 +42,7 @@ test: lint
 bench: bytecode
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/run_overhead.py
+	$(BIN)/python bench/serve.py
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

@@ -45,7 +45,9 @@ class Predictor:
         numeric = column_types is None or all(kind in _NUMERIC_TYPES for kind in column_types)
         features = len(columns) if columns else getattr(model, "n_features_in_", None)
         is_pyfunc = type(model).__name__ == "PyFuncModel"
-        wants_frame = is_pyfunc or fitted_names is not None or not numeric
+        wants_frame = is_pyfunc or not numeric
+        if not wants_frame and fitted_names is not None and columns:
+            wants_frame = not _same_on_matrices(model, columns)
         return cls(model, columns, numeric, features, wants_frame)
 
     # -- requests ----------------------------------------------------------------------
@@ -160,6 +162,29 @@ class Predictor:
         if hasattr(result, "to_numpy"):
             result = result.to_numpy()
         return np.asarray(result).tolist()
+
+
+def _same_on_matrices(model: Any, columns: list[str]) -> bool:
+    """Whether an estimator fitted on a named frame answers a plain float matrix the same
+    (it does unless it picks columns by name). A matrix skips building a frame and
+    scikit-learn's column-name checks: a one-row prediction costs about a third."""
+    import warnings
+
+    import pandas as pd
+
+    probe = np.linspace(-1.0, 1.0, 3 * len(columns)).reshape(3, len(columns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            by_name = np.asarray(model.predict(pd.DataFrame(probe, columns=columns)))
+            by_position = np.asarray(model.predict(probe))
+        except Exception:  # any failure means: keep giving it frames
+            return False
+    if not np.array_equal(by_name, by_position):
+        return False
+    # the estimator would warn on every request that the matrix has no column names
+    warnings.filterwarnings("ignore", message="X does not have valid feature names")
+    return True
 
 
 def _kind(value: Any) -> str:
