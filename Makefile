@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.nb2pipe-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := build/demo
+WATCH := $(DEMO)/watch
 
 .PHONY: demo test lint bench golden clean bytecode
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e ".[dev,mlflow,serve]"
+	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain]"
 	touch $@
 
 # The environment may set PYTHONDONTWRITEBYTECODE; compiled modules make every nb2pipe
@@ -31,6 +32,17 @@ demo: bytecode
 	$(BIN)/nb2pipe run examples/lifecycle.ipynb --workdir $(DEMO)
 	$(BIN)/python examples/tools/ask_endpoint.py $(DEMO) cancer || { $(BIN)/nb2pipe endpoints --workdir $(DEMO) --stop-all; exit 1; }
 	$(BIN)/nb2pipe endpoints --workdir $(DEMO) --stop-all
+	# watched model: train, explain, serve with payload logging -> drifted traffic and one
+	# explanation from the endpoint -> drift report of the traffic -> retraining run
+	$(BIN)/nb2pipe run examples/monitoring.ipynb --workdir $(WATCH)
+	$(BIN)/python examples/tools/send_traffic.py $(WATCH) breast-cancer --rows 300 --shift 1.0 --explain \
+		|| { $(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all; exit 1; }
+	$(BIN)/nb2pipe drift --reference models:/breast-cancer@champion --current $(WATCH)/payloads/breast-cancer \
+		--workdir $(WATCH) --report $(WATCH)/drift-report.html \
+		|| { $(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all; exit 1; }
+	$(BIN)/nb2pipe retrain examples/monitoring.ipynb --workdir $(WATCH) \
+		|| { $(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all; exit 1; }
+	$(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all
 
 lint: bytecode
 	$(BIN)/ruff check .
@@ -43,6 +55,7 @@ bench: bytecode
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/monitoring.py
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

@@ -11,7 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from nb2pipe import __version__
+from nb2pipe.cli_explain import add_commands as add_explain_commands
 from nb2pipe.cli_lifecycle import add_commands as add_lifecycle_commands
+from nb2pipe.cli_monitoring import add_commands as add_monitoring_commands
+from nb2pipe.cli_retrain import add_commands as add_retrain_commands
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 
 
@@ -37,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write the pipeline (default: NB.pipeline.yaml beside the notebook)",
     )
     compile_.add_argument("--dsl", metavar="OUT.py", help="also write a readable KFP DSL file")
+    compile_.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="compile the notebook's monitoring pipeline instead: drift of served traffic gates retraining "
+        "(default output NB.monitor.pipeline.yaml; no --dsl)",
+    )
     compile_.add_argument("--name", help="pipeline name (default: notebook metadata, else the file name)")
     _add_image_options(compile_)
     compile_.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -83,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
     submit.set_defaults(handler=_submit)
     add_lifecycle_commands(commands)
+    add_monitoring_commands(commands)
+    add_explain_commands(commands)
+    add_retrain_commands(commands)
     return parser
 
 
@@ -99,8 +111,16 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
 def _compile(args: argparse.Namespace) -> int:
     from nb2pipe.compiler import compile_notebook
 
+    if args.monitoring and args.dsl:
+        raise Nb2PipeError("--dsl is not available with --monitoring")
     result = compile_notebook(
-        args.notebook, output=args.output, dsl=args.dsl, name=args.name, image=args.image, base_image=args.base_image
+        args.notebook,
+        output=args.output,
+        dsl=args.dsl,
+        name=args.name,
+        image=args.image,
+        base_image=args.base_image,
+        monitoring=args.monitoring,
     )
     plan = result.compiled.plan
     if args.json:
@@ -125,8 +145,13 @@ def _compile(args: argparse.Namespace) -> int:
                             "model_name": item.registration.model_name,
                             "deploy": item.deploy_task,
                             "service": item.deployment.service if item.deployment else None,
+                            "explain": [name for _, name in item.explain_tasks],
                         }
                         for item in plan.lifecycle
+                    ],
+                    "drift": [
+                        {"task": item.task, "current": item.current.name, "reference": item.reference.name}
+                        for item in plan.drift
                     ],
                     "diagnostics": [d.to_json() for d in result.compiled.warnings],
                 },
@@ -137,6 +162,8 @@ def _compile(args: argparse.Namespace) -> int:
     _print_diagnostics(result.compiled.warnings)
     written = str(result.output) + (f" and {result.dsl_output}" if result.dsl_output else "")
     lifecycle = [name for item in plan.lifecycle for name in (item.register_task, item.deploy_task) if name]
+    lifecycle += [name for item in plan.lifecycle for _, name in item.explain_tasks]
+    lifecycle += [item.task for item in plan.drift]
     print(
         f"wrote {written}: pipeline {plan.name!r}, {len(plan.steps)} step(s): "
         + ", ".join(s.name for s in plan.steps)

@@ -30,6 +30,16 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--log-payloads", metavar="DIR", help="append every request and response to DIR (JSON lines)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument(
+        "--explainer",
+        choices=("anchor", "ig"),
+        help="also answer /v1/models/NAME:explain with Anchor or Integrated Gradients (needs nb2pipe[explain])",
+    )
+    serve.add_argument(
+        "--reference",
+        metavar="DATA",
+        help="data the explainer is fitted on (default: the training data kept with the registered version)",
+    )
     serve.set_defaults(handler=_serve)
 
     deploy = commands.add_parser(
@@ -48,6 +58,7 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument("--container-concurrency", type=int, metavar="N", help="hard limit of requests per replica")
     deploy.add_argument("--canary", type=int, metavar="PCT", help="share of traffic for this new version (0-100)")
     deploy.add_argument("--log-url", metavar="URL", help="send request/response payloads to URL (KServe logger)")
+    deploy.add_argument("--explainer", choices=("anchor", "ig"), help="add an explainer container answering :explain")
     deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
     deploy.add_argument("--dry-run", action="store_true", help="do not apply; print the YAML (or write it with -o)")
     deploy.add_argument("-o", "--output", metavar="FILE", help="write the InferenceService YAML to FILE")
@@ -74,7 +85,20 @@ def _serve(args: argparse.Namespace) -> int:
     from nb2pipe.lifecycle.server import ServeOptions, serve
 
     name = args.name or _default_name(args.model_uri)
-    serve(ServeOptions(args.model_uri, name, args.host, args.port, args.log_payloads, args.access_log))
+    if args.reference and not args.explainer:
+        raise Nb2PipeError("--reference is the explainer's data: add --explainer anchor or --explainer ig")
+    serve(
+        ServeOptions(
+            args.model_uri,
+            name,
+            args.host,
+            args.port,
+            args.log_payloads,
+            args.access_log,
+            explainer=args.explainer,
+            reference=args.reference,
+        )
+    )
     return 0
 
 
@@ -99,6 +123,7 @@ def _deploy(args: argparse.Namespace) -> int:
         monitor=bool(args.log_url),
         logger_url=args.log_url,
         namespace=args.namespace,
+        explainer=args.explainer,
     )
     deployment = deploy_model(
         args.model_uri, args.name, settings, dry_run=args.dry_run, output=args.output, wait_seconds=args.wait

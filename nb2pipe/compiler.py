@@ -54,15 +54,23 @@ def compile_source(
     dsl_yaml_name: str | None = None,
     packaging: Callable[[PipelinePlan], Packaging] | None = None,
     fallback_image: str | None = None,
+    monitoring: bool = False,
 ) -> CompiledPipeline:
     """Notebook JSON text -> KFP IR YAML (and the DSL text when ``dsl_yaml_name`` is set).
 
     ``packaging`` pins a plan's imports (see :func:`nb2pipe.environment.packaging_for`);
-    without it steps run ``python:3.11`` with only their declared packages.
+    without it steps run ``python:3.11`` with only their declared packages. ``monitoring``
+    compiles the notebook's monitoring pipeline instead (see
+    :func:`nb2pipe.plan_monitoring.monitoring_plan`), which has no DSL file.
     """
     from nb2pipe.emit.kfp import emit_pipeline_yaml
 
     plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
+    if monitoring:
+        from nb2pipe.plan_monitoring import monitoring_plan
+
+        plan = monitoring_plan(plan)
+        dsl_yaml_name = None
     packages = packaging(plan) if packaging else None
     dsl = None
     if dsl_yaml_name is not None:
@@ -91,6 +99,7 @@ def compile_with_environment(
     image: str | None = None,
     base_image: str | None = None,
     dsl_yaml_name: str | None = None,
+    monitoring: bool = False,
 ) -> CompiledPipeline:
     """Compile for a cluster: steps with no image named anywhere run the Kubeflow notebook
     server's own image when compiled inside one, else ``base_image`` plus the notebook's
@@ -105,12 +114,13 @@ def compile_with_environment(
         dsl_yaml_name=dsl_yaml_name,
         packaging=environment_packaging(base_image),
         fallback_image=None if image else notebook_server_image(),
+        monitoring=monitoring,
     )
 
 
-def default_output(notebook: Path) -> Path:
+def default_output(notebook: Path, monitoring: bool = False) -> Path:
     stem = notebook.name[: -len(".ipynb")] if notebook.name.endswith(".ipynb") else notebook.stem
-    return notebook.with_name(f"{stem}.pipeline.yaml")
+    return notebook.with_name(f"{stem}{'.monitor' if monitoring else ''}.pipeline.yaml")
 
 
 def read_notebook_text(path: Path) -> str:
@@ -143,12 +153,13 @@ def compile_notebook(
     name: str | None = None,
     image: str | None = None,
     base_image: str | None = None,
+    monitoring: bool = False,
 ) -> CompileResult:
     """Compile a notebook file (see :func:`compile_with_environment`); write the IR YAML
     (default ``NB.pipeline.yaml`` beside it) and optionally the DSL file. Nothing is
     written if compilation fails."""
     path = Path(notebook)
-    target = Path(output) if output else default_output(path)
+    target = Path(output) if output else default_output(path, monitoring)
     dsl_target = Path(dsl) if dsl else None
     compiled = compile_with_environment(
         read_notebook_text(path),
@@ -157,6 +168,7 @@ def compile_notebook(
         image=image,
         base_image=base_image,
         dsl_yaml_name=target.name if dsl_target else None,
+        monitoring=monitoring,
     )
     files = {target: compiled.yaml}
     if dsl_target is not None and compiled.dsl is not None:

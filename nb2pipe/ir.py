@@ -83,12 +83,26 @@ class StepOptions:
 
 
 @dataclass(frozen=True)
+class DriftOptions:
+    """How drift is tested (``metadata.nb2pipe.drift``): the method, the p-value, the
+    multiple-testing correction, which columns are categorical (None: by dtype), and the
+    fewest served rows the monitoring pipeline needs before it tests at all."""
+
+    method: str = "tabular"
+    p_value: float = 0.05
+    correction: str = "bonferroni"
+    categorical: tuple[str, ...] | None = None
+    min_rows: int = 50
+
+
+@dataclass(frozen=True)
 class PipelineSettings:
     name: str
     description: str = ""
     experiment: str | None = None
     image: str | None = None
     step_defaults: StepOptions = StepOptions()
+    drift: DriftOptions = DriftOptions()
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,7 @@ class StepSpec:
     location: Location
     registration: ModelRegistration | None = None
     deployment: ModelDeployment | None = None
+    drift: tuple[DriftCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +203,35 @@ class LifecycleTask:
     parameters: tuple[str, ...]
     registration: ModelRegistration
     deployment: ModelDeployment | None = None
+    #: (method, task name) of each explanation task: explain:anchor, explain:ig
+    explain_tasks: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DriftTask:
+    """``drift:CURRENT[:REFERENCE]``: test the step's CURRENT data against REFERENCE (by
+    default the training data of the model the notebook registers)."""
+
+    task: str
+    step: str
+    current: StepInput
+    reference: StepInput
+    options: DriftOptions
+
+
+@dataclass(frozen=True)
+class MonitorGate:
+    """The first task of a monitoring pipeline: test the traffic the champion served since it
+    was deployed against the data it was trained on; the notebook's steps, register and deploy
+    run only when it answers "retrain" (drift found, nothing served yet, or forced)."""
+
+    task: str
+    model_name: str
+    #: the service whose payload log holds the traffic (the register step's deploy:)
+    service: str | None
+    #: the step whose image the check runs in
+    step: str
+    options: DriftOptions
 
 
 @dataclass(frozen=True)
@@ -205,6 +249,9 @@ class PipelinePlan:
     #: top-level modules the notebook imports anywhere: what a step's image must provide
     modules: tuple[str, ...] = ()
     lifecycle: tuple[LifecycleTask, ...] = ()
+    drift: tuple[DriftTask, ...] = ()
+    drift_options: DriftOptions = DriftOptions()
+    gate: MonitorGate | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -251,6 +298,8 @@ class DeploySettings:
     logger_url: str | None = None
     namespace: str | None = None
     port: int | None = None
+    #: "anchor" or "ig": the served model also answers ``:explain`` with this method
+    explainer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +310,17 @@ class ModelRegistration:
     variable: str | None
     promote_metric: str | None
     higher_is_better: bool
+    location: Location
+    #: explain:anchor / explain:ig on the step, in tag order
+    explain: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    """``drift:CURRENT[:REFERENCE]`` on a step."""
+
+    current: str
+    reference: str | None
     location: Location
 
 

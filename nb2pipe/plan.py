@@ -39,6 +39,7 @@ from nb2pipe.ir import (
     StepSpec,
 )
 from nb2pipe.plan_lifecycle import PendingRegistration, snapshot, wire
+from nb2pipe.plan_monitoring import PendingDrift, drift_snapshot, wire_drift
 
 METRICS_OUTPUT = "nb2pipe_metrics"
 REPORT_OUTPUT = "nb2pipe_report"
@@ -46,6 +47,14 @@ REPORT_OUTPUT = "nb2pipe_report"
 REGISTERED_OUTPUT = "registered_model"
 PROMOTION_OUTPUT = "promotion"
 DEPLOYMENT_OUTPUT = "deployment"
+#: outputs of the drift and explain tasks (nb2pipe.emit.monitoring)
+DRIFT_FLAG_OUTPUT = "is_drift"
+DRIFT_METRICS_OUTPUT = "drift_metrics"
+DRIFT_REPORT_OUTPUT = "drift_report"
+EXPLANATION_OUTPUT = "explanation"
+EXPLAIN_METRICS_OUTPUT = "explain_metrics"
+#: the monitoring pipeline's gate: its verdict, and the parameters it reads
+RETRAIN_OUTPUT = "retrain"
 
 
 @dataclass
@@ -149,6 +158,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     known.update(prelude_result.bindings)
 
     registrations: list[PendingRegistration] = []
+    drift_checks: list[PendingDrift] = []
     for item in _in_notebook_order(layout, flows):
         if isinstance(item, Cell):
             _resolve_metrics(planner, item, known, flows)
@@ -161,6 +171,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         pending = snapshot(flow.spec, flow.cells, result.bindings, known, planner.diagnostics)
         if pending is not None:
             registrations.append(pending)
+        drift_checks += drift_snapshot(flow.spec, known, planner.diagnostics)
         for name, where in result.deleted.items():
             known[name] = Binding(flow.spec.name, Origin("unknown"), Provenance("Artifact"), where, deleted=True)
 
@@ -168,14 +179,17 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         # a leading underscore marks a throwaway (`_`, `_tmp`), not a result
         if binding.provider in flows and not binding.deleted and binding.replay is None and name[0] != "_":
             flows[binding.provider].finals.append(name)
+    outputs = {name: flow.outputs for name, flow in flows.items()}
+    taken = set(flows)
     lifecycle = wire(
         registrations,
-        {name: flow.outputs for name, flow in flows.items()},
+        outputs,
         [name for name, flow in flows.items() if flow.metrics],
         [p.name for p in parameters],
-        list(flows),
+        taken,
         planner.diagnostics,
     )
+    drift = wire_drift(drift_checks, lifecycle, outputs, layout.settings.drift, taken, planner.diagnostics)
     units = prelude_units(a.code for a in prelude)
     steps = _steps(planner, flows, {p.name: p for p in parameters}, units)
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
@@ -195,6 +209,8 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
         modules=imported_modules([*(a.code for a in prelude), *(a.code for f in flows.values() for a in f.cells)]),
         lifecycle=lifecycle,
+        drift=drift,
+        drift_options=layout.settings.drift,
     )
 
 

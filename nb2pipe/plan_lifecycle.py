@@ -124,15 +124,15 @@ def wire(
     outputs: Mapping[str, dict[str, ArtifactKind]],
     metric_steps: list[str],
     parameters: list[str],
-    step_names: list[str],
+    taken: set[str],
     diagnostics: list[Diagnostic],
 ) -> tuple[LifecycleTask, ...]:
     """Make each registered value an output of its step and build the lifecycle tasks.
 
     ``outputs`` is updated in place: the model and its training data leave their steps.
+    ``taken`` holds the task names in use and receives the new ones.
     """
     tasks: list[LifecycleTask] = []
-    taken = set(step_names)
     by_model: dict[str, PendingRegistration] = {}
     by_service: dict[str, PendingRegistration] = {}
     for item in pending:
@@ -146,10 +146,21 @@ def wire(
             if other is not item:
                 diagnostics.append(_twice(f"service {deployment.service!r}", other.step, deployment.location))
                 continue
-        model = _input(item.model, "model", outputs, "Model")
-        example = _input(item.example, "example", outputs, "Dataset") if item.example else None
-        register = _unique(f"register-{_task_suffix(registration.model_name)}", taken)
-        deploy = _unique(f"deploy-{deployment.service}", taken) if deployment else None
+        model = step_output_input(item.model, "model", outputs, "Model")
+        example = step_output_input(item.example, "example", outputs, "Dataset") if item.example else None
+        suffix = task_suffix(registration.model_name)
+        register = unique_name(f"register-{suffix}", taken)
+        deploy = unique_name(f"deploy-{deployment.service}", taken) if deployment else None
+        if registration.explain and example is None:
+            diagnostics.append(
+                error(
+                    "explain-data",
+                    f"explain:{registration.explain[0]} needs the data {registration.model_name!r} was trained on",
+                    registration.location,
+                    "call MODEL.fit(X, y) in the registered step so nb2pipe can find X",
+                )
+            )
+        explain = tuple((method, unique_name(f"explain-{suffix}-{method}", taken)) for method in registration.explain)
         tasks.append(
             LifecycleTask(
                 register,
@@ -161,12 +172,13 @@ def wire(
                 tuple(parameters),
                 registration,
                 deployment,
+                explain,
             )
         )
     return tuple(tasks)
 
 
-def _input(
+def step_output_input(
     found: tuple[str, Binding], arg: str, outputs: Mapping[str, dict[str, ArtifactKind]], kind: ArtifactKind
 ) -> StepInput:
     name, binding = found
@@ -185,12 +197,12 @@ def _twice(what: str, step: str, where: object) -> Diagnostic:
     )
 
 
-def _task_suffix(model_name: str) -> str:
+def task_suffix(model_name: str) -> str:
     text = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in model_name.lower()).strip("-")
     return text or "model"
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     candidate, counter = name, 2
     while candidate in taken:
         candidate = f"{name}-{counter}"

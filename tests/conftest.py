@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from registered import registered_model  # noqa: F401  (a session fixture)
+
+# no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration
+os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -50,7 +50,9 @@ class Server:
 
 
 @contextmanager
-def serving(model_uri: str, name: str, tracking_uri: str, folder: Path, *extra: str) -> Iterator[Server]:
+def serving(
+    model_uri: str, name: str, tracking_uri: str, folder: Path, *extra: str, ready_seconds: float = 120
+) -> Iterator[Server]:
     """Run ``nb2pipe serve`` until the block ends, then stop it by PID."""
     port = free_port()
     log = folder / f"serve-{port}.log"
@@ -60,7 +62,7 @@ def serving(model_uri: str, name: str, tracking_uri: str, folder: Path, *extra: 
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=folder)
     server = Server(port, process, log)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + ready_seconds
         while True:
             assert process.poll() is None, f"nb2pipe serve exited:\n{log.read_text()}"
             try:

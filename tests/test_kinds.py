@@ -53,3 +53,11 @@ def test_keras_models_are_models():
         "net = keras.Sequential()\nnet2 = tf.keras.models.Sequential()", "import keras\nimport tensorflow as tf"
     )
     assert found == {"net": "Model", "net2": "Model"}
+
+
+def test_keras_layers_and_optimizers_are_parts_not_models():
+    found = kinds(
+        "vectorize = keras.layers.TextVectorization()\nstep = tf.keras.optimizers.Adam()\nnet = keras.Model()",
+        "import keras\nimport tensorflow as tf",
+    )
+    assert found == {"vectorize": "Artifact", "step": "Artifact", "net": "Model"}

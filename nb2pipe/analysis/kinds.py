@@ -150,6 +150,12 @@ def provenance(
     return UNKNOWN
 
 
+#: keras modules whose classes build or train a model without being one
+_KERAS_PARTS = frozenset(
+    {"layers", "optimizers", "losses", "metrics", "callbacks", "initializers", "regularizers", "activations"}
+)
+
+
 def _from_callee(qualified: str) -> Provenance:
     if qualified in _PROCESS_BOUND:
         return Provenance("Artifact", unserializable=_PROCESS_BOUND[qualified])
@@ -162,6 +168,9 @@ def _from_callee(qualified: str) -> Provenance:
             return Provenance("Dataset", root)
         if root == "lightgbm" and last == "Dataset":
             return Provenance("Dataset", root)
+        # Keras layers, optimizers, losses ... are CapWords classes too, but parts of a model
+        if root == "keras" and _KERAS_PARTS & set(parts[1:-1]):
+            return Provenance("Artifact", root)
         # Estimators and networks are classes, spelled in CapWords by these libraries.
         if last[:1].isupper() or last in _MODEL_BUILDERS:
             return Provenance("Model", root)

@@ -24,6 +24,8 @@ def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | Non
         "from kfp import compiler, dsl, kubernetes  # noqa: F401\n"
         "from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output  # noqa: F401\n",
     ]
+    if plan.drift:  # drift tasks hand their verdict on as an output parameter
+        parts[-1] += "from kfp.dsl import OutputPath  # noqa: F401\n"
     parts += [_component_text(step, plan, packaging) for step in plan.steps]
     parts += [_extra_component_text(task, plan, packaging) for task in extra_tasks(plan)]
     parts.append(_pipeline_text(plan))
@@ -98,5 +100,6 @@ def _pipeline_text(plan: PipelinePlan) -> str:
         )
         lines.append(f"    {task} = {function_name(extra.name)}({arguments})")
         lines.append(f"    {task}.set_display_name({extra.name!r})")
-        lines.append(f"    {task}.set_caching_options(False)")
+        if extra.side_effects:
+            lines.append(f"    {task}.set_caching_options(False)")
     return "\n".join(lines) + "\n"

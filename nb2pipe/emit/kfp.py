@@ -12,14 +12,17 @@ import inspect
 import shlex
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from nb2pipe.emit.images import step_container
-from nb2pipe.emit.lifecycle import extra_container, extra_tasks
+from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
+from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
 from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, step_function
 from nb2pipe.ir import Packaging, PipelinePlan
+from nb2pipe.plan import RETRAIN_OUTPUT
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (
@@ -91,7 +94,7 @@ def build_components(plan: PipelinePlan, packaging: Packaging | None = None) -> 
             container=structures.ContainerSpecImplementation(image=image, command=command, args=args)
         )
         components[step.name] = StepComponent(spec)
-    for task in extra_tasks(plan):
+    for task in [*gate_tasks(plan), *extra_tasks(plan)]:
         image, packages = extra_container(task, plan, packaging)
         spec = component_factory.extract_component_interface(_interface_function(task.function), name=task.name)
         command, args = step_command(packages, task.function, kfp.__version__, f"{KFP_HEADER}\n{task.function.source}")
@@ -118,7 +121,9 @@ def _interface_function(function: StepFunction) -> Callable[..., None]:
     parameters = []
     for argument in function.arguments:
         resolved = namespace[argument.type_name]
-        if argument.wrapper:
+        if argument.wrapper == "OutputPath":
+            resolved = dsl.OutputPath(resolved)
+        elif argument.wrapper:
             resolved = namespace[argument.wrapper][resolved]
         parameters.append(
             inspect.Parameter(argument.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=resolved)
@@ -136,28 +141,8 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
     def pipeline(*channels: Any) -> None:
         values = dict(zip(names, channels, strict=True))
         tasks: dict[str, Any] = {}
-        for step in plan.steps:
-            arguments = {
-                item.arg: values[item.name]
-                if item.is_parameter
-                else tasks[item.source_step].outputs[item.source_output]
-                for item in step.inputs
-            }
-            task = components[step.name](**arguments)
-            task.set_display_name(step.name)
-            if step.after:
-                task.after(*(tasks[name] for name in step.after))
-            apply_options(task, step.options)
-            tasks[step.name] = task
-        for extra in extra_tasks(plan):
-            arguments = {
-                wire.arg: values[wire.parameter] if wire.parameter else tasks[wire.task].outputs[wire.output]
-                for wire in extra.wires
-            }
-            task = components[extra.name](**arguments)
-            task.set_display_name(extra.name)
-            task.set_caching_options(False)  # registering and deploying are side effects
-            tasks[extra.name] = task
+        with _gated(plan, components, values):
+            _add_tasks(plan, components, values, tasks)
 
     pipeline.__signature__ = inspect.Signature(
         [  # type: ignore[attr-defined]
@@ -170,6 +155,47 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
     pipeline.__name__ = plan.name.replace("-", "_")
     pipeline.__doc__ = None
     return pipeline
+
+
+def gate_tasks(plan: PipelinePlan) -> list[ExtraTask]:
+    return [gate_task(plan)] if plan.gate is not None else []
+
+
+def _gated(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any]) -> AbstractContextManager[Any]:
+    """A monitoring pipeline's steps run inside ``dsl.If(gate says retrain)``."""
+    if plan.gate is None:
+        return nullcontext()
+    from kfp import dsl
+
+    extra = gate_task(plan)
+    task = components[extra.name](**{wire.arg: values[wire.parameter] for wire in extra.wires if wire.parameter})
+    task.set_display_name(extra.name)
+    task.set_caching_options(False)  # it reads traffic that changes between runs
+    return dsl.If(task.outputs[RETRAIN_OUTPUT] == True, name="retrain")  # noqa: E712  (a kfp condition)
+
+
+def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any], tasks: dict[str, Any]) -> None:
+    for step in plan.steps:
+        arguments = {
+            item.arg: values[item.name] if item.is_parameter else tasks[item.source_step].outputs[item.source_output]
+            for item in step.inputs
+        }
+        task = components[step.name](**arguments)
+        task.set_display_name(step.name)
+        if step.after:
+            task.after(*(tasks[name] for name in step.after))
+        apply_options(task, step.options)
+        tasks[step.name] = task
+    for extra in extra_tasks(plan):
+        arguments = {
+            wire.arg: values[wire.parameter] if wire.parameter else tasks[wire.task].outputs[wire.output]
+            for wire in extra.wires
+        }
+        task = components[extra.name](**arguments)
+        task.set_display_name(extra.name)
+        if extra.side_effects:
+            task.set_caching_options(False)  # registering and deploying change the world
+        tasks[extra.name] = task
 
 
 def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -> str:

@@ -35,14 +35,21 @@ class ExtraTask:
     #: the notebook step whose image (and packages) the task runs in
     step: str
     requirement: str
+    #: registering and deploying change the world: never answer them from the cache
+    side_effects: bool = True
 
 
 def extra_tasks(plan: PipelinePlan) -> list[ExtraTask]:
+    """The tasks nb2pipe adds after the notebook's steps: register, deploy, explain, drift."""
+    from nb2pipe.emit.monitoring import drift_task, explain_task
+
     tasks: list[ExtraTask] = []
     for item in plan.lifecycle:
         tasks.append(_register(plan, item))
         if item.deployment is not None and item.deploy_task is not None:
             tasks.append(_deploy(item))
+        tasks += [explain_task(item, method, name) for method, name in item.explain_tasks]
+    tasks += [drift_task(item) for item in plan.drift]
     return tasks
 
 
@@ -84,7 +91,7 @@ def _register(plan: PipelinePlan, item: LifecycleTask) -> ExtraTask:
         f"params={{{', '.join(f'{n!r}: {a}' for n, a in param_args)}}}, "
         f"registered={REGISTERED_OUTPUT}, report={PROMOTION_OUTPUT})"
     )
-    function = _function(item.register_task, arguments, "register_step", call)
+    function = component_function(item.register_task, arguments, "register_step", call)
     return ExtraTask(item.register_task, function, tuple(wires), item.step, f"nb2pipe[mlflow]=={__version__}")
 
 
@@ -93,15 +100,17 @@ def _deploy(item: LifecycleTask) -> ExtraTask:
     arguments = [Argument(REGISTERED_OUTPUT, "Input", "Model"), Argument(DEPLOYMENT_OUTPUT, "Output", "Artifact")]
     config = {"service": item.deployment.service, "settings": asdict(item.deployment.settings)}
     call = f"deploy_step({config!r}, registered={REGISTERED_OUTPUT}.path, deployment={DEPLOYMENT_OUTPUT})"
-    function = _function(item.deploy_task, arguments, "deploy_step", call)
+    function = component_function(item.deploy_task, arguments, "deploy_step", call)
     wires = (Wire(REGISTERED_OUTPUT, task=item.register_task, output=REGISTERED_OUTPUT),)
     return ExtraTask(item.deploy_task, function, wires, item.step, f"nb2pipe[mlflow,serve]=={__version__}")
 
 
-def _function(task: str, arguments: list[Argument], entry: str, call: str) -> StepFunction:
+def component_function(
+    task: str, arguments: list[Argument], entry: str, call: str, module: str = "nb2pipe.lifecycle.steps"
+) -> StepFunction:
     name = function_name(task)
     signature = ", ".join(f"{a.name}: {a.annotation}" for a in arguments)
-    text = f"def {name}({signature}):\n    from nb2pipe.lifecycle.steps import {entry}\n    {call}\n"
+    text = f"def {name}({signature}):\n    from {module} import {entry}\n    {call}\n"
     ast.parse(text)  # the text is built from reprs and identifiers: prove it is Python
     return StepFunction(name, tuple(arguments), text)
 

@@ -31,6 +31,8 @@ class Argument:
 
     @property
     def annotation(self) -> str:
+        if self.wrapper == "OutputPath":  # an output parameter: kfp writes its value to the path
+            return f"OutputPath({self.type_name})"
         return f"{self.wrapper}[{self.type_name}]" if self.wrapper else self.type_name
 
 

@@ -33,16 +33,31 @@ def check_request(service: str, settings: DeploySettings) -> None:
 
 def render(model_uri: str, service: str, settings: DeploySettings) -> Deployment:
     """Resolve the model and build its InferenceService; nothing is applied."""
+    import os
+
     import yaml
 
-    from nb2pipe.lifecycle.inference_service import ServedModel, inference_service, is_cluster_storage
-    from nb2pipe.lifecycle.registry import resolve_model
+    from nb2pipe.lifecycle.inference_service import (
+        SERVER_IMAGE,
+        SERVER_IMAGE_ENV,
+        ServedModel,
+        inference_service,
+        is_cluster_storage,
+    )
+    from nb2pipe.lifecycle.registry import resolve_model, tracking_uri
 
     check_request(service, settings)
     source = resolve_model(model_uri)
-    served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version)
-    resource = inference_service(service, served, settings)
+    served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version, source.name)
+    tracking = tracking_uri()
+    image = os.environ.get(SERVER_IMAGE_ENV) or SERVER_IMAGE
+    resource = inference_service(service, served, settings, tracking_uri=tracking, server_image=image)
     warnings = []
+    if settings.explainer and not tracking.startswith(("http://", "https://")):
+        warnings.append(
+            f"the explainer loads the model and its training data from MLflow, but the tracking URI {tracking} is "
+            "on this machine; set MLFLOW_TRACKING_URI to an MLflow server the cluster reaches"
+        )
     if not is_cluster_storage(source.storage_uri):
         warnings.append(
             f"storageUri {source.storage_uri} is on this machine; a cluster cannot fetch it. Track models on an "

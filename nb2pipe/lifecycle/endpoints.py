@@ -20,7 +20,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
-from nb2pipe.lifecycle.registry import STORE_ENV, TRACKING_ENV, local_store, tracking_uri
+from nb2pipe.lifecycle.registry import QUIET_MLFLOW, STORE_ENV, TRACKING_ENV, local_store, tracking_uri
 
 DEFAULT_PORT = 8080
 
@@ -57,7 +57,7 @@ def start_local(
     settings: DeploySettings,
     store: str | Path | None = None,
     host: str = "127.0.0.1",
-    wait_seconds: float = 90,
+    wait_seconds: float | None = None,
 ) -> Endpoint:
     """Serve ``model_uri`` as ``service`` in a background process, replacing an older one."""
     folder = endpoints_dir(store)
@@ -74,7 +74,9 @@ def start_local(
     command += ["--host", host, "--port", str(port)]
     if payloads:
         command += ["--log-payloads", payloads]
-    environment = {**os.environ, TRACKING_ENV: tracking_uri(store), STORE_ENV: str(local_store(store))}
+    if settings.explainer:
+        command += ["--explainer", settings.explainer]
+    environment = {**QUIET_MLFLOW, **os.environ, TRACKING_ENV: tracking_uri(store), STORE_ENV: str(local_store(store))}
     with log.open("w", encoding="utf-8") as output:
         # a session of its own: the server outlives the pipeline step that started it
         process = subprocess.Popen(
@@ -87,7 +89,8 @@ def start_local(
             start_new_session=True,
         )
     url = f"http://{host}:{port}"
-    _wait_until_ready(process, url, service, log, wait_seconds)
+    # an explainer imports alibi and TensorFlow and is fitted before the server is ready
+    _wait_until_ready(process, url, service, log, wait_seconds or (240 if settings.explainer else 90))
     endpoint = Endpoint(service, url, process.pid, model_uri, str(log), payloads, time.time())
     record = folder / f"{service}.json"
     partial = record.with_suffix(".json.partial")

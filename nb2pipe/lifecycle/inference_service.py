@@ -4,6 +4,12 @@ with the kserve SDK's own models and serialized to the plain dict the API server
 Runtime by flavour: scikit-learn -> KServe's sklearn runtime (``storageUri`` at the model
 files, v1 protocol); other MLflow models -> the ``mlflow`` format on the MLServer runtime
 (v2 protocol); models only nb2pipe's wrapper can load -> nb2pipe's own ClusterServingRuntime.
+
+With an explainer (``explain:anchor`` / ``explain:ig``), ``spec.explainer`` is a custom
+container running ``nb2pipe serve --explainer`` on the same registered version: KServe 0.13
+removed its built-in alibi explainer, and KServe routes ``/v1/models/NAME:explain`` to this
+container. It loads the model and the training data kept with it from MLflow
+(``MLFLOW_TRACKING_URI``), fits the explainer once and warms it before it reports ready.
 """
 
 from __future__ import annotations
@@ -17,6 +23,11 @@ API_VERSION = "serving.kserve.io/v1beta1"
 MANAGED_BY = "nb2pipe"
 MODEL_URI_ANNOTATION = "nb2pipe.io/model-uri"
 NB2PIPE_RUNTIME = "nb2pipe-server"
+#: the image of nb2pipe's server (manifests/Dockerfile); NB2PIPE_SERVER_IMAGE overrides it
+SERVER_IMAGE = "ghcr.io/nb2pipe/nb2pipe:0.1.0"
+SERVER_IMAGE_ENV = "NB2PIPE_SERVER_IMAGE"
+#: alibi, TensorFlow and a fitted explainer in memory
+EXPLAINER_RESOURCES = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,13 @@ class ServedModel:
     flavor: str  # sklearn | xgboost | tensorflow | mlflow | nb2pipe
     storage_uri: str
     version: str | None = None
+    #: the registered model's name (None for a model folder)
+    name: str | None = None
+
+    @property
+    def pinned_uri(self) -> str:
+        """``models:/NAME/VERSION`` when registered: an alias may move before a pod starts."""
+        return f"models:/{self.name}/{self.version}" if self.name and self.version else self.uri
 
 
 @dataclass(frozen=True)
@@ -45,8 +63,18 @@ def runtime_for(flavor: str) -> Runtime:
     return Runtime("mlflow", "2", "kserve-mlserver", "v2")
 
 
-def inference_service(service: str, model: ServedModel, settings: DeploySettings) -> dict[str, Any]:
-    """The InferenceService resource as a dict (camelCase keys, no empty fields)."""
+def inference_service(
+    service: str,
+    model: ServedModel,
+    settings: DeploySettings,
+    *,
+    tracking_uri: str | None = None,
+    server_image: str = SERVER_IMAGE,
+) -> dict[str, Any]:
+    """The InferenceService resource as a dict (camelCase keys, no empty fields).
+
+    ``tracking_uri`` is where the explainer container finds MLflow (with ``settings.explainer``).
+    """
     from kserve import (
         V1beta1InferenceService,
         V1beta1InferenceServiceSpec,
@@ -92,13 +120,33 @@ def inference_service(service: str, model: ServedModel, settings: DeploySettings
         api_version=API_VERSION,
         kind="InferenceService",
         metadata=V1ObjectMeta(name=service, namespace=settings.namespace, annotations=annotations, labels=labels),
-        spec=V1beta1InferenceServiceSpec(predictor=predictor),
+        spec=V1beta1InferenceServiceSpec(
+            predictor=predictor,
+            explainer=_explainer(service, model, settings, tracking_uri, server_image) if settings.explainer else None,
+        ),
     )
     document = ApiClient().sanitize_for_serialization(resource)
     # the SDK's ModelSpec defaults its container name to ""; KServe names the container itself
     if not document["spec"]["predictor"]["model"].get("name"):
         document["spec"]["predictor"]["model"].pop("name", None)
     return document
+
+
+def _explainer(service: str, model: ServedModel, settings: DeploySettings, tracking_uri: str | None, image: str) -> Any:
+    from kserve import V1beta1ExplainerSpec
+    from kubernetes.client import V1Container, V1ContainerPort, V1EnvVar, V1ResourceRequirements
+
+    args = [model.pinned_uri, f"--name={service}", "--host=0.0.0.0", "--port=8080", f"--explainer={settings.explainer}"]
+    container = V1Container(
+        name="kserve-container",  # KServe's name for the container it routes to
+        image=image,
+        command=["nb2pipe", "serve"],
+        args=args,
+        env=[V1EnvVar(name="MLFLOW_TRACKING_URI", value=tracking_uri)] if tracking_uri else None,
+        ports=[V1ContainerPort(container_port=8080, name="http1", protocol="TCP")],
+        resources=V1ResourceRequirements(**EXPLAINER_RESOURCES),
+    )
+    return V1beta1ExplainerSpec(containers=[container], logger=None)
 
 
 def is_cluster_storage(uri: str) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.errors import Nb2PipeError
 from nb2pipe.lifecycle.registry import (
     CANDIDATE,
     CHAMPION,
@@ -67,6 +68,8 @@ class Registered:
     flavor: str
     tracking_uri: str
     promotion: Promotion
+    #: the training data kept with the version for drift checks and explainers (run artifact)
+    reference: str | None = None
 
     @property
     def uri(self) -> str:
@@ -97,6 +100,7 @@ def register_model(model: Any, example: Any, registration: Registration, store: 
             mlflow.log_metrics(numeric)
         mlflow.set_tags(dict(registration.tags))
         flavor, info = _log_model(model, example)
+        reference = _log_reference(example)
         version = mlflow.register_model(info.model_uri, registration.model_name)
         client = MlflowClient()
         client.set_registered_model_alias(registration.model_name, CANDIDATE, version.version)
@@ -106,7 +110,29 @@ def register_model(model: Any, example: Any, registration: Registration, store: 
         record = json.dumps(asdict(promotion), sort_keys=True)
         client.set_model_version_tag(registration.model_name, version.version, PROMOTION_TAG, record)
         mlflow.set_tag(PROMOTION_TAG, record)
-    return Registered(registration.model_name, str(version.version), run.info.run_id, flavor, uri, promotion)
+    return Registered(registration.model_name, str(version.version), run.info.run_id, flavor, uri, promotion, reference)
+
+
+def _log_reference(example: Any) -> str | None:
+    """Keep the training data with the run (artifact ``reference/``): the baseline of drift
+    checks and the data explainers are fitted on. Data of a kind nb2pipe cannot store is
+    left out and said so: the model is still registered."""
+    if example is None:
+        return None
+    import tempfile
+
+    import mlflow
+
+    from nb2pipe.monitoring.reference import REFERENCE_DIR, save_reference
+
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-reference-") as folder:
+        try:
+            saved = save_reference(example, folder)
+        except Nb2PipeError as exc:
+            print(f"nb2pipe: warning: the training data is not kept for drift checks: {exc}", flush=True)
+            return None
+        mlflow.log_artifacts(folder, REFERENCE_DIR)
+    return f"{REFERENCE_DIR}/{saved.name}"
 
 
 def _experiment(name: str, artifacts: str | None) -> str:

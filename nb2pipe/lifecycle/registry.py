@@ -21,10 +21,18 @@ STORE_ENV = "NB2PIPE_STORE"
 CHAMPION = "champion"
 CANDIDATE = "candidate"
 WRAPPER_METADATA = "nb2pipe_wrapper"
+#: MLflow would otherwise fetch a telemetry configuration from the internet at first use
+QUIET_MLFLOW = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 class RegistryError(Nb2PipeError):
     """The model registry could not do what was asked."""
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow off the network unless the user asked otherwise (call before importing it)."""
+    for name, value in QUIET_MLFLOW.items():
+        os.environ.setdefault(name, value)
 
 
 def tracking_uri(store: str | Path | None = None) -> str:
@@ -54,6 +62,7 @@ def artifact_root(uri: str) -> str | None:
 
 def use_tracking(store: str | Path | None = None) -> str:
     """Point mlflow at the tracking URI (mlflow also exports it as MLFLOW_TRACKING_URI)."""
+    quiet_mlflow()
     import mlflow
 
     uri = tracking_uri(store)
@@ -92,6 +101,7 @@ class ModelSource:
 
 def resolve_model(uri: str, store: str | Path | None = None) -> ModelSource:
     """Find ``uri`` (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``, a path)."""
+    quiet_mlflow()
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
@@ -139,6 +149,49 @@ def _registered_identity(uri: str) -> tuple[str | None, str | None, str | None]:
     return found.name, str(found.version), storage
 
 
+def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
+    """Where the training data kept with a registered model lives (the ``reference`` folder
+    of the run that logged the version), or None when ``uri`` names no registered version or
+    the run kept none."""
+    if not uri.startswith(("models:/", "runs:/")):
+        return None
+    use_tracking(store)
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from nb2pipe.monitoring.reference import REFERENCE_DIR
+
+    client = MlflowClient()
+    if uri.startswith("runs:/"):
+        run_id = uri.removeprefix("runs:/").split("/", 1)[0]
+    else:
+        name, version, _ = _registered_identity(uri)
+        run_id = client.get_model_version(name, version).run_id if name and version else None
+    if not run_id:
+        return None
+    try:
+        kept = [item.path for item in client.list_artifacts(run_id, REFERENCE_DIR)]
+    except MlflowException:
+        return None
+    if not kept:
+        return None
+    return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{REFERENCE_DIR}"
+
+
+def download_reference(uri: str, store: str | Path | None = None) -> Path | None:
+    """A local copy of the training data kept with model ``uri`` (see :func:`reference_uri`)."""
+    location = reference_uri(uri, store)
+    if location is None:
+        return None
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=location))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(f"cannot fetch the reference data of {uri} from {location}: {_first_line(exc)}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -153,6 +206,16 @@ def load_native(source: ModelSource) -> Any:
     if source.flavor == "xgboost":
         return mlflow.xgboost.load_model(str(source.local_path))
     return mlflow.pyfunc.load_model(str(source.local_path))
+
+
+def load_explainable(source: ModelSource) -> Any:
+    """The model as explainers need it: the Keras model itself for the tensorflow flavour
+    (Integrated Gradients takes gradients through it), else :func:`load_native`'s."""
+    if source.flavor == "tensorflow":
+        import mlflow
+
+        return mlflow.tensorflow.load_model(str(source.local_path))
+    return load_native(source)
 
 
 def input_columns(source: ModelSource) -> tuple[list[str] | None, list[str] | None]:

@@ -2,13 +2,16 @@
 
 :class:`MlflowModel` is a small ``kserve.Model`` (load / predict) answering the v1 protocol
 (``/v1/models/NAME:predict``) and the v2 Open Inference Protocol
-(``/v2/models/NAME/infer``). :func:`serve` starts KServe's REST server bound to the host
+(``/v2/models/NAME/infer``); with an explainer (Anchor or Integrated Gradients) it also answers
+``/v1/models/NAME:explain``, fitted on the training data kept with the registered version and
+warmed before the server reports ready. :func:`serve` starts KServe's REST server bound to the host
 asked for (KServe itself always binds 0.0.0.0), without gRPC, with request bodies capped,
 and with every malformed payload answered 400.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import uuid
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ServedExplainer
 from nb2pipe.lifecycle.payloads import PayloadLog
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
 
@@ -37,6 +41,10 @@ class ServeOptions:
     log_payloads: str | None = None
     access_log: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
+    #: "anchor" or "ig": also answer :explain
+    explainer: str | None = None
+    #: the data the explainer is fitted on (default: the training data kept with the version)
+    reference: str | None = None
 
 
 def _kserve() -> Any:
@@ -59,13 +67,23 @@ def model_class() -> type:
     class MlflowModel(kserve.Model):  # type: ignore[misc,name-defined]
         """Template method as KServe defines it: ``load`` once, ``predict`` per request."""
 
-        def __init__(self, name: str, model_uri: str, payload_dir: str | None = None) -> None:
+        def __init__(
+            self,
+            name: str,
+            model_uri: str,
+            payload_dir: str | None = None,
+            explainer: str | None = None,
+            reference: str | None = None,
+        ) -> None:
             super().__init__(name)
             self.model_uri = model_uri
             self.payload_dir = payload_dir
+            self.explainer_method = explainer
+            self.reference_path = reference
             self.predictor: Predictor | None = None
             self.payloads: PayloadLog | None = None
             self.version: str | None = None
+            self.explainer: ServedExplainer | None = None
 
         def load(self) -> bool:
             from nb2pipe.lifecycle.registry import input_columns, load_native, resolve_model
@@ -74,6 +92,10 @@ def model_class() -> type:
             columns, types = input_columns(source)
             self.predictor = Predictor.build(load_native(source), columns, types)
             self.version = source.version
+            if self.explainer_method:
+                self.explainer = ServedExplainer.build(
+                    self.explainer_method, source, self.predictor.model, self.reference_path
+                )
             if self.payload_dir:
                 self.payloads = PayloadLog(self.payload_dir, self.name, source.version)
             self.ready = True
@@ -92,6 +114,23 @@ def model_class() -> type:
             if self.payloads:
                 self.payloads.append("v1", predictor.columns, rows, predictions)
             return {"predictions": predictions}
+
+        async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+            predictor, explainer = self.predictor, self.explainer
+            assert predictor is not None, "load() runs before the server starts"
+            if explainer is None:
+                raise InvalidInput(f"{self.name} serves no explainer: start it with --explainer anchor or ig")
+            try:
+                rows = predictor.rows_from_v1(payload)
+                if not rows:
+                    raise BadPayload("no rows to explain")
+                if len(rows) > MAX_EXPLAINED_ROWS:
+                    raise BadPayload(f"{len(rows)} rows to explain; send at most {MAX_EXPLAINED_ROWS} per request")
+                # an explanation takes a fraction of a second: keep the event loop answering :predict
+                answer = await asyncio.to_thread(explainer.explain, predictor, rows)
+            except BadPayload as exc:
+                raise InvalidInput(str(exc)) from None
+            return {"model_name": self.name, "model_version": self.version, **answer}
 
         def _predict_v2(self, predictor: Predictor, request: Any) -> Any:
             tensors = []
@@ -191,7 +230,7 @@ def build_server(options: ServeOptions) -> tuple[Any, Any]:
     from fastapi.responses import JSONResponse
     from kserve import model_server
 
-    model = model_class()(options.name, options.model_uri, options.log_payloads)
+    model = model_class()(options.name, options.model_uri, options.log_payloads, options.explainer, options.reference)
     model.load()
 
     async def validation_error(_: Any, exc: RequestValidationError) -> Any:
@@ -222,7 +261,8 @@ def serve(options: ServeOptions) -> None:
     model, server = build_server(options)
     print(
         f"nb2pipe: serving {options.model_uri} as {options.name!r} on http://{options.host}:{options.port} "
-        f"(v1 /v1/models/{options.name}:predict, v2 /v2/models/{options.name}/infer)",
+        f"(v1 /v1/models/{options.name}:predict, v2 /v2/models/{options.name}/infer"
+        + (f", {options.explainer} /v1/models/{options.name}:explain)" if options.explainer else ")"),
         flush=True,
     )
     server.start([model])

@@ -24,7 +24,14 @@ from nb2pipe.ir import (
     StepSpec,
     Tag,
 )
-from nb2pipe.notebook.lifecycle import DEPLOY_CELL_KINDS, LIFECYCLE_KINDS, deploy_defaults, lifecycle_of
+from nb2pipe.notebook.lifecycle import (
+    DEPLOY_CELL_KINDS,
+    LIFECYCLE_KINDS,
+    deploy_defaults,
+    drift_checks,
+    drift_defaults,
+    lifecycle_of,
+)
 from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, parse_tag, split_packages
 
 #: Tag kinds that configure the step a cell belongs to.
@@ -98,6 +105,7 @@ def build_layout(
         _assign_single_step(code_cells, parsed, builder)
     settings = _settings(notebook, builder.diagnostics, name=name, image=image, fallback_image=fallback_image)
     serving = deploy_defaults(notebook.metadata, Location(notebook.path), builder.diagnostics)
+    settings = replace(settings, drift=drift_defaults(notebook.metadata, Location(notebook.path), builder.diagnostics))
     steps = tuple(
         StepSpec(
             draft.name,
@@ -106,6 +114,7 @@ def build_layout(
             _options(draft.tags, settings.step_defaults),
             draft.location,
             *lifecycle_of(draft.name, draft.lifecycle, serving, builder.diagnostics),
+            drift=drift_checks(draft.lifecycle),
         )
         for draft in builder.steps.values()
     )

@@ -13,10 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 from nb2pipe.errors import Diagnostic, Location, error
-from nb2pipe.ir import DeploySettings, ModelDeployment, ModelRegistration, Tag
+from nb2pipe.ir import DeploySettings, DriftCheck, DriftOptions, ModelDeployment, ModelRegistration, Tag
 from nb2pipe.lifecycle.deploy_settings import problems
 
-LIFECYCLE_KINDS = frozenset({"register", "promote", "deploy", "replicas", "scale", "canary", "monitor"})
+LIFECYCLE_KINDS = frozenset(
+    {"register", "promote", "deploy", "replicas", "scale", "canary", "monitor", "explain", "drift"}
+)
 #: kinds that configure the deployment when they sit on the deploy: cell
 DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "monitor"})
 
@@ -35,7 +37,17 @@ _METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {
     "logger_url": str,
     "namespace": str,
     "port": int,
+    "explainer": str,
 }
+
+_DRIFT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "method": str,
+    "p_value": (float, int),
+    "correction": str,
+    "categorical": list,
+    "min_rows": int,
+}
+DRIFT_METHODS = ("tabular", "ks", "chi2", "mmd")
 
 
 def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DeploySettings:
@@ -71,6 +83,60 @@ def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: l
     return settings
 
 
+def drift_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DriftOptions:
+    """``metadata.nb2pipe.drift``: method, p_value, correction, categorical, min_rows."""
+    section = (metadata.get("nb2pipe") or {}).get("drift") if isinstance(metadata.get("nb2pipe"), dict) else None
+    if section is None:
+        return DriftOptions()
+    if not isinstance(section, dict):
+        diagnostics.append(error("invalid-metadata", "notebook metadata nb2pipe.drift is not an object", where, ""))
+        return DriftOptions()
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        wanted = _DRIFT_FIELDS.get(key)
+        if wanted is None:
+            known = ", ".join(sorted(_DRIFT_FIELDS))
+            diagnostics.append(
+                error("invalid-metadata", f"nb2pipe.drift has no setting {key!r}", where, f"settings are: {known}")
+            )
+        elif not isinstance(value, wanted) or isinstance(value, bool):
+            diagnostics.append(
+                error("invalid-metadata", f"nb2pipe.drift.{key} has the wrong type: {value!r}", where, "fix it")
+            )
+        else:
+            values[key] = value
+    problem = _drift_problem(values)
+    if problem:
+        diagnostics.append(error("invalid-metadata", f"nb2pipe.drift: {problem}", where, "fix the notebook metadata"))
+        return DriftOptions()
+    if "categorical" in values:
+        values["categorical"] = tuple(str(c) for c in values["categorical"])
+    if "p_value" in values:
+        values["p_value"] = float(values["p_value"])
+    return replace(DriftOptions(), **values)
+
+
+def _drift_problem(values: Mapping[str, Any]) -> str:
+    if values.get("method", "tabular") not in DRIFT_METHODS:
+        return f"method must be one of {', '.join(DRIFT_METHODS)}"
+    if not 0 < float(values.get("p_value", 0.05)) < 1:
+        return "p_value must lie between 0 and 1"
+    if values.get("correction", "bonferroni") not in ("bonferroni", "fdr"):
+        return "correction must be bonferroni or fdr"
+    if int(values.get("min_rows", 50)) < 2:
+        return "min_rows must be at least 2"
+    return ""
+
+
+def drift_checks(tagged: Sequence[tuple[Tag, Location]]) -> tuple[DriftCheck, ...]:
+    """The step's ``drift:CURRENT[:REFERENCE]`` tags, in cell order."""
+    return tuple(
+        DriftCheck(tag.args[0], tag.args[1] if len(tag.args) > 1 else None, where)
+        for tag, where in tagged
+        if tag.kind == "drift"
+    )
+
+
 def lifecycle_of(
     step: str,
     tagged: Sequence[tuple[Tag, Location]],
@@ -82,9 +148,15 @@ def lifecycle_of(
     deploy_at: tuple[Tag, Location] | None = None
     settings = defaults
     promote: tuple[str, bool] | None = None
+    explain: list[str] = []
     for tag, where in tagged:
         kind, args = tag.kind, tag.args
-        if kind == "register":
+        if kind == "drift":
+            continue
+        if kind == "explain":
+            if args[0] not in explain:
+                explain.append(args[0])
+        elif kind == "register":
             if registration is not None:
                 diagnostics.append(_once(step, "register:", where))
                 continue
@@ -100,9 +172,13 @@ def lifecycle_of(
             settings = _apply(settings, tag)
     if registration is not None and promote is not None:
         registration = replace(registration, promote_metric=promote[0], higher_is_better=promote[1])
+    if registration is not None:
+        registration = replace(registration, explain=tuple(explain))
+    if explain and settings.explainer is None:
+        settings = replace(settings, explainer=explain[0])
     first = tagged[0][1] if tagged else None
     if registration is None and first is not None:
-        needs = [t.text for t, _ in tagged if t.kind in ("promote", "deploy")]
+        needs = [t.text for t, _ in tagged if t.kind in ("promote", "deploy", "explain")]
         if needs:
             diagnostics.append(
                 error(

@@ -188,6 +188,13 @@ def _check_promote(fields: tuple[str, ...]) -> str:
     return ""
 
 
+def _check_drift(fields: tuple[str, ...]) -> str:
+    bad = [name for name in fields if not name.isidentifier()]
+    if bad or len(fields) > 2:
+        return "name the data to test, and optionally the reference, as variables: drift:X_new or drift:X_new:X_train"
+    return ""
+
+
 def _check_service(fields: tuple[str, ...]) -> str:
     from nb2pipe.lifecycle.deploy_settings import is_service_name
 
@@ -247,10 +254,12 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("scale", ("scale",), 1, "scale:METRIC=TARGET", _check_scale),
     TagSpec("canary", ("canary",), 1, "canary:PCT", _check_percent),
     TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
+    TagSpec("drift", ("drift",), 2, "drift:CURRENT[:REFERENCE]", _check_drift, rest_keeps_colons=True),
+    TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of("anchor", "ig")),
 )
 
 #: Tags whose fields after the first are optional (``gpu:N[:TYPE]``, ``register:NAME[:VARIABLE]``).
-_OPTIONAL_REST = ("gpu", "register")
+_OPTIONAL_REST = ("gpu", "register", "drift")
 
 _BY_SPELLING = {spelling: spec for spec in SPECS for spelling in spec.spellings}
 

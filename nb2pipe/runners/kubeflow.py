@@ -234,8 +234,10 @@ def submit_notebook(
     every: str | None = None,
     image: str | None = None,
     base_image: str | None = None,
+    monitoring: bool = False,
 ) -> Submission:
-    """Compile ``notebook`` as ``nb2pipe compile`` would, then submit it."""
+    """Compile ``notebook`` as ``nb2pipe compile`` would (its monitoring pipeline when
+    ``monitoring``), then submit it."""
     from nb2pipe.compiler import compile_with_environment, read_notebook_text
     from nb2pipe.runners.parameters import coerce_parameters
 
@@ -247,7 +249,9 @@ def submit_notebook(
     elif every:
         schedule = Schedule(interval_seconds=parse_duration(every))
     path = Path(notebook)
-    compiled = compile_with_environment(read_notebook_text(path), str(path), image=image, base_image=base_image)
+    compiled = compile_with_environment(
+        read_notebook_text(path), str(path), image=image, base_image=base_image, monitoring=monitoring
+    )
     plan = compiled.plan
     return submit_pipeline(
         compiled.yaml,

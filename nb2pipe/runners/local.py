@@ -26,6 +26,7 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.plan import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.failures import StepFailure, failure_from_log
+from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
@@ -54,16 +55,6 @@ class SilentObserver:
 
     def tick(self, run: RunState) -> None:
         return None
-
-
-@dataclass(frozen=True)
-class TaskNode:
-    name: str
-    step: str
-    component_name: str
-    upstream: tuple[str, ...]
-    parameter_inputs: Mapping[str, str]
-    artifact_inputs: Mapping[str, tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ class LocalRun:
             raise RunInterrupted(
                 f"run {run.run_id} interrupted; finish it with: nb2pipe run {self.notebook} --resume {run.run_id}"
             ) from None
-        ok = all(step.status == states.SUCCEEDED for step in run.steps.values())
+        ok = all(step.status in (states.SUCCEEDED, states.NOT_RUN) for step in run.steps.values())
         run.status = states.SUCCEEDED if ok else states.FAILED
         run.save(run_dir)
         result = self._result(run, run_dir)
@@ -237,6 +228,8 @@ class LocalRun:
                 continue
             if self._blocked(run, name):
                 self._mark(run, run_dir, name, states.SKIPPED)
+            elif self._not_triggered(run, name):
+                self._mark(run, run_dir, name, states.NOT_RUN)
             elif self._parents_done(run, name):
                 if computing < self.parallel:
                     running[name] = self._launch(run, run_dir, name, early=False)
@@ -247,6 +240,20 @@ class LocalRun:
 
     def _parents_done(self, run: RunState, name: str) -> bool:
         return all(run.steps[parent].status == states.SUCCEEDED for parent in self.nodes[name].upstream)
+
+    def _not_triggered(self, run: RunState, name: str) -> bool:
+        """Inside a ``dsl.If`` whose condition is false (known once its inputs are)."""
+        node = self.nodes[name]
+        if any(run.steps[parent].status == states.NOT_RUN for parent in node.upstream):
+            return True
+        if not node.guards or not self._parents_done(run, name):
+            return False
+        return not all(guard_holds(guard, lambda source: self._value(run, source)) for guard in node.guards)
+
+    def _value(self, run: RunState, source: Source) -> Any:
+        if source[0] == "parameter":
+            return self.values[source[1]]
+        return run.steps[source[1]].outputs[source[2]]["value"]
 
     def _blocked(self, run: RunState, name: str) -> bool:
         bad = (states.FAILED, states.SKIPPED, states.INTERRUPTED)
@@ -260,6 +267,7 @@ class LocalRun:
         statuses = [run.steps[parent].status for parent in node.upstream]
         return (
             bool(node.upstream)
+            and not node.task_parameter_inputs  # a parameter's value is known only once its task ends
             and providers == set(node.upstream)
             and all(status in (states.RUNNING, states.SUCCEEDED) for status in statuses)
         )
@@ -281,6 +289,8 @@ class LocalRun:
     def _launch(self, run: RunState, run_dir: Path, name: str, early: bool) -> TaskProcess:
         node = self.nodes[name]
         arguments: dict[str, Any] = {key: self.values[source] for key, source in node.parameter_inputs.items()}
+        for key, (producer, output) in node.task_parameter_inputs.items():
+            arguments[key] = run.steps[producer].outputs[output]["value"]
         for key, (producer, output) in node.artifact_inputs.items():
             arguments[key] = artifact_argument(key, self._artifact_record(run, run_dir, producer, output))
         component = self.spec.components[node.component_name]
@@ -362,26 +372,6 @@ class LocalRun:
         return RunResult(
             run.run_id, run.status, run_dir, steps, metrics, tuple(failures), tuple(models), tuple(endpoints)
         )
-
-
-def task_graph(spec: Any) -> dict[str, TaskNode]:
-    """The root DAG's tasks, their dependencies and where each input comes from."""
-    nodes: dict[str, TaskNode] = {}
-    for name, task in spec.root.dag.tasks.items():
-        parameters = {key: value.component_input_parameter for key, value in task.inputs.parameters.items()}
-        artifacts = {
-            key: (value.task_output_artifact.producer_task, value.task_output_artifact.output_artifact_key)
-            for key, value in task.inputs.artifacts.items()
-        }
-        nodes[name] = TaskNode(
-            name,
-            task.task_info.name or name,
-            task.component_ref.name,
-            tuple(sorted(task.dependent_tasks)),
-            parameters,
-            artifacts,
-        )
-    return nodes
 
 
 def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:

@@ -15,6 +15,7 @@ _STYLES = {
     states.SUCCEEDED: "green",
     states.FAILED: "bold red",
     states.SKIPPED: "dim",
+    states.NOT_RUN: "dim",
     states.INTERRUPTED: "magenta",
 }
 

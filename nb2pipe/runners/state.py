@@ -19,7 +19,9 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, INTERRUPTED = (
     "skipped",
     "interrupted",
 )
-FINISHED = frozenset({SUCCEEDED, FAILED, SKIPPED, INTERRUPTED})
+#: inside a dsl.If whose condition was false: not run, and not a failure
+NOT_RUN = "not run"
+FINISHED = frozenset({SUCCEEDED, FAILED, SKIPPED, INTERRUPTED, NOT_RUN})
 STATE_FILE = "run.json"
 
 

@@ -1,0 +1,56 @@
+"""``nb2pipe explain``: argv -> :func:`nb2pipe.monitoring.explain.explain_model`.
+
+Imports stay inside the handler (alibi and TensorFlow take ~10 s to load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_commands(commands: Any) -> None:
+    explain = commands.add_parser(
+        "explain",
+        help="explain a model's predictions for a few rows (Anchor rules or Integrated Gradients)",
+        description="Fit an explainer of MODEL_URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/..., or an MLflow "
+        "model folder) on DATA and explain its first rows: Anchor for any model, Integrated Gradients for Keras "
+        "models. Tables, texts and images are told apart by the data's type and shape. Tracking URI: "
+        "$MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db.",
+    )
+    explain.add_argument("model_uri", metavar="MODEL_URI")
+    explain.add_argument(
+        "--data",
+        metavar="DATA",
+        help="a CSV or parquet file, or a folder an nb2pipe step saved a value in (default: the training data kept "
+        "with the registered version)",
+    )
+    explain.add_argument("--method", choices=("anchor", "ig"), default="anchor", help="default: anchor")
+    explain.add_argument("--rows", type=int, default=3, metavar="N", help="explain the first N rows (default 3)")
+    explain.add_argument("--report", metavar="OUT.html", help="also write the explanation as an HTML page")
+    explain.add_argument("--json", action="store_true", help="print the explanation as one JSON object")
+    explain.add_argument("--workdir", metavar="DIR", help="nb2pipe's local store (default: .nb2pipe/ here)")
+    explain.set_defaults(handler=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from nb2pipe.monitoring.explain import explain_model, summary_lines
+
+    explanation, rows = explain_model(
+        args.model_uri, data=args.data, method=args.method, rows=args.rows, store=args.workdir
+    )
+    if args.report:
+        from nb2pipe.monitoring.explain_report import explanation_html
+        from nb2pipe.monitoring.steps import write_text
+
+        title = f"{args.model_uri}: {args.method} explanation of {len(explanation.rows)} rows"
+        write_text(Path(args.report), explanation_html(explanation, rows, title=title))
+    if args.json:
+        print(json.dumps(explanation.to_json()))
+        return 0
+    print("\n".join(summary_lines(explanation)))
+    if args.report:
+        print(f"wrote {args.report}")
+    return 0

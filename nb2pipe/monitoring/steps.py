@@ -1,0 +1,191 @@
+"""What the drift, explain and monitoring tasks of a compiled pipeline run inside their
+containers (or kfp.local's processes); their images have nb2pipe installed, like the
+register task's.
+
+Drift: compare two saved tables, write a Metrics artifact, an HTML report and the verdict
+as an output parameter a ``dsl.If`` can branch on. Explain: explain the first rows of the
+training data with Anchor or Integrated Gradients and write an HTML page.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.monitoring.tables import as_table, named_like
+
+
+def drift_step(
+    config: Mapping[str, Any], *, reference: str, current: str, metrics: Any, report: Any, flag_path: str
+) -> bool:
+    from nb2pipe.monitoring.drift import check_drift
+
+    reference_table = as_table(load_data(reference), config.get("reference", "reference"))
+    current_table = as_table(load_data(current), config.get("current", "current"))
+    result = check_drift(reference_table, current_table, drift_settings(config.get("options", {})))
+    write_drift_outputs(result, reference_table, current_table, metrics=metrics, report=report, flag_path=flag_path)
+    verdict = "drift" if result.is_drift else "no drift"
+    print(f"nb2pipe: {config.get('current')} vs {config.get('reference')}: {verdict}", flush=True)
+    return bool(result.is_drift)
+
+
+def load_data(path: str) -> Any:
+    """A value a notebook step saved (a folder with nb2pipe's sidecar), else a data file or
+    folder :func:`nb2pipe.monitoring.tables.load_table` reads (CSV, parquet, payload log)."""
+    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+
+    wait = os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
+    if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
+        return load_value(path, wait=wait)
+    from nb2pipe.monitoring.tables import load_table
+
+    return load_table(path)
+
+
+def drift_settings(options: Mapping[str, Any]) -> Any:
+    from nb2pipe.monitoring.drift import DriftSettings
+
+    categorical = options.get("categorical")
+    return DriftSettings(
+        method=options.get("method", "tabular"),
+        p_value=float(options.get("p_value", 0.05)),
+        correction=options.get("correction", "bonferroni"),
+        categorical=tuple(categorical) if categorical is not None else None,
+    )
+
+
+def write_drift_outputs(
+    result: Any, reference: Any, current: Any, *, metrics: Any, report: Any, flag_path: str
+) -> None:
+    from nb2pipe.monitoring.drift_report import drift_report_html
+
+    for name, value in sorted(result.metrics().items()):
+        metrics.log_metric(name, float(value))
+    write_text(Path(report.path), drift_report_html(result, reference, current))
+    write_text(Path(flag_path), "true" if result.is_drift else "false")
+
+
+def explain_step(config: Mapping[str, Any], *, model: str, data: str, report: Any, metrics: Any) -> None:
+    from nb2pipe.monitoring.explain import build_explainer
+    from nb2pipe.monitoring.explain_report import explanation_html
+
+    trained = load_model(model)
+    reference = load_data(data)
+    method = config["method"]
+    started = time.perf_counter()
+    explainer = build_explainer(method, trained, reference)
+    rows = first_rows(reference, int(config.get("rows", 3)))
+    explanation = explainer.explain(rows)
+    title = f"{config.get('model_name', 'model')}: {method} explanation of {len(rows)} training rows"
+    write_text(Path(report.path), explanation_html(explanation, rows, title=title))
+    for name, value in sorted(explanation.metrics().items()):
+        metrics.log_metric(name, float(value))
+    print(f"nb2pipe: {method} explanation of {len(rows)} rows in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def load_model(path: str) -> Any:
+    """A model a notebook step saved, else an MLflow model (folder or URI) in its own flavour."""
+    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+
+    wait = os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
+    if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
+        return load_value(path, wait=wait)
+    from nb2pipe.lifecycle.registry import load_explainable, resolve_model
+
+    return load_explainable(resolve_model(path))
+
+
+def first_rows(data: Any, count: int) -> Any:
+    if hasattr(data, "iloc"):
+        return data.iloc[:count]
+    return data[:count]
+
+
+def write_text(path: Path, text: str) -> None:
+    """Whole or not at all: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    staged.write_text(text, encoding="utf-8")
+    os.replace(staged, path)
+
+
+def monitor_step(
+    config: Mapping[str, Any], *, payloads: str, force: bool, metrics: Any, report: Any, flag_path: str
+) -> bool:
+    """The monitoring pipeline's gate: retrain when the traffic the champion served drifted
+    from the data it was trained on, when there is no champion yet, or when forced."""
+    from nb2pipe.lifecycle.registry import download_reference, local_store, use_tracking
+    from nb2pipe.monitoring.reference import load_reference
+    from nb2pipe.monitoring.tables import payload_table
+
+    use_tracking()
+    name, service = config["model_name"], config.get("service")
+    options = config.get("options", {})
+    folder = payloads or (str(local_store() / "payloads" / service) if service else "")
+    version = champion_version(name)
+    if version is None:
+        return _verdict(True, f"{name} has no champion yet: train one", metrics, report, flag_path)
+    if not folder:
+        raise Nb2PipeError(
+            f"no served traffic to test: {name} is deployed by no deploy: tag with monitor; "
+            "pass the payload folder (nb2pipe retrain --payloads DIR, or the pipeline parameter payloads)"
+        )
+    kept = download_reference(f"models:/{name}/{version}")
+    if kept is None:
+        reason = f"{name} version {version} kept no training data to compare with; register it again"
+        return _verdict(bool(force), reason, metrics, report, flag_path)
+    reference = as_table(load_reference(kept), "the champion's training data")
+    current = payload_table(folder, version=version) if Path(folder).is_dir() else None
+    served = 0 if current is None else len(current)
+    fewest = int(options.get("min_rows", 50))
+    if current is None or served < fewest:
+        reason = f"{served} requests served by {name} version {version} in {folder}; drift is tested from {fewest}"
+        return _verdict(bool(force), reason, metrics, report, flag_path, served)
+    current = named_like(current, reference)
+    result = check_drift_of(reference, current, options)
+    write_drift_outputs(result, reference, current, metrics=metrics, report=report, flag_path=flag_path)
+    retrain = bool(result.is_drift or force)
+    metrics.log_metric("served_rows", float(served))
+    metrics.log_metric("retrain", float(retrain))
+    write_text(Path(flag_path), "true" if retrain else "false")
+    drifted = [f.name for f in result.features if f.is_drift]
+    verdict = f"drift in {', '.join(drifted) or 'the data'}" if result.is_drift else "no drift"
+    print(f"nb2pipe: {served} requests served by {name} version {version}: {verdict}; retrain: {retrain}", flush=True)
+    return retrain
+
+
+def check_drift_of(reference: Any, current: Any, options: Mapping[str, Any]) -> Any:
+    from nb2pipe.monitoring.drift import check_drift
+
+    return check_drift(reference, current, drift_settings(options))
+
+
+def champion_version(name: str) -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from nb2pipe.lifecycle.registry import CHAMPION
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _verdict(retrain: bool, reason: str, metrics: Any, report: Any, flag_path: str, served: int = 0) -> bool:
+    from html import escape
+
+    metrics.log_metric("served_rows", float(served))
+    metrics.log_metric("retrain", float(retrain))
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>drift check</title></head><body>'
+        f"<h1>No drift test</h1><p>{escape(reason)}</p><p>retrain: <b>{retrain}</b></p></body></html>"
+    )
+    write_text(Path(report.path), page)
+    write_text(Path(flag_path), "true" if retrain else "false")
+    print(f"nb2pipe: {reason}; retrain: {retrain}", flush=True)
+    return retrain

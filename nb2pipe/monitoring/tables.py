@@ -1,0 +1,212 @@
+"""The tables drift tests compare, from wherever they are kept: a CSV or parquet file, a
+folder holding a value an nb2pipe step saved, a served model's payload log, or (for the
+reference) the training data registered with a model version. pandas is imported where used.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2pipe.errors import Nb2PipeError
+
+if TYPE_CHECKING:
+    import pandas
+
+    from nb2pipe.monitoring.drift import DriftResult, DriftSettings
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+MODEL_URI_PREFIXES = ("models:/", "runs:/")
+SUPPORTED = (
+    "a CSV file (.csv), a parquet file (.parquet), a payload-log folder (payloads-*.jsonl) "
+    "or a folder holding a value an nb2pipe step saved (nb2pipe-value.json)"
+)
+_PARQUET_MAGIC = b"PAR1"
+
+
+class TableError(Nb2PipeError):
+    """A table could not be read."""
+
+
+def load_table(path: str | Path) -> pandas.DataFrame:
+    """The table kept at ``path`` (see :data:`SUPPORTED`). A file without a suffix, as a
+    KFP Dataset artifact often is, is read as parquet when it starts like one, else as CSV."""
+    location = Path(path).expanduser()
+    if not location.exists():
+        raise TableError(f"{path}: no such file or folder; expected {SUPPORTED}")
+    if location.is_dir():
+        return _folder_table(location)
+    name = location.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return _read(location, "CSV")
+    if name.endswith(PARQUET_SUFFIXES):
+        return _read(location, "parquet")
+    if not location.suffix:
+        try:
+            with location.open("rb") as handle:
+                kind = "parquet" if handle.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC else "CSV"
+        except OSError as exc:
+            raise TableError(f"cannot read {path}: {exc}") from exc
+        return _read(location, kind)
+    raise TableError(f"{path}: cannot read {location.suffix} files; expected {SUPPORTED}")
+
+
+def _read(path: Path, kind: str) -> pandas.DataFrame:
+    import pandas
+
+    try:
+        return pandas.read_csv(path) if kind == "CSV" else pandas.read_parquet(path)
+    except ImportError as exc:  # pandas reads parquet through pyarrow, an optional dependency of its own
+        raise TableError(f"cannot read {path}: reading parquet needs pyarrow: pip install pyarrow") from exc
+    except (OSError, ValueError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise TableError(f"cannot read {path} as {kind}: {_first_line(exc)}") from exc
+
+
+def _folder_table(folder: Path) -> pandas.DataFrame:
+    from nb2pipe.lifecycle.payloads import PREFIX
+    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+
+    if (folder / VALUE_SIDECAR).is_file():
+        try:
+            value = load_value(str(folder))
+        except (OSError, ValueError, KeyError, ImportError, EOFError, pickle.UnpicklingError) as exc:
+            raise TableError(f"cannot read the value saved in {folder}: {_first_line(exc)}") from exc
+        return as_table(value, str(folder))
+    if any(folder.glob(f"{PREFIX}*.jsonl")):
+        table = payload_table(folder)
+        if table is None:
+            raise TableError(f"the payload log {folder} holds no requests yet: send the endpoint some traffic first")
+        return table
+    raise TableError(f"{folder} is a folder, but neither a payload log nor a saved value; expected {SUPPORTED}")
+
+
+def as_table(value: Any, name: str) -> pandas.DataFrame:
+    """A pandas DataFrame from what a step saved: a frame, a series, or a 2-D numeric array
+    (columns ``f0, f1, ...``)."""
+    import pandas
+
+    if isinstance(value, pandas.DataFrame):
+        return value
+    if isinstance(value, pandas.Series):
+        return value.to_frame()
+    import numpy
+
+    array = numpy.asarray(value)
+    if array.ndim == 2 and array.dtype.kind in "biuf":
+        return pandas.DataFrame(array, columns=generic_names(array.shape[1]))
+    raise TableError(
+        f"drift: {name!r} is a {type(value).__name__} of shape {getattr(array, 'shape', '?')}, not a table; "
+        "drift compares tables: pass a pandas DataFrame or a 2-D numeric array"
+    )
+
+
+def generic_names(count: int) -> list[str]:
+    """The names rows without column names get: ``f0, f1, ...``."""
+    return [f"f{index}" for index in range(count)]
+
+
+def named_like(table: pandas.DataFrame, other: pandas.DataFrame) -> pandas.DataFrame:
+    """``table`` with ``other``'s column names when it has only generic ones (requests sent
+    as plain rows carry no names) and as many columns; else ``table`` unchanged."""
+    names = [str(column) for column in table.columns]
+    if names == generic_names(len(names)) and len(names) == len(other.columns):
+        return table.set_axis(list(other.columns), axis=1)
+    return table
+
+
+def payload_table(folder: str | Path, version: str | None = None) -> pandas.DataFrame | None:
+    """Every instance of every request logged in ``folder`` (only those answered by model
+    ``version`` when given), one row each, oldest first; None when there are none.
+
+    Columns come from a record's ``columns``, else ``f0, f1, ...``; a row sent as an object of
+    column: value keeps its keys. Records of different layouts are stacked by column name.
+    """
+    import pandas
+
+    from nb2pipe.lifecycle.payloads import read_payloads
+
+    frames: list[pandas.DataFrame] = []
+    layout: Any = None
+    rows: list[Any] = []
+    for record in read_payloads(folder):
+        if version is not None and str(record.get("version")) != str(version):
+            continue
+        instances = record.get("instances")
+        if not isinstance(instances, list):
+            raise TableError(
+                f"the payload log {folder} has a record (time {record.get('time')}) whose instances are "
+                f"a {type(instances).__name__}, not a list of rows; remove that line"
+            )
+        columns = record.get("columns")
+        for row in instances:
+            if isinstance(row, dict):
+                key: Any = "objects"
+            else:
+                row = row if isinstance(row, list) else [row]  # one-feature models take bare values
+                key = tuple(columns) if columns else len(row)
+            if key != layout:
+                frames.extend(_frame(layout, rows, folder))
+                layout, rows = key, []
+            rows.append(row)
+    frames.extend(_frame(layout, rows, folder))
+    if not frames:
+        return None
+    return frames[0] if len(frames) == 1 else pandas.concat(frames, ignore_index=True)
+
+
+def _frame(layout: Any, rows: list[Any], folder: str | Path) -> Iterable[pandas.DataFrame]:
+    """The rows of one layout as a frame (none when there are no rows)."""
+    if not rows:
+        return []
+    import pandas
+
+    if layout == "objects":
+        return [pandas.DataFrame.from_records(rows)]
+    columns = list(layout) if isinstance(layout, tuple) else generic_names(layout)
+    wrong = next((row for row in rows if len(row) != len(columns)), None)
+    if wrong is not None:
+        raise TableError(
+            f"the payload log {folder} has a row of {len(wrong)} values logged with {len(columns)} column names "
+            f"({', '.join(map(str, columns))}); it is not a log nb2pipe serve wrote, or it was edited"
+        )
+    return [pandas.DataFrame(rows, columns=columns)]
+
+
+def load_reference_table(source: str | Path, store: str | Path | None = None) -> pandas.DataFrame:
+    """The reference table: ``source`` read by :func:`load_table`, or, for a registered model
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN_ID``), the training data
+    kept with it in the tracking store (``MLFLOW_TRACKING_URI``, else ``store``'s)."""
+    text = str(source)
+    if not text.startswith(MODEL_URI_PREFIXES):
+        return load_table(source)
+    from nb2pipe.lifecycle.registry import download_reference
+    from nb2pipe.monitoring.reference import load_reference
+
+    kept = download_reference(text, store=store)
+    if kept is None:
+        raise TableError(
+            f"{text} kept no training data to compare with (registered before nb2pipe kept it, or its data "
+            "could not be stored): register it again, or pass --reference a data file"
+        )
+    return as_table(load_reference(kept), text)
+
+
+def drift_of_files(
+    reference: str | Path, current: str | Path, settings: DriftSettings, store: str | Path | None = None
+) -> tuple[DriftResult, pandas.DataFrame, pandas.DataFrame]:
+    """Load both tables (the reference may be a registered model's training data), give a
+    table of generic column names the other's names, and test for drift."""
+    from nb2pipe.monitoring.drift import check_drift
+
+    reference_table = load_reference_table(reference, store)
+    current_table = named_like(load_table(current), reference_table)
+    reference_table = named_like(reference_table, current_table)
+    return check_drift(reference_table, current_table, settings), reference_table, current_table
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

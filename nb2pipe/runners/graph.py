@@ -1,0 +1,161 @@
+"""The tasks of a compiled pipeline as the local runner schedules them: one flat graph.
+
+Tasks inside ``dsl.If`` live in a sub-DAG (a condition component). They are lifted into the
+graph with the condition as a :class:`Guard`: they also wait for the tasks the condition
+depends on, their inputs are traced through the condition's inputs to a pipeline parameter
+or another task's output, and they run only when the guard's expression holds.
+
+Guards are the CEL expressions kfp's compiler writes for ``dsl.If(channel OP literal)``,
+e.g. ``inputs.parameter_values['pipelinechannel--check-drift-retrain'] == true``; they are
+read with :mod:`ast` (that subset of CEL is also Python syntax) and evaluated on a whitelist.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+
+#: where a parameter comes from: ("parameter", NAME) or ("task", PRODUCER, OUTPUT)
+Source = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Guard:
+    expression: str
+    #: the condition's inputs the expression reads, by channel name
+    inputs: Mapping[str, Source]
+
+
+@dataclass(frozen=True)
+class TaskNode:
+    name: str
+    step: str
+    component_name: str
+    upstream: tuple[str, ...]
+    parameter_inputs: Mapping[str, str]
+    artifact_inputs: Mapping[str, tuple[str, str]]
+    #: parameters another task outputs: input -> (producer, output)
+    task_parameter_inputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    guards: tuple[Guard, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """How a DAG's own inputs resolve in the pipeline: its parameters and artifacts."""
+
+    parameters: Mapping[str, Source]
+    artifacts: Mapping[str, tuple[str, str]]
+    upstream: tuple[str, ...] = ()
+    guards: tuple[Guard, ...] = ()
+
+
+def task_graph(spec: Any) -> dict[str, TaskNode]:
+    """Every task that runs a component, with its dependencies, input sources and guards."""
+    root = _Scope({name: ("parameter", name) for name in spec.root.input_definitions.parameters}, {})
+    nodes: dict[str, TaskNode] = {}
+    _add_dag(spec, spec.root.dag, root, nodes)
+    return nodes
+
+
+def _add_dag(spec: Any, dag: Any, scope: _Scope, nodes: dict[str, TaskNode]) -> None:
+    for name, task in dag.tasks.items():
+        parameters = {key: _parameter_source(value, scope) for key, value in task.inputs.parameters.items()}
+        artifacts = {key: _artifact_source(value, scope) for key, value in task.inputs.artifacts.items()}
+        upstream = tuple(sorted({*task.dependent_tasks, *scope.upstream}))
+        component = spec.components[task.component_ref.name]
+        if component.WhichOneof("implementation") == "dag":
+            guards = scope.guards
+            if task.trigger_policy.condition:
+                guards += (Guard(task.trigger_policy.condition, parameters),)
+            _add_dag(spec, component.dag, _Scope(parameters, artifacts, upstream, guards), nodes)
+            continue
+        from_tasks = {key: (source[1], source[2]) for key, source in parameters.items() if source[0] == "task"}
+        nodes[name] = TaskNode(
+            name,
+            task.task_info.name or name,
+            task.component_ref.name,
+            upstream,
+            {key: source[1] for key, source in parameters.items() if source[0] == "parameter"},
+            artifacts,
+            from_tasks,
+            scope.guards,
+        )
+
+
+def _parameter_source(value: Any, scope: _Scope) -> Source:
+    kind = value.WhichOneof("kind")
+    if kind == "component_input_parameter":
+        name = value.component_input_parameter
+        if name not in scope.parameters:
+            raise Nb2PipeError(f"the pipeline reads parameter {name!r}, which its DAG does not have")
+        return scope.parameters[name]
+    if kind == "task_output_parameter":
+        return ("task", value.task_output_parameter.producer_task, value.task_output_parameter.output_parameter_key)
+    raise Nb2PipeError(f"nb2pipe run cannot pass a parameter given as {kind}; run this pipeline on Kubeflow")
+
+
+def _artifact_source(value: Any, scope: _Scope) -> tuple[str, str]:
+    kind = value.WhichOneof("kind")
+    if kind == "component_input_artifact":
+        return scope.artifacts[value.component_input_artifact]
+    if kind == "task_output_artifact":
+        return value.task_output_artifact.producer_task, value.task_output_artifact.output_artifact_key
+    raise Nb2PipeError(f"nb2pipe run cannot pass an artifact given as {kind}; run this pipeline on Kubeflow")
+
+
+_COMPARISONS: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+def guard_holds(guard: Guard, value_of: Callable[[Source], Any]) -> bool:
+    """Evaluate a condition; ``value_of`` gives the value of a pipeline parameter or task output."""
+    text = guard.expression.strip()
+    negated = text.startswith("!(") and text.endswith(")")  # dsl.Else: CEL's negation
+    try:
+        tree = ast.parse(text[2:-1] if negated else text, mode="eval").body
+    except SyntaxError:
+        raise _unsupported(guard) from None
+    return _compare(tree, guard, value_of) is not negated
+
+
+def _compare(tree: ast.expr, guard: Guard, value_of: Callable[[Source], Any]) -> bool:
+    if not isinstance(tree, ast.Compare) or len(tree.ops) != 1 or type(tree.ops[0]) not in _COMPARISONS:
+        raise _unsupported(guard)
+    left, right = (_operand(node, guard, value_of) for node in (tree.left, tree.comparators[0]))
+    return bool(_COMPARISONS[type(tree.ops[0])](left, right))
+
+
+def _operand(node: ast.expr, guard: Guard, value_of: Callable[[Source], Any]) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _LITERALS:
+        return _LITERALS[node.id]
+    if (  # inputs.parameter_values['CHANNEL']
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "parameter_values"
+        and isinstance(node.slice, ast.Constant)
+        and node.slice.value in guard.inputs
+    ):
+        return value_of(guard.inputs[node.slice.value])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "double"):
+        return float(_operand(node.args[0], guard, value_of))  # kfp casts numbers for comparisons
+    raise _unsupported(guard)
+
+
+def _unsupported(guard: Guard) -> Nb2PipeError:
+    return Nb2PipeError(
+        f"nb2pipe run cannot evaluate the condition {guard.expression!r}; run this pipeline on Kubeflow"
+    )
