@@ -17,6 +17,9 @@ from nb2pipe.cli_monitoring import add_commands as add_monitoring_commands
 from nb2pipe.cli_retrain import add_commands as add_retrain_commands
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 
+#: metrics on the one summary line of nb2pipe run
+SUMMARY_METRICS = 12
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -197,9 +200,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         for failure in result.failures:
             print(failure.describe(), file=sys.stderr)
-        metrics = ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(result.metrics.items())
-        )
+        shown = sorted(result.metrics.items())[:SUMMARY_METRICS]
+        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown)
+        if len(result.metrics) > len(shown):  # e.g. a drift task's p-value per feature
+            metrics += f" and {len(result.metrics) - len(shown)} more (--json, or index.html in the outputs)"
         print(f"run {result.run_id} {result.status}" + (f": {metrics}" if metrics else ""))
         for model in result.models:
             verdict = "champion" if model.get("champion") else "candidate, not promoted"

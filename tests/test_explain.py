@@ -255,6 +255,11 @@ def test_cli_explains_a_saved_mlflow_model_on_a_csv(
     with pytest.raises(Nb2PipeError, match="no training data kept"):
         run_cli(["explain", str(tmp_path / "model")])
 
+    from nb2pipe.cli import main  # the command as nb2pipe's own parser wires it
+
+    assert main([*argv[:4], "--method", "ig"]) == 1
+    assert "Integrated Gradients needs a Keras model; use explain:anchor" in capsys.readouterr().err
+
 
 def test_cli_fits_on_the_training_data_kept_with_a_registered_version(
     registered_model: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

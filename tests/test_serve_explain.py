@@ -76,7 +76,7 @@ def test_the_server_explains_a_row_with_an_anchor(explaining: Server, registered
     assert status == 200, answer
     assert answer["model_name"] == "cancer" and answer["model_version"] == "1"
     assert answer["method"] == "anchor" and answer["modality"] == "tabular"
-    (explained,) = answer["rows"]
+    (explained,) = answer["explanations"]
     assert explained["precision"] >= 0.95
     assert explained["anchor"], "an anchor names at least one condition"
     assert explained["prediction"] == int(registered_model.model.predict(registered_model.features.iloc[:1])[0])

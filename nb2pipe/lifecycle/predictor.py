@@ -47,7 +47,7 @@ class Predictor:
         is_pyfunc = type(model).__name__ == "PyFuncModel"
         wants_frame = is_pyfunc or not numeric
         if not wants_frame and fitted_names is not None and columns:
-            wants_frame = not _same_on_matrices(model, columns)
+            wants_frame = not answers_matrices_like_frames(model, columns)
         return cls(model, columns, numeric, features, wants_frame)
 
     # -- requests ----------------------------------------------------------------------
@@ -164,7 +164,7 @@ class Predictor:
         return np.asarray(result).tolist()
 
 
-def _same_on_matrices(model: Any, columns: list[str]) -> bool:
+def answers_matrices_like_frames(model: Any, columns: list[str]) -> bool:
     """Whether an estimator fitted on a named frame answers a plain float matrix the same
     (it does unless it picks columns by name). A matrix skips building a frame and
     scikit-learn's column-name checks: a one-row prediction costs about a third."""

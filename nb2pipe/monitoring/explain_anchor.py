@@ -19,6 +19,11 @@ PERCENTILES = (25, 50, 75)
 #: rows per predictor call: alibi's default of 100 makes ~700 calls for a 30-column table, whose
 #: fixed cost (pandas, scikit-learn's checks, alibi's sampler) dominates; 300 takes ~40 % less time
 BATCH_SIZE = 300
+#: tabular search settings. alibi stops refining an anchor once the precision's confidence
+#: bounds are within TAU of the threshold; 0.25 (alibi: 0.15) halves the predictor calls, and
+#: the precision reported (and checked against held-out rows by the tests) stays >= 0.95.
+#: Coverage is estimated on COVERAGE_SAMPLES rows (alibi: 10,000), enough for two decimals.
+TABULAR_SEARCH = {"tau": 0.25, "coverage_samples": 1000}
 #: reference images that fill the segments a perturbed image leaves out
 BACKGROUNDS = 100
 #: images with a shorter side below this are cut into square patches, larger ones by slic
@@ -56,7 +61,8 @@ class AnchorExplainer(Explainer):
         records = []
         for item in prepared:
             with seeded(self.seed):
-                found = self._explainer.explain(item, threshold=self.threshold, batch_size=BATCH_SIZE)
+                search = TABULAR_SEARCH if self.modality == TABULAR else {}
+                found = self._explainer.explain(item, threshold=self.threshold, batch_size=BATCH_SIZE, **search)
             records.append(self._record(item, found))
         return Explanation("anchor", self.modality, tuple(records), self.feature_names)
 

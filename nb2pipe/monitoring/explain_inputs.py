@@ -340,22 +340,22 @@ def predictor_for(model: Any, form: InputForm) -> Callable[[Any], Any]:
 
         return predict_keras
 
+    if kind == "estimator" and form.modality == TABULAR and form.columns and not form.categories and not form.dtypes:
+        from nb2pipe.lifecycle.predictor import answers_matrices_like_frames
+
+        if answers_matrices_like_frames(model, list(form.columns)):
+            # a float matrix skips building a frame per batch: an anchor search makes ~100 calls
+
+            def predict_matrix(batch: Any) -> Any:
+                import numpy
+
+                return labels_of(model.predict(numpy.asarray(batch, dtype=numpy.float64)), threshold=False)
+
+            return predict_matrix
+
     def predict(batch: Any) -> Any:
         return labels_of(model.predict(form.model_rows(batch, kind)), threshold=False)
 
-    if _library(model) == "sklearn" and form.modality != TEXT:
-        import sklearn
-
-        def predict_checked(batch: Any) -> Any:
-            import numpy
-
-            # scikit-learn's own finiteness and parameter checks are half the cost of a call on a few
-            # hundred rows (alibi makes hundreds): skipped only for a batch just checked to be finite
-            finite = bool(numpy.isfinite(numpy.asarray(batch, dtype=numpy.float64)).all())
-            with sklearn.config_context(assume_finite=finite, skip_parameter_validation=True):
-                return predict(batch)
-
-        return predict_checked
     return predict
 
 
