@@ -177,7 +177,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from nb2pipe.runners.local import run_notebook
-    from nb2pipe.runners.progress import progress_for
+    from nb2pipe.runners.progress import lifecycle_lines, progress_for
 
     progress = None if args.json else progress_for()
     try:
@@ -205,14 +205,8 @@ def _run(args: argparse.Namespace) -> int:
         if len(result.metrics) > len(shown):  # e.g. a drift task's p-value per feature
             metrics += f" and {len(result.metrics) - len(shown)} more (--json, or index.html in the outputs)"
         print(f"run {result.run_id} {result.status}" + (f": {metrics}" if metrics else ""))
-        for model in result.models:
-            verdict = "champion" if model.get("champion") else "candidate, not promoted"
-            print(f"registered: models:/{model.get('model_name')}/{model.get('version')} ({verdict})")
-        for endpoint in result.endpoints:
-            if endpoint.get("deployed"):
-                print(f"serving: {endpoint.get('service')} at {endpoint.get('url')} ({endpoint.get('model_uri')})")
-            else:
-                print(f"not deployed: {endpoint.get('service')}: {endpoint.get('reason', 'see the deploy step log')}")
+        for line in lifecycle_lines(result):
+            print(line)
         print(f"outputs: {result.run_dir}")
         if result.failures:
             print(

@@ -77,6 +77,8 @@ def _retrain(args: argparse.Namespace) -> int:
 
 
 def _print_outcome(outcome: Any, as_json: bool) -> None:
+    from nb2pipe.runners.progress import lifecycle_lines
+
     if as_json:
         print(json.dumps(outcome.to_json(), indent=2), flush=True)
         return
@@ -87,14 +89,8 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
     print(f"monitoring run {run.run_id} {run.status}: {verdict}")
     if outcome.drift_report:
         print(f"drift report: {outcome.drift_report}")
-    for model in run.models:
-        state = "champion" if model.get("champion") else "candidate, not promoted"
-        print(f"registered: models:/{model.get('model_name')}/{model.get('version')} ({state})")
-    for endpoint in run.endpoints:
-        if endpoint.get("deployed"):
-            print(f"serving: {endpoint.get('service')} at {endpoint.get('url')} ({endpoint.get('model_uri')})")
-        else:
-            print(f"not redeployed: {endpoint.get('service')}: {endpoint.get('reason', 'see the deploy step log')}")
+    for line in lifecycle_lines(run):
+        print(line)
     print(f"outputs: {run.run_dir}", flush=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from example_runs import example_run  # noqa: F401  (a session fixture)
 from registered import registered_model  # noqa: F401  (a session fixture)
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration

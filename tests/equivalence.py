@@ -67,6 +67,10 @@ def same(a: Any, b: Any, where: str = "value") -> None:
         assert len(a) == len(b), f"{where}: lengths differ"
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
             same(x, y, f"{where}[{index}]")
+    elif _is_keras_model(a):
+        # a Keras model's object graph is cyclic: compare what defines it, its layers and weights
+        same(a.get_config(), b.get_config(), f"{where}.get_config()")
+        same(list(a.get_weights()), list(b.get_weights()), f"{where}.get_weights()")
     elif hasattr(a, "__dict__") and not isinstance(a, type) and vars(a):
         same(vars(a), vars(b), f"{where}.__dict__")
     elif type(a).__eq__ is object.__eq__:
@@ -74,3 +78,7 @@ def same(a: Any, b: Any, where: str = "value") -> None:
         same(a.__reduce_ex__(4)[1:3], b.__reduce_ex__(4)[1:3], f"{where}.__reduce__")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _is_keras_model(value: Any) -> bool:
+    return type(value).__module__.split(".")[0] in ("keras", "tf_keras") and hasattr(value, "get_weights")

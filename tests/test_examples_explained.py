@@ -13,34 +13,20 @@ test's folder, alibi's explainers.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from example_runs import ExampleRun, as_json
 from nbtools import EXAMPLES
 
-from nb2pipe.lifecycle.registry import TRACKING_ENV
 from nb2pipe.plan import EXPLANATION_OUTPUT
 
 
-def run_example(name: str, folder: Path) -> dict[str, Any]:
-    notebook = folder / f"{name}.ipynb"
-    shutil.copyfile(EXAMPLES / notebook.name, notebook)
-    environment = {k: v for k, v in os.environ.items() if k != TRACKING_ENV}  # the workdir's own store
-    done = subprocess.run(
-        [sys.executable, "-m", "nb2pipe", "run", str(notebook), "--workdir", str(folder / "work"), "--json"],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return json.loads(done.stdout)
+def run_example(name: str, example_run: ExampleRun) -> dict[str, Any]:
+    """The example's run (shared with the other tests of the session), as ``--json`` prints it."""
+    result, _ = example_run(EXAMPLES / f"{name}.ipynb")
+    return as_json(result)
 
 
 def statuses(result: dict[str, Any]) -> dict[str, str]:
@@ -72,8 +58,8 @@ def sections(page: str) -> list[str]:
     return page.split('<section class="row">')[1:]
 
 
-def test_digits_cnn_is_registered_and_explained_with_ig_and_anchor(tmp_path: Path):
-    result = run_example("digits_explained", tmp_path)
+def test_digits_cnn_is_registered_and_explained_with_ig_and_anchor(example_run: ExampleRun):
+    result = run_example("digits_explained", example_run)
     assert_explained(result, "digits", ["load", "train", "evaluate"])
 
     # IG: each digit next to its heatmap of pixel attributions
@@ -92,8 +78,8 @@ def test_digits_cnn_is_registered_and_explained_with_ig_and_anchor(tmp_path: Pat
         assert '<svg xmlns="http://www.w3.org/2000/svg"' in row and "precision" in row
 
 
-def test_text_classifier_is_registered_and_explained_with_anchor_and_ig(tmp_path: Path):
-    result = run_example("text_explained", tmp_path)
+def test_text_classifier_is_registered_and_explained_with_anchor_and_ig(example_run: ExampleRun):
+    result = run_example("text_explained", example_run)
     assert_explained(result, "topics", ["generate", "train", "evaluate"])
 
     # IG: every word of each sentence coloured by its attribution (padding left out)

@@ -99,3 +99,18 @@ class LineProgress:
 def progress_for(stream: Any = None) -> LiveProgress | LineProgress:
     stream = stream or sys.stderr
     return LiveProgress(stream) if getattr(stream, "isatty", lambda: False)() else LineProgress(stream)
+
+
+def lifecycle_lines(result: Any) -> list[str]:
+    """What a run (a ``RunResult``) registered and what it serves, a line each."""
+    lines = []
+    for model in result.models:
+        verdict = "champion" if model.get("champion") else "candidate, not promoted"
+        lines.append(f"registered: models:/{model.get('model_name')}/{model.get('version')} ({verdict})")
+    for endpoint in result.endpoints:
+        if endpoint.get("deployed"):
+            lines.append(f"serving: {endpoint.get('service')} at {endpoint.get('url')} ({endpoint.get('model_uri')})")
+        else:
+            reason = endpoint.get("reason", "see the deploy step log")
+            lines.append(f"not deployed: {endpoint.get('service')}: {reason}")
+    return lines
