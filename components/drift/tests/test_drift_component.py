@@ -1,5 +1,5 @@
-"""components/drift: the compiled YAML matches component.py, the interface is the documented
-one, and the component runs for real on kfp.local against two CSV files.
+"""components/drift: the interface is the documented one, and the component runs for real
+on kfp.local against two CSV files (components/test_compiled_yaml.py checks its YAML).
 
 kfp.local's SubprocessRunner (use_venv=False) runs the component's own command, pip install
 of ``nb2pipe[drift]`` included, with this environment's Python. nb2pipe and its drift extra
@@ -9,7 +9,6 @@ index (a missing requirement fails the test instead of installing anything).
 No ``from __future__ import annotations`` here: kfp reads the pipeline's return annotation.
 """
 
-import importlib.util
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,28 +17,12 @@ import pandas as pd
 import pytest
 
 FOLDER = Path(__file__).resolve().parent.parent
-COMPONENTS = FOLDER.parent
-
-
-def build_module() -> Any:
-    spec = importlib.util.spec_from_file_location("nb2pipe_components_build", COMPONENTS / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def drift_component() -> Any:
     from kfp import components
 
     return components.load_component_from_file(str(FOLDER / "component.yaml"))
-
-
-def test_component_yaml_is_up_to_date() -> None:
-    compiled = build_module().compiled_yaml(FOLDER)
-    assert compiled == (FOLDER / "component.yaml").read_text(encoding="utf-8"), (
-        "components/drift/component.yaml is stale: run python components/build.py"
-    )
 
 
 def test_interface_is_the_documented_one() -> None:

@@ -1,10 +1,9 @@
-"""The reusable explain component: its YAML is what ``components/build.py`` compiles from
-``component.py``, its interface is the documented one, and the function it runs
+"""The reusable explain component: its interface is the documented one (its YAML is checked
+by components/test_compiled_yaml.py), and the function it runs
 (``nb2pipe.monitoring.steps.explain_step``) writes the page and the metrics."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,18 +12,6 @@ import pytest
 import yaml
 
 FOLDER = Path(__file__).resolve().parents[1]
-
-
-def build_module() -> Any:
-    spec = importlib.util.spec_from_file_location("nb2pipe_components_build", FOLDER.parent / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_yaml_is_what_component_py_compiles_to() -> None:
-    assert build_module().compiled_yaml(FOLDER) == (FOLDER / "component.yaml").read_text(encoding="utf-8")
 
 
 def test_the_interface_is_the_documented_one() -> None:

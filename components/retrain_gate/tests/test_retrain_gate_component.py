@@ -1,11 +1,10 @@
-"""components/retrain_gate: the compiled YAML matches component.py, the interface is the
-documented one, and its code (nb2pipe.monitoring.steps.monitor_step) answers "retrain" for
-drifted traffic, "no" for traffic like the training data, and "retrain" when no champion
-exists, against a real MLflow sqlite store and a real payload log."""
+"""components/retrain_gate: the interface is the documented one, and its code
+(nb2pipe.monitoring.steps.monitor_step) answers "retrain" for drifted traffic, "no" for
+traffic like the training data, and "retrain" when no champion exists, against a real
+MLflow sqlite store and a real payload log."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -14,22 +13,6 @@ import numpy as np
 import pytest
 
 FOLDER = Path(__file__).resolve().parent.parent
-COMPONENTS = FOLDER.parent
-
-
-def build_module() -> Any:
-    spec = importlib.util.spec_from_file_location("nb2pipe_components_build_gate", COMPONENTS / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_component_yaml_is_up_to_date() -> None:
-    compiled = build_module().compiled_yaml(FOLDER)
-    assert compiled == (FOLDER / "component.yaml").read_text(encoding="utf-8"), (
-        "components/retrain_gate/component.yaml is stale: run python components/build.py"
-    )
 
 
 def test_interface_is_the_documented_one() -> None:
