@@ -177,10 +177,9 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from nb2pipe.runners.local import run_notebook
-    from nb2pipe.runners.progress import lifecycle_lines, progress_for
+    from nb2pipe.runners.progress import lifecycle_lines, shown_progress
 
-    progress = None if args.json else progress_for()
-    try:
+    with shown_progress(not args.json) as progress:
         result = run_notebook(
             args.notebook,
             parameters=args.param,
@@ -190,9 +189,6 @@ def _run(args: argparse.Namespace) -> int:
             parallel=args.parallel,
             observer=progress,
         )
-    finally:
-        if progress is not None:
-            progress.close()
     if args.json:
         report = result.to_json()
         report["failures"] = [f.to_json() for f in result.failures]

@@ -42,11 +42,11 @@ def _explain(args: argparse.Namespace) -> int:
         args.model_uri, data=args.data, method=args.method, rows=args.rows, store=args.workdir
     )
     if args.report:
+        from nb2pipe.files import write_whole
         from nb2pipe.monitoring.explain_report import explanation_html
-        from nb2pipe.monitoring.steps import write_text
 
         title = f"{args.model_uri}: {args.method} explanation of {len(explanation.rows)} rows"
-        write_text(Path(args.report), explanation_html(explanation, rows, title=title))
+        write_whole(Path(args.report), explanation_html(explanation, rows, title=title))
     if args.json:
         print(json.dumps(explanation.to_json()))
         return 0

@@ -57,10 +57,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _retrain(args: argparse.Namespace) -> int:
     from nb2pipe.monitoring.retrain import retrain_notebook
-    from nb2pipe.runners.progress import progress_for
+    from nb2pipe.runners.progress import shown_progress
 
-    progress = None if args.json else progress_for()
-    try:
+    with shown_progress(not args.json) as progress:
         outcome = retrain_notebook(
             args.notebook,
             payloads=args.payloads,
@@ -69,9 +68,6 @@ def _retrain(args: argparse.Namespace) -> int:
             parameters=args.param,
             observer=progress,
         )
-    finally:
-        if progress is not None:
-            progress.close()
     _print_outcome(outcome, args.json)
     return 0 if outcome.status == "succeeded" else 1
 

@@ -27,3 +27,9 @@ def write_all_or_nothing(files: Mapping[Path, str]) -> None:
     finally:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """One file, all or nothing, its folder made when missing (a task's output path)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_all_or_nothing({path: text})

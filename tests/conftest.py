@@ -6,6 +6,7 @@ import os
 
 import pytest
 from example_runs import example_run  # noqa: F401  (a session fixture)
+from fake_kfp import kfp_server  # noqa: F401  (a fixture)
 from registered import registered_model  # noqa: F401  (a session fixture)
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopback import Recorded
+import pytest
+from loopback import LoopbackServer, Recorded
 
 API = "/apis/v2beta1"
 
@@ -87,3 +88,12 @@ class FakeKfp:
         }
         versions.append(version)
         return version
+
+
+@pytest.fixture
+def kfp_server() -> Any:
+    """A recording KFP API server on 127.0.0.1; ``kfp_server.fake`` holds what it was sent."""
+    fake = FakeKfp()
+    with LoopbackServer(fake) as server:
+        server.fake = fake
+        yield server

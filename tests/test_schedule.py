@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from fake_kfp import FakeKfp
 from loopback import LoopbackServer
 from nbtools import EXAMPLES
 
@@ -14,14 +13,6 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.retrain import retrain_every
 
 MONITORED = EXAMPLES / "monitoring.ipynb"
-
-
-@pytest.fixture
-def kfp_server():
-    fake = FakeKfp()
-    with LoopbackServer(fake) as server:
-        server.fake = fake
-        yield server
 
 
 def uploaded_pipeline(server: LoopbackServer) -> dict:

@@ -7,8 +7,7 @@ import socket
 import time
 
 import pytest
-from fake_kfp import API, FakeKfp
-from loopback import LoopbackServer
+from fake_kfp import API
 from nbtools import EXAMPLES
 
 from nb2pipe.cli import main
@@ -16,14 +15,6 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners.kubeflow import kfp_cron, parse_duration, submit_notebook
 
 EXAMPLE = EXAMPLES / "parameters_metrics.ipynb"
-
-
-@pytest.fixture
-def kfp_server():
-    fake = FakeKfp()
-    with LoopbackServer(fake) as server:
-        server.fake = fake
-        yield server
 
 
 def test_first_submit_uploads_the_pipeline_and_starts_a_run(kfp_server, monkeypatch, capsys):

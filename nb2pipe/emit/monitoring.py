@@ -37,9 +37,7 @@ def drift_task(item: DriftTask) -> ExtraTask:
         Argument(DRIFT_REPORT_OUTPUT, "Output", "HTML"),
         Argument(DRIFT_FLAG_OUTPUT, "OutputPath", "bool"),
     ]
-    options = asdict(item.options)
-    options["categorical"] = list(item.options.categorical) if item.options.categorical is not None else None
-    config = {"current": item.current.name, "reference": item.reference.name, "options": options}
+    config = {"current": item.current.name, "reference": item.reference.name, "options": asdict(item.options)}
     call = (
         f"drift_step({config!r}, reference=reference.path, current=current.path, "
         f"metrics={DRIFT_METRICS_OUTPUT}, report={DRIFT_REPORT_OUTPUT}, flag_path={DRIFT_FLAG_OUTPUT})"
@@ -84,9 +82,7 @@ def gate_task(plan: PipelinePlan) -> ExtraTask:
         Argument(DRIFT_REPORT_OUTPUT, "Output", "HTML"),
         Argument(RETRAIN_OUTPUT, "OutputPath", "bool"),
     ]
-    options = asdict(gate.options)
-    options["categorical"] = list(gate.options.categorical) if gate.options.categorical is not None else None
-    config = {"model_name": gate.model_name, "service": gate.service, "options": options}
+    config = {"model_name": gate.model_name, "service": gate.service, "options": asdict(gate.options)}
     call = (
         f"monitor_step({config!r}, payloads={PAYLOADS_PARAMETER}, force={FORCE_PARAMETER}, "
         f"metrics={DRIFT_METRICS_OUTPUT}, report={DRIFT_REPORT_OUTPUT}, flag_path={RETRAIN_OUTPUT})"

@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.files import write_whole
+
 DEPLOY_TARGET_ENV = "NB2PIPE_DEPLOY_TARGET"
+
+
+def inputs_may_be_pending() -> bool:
+    """The local runner started this task early: its inputs appear while it starts."""
+    return os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
 
 
 def register_step(
@@ -34,7 +41,7 @@ def register_step(
     from nb2pipe.runtime.step import load_value
 
     # the local runner may start this task while the steps it reads from still run
-    wait = os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
+    wait = inputs_may_be_pending()
     values: dict[str, float] = {}
     for path in metrics:
         while wait and not os.path.exists(path):
@@ -58,19 +65,12 @@ def register_step(
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
     Path(report.path).write_text(_promotion_markdown(result, values), encoding="utf-8")
     # written last and whole: an early-started deploy task waits for this file to appear
-    _write_whole(Path(registered.path), json.dumps(result.to_json(), indent=2, sort_keys=True))
+    write_whole(Path(registered.path), json.dumps(result.to_json(), indent=2, sort_keys=True))
     registered.metadata.update(
         {"model_name": result.name, "version": result.version, "uri": result.uri, "champion": result.champion}
     )
     verdict = "champion" if result.champion else "candidate"
     print(f"nb2pipe: registered {result.uri} ({result.flavor}) as {verdict}: {result.promotion.reason}", flush=True)
-
-
-def _write_whole(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staged.write_text(text, encoding="utf-8")
-    os.replace(staged, path)
 
 
 def _read_metrics(path: str) -> dict[str, float]:
@@ -108,7 +108,7 @@ def _fmt(value: float | None) -> str:
 def deploy_step(config: Mapping[str, Any], *, registered: str, deployment: Any) -> None:
     from nb2pipe.ir import DeploySettings
 
-    while os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1" and not os.path.exists(registered):
+    while inputs_may_be_pending() and not os.path.exists(registered):
         time.sleep(0.05)
     info = json.loads(Path(registered).read_text(encoding="utf-8"))
     service = config["service"]

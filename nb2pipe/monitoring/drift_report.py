@@ -101,10 +101,10 @@ def write_drift_report(
     result: DriftResult, reference: pandas.DataFrame, current: pandas.DataFrame, path: str | Path
 ) -> Path:
     """Write the report to ``path`` whole or not at all (a temporary file, then a rename)."""
-    from nb2pipe.monitoring.steps import write_text
+    from nb2pipe.files import write_whole
 
     target = Path(path)
-    write_text(target, drift_report_html(result, reference, current))
+    write_whole(target, drift_report_html(result, reference, current))
     return target
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import write_whole
+from nb2pipe.lifecycle.steps import inputs_may_be_pending
 from nb2pipe.monitoring.tables import as_table, named_like
 
 
@@ -38,7 +40,7 @@ def load_data(path: str) -> Any:
     folder :func:`nb2pipe.monitoring.tables.load_table` reads (CSV, parquet, payload log)."""
     from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
 
-    wait = os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
+    wait = inputs_may_be_pending()
     if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
         return load_value(path, wait=wait)
     from nb2pipe.monitoring.tables import load_table
@@ -65,8 +67,8 @@ def write_drift_outputs(
 
     for name, value in sorted(result.metrics().items()):
         metrics.log_metric(name, float(value))
-    write_text(Path(report.path), drift_report_html(result, reference, current))
-    write_text(Path(flag_path), "true" if result.is_drift else "false")
+    write_whole(Path(report.path), drift_report_html(result, reference, current))
+    write_whole(Path(flag_path), "true" if result.is_drift else "false")
 
 
 def explain_step(config: Mapping[str, Any], *, model: str, data: str, report: Any, metrics: Any) -> None:
@@ -81,7 +83,7 @@ def explain_step(config: Mapping[str, Any], *, model: str, data: str, report: An
     rows = first_rows(reference, int(config.get("rows", 3)))
     explanation = explainer.explain(rows)
     title = f"{config.get('model_name', 'model')}: {method} explanation of {len(rows)} training rows"
-    write_text(Path(report.path), explanation_html(explanation, rows, title=title))
+    write_whole(Path(report.path), explanation_html(explanation, rows, title=title))
     for name, value in sorted(explanation.metrics().items()):
         metrics.log_metric(name, float(value))
     print(f"nb2pipe: {method} explanation of {len(rows)} rows in {time.perf_counter() - started:.1f} s", flush=True)
@@ -91,7 +93,7 @@ def load_model(path: str) -> Any:
     """A model a notebook step saved, else an MLflow model (folder or URI) in its own flavour."""
     from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
 
-    wait = os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
+    wait = inputs_may_be_pending()
     if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
         return load_value(path, wait=wait)
     from nb2pipe.lifecycle.registry import load_explainable, resolve_model
@@ -103,14 +105,6 @@ def first_rows(data: Any, count: int) -> Any:
     if hasattr(data, "iloc"):
         return data.iloc[:count]
     return data[:count]
-
-
-def write_text(path: Path, text: str) -> None:
-    """Whole or not at all: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    staged.write_text(text, encoding="utf-8")
-    os.replace(staged, path)
 
 
 def monitor_step(
@@ -151,7 +145,7 @@ def monitor_step(
     retrain = bool(result.is_drift or force)
     metrics.log_metric("served_rows", float(served))
     metrics.log_metric("retrain", float(retrain))
-    write_text(Path(flag_path), "true" if retrain else "false")
+    write_whole(Path(flag_path), "true" if retrain else "false")
     drifted = [f.name for f in result.features if f.is_drift]
     verdict = f"drift in {', '.join(drifted) or 'the data'}" if result.is_drift else "no drift"
     print(f"nb2pipe: {served} requests served by {name} version {version}: {verdict}; retrain: {retrain}", flush=True)
@@ -185,7 +179,7 @@ def _verdict(retrain: bool, reason: str, metrics: Any, report: Any, flag_path: s
         '<!doctype html><html><head><meta charset="utf-8"><title>drift check</title></head><body>'
         f"<h1>No drift test</h1><p>{escape(reason)}</p><p>retrain: <b>{retrain}</b></p></body></html>"
     )
-    write_text(Path(report.path), page)
-    write_text(Path(flag_path), "true" if retrain else "false")
+    write_whole(Path(report.path), page)
+    write_whole(Path(flag_path), "true" if retrain else "false")
     print(f"nb2pipe: {reason}; retrain: {retrain}", flush=True)
     return retrain

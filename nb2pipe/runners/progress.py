@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from nb2pipe.runners import state as states
@@ -99,6 +101,17 @@ class LineProgress:
 def progress_for(stream: Any = None) -> LiveProgress | LineProgress:
     stream = stream or sys.stderr
     return LiveProgress(stream) if getattr(stream, "isatty", lambda: False)() else LineProgress(stream)
+
+
+@contextmanager
+def shown_progress(enabled: bool) -> Iterator[LiveProgress | LineProgress | None]:
+    """The run's progress on stderr while the block runs (None when ``enabled`` is false)."""
+    progress = progress_for() if enabled else None
+    try:
+        yield progress
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def lifecycle_lines(result: Any) -> list[str]:
