@@ -7,20 +7,48 @@ STAMP := $(VENV)/.nb2pipe-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := build/demo
 WATCH := $(DEMO)/watch
+# the JupyterLab extension: node modules from the npm registry, built by jlpm (JupyterLab's
+# bundled yarn) and jupyter-builder, installed into .venv with its prebuilt labextension
+LAB := jupyter_extension
+JLPM := PATH=$(abspath $(BIN)):$$PATH $(abspath $(BIN))/jlpm
+LAB_MODULES := $(LAB)/node_modules/.installed
+LAB_STAMP := $(VENV)/.nb2pipe-lab-installed
+LAB_SOURCES := $(LAB)/package.json $(LAB)/tsconfig.json $(LAB)/pyproject.toml \
+	$(shell find $(LAB)/src $(LAB)/style $(LAB)/schema -type f 2>/dev/null)
+# the browser test's chromium, from Debian (test tools' own browser downloads fail here)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench golden clean bytecode
+.PHONY: demo test lint bench golden clean bytecode lab
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain]"
 	touch $@
 
+$(LAB_MODULES): $(LAB)/package.json $(LAB)/yarn.lock | $(STAMP)
+	cd $(LAB) && $(JLPM) install --immutable
+	touch $@
+
+$(LAB_STAMP): $(STAMP) $(LAB_MODULES) $(LAB_SOURCES)
+	cd $(LAB) && $(JLPM) build:prod
+	SKIP_JUPYTER_BUILDER=1 $(PIP_INSTALL) --no-build-isolation --no-deps -e ./$(LAB)
+	touch $@
+
+# JupyterLab on examples/ with the nb2pipe sidebar
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=examples
+
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium \
+		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
 # The environment may set PYTHONDONTWRITEBYTECODE; compiled modules make every nb2pipe
 # command start ~0.2 s sooner (an editable install is never byte-compiled by pip).
 bytecode: $(STAMP)
 	$(BIN)/python -m compileall -q nb2pipe
 
-demo: bytecode
+demo: bytecode $(LAB_STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	for notebook in examples/*.ipynb; do \
 		name=$$(basename $$notebook .ipynb); \
@@ -48,7 +76,8 @@ lint: bytecode
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(LAB_STAMP) $(CHROMIUM)
+	cd $(LAB) && $(JLPM) test
 	$(BIN)/python -m pytest
 
 bench: bytecode
@@ -61,4 +90,4 @@ golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .ruff_cache $(LAB)/node_modules $(LAB)/lib $(LAB)/jupyterlab_nb2pipe/labextension

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workdir", metavar="DIR", help="where runs are kept (default: .nb2pipe/ beside the notebook)")
     run.add_argument("--resume", metavar="RUN_ID", help="rerun the failed or interrupted steps of an earlier run")
+    run.add_argument(
+        "--run-id", metavar="RUN_ID", help="id of the new run (default: pipeline name and time); must not exist yet"
+    )
     run.add_argument("--parallel", type=int, metavar="N", help="most steps at once (default: CPU count)")
     run.add_argument(
         "--keep-variables",
@@ -83,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         "service-account token.",
     )
     submit.add_argument("notebook", metavar="NB", help="the .ipynb file")
-    submit.add_argument("--host", required=True, metavar="URL", help="Kubeflow Pipelines endpoint")
+    submit.add_argument(
+        "--host", metavar="URL", help="Kubeflow Pipelines endpoint (default: the notebook's metadata.nb2pipe.kfp_host)"
+    )
     submit.add_argument("--experiment", metavar="NAME", help="experiment (default: notebook metadata, else Default)")
     submit.add_argument("--run-name", metavar="NAME", help="name of the run (default: pipeline name and time)")
     submit.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="set a parameter")
@@ -188,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
             keep_variables=args.keep_variables,
             parallel=args.parallel,
             observer=progress,
+            run_id=args.run_id,
         )
     if args.json:
         report = result.to_json()

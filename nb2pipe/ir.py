@@ -103,6 +103,10 @@ class PipelineSettings:
     image: str | None = None
     step_defaults: StepOptions = StepOptions()
     drift: DriftOptions = DriftOptions()
+    #: ``metadata.nb2pipe.kfp_host``: where ``nb2pipe submit`` sends the pipeline without --host
+    kfp_host: str | None = None
+    #: ``metadata.nb2pipe.mlflow_tracking_uri``: the MLflow server used when MLFLOW_TRACKING_URI is unset
+    mlflow_tracking_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +256,9 @@ class PipelinePlan:
     drift: tuple[DriftTask, ...] = ()
     drift_options: DriftOptions = DriftOptions()
     gate: MonitorGate | None = None
+    #: the notebook's own Kubeflow Pipelines endpoint and MLflow server (``metadata.nb2pipe``)
+    kfp_host: str | None = None
+    mlflow_tracking_uri: str | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

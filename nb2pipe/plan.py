@@ -211,6 +211,8 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         lifecycle=lifecycle,
         drift=drift,
         drift_options=layout.settings.drift,
+        kfp_host=layout.settings.kfp_host,
+        mlflow_tracking_uri=layout.settings.mlflow_tracking_uri,
     )
 
 

@@ -31,8 +31,16 @@ def check_request(service: str, settings: DeploySettings) -> None:
         raise Nb2PipeError("; ".join(found))
 
 
-def render(model_uri: str, service: str, settings: DeploySettings) -> Deployment:
-    """Resolve the model and build its InferenceService; nothing is applied."""
+def render(
+    model_uri: str,
+    service: str,
+    settings: DeploySettings,
+    *,
+    store: str | Path | None = None,
+    notebook_uri: str | None = None,
+) -> Deployment:
+    """Resolve the model and build its InferenceService; nothing is applied. ``store`` and
+    ``notebook_uri`` choose the tracking store as :func:`nb2pipe.lifecycle.registry.tracking_uri` does."""
     import os
 
     import yaml
@@ -47,9 +55,9 @@ def render(model_uri: str, service: str, settings: DeploySettings) -> Deployment
     from nb2pipe.lifecycle.registry import resolve_model, tracking_uri
 
     check_request(service, settings)
-    source = resolve_model(model_uri)
+    source = resolve_model(model_uri, store, notebook_uri)
     served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version, source.name)
-    tracking = tracking_uri()
+    tracking = tracking_uri(store, notebook_uri)
     image = os.environ.get(SERVER_IMAGE_ENV) or SERVER_IMAGE
     resource = inference_service(service, served, settings, tracking_uri=tracking, server_image=image)
     warnings = []
@@ -75,13 +83,15 @@ def deploy_model(
     dry_run: bool = False,
     output: str | Path | None = None,
     wait_seconds: float = 300,
+    store: str | Path | None = None,
+    notebook_uri: str | None = None,
 ) -> Deployment:
     """Build the InferenceService; write it to ``output`` and/or apply it (unless dry run)."""
     from dataclasses import replace
 
     from nb2pipe.files import write_all_or_nothing
 
-    deployment = render(model_uri, service, settings)
+    deployment = render(model_uri, service, settings, store=store, notebook_uri=notebook_uri)
     if output is not None:
         path = Path(output)
         write_all_or_nothing({path: deployment.yaml})

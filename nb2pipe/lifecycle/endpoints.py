@@ -58,8 +58,10 @@ def start_local(
     store: str | Path | None = None,
     host: str = "127.0.0.1",
     wait_seconds: float | None = None,
+    notebook_uri: str | None = None,
 ) -> Endpoint:
-    """Serve ``model_uri`` as ``service`` in a background process, replacing an older one."""
+    """Serve ``model_uri`` as ``service`` in a background process, replacing an older one.
+    The server reads the tracking store of :func:`~nb2pipe.lifecycle.registry.tracking_uri`."""
     folder = endpoints_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     previous = read_endpoint(service, store)
@@ -76,7 +78,12 @@ def start_local(
         command += ["--log-payloads", payloads]
     if settings.explainer:
         command += ["--explainer", settings.explainer]
-    environment = {**QUIET_MLFLOW, **os.environ, TRACKING_ENV: tracking_uri(store), STORE_ENV: str(local_store(store))}
+    environment = {
+        **QUIET_MLFLOW,
+        **os.environ,
+        TRACKING_ENV: tracking_uri(store, notebook_uri),
+        STORE_ENV: str(local_store(store)),
+    }
     with log.open("w", encoding="utf-8") as output:
         # a session of its own: the server outlives the pipeline step that started it
         process = subprocess.Popen(

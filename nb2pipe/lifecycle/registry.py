@@ -35,9 +35,11 @@ def quiet_mlflow() -> None:
         os.environ.setdefault(name, value)
 
 
-def tracking_uri(store: str | Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI``, else ``sqlite:///STORE/mlflow.db`` (see :func:`local_store`)."""
-    configured = os.environ.get(TRACKING_ENV, "").strip()
+def tracking_uri(store: str | Path | None = None, notebook_uri: str | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``notebook_uri`` (a notebook's
+    ``metadata.nb2pipe.mlflow_tracking_uri``), else ``sqlite:///STORE/mlflow.db`` (see
+    :func:`local_store`)."""
+    configured = os.environ.get(TRACKING_ENV, "").strip() or (notebook_uri or "").strip()
     if configured:
         return configured
     return f"sqlite:///{local_store(store) / 'mlflow.db'}"
@@ -60,12 +62,12 @@ def artifact_root(uri: str) -> str | None:
     return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
 
 
-def use_tracking(store: str | Path | None = None) -> str:
+def use_tracking(store: str | Path | None = None, notebook_uri: str | None = None) -> str:
     """Point mlflow at the tracking URI (mlflow also exports it as MLFLOW_TRACKING_URI)."""
     quiet_mlflow()
     import mlflow
 
-    uri = tracking_uri(store)
+    uri = tracking_uri(store, notebook_uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -99,8 +101,9 @@ class ModelSource:
         return "mlflow"
 
 
-def resolve_model(uri: str, store: str | Path | None = None) -> ModelSource:
-    """Find ``uri`` (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``, a path)."""
+def resolve_model(uri: str, store: str | Path | None = None, notebook_uri: str | None = None) -> ModelSource:
+    """Find ``uri`` (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/…``, a path)
+    in the tracking store of :func:`tracking_uri`."""
     quiet_mlflow()
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -112,7 +115,7 @@ def resolve_model(uri: str, store: str | Path | None = None) -> ModelSource:
             raise RegistryError(f"{uri} is not an MLflow model folder (no MLmodel file in it)")
         path, storage, name, version = local.resolve(), local.resolve().as_uri(), None, None
     else:
-        use_tracking(store)
+        use_tracking(store, notebook_uri)
         name, version, storage = _registered_identity(uri)
         try:
             path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))

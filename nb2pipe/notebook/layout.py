@@ -381,6 +381,7 @@ def _settings(
     """Notebook-level settings: ``metadata.nb2pipe`` over Kale's ``metadata.kubeflow_notebook``."""
     where = Location(notebook.path)
     merged: dict[str, object] = {}
+    own: dict[str, object] = {}
     for key in ("kubeflow_notebook", "nb2pipe"):
         section = notebook.metadata.get(key) or {}
         if not isinstance(section, dict):
@@ -393,11 +394,14 @@ def _settings(
                 )
             )
             continue
-        merged.update({k: v for k, v in section.items() if v not in (None, "", [])})
+        present = {k: v for k, v in section.items() if v not in (None, "", [])}
+        merged.update(present)
+        if key == "nb2pipe":
+            own.update(present)
 
-    def text(*keys: str) -> str | None:
+    def text(*keys: str, source: dict[str, object] = merged) -> str | None:
         for key in keys:
-            value = merged.get(key)
+            value = source.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
             if value is not None and not isinstance(value, str):
@@ -431,6 +435,9 @@ def _settings(
         experiment=experiment,
         image=image or default_image or text("image", "base_image", "docker_image") or fallback_image,
         step_defaults=_options(default_tags, StepOptions()),
+        # nb2pipe's own keys: Kale keeps its KFP host in the lab settings, not the notebook
+        kfp_host=text("kfp_host", source=own),
+        mlflow_tracking_uri=text("mlflow_tracking_uri", source=own),
     )
 
 

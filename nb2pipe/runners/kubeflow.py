@@ -225,7 +225,7 @@ def _api_message(exc: Any) -> str:
 def submit_notebook(
     notebook: str | Path,
     *,
-    host: str,
+    host: str | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
     parameters: tuple[str, ...] | list[str] = (),
@@ -237,7 +237,7 @@ def submit_notebook(
     monitoring: bool = False,
 ) -> Submission:
     """Compile ``notebook`` as ``nb2pipe compile`` would (its monitoring pipeline when
-    ``monitoring``), then submit it."""
+    ``monitoring``), then submit it to ``host``, else the notebook's ``metadata.nb2pipe.kfp_host``."""
     from nb2pipe.compiler import compile_with_environment, read_notebook_text
     from nb2pipe.runners.parameters import coerce_parameters
 
@@ -253,6 +253,12 @@ def submit_notebook(
         read_notebook_text(path), str(path), image=image, base_image=base_image, monitoring=monitoring
     )
     plan = compiled.plan
+    host = host or plan.kfp_host
+    if not host:
+        raise Nb2PipeError(
+            f"{path.name}: no Kubeflow Pipelines host; pass --host URL, or set kfp_host in the notebook's "
+            "metadata.nb2pipe (the nb2pipe panel's settings)"
+        )
     return submit_pipeline(
         compiled.yaml,
         host=host,

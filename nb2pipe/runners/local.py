@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.lifecycle.registry import TRACKING_ENV
 from nb2pipe.plan import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.failures import StepFailure, failure_from_log
@@ -32,6 +34,7 @@ from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 
 METRICS_SCHEMA = "system.Metrics"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RunInterrupted(Nb2PipeError):
@@ -94,6 +97,8 @@ class LocalRun:
     parallel: int = field(default_factory=lambda: os.cpu_count() or 2)
     keep_variables: bool = False
     observer: RunObserver = field(default_factory=SilentObserver)
+    #: the notebook's MLflow server (``metadata.nb2pipe.mlflow_tracking_uri``); MLFLOW_TRACKING_URI wins
+    tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         import yaml
@@ -114,8 +119,10 @@ class LocalRun:
 
     # -- public ---------------------------------------------------------------------------
     def start(self, run_id: str | None = None) -> RunResult:
-        run_id = run_id or _new_run_id(self.runs_dir, self.spec.pipeline_info.name)
-        run_dir = self.runs_dir / run_id
+        run_id = run_id or new_run_id(self.runs_dir, self.spec.pipeline_info.name)
+        run_dir = self.runs_dir / check_run_id(run_id)
+        if run_dir.exists():
+            raise Nb2PipeError(f"run {run_id} already exists in {self.runs_dir}; choose another run id, or --resume it")
         run_dir.mkdir(parents=True, exist_ok=False)
         (run_dir / "pipeline.yaml").write_text(self.pipeline_yaml, encoding="utf-8")
         run = RunState(run_id, str(self.notebook), self.spec.pipeline_info.name, dict(self.parameters))
@@ -308,6 +315,8 @@ class LocalRun:
             environment["NB2PIPE_WAIT_FOR_INPUTS"] = "1"
         if self.keep_variables:
             environment["NB2PIPE_VARIABLES_DIR"] = str(run_dir / "variables")
+        if self.tracking_uri and not os.environ.get(TRACKING_ENV, "").strip():
+            environment[TRACKING_ENV] = self.tracking_uri
         launch = TaskLaunch(
             task=name,
             component_name=node.component_name,
@@ -380,13 +389,24 @@ def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:
     return topological_order(list(nodes), {name: node.upstream for name, node in nodes.items()})
 
 
-def _new_run_id(runs_dir: Path, pipeline: str) -> str:
+def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
+    """``PIPELINE-YYYYMMDD-HHMMSS`` (``-2``, ``-3`` … when that exists in ``runs_dir`` or is in
+    ``taken``: ids handed out for runs that have not made their folder yet)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate, counter = f"{pipeline}-{stamp}", 2
-    while (runs_dir / candidate).exists():
+    while (runs_dir / candidate).exists() or candidate in taken:
         candidate = f"{pipeline}-{stamp}-{counter}"
         counter += 1
     return candidate
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id names a folder under ``DIR/runs/``: letters, digits, '.', '_' and '-' only."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise Nb2PipeError(
+            f"run id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit"
+        )
+    return run_id
 
 
 @contextmanager
@@ -438,14 +458,19 @@ def run_notebook(
     keep_variables: bool = False,
     parallel: int | None = None,
     observer: RunObserver | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Compile ``notebook`` and run it on kfp.local; ``resume`` finishes an earlier run."""
+    """Compile ``notebook`` and run it on kfp.local; ``resume`` finishes an earlier run.
+    ``run_id`` names a new run (an id that exists is refused) instead of one made of the
+    pipeline's name and the time, so a caller that starts the run knows where it will be kept."""
     from nb2pipe.compiler import compile_source, read_notebook_text
 
     path = Path(notebook).resolve()
     compiled = compile_source(read_notebook_text(path), str(path))
     if resume and parameters:
         raise Nb2PipeError("--param cannot change a resumed run; it keeps the parameters it started with")
+    if resume and run_id:
+        raise Nb2PipeError("--run-id names a new run; --resume continues the run it names")
     values = coerce_parameters(compiled.plan.parameters, parameters)
     local = LocalRun(
         notebook=path,
@@ -454,10 +479,11 @@ def run_notebook(
         parameters=values,
         keep_variables=keep_variables,
         observer=observer or SilentObserver(),
+        tracking_uri=compiled.plan.mlflow_tracking_uri,
     )
     if parallel:
         local.parallel = parallel
-    return local.resume(resume) if resume else local.start()
+    return local.resume(resume) if resume else local.start(run_id)
 
 
 def load_variables(run_dir: str | Path) -> dict[str, Any]:

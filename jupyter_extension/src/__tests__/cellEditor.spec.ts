@@ -1,0 +1,142 @@
+import { ICellTagsHost, TagEditor } from '../cellEditor';
+import { SettingsForm } from '../settingsForm';
+
+function host(initial: string[]): ICellTagsHost & { tags: string[]; writes: number } {
+  const h = {
+    label: 'Cell 2 (code)',
+    tags: [...initial],
+    writes: 0,
+    getTags: () => [...h.tags],
+    setTags: (tags: string[]) => {
+      h.tags = [...tags];
+      h.writes++;
+    }
+  };
+  return h;
+}
+
+function field(editor: TagEditor, id: string): HTMLInputElement {
+  const el = editor.node.querySelector(`[data-nb2pipe-id="field-${id}"]`);
+  expect(el).not.toBeNull();
+  return el as HTMLInputElement;
+}
+
+function type(input: HTMLInputElement | HTMLSelectElement, value: string): void {
+  input.value = value;
+  input.dispatchEvent(new Event('input'));
+}
+
+describe('TagEditor', () => {
+  const ids = [
+    'step', 'after', 'role', 'cpu', 'memory', 'gpu', 'gpu-type', 'image', 'packages',
+    'register', 'register-variable', 'promote', 'deploy', 'drift', 'explain'
+  ];
+
+  it('has every test id', () => {
+    const editor = new TagEditor();
+    expect(editor.node.getAttribute('data-nb2pipe-id')).toBe('cell-editor');
+    for (const id of ids) {
+      field(editor, id);
+    }
+    expect(field(editor, 'role').tagName).toBe('SELECT');
+    expect(Array.from((field(editor, 'role') as unknown as HTMLSelectElement).options).map(o => o.value)).toEqual([
+      'none', 'imports', 'functions', 'parameters', 'metrics', 'skip'
+    ]);
+    expect(editor.node.querySelector('[data-nb2pipe-id="apply-tags"]')).not.toBeNull();
+    expect(editor.node.querySelector('[data-nb2pipe-id="cell-tags"]')).not.toBeNull();
+  });
+
+  it("shows the cell's tags and fills the form", () => {
+    const editor = new TagEditor();
+    editor.setCell(host(['block:train', 'prev:load', 'promote:rmse<=', 'drift:a:b', 'remove-cell']));
+    expect(field(editor, 'step').value).toBe('train');
+    expect(field(editor, 'after').value).toBe('load');
+    expect(field(editor, 'promote').value).toBe('rmse<=');
+    expect(field(editor, 'drift').value).toBe('a:b');
+    const codes = Array.from(editor.node.querySelectorAll('[data-nb2pipe-id="cell-tags"] code')).map(c => c.textContent);
+    expect(codes).toEqual(['block:train', 'prev:load', 'promote:rmse<=', 'drift:a:b', 'remove-cell']);
+  });
+
+  it('applies the form to the cell', () => {
+    const editor = new TagEditor();
+    const cell = host(['remove-cell']);
+    editor.setCell(cell);
+    type(field(editor, 'role'), 'none');
+    type(field(editor, 'step'), 'train');
+    type(field(editor, 'after'), 'load, clean');
+    type(field(editor, 'cpu'), '2');
+    type(field(editor, 'gpu'), '1');
+    type(field(editor, 'gpu-type'), 'nvidia.com/gpu');
+    type(field(editor, 'image'), 'python:3.12-slim');
+    type(field(editor, 'register'), 'churn');
+    type(field(editor, 'promote'), 'accuracy');
+    type(field(editor, 'explain'), 'anchor ig');
+    (editor.node.querySelector('[data-nb2pipe-id="apply-tags"]') as HTMLButtonElement).click();
+    expect(cell.tags).toEqual([
+      'remove-cell',
+      'step:train',
+      'after:load',
+      'after:clean',
+      'cpu:2',
+      'gpu:1:nvidia.com/gpu',
+      'image:python:3.12-slim',
+      'register:churn',
+      'promote:accuracy>=',
+      'explain:anchor',
+      'explain:ig'
+    ]);
+    const codes = Array.from(editor.node.querySelectorAll('[data-nb2pipe-id="cell-tags"] code')).map(c => c.textContent);
+    expect(codes).toEqual(cell.tags);
+  });
+
+  it('refuses to write a bad form and says why', () => {
+    const messages: string[] = [];
+    const editor = new TagEditor({ onMessage: text => messages.push(text) });
+    const cell = host([]);
+    editor.setCell(cell);
+    type(field(editor, 'cpu'), 'two');
+    type(field(editor, 'step'), '1st');
+    expect(editor.apply()).toBeNull();
+    expect(cell.writes).toBe(0);
+    expect(field(editor, 'cpu').classList.contains('nb2pipe-invalid')).toBe(true);
+    expect(editor.node.textContent).toContain('not a CPU quantity');
+    expect(messages[0]).toContain('not written');
+    type(field(editor, 'cpu'), '2');
+    expect(field(editor, 'cpu').classList.contains('nb2pipe-invalid')).toBe(false);
+  });
+
+  it('removes the tags when the form is emptied', () => {
+    const editor = new TagEditor();
+    const cell = host(['step:a']);
+    editor.setCell(cell);
+    type(field(editor, 'step'), '');
+    expect(editor.apply()).toEqual([]);
+    expect(cell.tags).toEqual([]);
+  });
+
+  it('is disabled without a cell', () => {
+    const editor = new TagEditor();
+    editor.setCell(null);
+    expect(field(editor, 'step').disabled).toBe(true);
+    expect(editor.apply()).toBeNull();
+  });
+});
+
+describe('SettingsForm', () => {
+  it('writes metadata.nb2pipe on input, keeping other keys', () => {
+    let meta: unknown = { deploy: { gpu: 1 }, image: 'python:3.12' };
+    const form = new SettingsForm();
+    form.setHost({ get: () => meta, set: value => (meta = value) });
+    const input = (key: string) => form.node.querySelector(`[data-nb2pipe-id="setting-${key}"]`) as HTMLInputElement;
+    expect(input('image').value).toBe('python:3.12');
+    input('kfp_host').value = 'http://localhost:8080';
+    input('kfp_host').dispatchEvent(new Event('change'));
+    expect(meta).toEqual({ deploy: { gpu: 1 }, image: 'python:3.12', kfp_host: 'http://localhost:8080' });
+    input('image').value = '';
+    input('image').dispatchEvent(new Event('input'));
+    expect(meta).toEqual({ deploy: { gpu: 1 }, kfp_host: 'http://localhost:8080' });
+    for (const key of ['pipeline_name', 'experiment_name', 'image', 'kfp_host', 'mlflow_tracking_uri']) {
+      expect(input(key)).not.toBeNull();
+    }
+  });
+});

@@ -1,0 +1,697 @@
+/**
+ * The nb2pipe sidebar: the active notebook's settings, the active cell's tags, the four
+ * actions (compile, run locally, submit to Kubeflow, deploy), the step graph, diagnostics,
+ * the compiled YAML and the run's status. Plain DOM in a Lumino widget.
+ */
+
+import { Notebook, NotebookPanel } from '@jupyterlab/notebook';
+import { Widget } from '@lumino/widgets';
+
+import { NB2PipeError, post, requestAPI } from './api';
+import { ICellTagsHost, TagEditor } from './cellEditor';
+import { renderSvg } from './dag';
+import { cellSeverities, formatDiagnostic, groupByCell, summarize } from './diagnostics';
+import { append, clear, h } from './dom';
+import { RunPoller } from './runs';
+import { SettingsForm } from './settingsForm';
+import { CompileResult, DeployResult, Deployment, Diagnostic, Graph, Run, SubmitResult } from './types';
+
+/** A notebook cell widget (without depending on @jupyterlab/cells directly). */
+type Cell = Notebook['widgets'][number];
+
+export type Action = 'compile' | 'run' | 'submit' | 'deploy';
+export const ACTIONS: Action[] = ['compile', 'run', 'submit', 'deploy'];
+
+const ACTION_LABELS: Record<Action, string> = {
+  compile: 'Compile',
+  run: 'Run locally',
+  submit: 'Submit to Kubeflow',
+  deploy: 'Deploy'
+};
+
+const ACTION_TITLES: Record<Action, string> = {
+  compile: 'Save the notebook and compile it to NB.pipeline.yaml',
+  run: 'Save, compile and run the pipeline locally (kfp.local)',
+  submit: 'Save, compile and start a run on Kubeflow Pipelines (kfp_host)',
+  deploy: "Serve the champion of every model the notebook registers and deploys"
+};
+
+export interface PanelSettings {
+  /** run status poll interval, ms */
+  pollInterval: number;
+  /** wait after the last edit before the graph is refreshed, ms */
+  graphDebounce: number;
+  deployTarget: 'local' | 'cluster';
+}
+
+export const DEFAULT_SETTINGS: PanelSettings = {
+  pollInterval: 1000,
+  graphDebounce: 500,
+  deployTarget: 'local'
+};
+
+/** What the panel shows for one notebook (kept while another notebook is active). */
+class NotebookState {
+  graph: Graph | null = null;
+  graphError = '';
+  diagnostics: Diagnostic[] = [];
+  yaml: string | null = null;
+  output = '';
+  run: Run | null = null;
+  runUrl = '';
+  runId = '';
+  deployments: Deployment[] = [];
+  message = '';
+  messageKind: 'info' | 'error' = 'info';
+  busy = new Set<Action>();
+  poller: RunPoller | null = null;
+  graphTimer: ReturnType<typeof setTimeout> | null = null;
+  graphRequest = 0;
+}
+
+export interface NB2PipePanelOptions {
+  /** bring the notebook to the front (after a jump to one of its cells) */
+  activateNotebook?: (panel: NotebookPanel) => void;
+}
+
+export class NB2PipePanel extends Widget {
+  constructor(options: NB2PipePanelOptions = {}) {
+    super();
+    this._options = options;
+    this.addClass('nb2pipe-panel');
+    this.node.setAttribute('data-nb2pipe-id', 'panel');
+    this.title.caption = 'nb2pipe';
+
+    this._header = h('div', { className: 'nb2pipe-header' }, 'No notebook');
+    this._message = h('div', { className: 'nb2pipe-message', 'id-nb2pipe': 'message', role: 'status' });
+    const buttons = h('div', { className: 'nb2pipe-actions' });
+    for (const action of ACTIONS) {
+      const button = h(
+        'button',
+        { type: 'button', className: `nb2pipe-button nb2pipe-${action}`, 'id-nb2pipe': action, title: ACTION_TITLES[action] },
+        ACTION_LABELS[action]
+      );
+      button.addEventListener('click', () => void this.execute(action));
+      this._buttons.set(action, button);
+      buttons.appendChild(button);
+    }
+    this._deployTarget = h(
+      'select',
+      { className: 'nb2pipe-deploy-target', 'id-nb2pipe': 'deploy-target', title: 'where Deploy serves the models' },
+      h('option', { value: 'local' }, 'local'),
+      h('option', { value: 'cluster' }, 'cluster')
+    );
+    buttons.appendChild(this._deployTarget);
+
+    this._dag = h('div', { className: 'nb2pipe-dag-box' });
+    this._dagNote = h('div', { className: 'nb2pipe-note' });
+    this._dag.addEventListener('click', event => this._onDagClick(event));
+    this._diagnostics = h('ul', { className: 'nb2pipe-diagnostics', 'id-nb2pipe': 'diagnostics' });
+    this._tagEditor = new TagEditor({
+      onMessage: (text, kind) => this._say(this._state, text, kind),
+      onApplied: () => this._scheduleGraph()
+    });
+    this._settingsForm = new SettingsForm();
+    this._runBox = h('div', { className: 'nb2pipe-run' });
+    this._yaml = h('pre', { className: 'nb2pipe-yaml', 'id-nb2pipe': 'yaml' });
+
+    const section = (title: string, ...children: (Node | null)[]) =>
+      h('section', { className: 'nb2pipe-section' }, h('h3', { className: 'nb2pipe-section-title' }, title), ...children);
+    append(
+      this.node,
+      this._header,
+      buttons,
+      this._message,
+      section('Graph', this._dagNote, this._dag),
+      section('Problems', this._diagnostics),
+      section('Cell', this._tagEditor.node),
+      section('Notebook settings', this._settingsForm.node),
+      section('Run', this._runBox),
+      section('Pipeline YAML', this._yaml)
+    );
+    this._render();
+  }
+
+  /** The notebook the panel follows. */
+  get notebook(): NotebookPanel | null {
+    return this._notebook;
+  }
+
+  get settings(): PanelSettings {
+    return { ...this._settings };
+  }
+
+  set settings(value: PanelSettings) {
+    const changedTarget = value.deployTarget !== this._settings.deployTarget;
+    this._settings = { ...value };
+    if (changedTarget) {
+      this._deployTarget.value = value.deployTarget;
+    }
+  }
+
+  /** Follow `panel` (null: no notebook is open). */
+  setNotebook(panel: NotebookPanel | null): void {
+    if (panel === this._notebook) {
+      return;
+    }
+    const old = this._notebook;
+    if (old && !old.isDisposed) {
+      old.model?.contentChanged.disconnect(this._onContentChanged, this);
+      old.model?.metadataChanged.disconnect(this._onMetadataChanged, this);
+      old.disposed.disconnect(this._onNotebookDisposed, this);
+    }
+    this._notebook = panel;
+    if (panel) {
+      panel.disposed.connect(this._onNotebookDisposed, this);
+      void panel.context.ready.then(() => {
+        if (this._notebook !== panel || !panel.model) {
+          return;
+        }
+        panel.model.contentChanged.connect(this._onContentChanged, this);
+        panel.model.metadataChanged.connect(this._onMetadataChanged, this);
+        this._settingsForm.setHost({
+          get: () => panel.model?.getMetadata('nb2pipe'),
+          set: value => {
+            if (!panel.model) {
+              return;
+            }
+            if (value === null) {
+              panel.model.deleteMetadata('nb2pipe');
+            } else {
+              panel.model.setMetadata('nb2pipe', value);
+            }
+          }
+        });
+        this._refreshGraph(this._stateOf(panel));
+      });
+      this._header.textContent = panel.context.path;
+      this._header.title = panel.context.path;
+    } else {
+      this._header.textContent = 'No notebook';
+      this._header.title = '';
+      this._settingsForm.setHost(null);
+    }
+    this.setActiveCell(panel ? panel.content.activeCell : null);
+    this._render();
+  }
+
+  /** Follow the active cell of the notebook. */
+  setActiveCell(cell: Cell | null): void {
+    if (this._cell && !this._cell.isDisposed) {
+      this._cell.model.metadataChanged.disconnect(this._onCellMetadataChanged, this);
+    }
+    this._cell = cell;
+    if (!cell) {
+      this._tagEditor.setCell(null);
+      return;
+    }
+    cell.model.metadataChanged.connect(this._onCellMetadataChanged, this);
+    const notebook = this._notebook;
+    const host: ICellTagsHost = {
+      get label() {
+        const index = notebook ? notebook.content.widgets.indexOf(cell) : -1;
+        return `Cell ${index + 1} (${cell.model.type})`;
+      },
+      getTags: () => {
+        const tags = cell.model.getMetadata('tags');
+        return Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [];
+      },
+      setTags: tags => {
+        if (tags.length) {
+          cell.model.setMetadata('tags', tags);
+        } else {
+          cell.model.deleteMetadata('tags');
+        }
+      }
+    };
+    this._tagEditor.setCell(host);
+  }
+
+  /** Run one of the four actions on the current notebook. */
+  async execute(action: Action): Promise<void> {
+    const panel = this._notebook;
+    if (!panel) {
+      this._say(null, 'Open a notebook first.', 'error');
+      return;
+    }
+    const state = this._stateOf(panel);
+    if (state.busy.has(action)) {
+      return;
+    }
+    state.busy.add(action);
+    this._say(state, `${ACTION_LABELS[action]}: saving the notebook…`, 'info');
+    this._render();
+    try {
+      await panel.context.save();
+      const path = panel.context.path;
+      this._say(state, `${ACTION_LABELS[action]}: working…`, 'info');
+      switch (action) {
+        case 'compile':
+          await this._compile(state, path);
+          break;
+        case 'run':
+          await this._run(state, path);
+          break;
+        case 'submit':
+          await this._submit(state, path);
+          break;
+        case 'deploy':
+          await this._deploy(state, path);
+          break;
+      }
+    } catch (error) {
+      this._fail(state, `${ACTION_LABELS[action]} failed`, error);
+    } finally {
+      state.busy.delete(action);
+      this._render();
+    }
+  }
+
+  /** Select cell `index` of the notebook and scroll to it. */
+  jumpToCell(index: number): void {
+    const panel = this._notebook;
+    if (!panel || index < 0 || index >= panel.content.widgets.length) {
+      return;
+    }
+    const notebook = panel.content;
+    notebook.activeCellIndex = index;
+    notebook.mode = 'command';
+    const cell = notebook.widgets[index];
+    if (cell) {
+      void notebook.scrollToCell(cell).catch(() => undefined);
+    }
+    this._options.activateNotebook?.(panel);
+  }
+
+  protected onBeforeShow(): void {
+    this._render();
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this.setNotebook(null);
+    super.dispose();
+  }
+
+  // --- the actions ----------------------------------------------------------------------
+
+  private async _compile(state: NotebookState, path: string): Promise<void> {
+    const result = await post<CompileResult>('compile', { path });
+    state.yaml = result.yaml;
+    state.output = result.output;
+    if (result.graph) {
+      state.graph = result.graph;
+      state.graphError = '';
+    }
+    state.diagnostics = result.diagnostics ?? [];
+    const warnings = state.diagnostics.length ? ` (${summarize(state.diagnostics)})` : '';
+    this._say(state, `Compiled to ${result.output}${warnings}.`, 'info');
+  }
+
+  private async _run(state: NotebookState, path: string): Promise<void> {
+    const run = await post<Run>('runs', { path });
+    state.run = run;
+    state.runId = run.run_id;
+    state.diagnostics = [];
+    this._say(state, `Run ${run.run_id} started locally.`, 'info');
+    this._poll(state, run.run_id);
+  }
+
+  private async _submit(state: NotebookState, path: string): Promise<void> {
+    const result = await post<SubmitResult>('submit', { path });
+    state.runUrl = result.run_url;
+    state.runId = result.run_id;
+    state.diagnostics = [];
+    this._say(state, `Submitted run ${result.run_id} to Kubeflow Pipelines.`, 'info');
+  }
+
+  private async _deploy(state: NotebookState, path: string): Promise<void> {
+    const target = this._deployTarget.value === 'cluster' ? 'cluster' : 'local';
+    const result = await post<DeployResult>('deploy', { path, target });
+    state.deployments = result.deployments ?? [];
+    state.diagnostics = [];
+    const names = state.deployments.map(d => d.service).join(', ');
+    this._say(state, `Deployed ${names || 'nothing'} (${target}).`, 'info');
+  }
+
+  private _poll(state: NotebookState, runId: string): void {
+    state.poller?.stop();
+    state.poller = new RunPoller({
+      interval: this._settings.pollInterval,
+      fetchRun: id => requestAPI<Run>(`runs/${encodeURIComponent(id)}`),
+      onUpdate: run => {
+        state.run = run;
+        this._renderIf(state);
+      },
+      onDone: run => {
+        const failures = (run.failures ?? []).map(f => `${f.step}: ${f.message}`).join('; ');
+        this._say(state, `Run ${run.run_id} ${run.status}${failures ? `: ${failures}` : ''}.`, run.status === 'succeeded' ? 'info' : 'error');
+        this._renderIf(state);
+      },
+      onError: error => {
+        this._fail(state, `Following run ${runId} failed`, error);
+        this._renderIf(state);
+      }
+    });
+    state.poller.start(runId);
+  }
+
+  // --- the graph ------------------------------------------------------------------------
+
+  private _onContentChanged(): void {
+    this._scheduleGraph();
+  }
+
+  private _onMetadataChanged(): void {
+    this._settingsForm.refresh();
+  }
+
+  private _onCellMetadataChanged(): void {
+    this._tagEditor.refresh();
+    // a cell's metadata change does not reach the notebook's contentChanged
+    this._scheduleGraph();
+  }
+
+  private _onNotebookDisposed(sender: NotebookPanel): void {
+    const state = this._states.get(sender);
+    state?.poller?.stop();
+    if (state?.graphTimer) {
+      clearTimeout(state.graphTimer);
+    }
+    if (this._notebook === sender) {
+      this.setNotebook(null);
+    }
+  }
+
+  private _scheduleGraph(): void {
+    const panel = this._notebook;
+    if (!panel) {
+      return;
+    }
+    const state = this._stateOf(panel);
+    if (state.graphTimer) {
+      clearTimeout(state.graphTimer);
+    }
+    state.graphTimer = setTimeout(() => {
+      state.graphTimer = null;
+      if (this._notebook === panel) {
+        this._refreshGraph(state);
+      }
+    }, this._settings.graphDebounce);
+  }
+
+  private _refreshGraph(state: NotebookState): void {
+    const panel = this._notebook;
+    if (!panel || !panel.model) {
+      return;
+    }
+    const request = ++state.graphRequest;
+    const body = { path: panel.context.path, notebook: panel.model.toJSON() };
+    post<Graph>('graph', body).then(
+      graph => {
+        if (request !== state.graphRequest) {
+          return;
+        }
+        state.graph = graph;
+        state.graphError = '';
+        state.diagnostics = graph.diagnostics ?? [];
+        this._renderIf(state);
+      },
+      error => {
+        if (request !== state.graphRequest) {
+          return;
+        }
+        if (error instanceof NB2PipeError && error.status === 422) {
+          state.diagnostics = error.diagnostics;
+          state.graphError = `The graph is out of date: ${error.message}`;
+        } else {
+          state.graphError = `No graph: ${error instanceof Error ? error.message : String(error)}`;
+        }
+        this._renderIf(state);
+      }
+    );
+  }
+
+  private _onDagClick(event: MouseEvent): void {
+    const target = event.target as Element | null;
+    const node = target?.closest?.('[data-node]');
+    const graph = this._notebook ? this._stateOf(this._notebook).graph : null;
+    if (!node || !graph) {
+      return;
+    }
+    const id = node.getAttribute('data-node');
+    const found = graph.nodes.find(n => n.id === id);
+    if (found && found.cells?.length) {
+      this.jumpToCell(found.cells[0]);
+    }
+  }
+
+  // --- rendering ------------------------------------------------------------------------
+
+  private _stateOf(panel: NotebookPanel): NotebookState {
+    let state = this._states.get(panel);
+    if (!state) {
+      state = new NotebookState();
+      this._states.set(panel, state);
+    }
+    return state;
+  }
+
+  private get _state(): NotebookState | null {
+    return this._notebook ? this._stateOf(this._notebook) : null;
+  }
+
+  private _say(state: NotebookState | null, text: string, kind: 'info' | 'error'): void {
+    const target = state ?? this._state;
+    if (target) {
+      target.message = text;
+      target.messageKind = kind;
+      this._renderIf(target);
+    } else {
+      this._message.textContent = text;
+      this._message.className = `nb2pipe-message nb2pipe-message-${kind}`;
+    }
+  }
+
+  private _fail(state: NotebookState, what: string, error: unknown): void {
+    if (error instanceof NB2PipeError) {
+      if (error.diagnostics.length) {
+        state.diagnostics = error.diagnostics;
+      }
+      const count = error.diagnostics.length ? ' (see Problems)' : '';
+      const status = error.status ? ` [${error.status}]` : '';
+      this._say(state, `${what}${status}: ${error.message}${count}`, 'error');
+    } else {
+      this._say(state, `${what}: ${error instanceof Error ? error.message : String(error)}`, 'error');
+    }
+  }
+
+  private _renderIf(state: NotebookState): void {
+    if (this._notebook && this._states.get(this._notebook) === state) {
+      this._render();
+    }
+  }
+
+  private _render(): void {
+    const state = this._state;
+    const hasNotebook = this._notebook !== null;
+    for (const [action, button] of this._buttons) {
+      const busy = state?.busy.has(action) ?? false;
+      button.disabled = !hasNotebook || busy;
+      button.classList.toggle('nb2pipe-busy', busy);
+    }
+    this._message.textContent = state?.message ?? (hasNotebook ? '' : 'Open a notebook to compile it into a pipeline.');
+    this._message.className = `nb2pipe-message nb2pipe-message-${state?.messageKind ?? 'info'}`;
+    this._renderGraph(state);
+    this._renderDiagnostics(state);
+    this._renderRun(state);
+    this._yaml.textContent = state?.yaml ?? '';
+    if (state?.output) {
+      this._yaml.setAttribute('data-output', state.output);
+    } else {
+      this._yaml.removeAttribute('data-output');
+    }
+    this._yaml.classList.toggle('nb2pipe-hidden', !state?.yaml);
+  }
+
+  private _renderGraph(state: NotebookState | null): void {
+    const graph = state?.graph ?? null;
+    this._dagNote.textContent = state?.graphError ?? '';
+    this._dag.classList.toggle('nb2pipe-stale', !!state?.graphError);
+    if (!graph) {
+      this._dag.innerHTML = '';
+      this._dagNote.textContent = state?.graphError || (state ? 'Building the graph…' : '');
+      return;
+    }
+    const svg = renderSvg(graph, { 'data-nb2pipe-id': 'dag', role: 'img', 'aria-label': `steps of ${graph.pipeline}` });
+    if (svg !== this._lastSvg || !this._dag.firstChild) {
+      this._dag.innerHTML = svg;
+      this._lastSvg = svg;
+    }
+  }
+
+  private _renderDiagnostics(state: NotebookState | null): void {
+    const diagnostics = state?.diagnostics ?? [];
+    clear(this._diagnostics);
+    if (!diagnostics.length) {
+      this._diagnostics.appendChild(h('li', { className: 'nb2pipe-empty' }, 'No problems.'));
+    }
+    for (const group of groupByCell(diagnostics)) {
+      for (const d of group.diagnostics) {
+        const item = h(
+          'li',
+          {
+            className: `nb2pipe-diagnostic nb2pipe-${d.severity}`,
+            'data-cell': group.cell === null ? undefined : String(group.cell),
+            'data-code': d.code,
+            'data-severity': d.severity,
+            title: `${d.severity}[${d.code}]${group.cell === null ? '' : ': click to go to the cell'}`
+          },
+          formatDiagnostic(d)
+        );
+        if (group.cell !== null) {
+          const cell = group.cell;
+          item.classList.add('nb2pipe-clickable');
+          item.addEventListener('click', () => this.jumpToCell(cell));
+        }
+        this._diagnostics.appendChild(item);
+      }
+    }
+    this._markCells(diagnostics);
+  }
+
+  /** Mark the offending cells in the notebook: a class and a small message under the cell. */
+  private _markCells(diagnostics: Diagnostic[]): void {
+    const panel = this._notebook;
+    if (!panel || (this._marked.panel === panel && this._marked.diagnostics === diagnostics)) {
+      return;
+    }
+    this._marked = { panel, diagnostics };
+    const severities = cellSeverities(diagnostics);
+    const byCell = new Map<number, Diagnostic[]>();
+    for (const d of diagnostics) {
+      if (typeof d.cell === 'number') {
+        byCell.set(d.cell, [...(byCell.get(d.cell) ?? []), d]);
+      }
+    }
+    panel.content.widgets.forEach((cell, index) => {
+      const node = cell.node;
+      node.classList.remove('nb2pipe-cell-error', 'nb2pipe-cell-warning');
+      node.querySelectorAll(':scope > .nb2pipe-cell-message').forEach(el => el.remove());
+      const severity = severities.get(index);
+      if (!severity) {
+        return;
+      }
+      node.classList.add(severity === 'error' ? 'nb2pipe-cell-error' : 'nb2pipe-cell-warning');
+      const text = (byCell.get(index) ?? []).map(formatDiagnostic).join('\n');
+      node.appendChild(h('div', { className: `nb2pipe-cell-message nb2pipe-${severity}`, title: text }, text));
+    });
+  }
+
+  private _renderRun(state: NotebookState | null): void {
+    clear(this._runBox);
+    const run = state?.run ?? null;
+    if (run) {
+      const status = h(
+        'div',
+        {
+          className: `nb2pipe-run-status nb2pipe-status-${run.status}`,
+          'id-nb2pipe': 'run-status',
+          'data-status': run.status,
+          'data-run': run.run_id,
+          'data-done': run.done ? 'true' : 'false'
+        },
+        h('div', { className: 'nb2pipe-run-title' }, h('span', { className: 'nb2pipe-run-id' }, run.run_id), ' ', h('span', { className: 'nb2pipe-run-state' }, run.status))
+      );
+      const table = h('table', { className: 'nb2pipe-steps' });
+      for (const step of run.steps ?? []) {
+        table.appendChild(
+          h(
+            'tr',
+            { 'data-step': step.name, 'data-status': step.status, className: `nb2pipe-status-${step.status.replace(/\s+/g, '-')}` },
+            h('td', { className: 'nb2pipe-step-name' }, step.name),
+            h('td', { className: 'nb2pipe-step-status' }, step.status),
+            h('td', { className: 'nb2pipe-step-seconds' }, typeof step.seconds === 'number' ? `${step.seconds.toFixed(1)} s` : '')
+          )
+        );
+      }
+      status.appendChild(table);
+      const metrics = Object.entries(run.metrics ?? {});
+      if (metrics.length) {
+        status.appendChild(
+          h(
+            'div',
+            { className: 'nb2pipe-metrics' },
+            ...metrics.map(([name, value]) => h('span', { className: 'nb2pipe-metric', 'data-metric': name }, `${name} = ${formatValue(value)}`))
+          )
+        );
+      }
+      for (const failure of run.failures ?? []) {
+        status.appendChild(h('div', { className: 'nb2pipe-failure' }, `${failure.step}: ${failure.message}`));
+      }
+      if (run.log) {
+        status.appendChild(h('pre', { className: 'nb2pipe-log' }, run.log));
+      }
+      this._runBox.appendChild(status);
+    }
+    if (state?.runUrl) {
+      this._runBox.appendChild(
+        h(
+          'div',
+          { className: 'nb2pipe-run-link-row' },
+          'Kubeflow run: ',
+          h('a', { href: state.runUrl, target: '_blank', rel: 'noopener noreferrer', 'id-nb2pipe': 'run-link' }, state.runId || state.runUrl)
+        )
+      );
+    }
+    const endpoints: { service: string; url: string | null; detail: string }[] = [
+      ...(state?.deployments ?? []).map(d => ({ service: d.service, url: d.url, detail: `${d.target}, ${d.model_uri}` })),
+      ...(run?.endpoints ?? []).map(e => ({ service: e.service, url: e.url, detail: 'from the run' }))
+    ];
+    if (endpoints.length) {
+      const list = h('ul', { className: 'nb2pipe-endpoints', 'id-nb2pipe': 'endpoints' });
+      for (const e of endpoints) {
+        list.appendChild(
+          h(
+            'li',
+            { 'data-service': e.service, title: e.detail },
+            `${e.service}: `,
+            e.url ? h('a', { href: e.url, target: '_blank', rel: 'noopener noreferrer' }, e.url) : h('span', {}, 'no URL yet')
+          )
+        );
+      }
+      this._runBox.appendChild(list);
+    }
+    if (!this._runBox.firstChild) {
+      this._runBox.appendChild(h('div', { className: 'nb2pipe-empty' }, 'No run yet.'));
+    }
+  }
+
+  private _options: NB2PipePanelOptions;
+  private _settings: PanelSettings = { ...DEFAULT_SETTINGS };
+  private _notebook: NotebookPanel | null = null;
+  private _cell: Cell | null = null;
+  private _states = new WeakMap<NotebookPanel, NotebookState>();
+  private _header: HTMLDivElement;
+  private _message: HTMLDivElement;
+  private _buttons = new Map<Action, HTMLButtonElement>();
+  private _deployTarget: HTMLSelectElement;
+  private _dag: HTMLDivElement;
+  private _dagNote: HTMLDivElement;
+  private _lastSvg = '';
+  private _marked: { panel: NotebookPanel | null; diagnostics: Diagnostic[] | null } = { panel: null, diagnostics: null };
+  private _diagnostics: HTMLUListElement;
+  private _tagEditor: TagEditor;
+  private _settingsForm: SettingsForm;
+  private _runBox: HTMLDivElement;
+  private _yaml: HTMLPreElement;
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? String(value) : value.toPrecision(4);
+  }
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}

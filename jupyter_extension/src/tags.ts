@@ -1,0 +1,526 @@
+/**
+ * The cell-tag grammar of nb2pipe (nb2pipe/notebook/tags.py, SPECS) as the tag editor
+ * needs it: read a cell's tag list into a form, write a form back into a tag list.
+ *
+ * Reading accepts nb2pipe's and Kale's spellings (`block:`, `prev:`, `pipeline-parameters`,
+ * `pipeline-metrics`, papermill's `injected-parameters`). Writing keeps every tag the form
+ * does not model (`remove-cell`, `label:`, `limit:`, `cache:`, a second `drift:` ...)
+ * untouched and in place, and writes the modelled ones in nb2pipe's spelling, in a fixed
+ * canonical order, where the first modelled tag stood (at the end when there was none).
+ *
+ * No JupyterLab imports: jest tests this module directly.
+ */
+
+export const ROLES = ['imports', 'functions', 'parameters', 'metrics', 'skip'] as const;
+export type Role = '' | (typeof ROLES)[number];
+
+export const EXPLAIN_METHODS = ['anchor', 'ig'] as const;
+
+export type Direction = '>=' | '<=';
+
+/** What the tag editor shows and edits. Empty strings / lists mean "no such tag". */
+export interface TagForm {
+  role: Role;
+  step: string;
+  after: string[];
+  cpu: string;
+  memory: string;
+  /** the GPU count, as typed (`gpu:N[:TYPE]`) */
+  gpu: string;
+  gpuType: string;
+  image: string;
+  /** requirements separated by `;` or `,` (written with `;`: nbformat forbids commas in tags) */
+  packages: string;
+  /** the model name of `register:MODEL[:VARIABLE]` */
+  register: string;
+  registerVariable: string;
+  /** `promote:METRIC>=` or `promote:METRIC<=` */
+  promoteMetric: string;
+  promoteDirection: Direction;
+  /** the service name of `deploy:SERVICE` */
+  deploy: string;
+  /** `drift:CURRENT[:REFERENCE]` */
+  driftCurrent: string;
+  driftReference: string;
+  explain: string[];
+}
+
+export const FORM_FIELDS: (keyof TagForm)[] = [
+  'role',
+  'step',
+  'after',
+  'cpu',
+  'memory',
+  'gpu',
+  'gpuType',
+  'image',
+  'packages',
+  'register',
+  'registerVariable',
+  'promoteMetric',
+  'promoteDirection',
+  'deploy',
+  'driftCurrent',
+  'driftReference',
+  'explain'
+];
+
+export function emptyForm(): TagForm {
+  return {
+    role: '',
+    step: '',
+    after: [],
+    cpu: '',
+    memory: '',
+    gpu: '',
+    gpuType: '',
+    image: '',
+    packages: '',
+    register: '',
+    registerVariable: '',
+    promoteMetric: '',
+    promoteDirection: '>=',
+    deploy: '',
+    driftCurrent: '',
+    driftReference: '',
+    explain: []
+  };
+}
+
+/** A complete form from a partial one (missing fields empty). */
+export function formFrom(partial: Partial<TagForm>): TagForm {
+  const form = { ...emptyForm(), ...partial };
+  form.after = [...(partial.after ?? [])];
+  form.explain = [...(partial.explain ?? [])];
+  return form;
+}
+
+/** Kale's (and papermill's) spellings of the tags the form models. */
+const ROLE_SPELLINGS: Record<string, Exclude<Role, ''>> = {
+  imports: 'imports',
+  functions: 'functions',
+  parameters: 'parameters',
+  'pipeline-parameters': 'parameters',
+  metrics: 'metrics',
+  'pipeline-metrics': 'metrics',
+  skip: 'skip',
+  'injected-parameters': 'skip'
+};
+
+const HEAD_SPELLINGS: Record<string, string> = {
+  step: 'step',
+  block: 'step',
+  after: 'after',
+  prev: 'after',
+  cpu: 'cpu',
+  memory: 'memory',
+  gpu: 'gpu',
+  image: 'image',
+  packages: 'packages',
+  register: 'register',
+  promote: 'promote',
+  deploy: 'deploy',
+  drift: 'drift',
+  explain: 'explain'
+};
+
+/** Kinds that may occur several times on a cell and that the form holds as a list. */
+const MULTI = new Set(['after', 'explain']);
+
+/**
+ * Split `KIND:REST` as tags.py does: kinds with one field take no further colon, except
+ * `image:` and `packages:` (the rest keeps its colons); `gpu:`, `register:` and `drift:`
+ * take one optional second field that keeps further colons. `null` when the tag does not
+ * have the shape (it is then left untouched, and the server reports it).
+ */
+function splitFields(kind: string, rest: string): string[] | null {
+  switch (kind) {
+    case 'image':
+    case 'packages':
+      return [rest];
+    case 'gpu':
+    case 'register':
+    case 'drift': {
+      const at = rest.indexOf(':');
+      return at < 0 ? [rest] : [rest.slice(0, at), rest.slice(at + 1)];
+    }
+    default:
+      return rest.includes(':') ? null : [rest];
+  }
+}
+
+interface Parsed {
+  kind: string;
+  fields: string[];
+}
+
+function parseOne(tag: string): Parsed | null {
+  if (Object.prototype.hasOwnProperty.call(ROLE_SPELLINGS, tag)) {
+    return { kind: 'role', fields: [ROLE_SPELLINGS[tag]] };
+  }
+  const at = tag.indexOf(':');
+  if (at < 0) {
+    return null;
+  }
+  const head = tag.slice(0, at);
+  if (!Object.prototype.hasOwnProperty.call(HEAD_SPELLINGS, head)) {
+    return null;
+  }
+  const kind = HEAD_SPELLINGS[head];
+  const fields = splitFields(kind, tag.slice(at + 1));
+  if (fields === null) {
+    return null;
+  }
+  if (kind === 'promote') {
+    const text = fields[0];
+    const direction = text.slice(-2);
+    if (direction !== '>=' && direction !== '<=') {
+      return null;
+    }
+  }
+  return { kind, fields };
+}
+
+/** The result of reading a cell's tags. */
+export interface ReadTags {
+  form: TagForm;
+  /** indices (into the tag list) of the tags the form holds */
+  modelled: number[];
+}
+
+/** Read a cell's tag list into the form (see the module comment for the rule). */
+export function readTags(tags: readonly string[]): ReadTags {
+  const form = emptyForm();
+  const seen = new Set<string>();
+  const modelled: number[] = [];
+  tags.forEach((tag, index) => {
+    if (typeof tag !== 'string') {
+      return;
+    }
+    const parsed = parseOne(tag);
+    if (parsed === null) {
+      return;
+    }
+    const { kind, fields } = parsed;
+    if (!MULTI.has(kind)) {
+      if (seen.has(kind)) {
+        return; // a second step:/drift:/... is not the form's: keep it as it is
+      }
+      seen.add(kind);
+    }
+    modelled.push(index);
+    switch (kind) {
+      case 'role':
+        form.role = fields[0] as Role;
+        break;
+      case 'step':
+        form.step = fields[0];
+        break;
+      case 'after':
+        form.after.push(fields[0]);
+        break;
+      case 'cpu':
+        form.cpu = fields[0];
+        break;
+      case 'memory':
+        form.memory = fields[0];
+        break;
+      case 'gpu':
+        form.gpu = fields[0];
+        form.gpuType = fields[1] ?? '';
+        break;
+      case 'image':
+        form.image = fields[0];
+        break;
+      case 'packages':
+        form.packages = fields[0];
+        break;
+      case 'register':
+        form.register = fields[0];
+        form.registerVariable = fields[1] ?? '';
+        break;
+      case 'promote':
+        form.promoteMetric = fields[0].slice(0, -2);
+        form.promoteDirection = fields[0].slice(-2) as Direction;
+        break;
+      case 'deploy':
+        form.deploy = fields[0];
+        break;
+      case 'drift':
+        form.driftCurrent = fields[0];
+        form.driftReference = fields[1] ?? '';
+        break;
+      case 'explain':
+        form.explain.push(fields[0]);
+        break;
+    }
+  });
+  return { form, modelled };
+}
+
+/** Just the form of a tag list. */
+export function parseTags(tags: readonly string[]): TagForm {
+  return readTags(tags).form;
+}
+
+function unique(items: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const item of items) {
+    const text = item.trim();
+    if (text && !out.includes(text)) {
+      out.push(text);
+    }
+  }
+  return out;
+}
+
+/** The form's own tags, in nb2pipe's spelling and the canonical order. */
+export function formTags(form: TagForm): string[] {
+  const tags: string[] = [];
+  const t = (text: string) => text.trim();
+  if (form.role) {
+    tags.push(form.role);
+  }
+  if (t(form.step)) {
+    tags.push(`step:${t(form.step)}`);
+  }
+  for (const name of unique(form.after)) {
+    tags.push(`after:${name}`);
+  }
+  if (t(form.cpu)) {
+    tags.push(`cpu:${t(form.cpu)}`);
+  }
+  if (t(form.memory)) {
+    tags.push(`memory:${t(form.memory)}`);
+  }
+  if (t(form.gpu)) {
+    tags.push(t(form.gpuType) ? `gpu:${t(form.gpu)}:${t(form.gpuType)}` : `gpu:${t(form.gpu)}`);
+  }
+  if (t(form.image)) {
+    tags.push(`image:${t(form.image)}`);
+  }
+  if (t(form.packages)) {
+    tags.push(`packages:${normalizePackages(form.packages)}`);
+  }
+  if (t(form.register)) {
+    const variable = t(form.registerVariable);
+    tags.push(variable ? `register:${t(form.register)}:${variable}` : `register:${t(form.register)}`);
+  }
+  if (t(form.promoteMetric)) {
+    tags.push(`promote:${t(form.promoteMetric)}${form.promoteDirection === '<=' ? '<=' : '>='}`);
+  }
+  if (t(form.deploy)) {
+    tags.push(`deploy:${t(form.deploy)}`);
+  }
+  if (t(form.driftCurrent)) {
+    const reference = t(form.driftReference);
+    tags.push(reference ? `drift:${t(form.driftCurrent)}:${reference}` : `drift:${t(form.driftCurrent)}`);
+  }
+  for (const method of unique(form.explain)) {
+    tags.push(`explain:${method}`);
+  }
+  return tags;
+}
+
+/**
+ * Write the form into the cell's tag list: the tags it does not model stay as they are and
+ * where they are; the form's tags replace the modelled ones, at the first one's place.
+ */
+export function writeTags(original: readonly string[], form: TagForm): string[] {
+  const { modelled } = readTags(original);
+  // papermill looks for its own spelling: a cell it injected stays `injected-parameters`
+  const papermill = form.role === 'skip' && original.includes('injected-parameters');
+  const own = formTags(form).map(tag => (papermill && tag === 'skip' ? 'injected-parameters' : tag));
+  const drop = new Set(modelled);
+  const out: string[] = [];
+  let placed = false;
+  original.forEach((tag, index) => {
+    if (drop.has(index)) {
+      if (!placed) {
+        out.push(...own);
+        placed = true;
+      }
+      return;
+    }
+    out.push(tag);
+  });
+  if (!placed) {
+    out.push(...own);
+  }
+  // a tag list holds each tag once (nbformat's schema: uniqueItems)
+  return out.filter((tag, index) => out.indexOf(tag) === index);
+}
+
+/** `pandas>=2,<3, rich` -> `pandas>=2;<3;rich` (tags.py's split_packages reads both alike). */
+export function normalizePackages(text: string): string {
+  return text
+    .split(/[;,]/)
+    .map(part => part.trim())
+    .filter(part => part !== '')
+    .join(';');
+}
+
+/** A list field as typed: names separated by commas, semicolons or spaces. */
+export function splitList(text: string): string[] {
+  return unique(text.split(/[\s,;]+/));
+}
+
+/** `tags.py`'s split_packages. */
+export function splitPackages(text: string): string[] {
+  const parts: string[] = [];
+  for (const raw of text.replace(/;/g, ',').split(',')) {
+    const piece = raw.trim();
+    if (!piece) {
+      continue;
+    }
+    if (parts.length && '<>=!~'.includes(piece[0])) {
+      parts[parts.length - 1] += ',' + piece;
+    } else {
+      parts.push(piece);
+    }
+  }
+  return parts;
+}
+
+// --- validation, mirroring tags.py (the server's diagnostics remain the authority) -----
+
+const isUint = (text: string): boolean => /^[0-9]+$/.test(text);
+
+/** Letters, digits, `_` and `-`, starting with a letter or `_` (ASCII). */
+export function isStepName(text: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(text);
+}
+
+/** `2`, `0.5`, `.5`, `500m`. */
+export function isCpuQuantity(text: string): boolean {
+  const number = text.endsWith('m') ? text.slice(0, -1) : text;
+  const dot = number.indexOf('.');
+  if (dot >= 0) {
+    const whole = number.slice(0, dot);
+    const fraction = number.slice(dot + 1);
+    return (whole === '' || isUint(whole)) && isUint(fraction);
+  }
+  return isUint(number);
+}
+
+const MEMORY_SUFFIXES = ['Ei', 'Pi', 'Ti', 'Gi', 'Mi', 'Ki', 'E', 'P', 'T', 'G', 'M', 'K'];
+
+/** `512Mi`, `4G`, `1000000`. */
+export function isMemoryQuantity(text: string): boolean {
+  for (const suffix of MEMORY_SUFFIXES) {
+    if (text.endsWith(suffix)) {
+      return isUint(text.slice(0, -suffix.length));
+    }
+  }
+  return isUint(text);
+}
+
+/** A Python identifier (ASCII subset, which is what a form user types). */
+export function isIdentifier(text: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(text);
+}
+
+/** A DNS-1123 label: a-z, 0-9, `-`, starting with a letter, not ending with `-`, 63 at most. */
+export function isServiceName(text: string): boolean {
+  return text.length <= 63 && /^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(text);
+}
+
+const REQUIREMENT = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,\s-]*\])?\s*(([<>=!~]=?|===)\s*[^\s<>=!~;]+\s*(,\s*([<>=!~]=?|===)\s*[^\s<>=!~;,]+\s*)*)?(\s*@\s*\S+)?$/;
+
+/** Problems per form field (field name -> message); empty when the form may be written. */
+export type FormErrors = Partial<Record<keyof TagForm, string>>;
+
+export function validateForm(form: TagForm): FormErrors {
+  const errors: FormErrors = {};
+  const t = (text: string) => text.trim();
+  if (form.role && !(ROLES as readonly string[]).includes(form.role)) {
+    errors.role = `unknown role ${JSON.stringify(form.role)}`;
+  }
+  if (t(form.step) && !isStepName(t(form.step))) {
+    errors.step = `${JSON.stringify(t(form.step))} is not a valid step name: use letters, digits, '_' and '-', starting with a letter`;
+  }
+  const badAfter = form.after.map(t).filter(name => name && !isStepName(name));
+  if (badAfter.length) {
+    errors.after = `not a step name: ${badAfter.join(', ')}`;
+  }
+  if (t(form.cpu) && !isCpuQuantity(t(form.cpu))) {
+    errors.cpu = `${JSON.stringify(t(form.cpu))} is not a CPU quantity (e.g. 2, 0.5, 500m)`;
+  }
+  if (t(form.memory) && !isMemoryQuantity(t(form.memory))) {
+    errors.memory = `${JSON.stringify(t(form.memory))} is not a memory quantity (e.g. 512Mi, 4Gi, 2G)`;
+  }
+  if (t(form.gpu) && !(isUint(t(form.gpu)) && parseInt(t(form.gpu), 10) >= 1)) {
+    errors.gpu = `GPU count ${JSON.stringify(t(form.gpu))} must be a whole number of at least 1`;
+  }
+  if (t(form.gpuType) && !t(form.gpu)) {
+    errors.gpuType = 'an accelerator type needs a GPU count';
+  } else if (/\s/.test(t(form.gpuType))) {
+    errors.gpuType = 'the accelerator type has spaces';
+  }
+  if (t(form.image) && /\s/.test(t(form.image))) {
+    errors.image = 'the image reference has spaces';
+  }
+  if (t(form.packages)) {
+    const items = splitPackages(form.packages);
+    const bad = items.filter(item => !REQUIREMENT.test(item));
+    if (!items.length) {
+      errors.packages = 'no package named';
+    } else if (bad.length) {
+      errors.packages = `${JSON.stringify(bad[0])} is not a pip requirement`;
+    }
+  }
+  const model = t(form.register);
+  if (model && (/[/:@%]/.test(model) || /[\x00-\x1f\x7f]/.test(model))) {
+    errors.register = "the model name holds '/', ':', '@' or '%'";
+  }
+  if (t(form.registerVariable)) {
+    if (!model) {
+      errors.registerVariable = 'a variable needs a model name';
+    } else if (!isIdentifier(t(form.registerVariable))) {
+      errors.registerVariable = `${JSON.stringify(t(form.registerVariable))} is not a variable name`;
+    }
+  }
+  if (t(form.promoteMetric) && !isIdentifier(t(form.promoteMetric))) {
+    errors.promoteMetric = 'write the metric as a name, e.g. accuracy (with >= or <= for the better direction)';
+  }
+  if (form.promoteDirection !== '>=' && form.promoteDirection !== '<=') {
+    errors.promoteDirection = 'the direction is >= or <=';
+  }
+  if (t(form.deploy) && !isServiceName(t(form.deploy))) {
+    errors.deploy = `${JSON.stringify(t(form.deploy))} is not a service name: lowercase letters, digits and '-', starting with a letter`;
+  }
+  if (t(form.driftCurrent) && !isIdentifier(t(form.driftCurrent))) {
+    errors.driftCurrent = `${JSON.stringify(t(form.driftCurrent))} is not a variable name`;
+  }
+  if (t(form.driftReference)) {
+    if (!t(form.driftCurrent)) {
+      errors.driftReference = 'a reference needs the data to test';
+    } else if (!isIdentifier(t(form.driftReference))) {
+      errors.driftReference = `${JSON.stringify(t(form.driftReference))} is not a variable name`;
+    }
+  }
+  const badExplain = form.explain.map(t).filter(m => m && !(EXPLAIN_METHODS as readonly string[]).includes(m));
+  if (badExplain.length) {
+    errors.explain = `explain methods are anchor and ig, not ${badExplain.join(', ')}`;
+  }
+  return errors;
+}
+
+/** `accuracy>=` -> metric and direction; a bare metric keeps `fallback`. */
+export function splitPromote(text: string, fallback: Direction = '>='): { metric: string; direction: Direction } {
+  const value = text.trim();
+  const tail = value.slice(-2);
+  if (tail === '>=' || tail === '<=') {
+    return { metric: value.slice(0, -2).trim(), direction: tail };
+  }
+  if (value.endsWith('>') || value.endsWith('<')) {
+    return { metric: value.slice(0, -1).trim(), direction: value.endsWith('>') ? '>=' : '<=' };
+  }
+  return { metric: value, direction: fallback };
+}
+
+/** `X_new:X_train` or `X_new X_train` -> current and reference. */
+export function splitDrift(text: string): { current: string; reference: string } {
+  const parts = text.trim().split(/[\s:]+/).filter(Boolean);
+  return { current: parts[0] ?? '', reference: parts.slice(1).join(':') };
+}

@@ -1,0 +1,114 @@
+/** The JSON the server routes answer (API.md). No JupyterLab imports. */
+
+export type Severity = 'error' | 'warning';
+
+/** `nb2pipe.errors.Diagnostic.to_json()`; `cell` is the 0-based cell index (markdown included). */
+export interface Diagnostic {
+  code: string;
+  severity: Severity;
+  message: string;
+  notebook?: string | null;
+  cell: number | null;
+  execution_count?: number | null;
+  line: number | null;
+  hint?: string | null;
+}
+
+export interface NotebookSettings {
+  pipeline_name: string | null;
+  experiment: string | null;
+  image: string | null;
+  kfp_host: string | null;
+  mlflow_tracking_uri: string | null;
+}
+
+export interface GraphParameter {
+  name: string;
+  type: string;
+  default: unknown;
+}
+
+export type NodeKind = 'step' | 'register' | 'deploy' | 'explain' | 'drift';
+
+export interface GraphNode {
+  id: string;
+  kind: NodeKind | string;
+  label: string;
+  cells: number[];
+  resources?: {
+    cpu: string | null;
+    memory: string | null;
+    gpu: number | null;
+    gpu_type: string | null;
+  } | null;
+  image?: string | null;
+}
+
+export interface GraphEdge {
+  source: string;
+  target: string;
+  variables: string[];
+  kind: 'data' | 'order' | string;
+}
+
+export interface Graph {
+  notebook: string;
+  pipeline: string;
+  settings?: Partial<NotebookSettings>;
+  parameters?: GraphParameter[];
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  diagnostics?: Diagnostic[];
+}
+
+export interface CompileResult {
+  graph: Graph;
+  output: string;
+  yaml: string;
+  diagnostics: Diagnostic[];
+}
+
+export type RunStatus = 'starting' | 'running' | 'succeeded' | 'failed' | 'interrupted';
+
+export interface RunStep {
+  name: string;
+  status: string;
+  seconds: number | null;
+}
+
+export interface Run {
+  run_id: string;
+  notebook: string;
+  status: RunStatus | string;
+  done: boolean;
+  steps: RunStep[];
+  metrics?: Record<string, unknown>;
+  failures?: { step: string; message: string }[];
+  endpoints?: { service: string; url: string | null }[];
+  log?: string | null;
+}
+
+export interface SubmitResult {
+  run_id: string;
+  run_url: string;
+  pipeline_id?: string;
+  version_id?: string;
+  experiment_id?: string;
+}
+
+export interface Deployment {
+  service: string;
+  model_uri: string;
+  target: string;
+  url: string | null;
+}
+
+export interface DeployResult {
+  deployments: Deployment[];
+}
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  message: string;
+  diagnostics: Diagnostic[];
+}

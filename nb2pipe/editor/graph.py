@@ -1,0 +1,203 @@
+"""A notebook's pipeline as the editor draws it: nodes, edges labelled with the variables that
+flow along them, parameters, settings and warnings (the Graph of jupyter_extension/API.md).
+
+Pure: text in, value out. It is built from the same plan the compiler emits, so the picture
+can never disagree with the pipeline that runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nb2pipe.ir import PipelinePlan, Resources, Step
+
+STEP, REGISTER, DEPLOY, EXPLAIN, DRIFT = "step", "register", "deploy", "explain", "drift"
+DATA, ORDER = "data", "order"
+#: tasks nb2pipe adds run with their step's settings; only serving has resources of its own
+_NO_RESOURCES: Mapping[str, Any] = {"cpu": None, "memory": None, "gpu": None, "gpu_type": None}
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    id: str
+    kind: str
+    label: str
+    cells: tuple[int, ...]
+    resources: Mapping[str, Any]
+    image: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "label": self.label,
+            "cells": list(self.cells),
+            "resources": dict(self.resources),
+            "image": self.image,
+        }
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    source: str
+    target: str
+    variables: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        """``data`` when values flow along the edge, ``order`` when the target only waits."""
+        return DATA if self.variables else ORDER
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "variables": list(self.variables), "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class NotebookGraph:
+    notebook: str
+    pipeline: str
+    settings: Mapping[str, str | None]
+    parameters: tuple[Mapping[str, Any], ...]
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+    diagnostics: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+
+    def node(self, node_id: str) -> GraphNode:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def edge(self, source: str, target: str) -> GraphEdge:
+        for edge in self.edges:
+            if (edge.source, edge.target) == (source, target):
+                return edge
+        raise KeyError((source, target))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "notebook": self.notebook,
+            "pipeline": self.pipeline,
+            "settings": dict(self.settings),
+            "parameters": [dict(p) for p in self.parameters],
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+            "diagnostics": [dict(d) for d in self.diagnostics],
+        }
+
+
+def describe_source(text: str, path: str) -> NotebookGraph:
+    """Notebook JSON text -> its graph; raises :class:`~nb2pipe.errors.CompileError` with every
+    problem found, as compiling does. ``path`` names the notebook in the graph and diagnostics."""
+    from nb2pipe.compiler import plan_source
+    from nb2pipe.notebook.read import parse_notebook
+
+    plan = plan_source(text, path)
+    # parsed a second time for its metadata: the plan keeps only what the pipeline needs
+    return describe_plan(plan, parse_notebook(text, path).metadata, path)
+
+
+def describe_plan(plan: PipelinePlan, metadata: Mapping[str, Any], notebook: str) -> NotebookGraph:
+    """The graph of an already compiled plan (``metadata``: the notebook's metadata)."""
+    edges: dict[tuple[str, str], set[str]] = {}
+
+    def link(source: str | None, target: str, *variables: str) -> None:
+        if source is not None:
+            edges.setdefault((source, target), set()).update(variables)
+
+    nodes = [_step_node(step) for step in plan.steps]
+    for step in plan.steps:
+        for item in step.inputs:
+            link(item.source_step, step.name, item.name)
+        for parent in step.upstream:  # after: with no data, or data already linked above
+            link(parent, step.name)
+    for task in plan.lifecycle:
+        cells = _cells(plan.step(task.step))
+        register = task.register_task
+        nodes.append(GraphNode(register, REGISTER, f"register {task.registration.model_name}", cells, _NO_RESOURCES))
+        link(task.model.source_step, register, task.model.name)
+        if task.example is not None:
+            link(task.example.source_step, register, task.example.name)
+        for source in task.metrics_from:
+            link(source, register, *plan.step(source).metrics)
+        if task.deploy_task is not None and task.deployment is not None:
+            serving = task.deployment.settings
+            resources = {
+                "cpu": serving.cpu,
+                "memory": serving.memory,
+                "gpu": serving.gpu or None,
+                "gpu_type": serving.gpu_type if serving.gpu else None,
+            }
+            nodes.append(GraphNode(task.deploy_task, DEPLOY, f"deploy {task.deployment.service}", cells, resources))
+            link(register, task.deploy_task)  # it serves what register made champion: a side effect, no variable
+        for method, name in task.explain_tasks:
+            nodes.append(GraphNode(name, EXPLAIN, f"explain {method}", cells, _NO_RESOURCES))
+            link(task.model.source_step, name, task.model.name)
+            if task.example is not None:
+                link(task.example.source_step, name, task.example.name)
+    for drift in plan.drift:
+        nodes.append(
+            GraphNode(drift.task, DRIFT, f"drift {drift.current.name}", _cells(plan.step(drift.step)), _NO_RESOURCES)
+        )
+        link(drift.current.source_step, drift.task, drift.current.name)
+        link(drift.reference.source_step, drift.task, drift.reference.name)
+    return NotebookGraph(
+        notebook=notebook,
+        pipeline=plan.name,
+        settings=metadata_settings(metadata),
+        parameters=tuple({"name": p.name, "type": p.type, "default": p.default} for p in plan.parameters),
+        nodes=tuple(nodes),
+        edges=tuple(GraphEdge(s, t, tuple(sorted(v))) for (s, t), v in sorted(edges.items())),
+        diagnostics=tuple(d.to_json() for d in plan.warnings),
+    )
+
+
+def _cells(step: Step) -> tuple[int, ...]:
+    return tuple(sorted({block.cell for block in step.cells}))
+
+
+def _step_node(step: Step) -> GraphNode:
+    return GraphNode(step.name, STEP, step.name, _cells(step), _resources(step.options.resources), step.options.image)
+
+
+def _resources(resources: Resources) -> dict[str, Any]:
+    """What a step asks for; a limit stands in where no request is tagged."""
+    return {
+        "cpu": resources.cpu_request or resources.cpu_limit,
+        "memory": resources.memory_request or resources.memory_limit,
+        "gpu": resources.accelerator_limit,
+        "gpu_type": resources.accelerator_type if resources.accelerator_limit else None,
+    }
+
+
+def metadata_settings(metadata: Mapping[str, Any]) -> dict[str, str | None]:
+    """The settings as the notebook's metadata spells them, before any default: what the
+    panel's settings form shows. ``metadata.nb2pipe`` wins over Kale's
+    ``metadata.kubeflow_notebook`` key by key, as in :mod:`nb2pipe.notebook.layout`; the KFP
+    host and the MLflow server are nb2pipe's own keys. Anything but a non-empty string reads
+    as unset (compiling reports it)."""
+    own = metadata.get("nb2pipe")
+    kale = metadata.get("kubeflow_notebook")
+    own = own if isinstance(own, Mapping) else {}
+    kale = kale if isinstance(kale, Mapping) else {}
+    merged = {**kale, **own}
+
+    def first(section: Mapping[str, Any], *keys: str) -> str | None:
+        for key in keys:
+            value = section.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        return None
+
+    experiment = first(merged, "experiment_name")
+    if experiment is None and isinstance(merged.get("experiment"), Mapping):  # Kale's {"name": ...}
+        experiment = first(merged["experiment"], "name")
+    return {
+        "pipeline_name": first(merged, "pipeline_name"),
+        "experiment": experiment,
+        "image": first(merged, "image", "base_image", "docker_image"),
+        "kfp_host": first(own, "kfp_host"),
+        "mlflow_tracking_uri": first(own, "mlflow_tracking_uri"),
+    }

@@ -1,0 +1,220 @@
+"""Local runs started from the editor: ``nb2pipe run`` in a background process per run.
+
+A run of its own process (and session) keeps the Jupyter server responsive, lets the run
+outlive the server, and is exactly the run ``nb2pipe run`` makes in a terminal: the same
+``.nb2pipe/runs/RUN_ID/`` record, resumable the same way. The server only learns how a run
+stands by reading that record (``run.json``), and whether the process still lives.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.plan import DEPLOYMENT_OUTPUT
+from nb2pipe.runners import state as states
+from nb2pipe.runners.local import METRICS_SCHEMA, new_run_id
+
+#: run statuses this module adds to run.json's own: before run.json exists
+STARTING = "starting"
+FINISHED_RUN = frozenset({states.SUCCEEDED, states.FAILED, states.INTERRUPTED})
+_LOG_LINES = 40
+
+
+class UnknownRun(Nb2PipeError, KeyError):
+    """No run of that id was started here (a KeyError too, for callers that expect one)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown run"
+
+
+@dataclass(frozen=True)
+class StepView:
+    name: str
+    status: str
+    seconds: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as it stands: the Run of jupyter_extension/API.md."""
+
+    run_id: str
+    notebook: str
+    status: str
+    steps: tuple[StepView, ...] = ()
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    failures: tuple[Mapping[str, Any], ...] = ()
+    endpoints: tuple[Mapping[str, Any], ...] = ()
+    log: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINISHED_RUN
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "notebook": self.notebook,
+            "status": self.status,
+            "done": self.done,
+            "steps": [s.to_json() for s in self.steps],
+            "metrics": dict(self.metrics),
+            "failures": [dict(f) for f in self.failures],
+            "endpoints": [dict(e) for e in self.endpoints],
+            "log": self.log,
+        }
+
+
+@dataclass
+class _Started:
+    run_id: str
+    shown: str
+    run_dir: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    #: task names in the order the editor's graph shows them
+    order: tuple[str, ...]
+
+
+class BackgroundRuns:
+    """The runs one Jupyter server started. ``root``: the server's root directory, against
+    which notebooks are named in views (absolute paths outside it)."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).resolve() if root is not None else None
+        self._runs: dict[str, _Started] = {}
+        self._lock = threading.Lock()
+
+    def start(self, notebook: Path, parameters: Mapping[str, str] | None = None) -> RunView:
+        """Compile (raising :class:`~nb2pipe.errors.CompileError` as compiling does, and
+        :class:`Nb2PipeError` for a bad parameter) before anything starts, then start
+        ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once."""
+        from nb2pipe.compiler import compile_source, read_notebook_text
+        from nb2pipe.lifecycle.registry import TRACKING_ENV
+        from nb2pipe.runners.parameters import coerce_parameters
+
+        path = Path(notebook).resolve()
+        plan = compile_source(read_notebook_text(path), str(path)).plan
+        assignments = [f"{name}={value}" for name, value in (parameters or {}).items()]
+        coerce_parameters(plan.parameters, assignments)  # refuse a bad value now, not in the log
+        workdir = path.parent / ".nb2pipe"
+        order = tuple(
+            [s.name for s in plan.steps]
+            + [n for t in plan.lifecycle for n in (t.register_task, t.deploy_task) if n]
+            + [name for t in plan.lifecycle for _, name in t.explain_tasks]
+            + [d.task for d in plan.drift]
+        )
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if plan.mlflow_tracking_uri and not os.environ.get(TRACKING_ENV, "").strip():
+            environment[TRACKING_ENV] = plan.mlflow_tracking_uri
+        with self._lock:
+            self._reap()
+            run_id = new_run_id(workdir / "runs", plan.name, taken=self._runs.keys())
+            log = workdir / "logs" / f"{run_id}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            command = [sys.executable, "-m", "nb2pipe", "run", str(path), "--workdir", str(workdir)]
+            command += ["--run-id", run_id, "--json"]
+            for assignment in assignments:
+                command += ["--param", assignment]
+            with log.open("wb") as output:
+                # a session of its own: the run outlives the server, and a signal to the
+                # server's process group does not reach it
+                process = subprocess.Popen(
+                    command,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=str(path.parent),
+                    env=environment,
+                    start_new_session=True,
+                )
+            started = _Started(run_id, self._shown(path), workdir / "runs" / run_id, log, process, order)
+            self._runs[run_id] = started
+        # wait() in a thread reaps the child the moment it ends: no zombie while nobody asks
+        threading.Thread(target=process.wait, name=f"nb2pipe-run-{run_id}", daemon=True).start()
+        return RunView(run_id, started.shown, STARTING)
+
+    def get(self, run_id: str) -> RunView:
+        """How the run stands; :class:`UnknownRun` for an id this object did not start."""
+        with self._lock:
+            self._reap()
+            started = self._runs.get(run_id)
+        if started is None:
+            raise UnknownRun(f"no run {run_id!r} was started by this server")
+        return _view(started, started.process.poll())
+
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
+
+    def _reap(self) -> None:
+        """Collect the exit status of every finished child (the waiting threads do too)."""
+        for started in self._runs.values():
+            started.process.poll()
+
+    def _shown(self, path: Path) -> str:
+        if self.root is not None and path.is_relative_to(self.root):
+            return path.relative_to(self.root).as_posix()
+        return str(path)
+
+
+def _view(started: _Started, exit_code: int | None) -> RunView:
+    record = started.run_dir / states.STATE_FILE
+    run = None
+    if record.is_file():
+        try:
+            run = states.RunState.load(started.run_dir)
+        except (Nb2PipeError, TypeError):  # written atomically; damaged only by hand
+            run = None
+    if run is None:
+        if exit_code is None:
+            return RunView(started.run_id, started.shown, STARTING)
+        return RunView(started.run_id, started.shown, states.FAILED, log=_tail(started.log))
+    status = run.status
+    if status == states.RUNNING and exit_code is not None:
+        status = states.INTERRUPTED  # the process ended (killed) without finishing its record
+    rank = {name: index for index, name in enumerate(started.order)}
+    ordered = sorted(
+        run.steps.values(), key=lambda s: (rank.get(s.step, rank.get(s.task, len(rank))), s.started or 0.0, s.task)
+    )
+    metrics: dict[str, Any] = {}
+    failures, endpoints = [], []
+    for step in ordered:
+        for output_name, output in sorted(step.outputs.items()):
+            if output.get("schema_title") == METRICS_SCHEMA:
+                metrics.update(output.get("metadata", {}))
+            elif output_name == DEPLOYMENT_OUTPUT:
+                served = output.get("metadata", {})
+                if served.get("deployed") and served.get("url"):
+                    endpoints.append({"service": served.get("service"), "url": served["url"]})
+        if step.error:
+            failures.append({"step": step.step, "message": step.error.get("message", "")})
+    return RunView(
+        run_id=started.run_id,
+        notebook=started.shown,
+        status=status,
+        steps=tuple(StepView(s.step, s.status, s.seconds) for s in ordered),
+        metrics=metrics,
+        failures=tuple(failures),
+        endpoints=tuple(endpoints),
+        log=_tail(started.log) if status in (states.FAILED, states.INTERRUPTED) else None,
+    )
+
+
+def _tail(log: Path, lines: int = _LOG_LINES) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,79 @@
+"""The editor's compile, submit and deploy: the library calls behind the panel's buttons."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from nbtools import EXAMPLES
+
+from nb2pipe.cli import main
+from nb2pipe.compiler import compile_with_environment
+from nb2pipe.editor.actions import NothingToDeploy, compile_for_editor, deploy_champions, submit_for_editor
+from nb2pipe.errors import Nb2PipeError
+
+
+def _copy(tmp_path: Path, name: str, nb2pipe_metadata: dict | None = None) -> Path:
+    target = tmp_path / name
+    shutil.copy(EXAMPLES / name, target)
+    if nb2pipe_metadata is not None:
+        content = json.loads(target.read_text(encoding="utf-8"))
+        content["metadata"]["nb2pipe"] = nb2pipe_metadata
+        target.write_text(json.dumps(content), encoding="utf-8")
+    return target
+
+
+def test_compile_for_the_editor_writes_what_compile_writes(tmp_path: Path):
+    path = _copy(tmp_path, "sklearn_train.ipynb")
+    result = compile_for_editor(path, "sklearn_train.ipynb")
+    assert result.output == tmp_path / "sklearn_train.pipeline.yaml"
+    assert result.output.read_text(encoding="utf-8") == result.yaml
+    assert result.yaml == compile_with_environment(path.read_text(encoding="utf-8"), str(path)).yaml
+    data = result.to_json(tmp_path)
+    assert data["output"] == "sklearn_train.pipeline.yaml" and data["graph"]["notebook"] == "sklearn_train.ipynb"
+
+
+def test_submit_uses_the_notebook_host(tmp_path: Path, kfp_server):
+    path = _copy(tmp_path, "parameters_metrics.ipynb", {"kfp_host": kfp_server.url})
+    reply = submit_for_editor(path)
+    assert reply["run_url"] == f"{kfp_server.url}/#/runs/details/r-1" and reply["pipeline_id"] == "p-1"
+    # and so does the command line, without --host
+    assert main(["submit", str(path)]) == 0
+    assert len(kfp_server.fake.runs) == 2
+
+
+def test_submit_without_a_host_says_where_to_set_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = _copy(tmp_path, "parameters_metrics.ipynb")
+    with pytest.raises(Nb2PipeError, match="pass --host URL, or set kfp_host"):
+        submit_for_editor(path)
+    assert main(["submit", str(path)]) == 1
+    assert "no Kubeflow Pipelines host" in capsys.readouterr().err
+
+
+def test_deploy_refuses_a_notebook_that_deploys_nothing(tmp_path: Path):
+    with pytest.raises(NothingToDeploy, match="deploys no model"):
+        deploy_champions(_copy(tmp_path, "sklearn_train.ipynb"))
+
+
+def test_deploy_refuses_before_anything_is_registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _copy(tmp_path, "lifecycle.ipynb")
+    for target in ("local", "cluster"):
+        with pytest.raises(NothingToDeploy, match="no model is registered yet"):
+            deploy_champions(path, target)
+    assert not (tmp_path / ".nb2pipe").exists()
+    with pytest.raises(Nb2PipeError, match="choose local or cluster"):
+        deploy_champions(path, "moon")  # type: ignore[arg-type]
+
+
+def test_deploy_reads_the_notebook_mlflow_server_and_wants_every_champion(
+    tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # the store holds a champion of "cancer", not of the notebook's "cancer-classifier"
+    path = _copy(tmp_path, "lifecycle.ipynb", {"mlflow_tracking_uri": registered_model.tracking_uri})
+    with pytest.raises(NothingToDeploy, match="no champion of cancer-classifier is registered in sqlite:///"):
+        deploy_champions(path)
+    assert not (tmp_path / ".nb2pipe").exists()

@@ -1,0 +1,124 @@
+"""Background local runs for the editor, ``nb2pipe run --run-id``, and how a run's view reads
+its record and its process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from nbtools import EXAMPLES, code, notebook, notebook_text
+
+from nb2pipe.cli import main
+from nb2pipe.editor.runs import BackgroundRuns, UnknownRun, _Started, _view
+from nb2pipe.errors import CompileError, Nb2PipeError
+from nb2pipe.lifecycle.registry import TRACKING_ENV, tracking_uri
+from nb2pipe.runners.state import RunState, StepState
+
+
+def _copy(tmp_path: Path, name: str = "parameters_metrics.ipynb") -> Path:
+    target = tmp_path / name
+    shutil.copy(EXAMPLES / name, target)
+    return target
+
+
+def _wait(runs: BackgroundRuns, run_id: str, seconds: float = 180):
+    deadline = time.monotonic() + seconds
+    view = runs.get(run_id)
+    while not view.done and time.monotonic() < deadline:
+        time.sleep(0.3)
+        view = runs.get(run_id)
+    return view
+
+
+def test_a_background_run_reaches_succeeded(tmp_path: Path):
+    path = _copy(tmp_path)
+    runs = BackgroundRuns(tmp_path)
+    started = runs.start(path, {"noise": "0.1"})
+    assert started.status == "starting" and started.notebook == "parameters_metrics.ipynb"
+    view = _wait(runs, started.run_id)
+    assert view.status == "succeeded", view.log
+    assert [(s.name, s.status) for s in view.steps] == [("generate", "succeeded"), ("fit", "succeeded")]
+    assert set(view.metrics) == {"mse", "r2"} and view.log is None
+    record = RunState.load(tmp_path / ".nb2pipe" / "runs" / started.run_id)
+    assert record.parameters == {"noise": 0.1}
+    assert (tmp_path / ".nb2pipe" / "logs" / f"{started.run_id}.log").is_file()
+    process = runs._runs[started.run_id].process
+    process.wait(10)
+    assert process.returncode == 0  # reaped: no zombie is left
+    # a second run started at once gets an id of its own
+    again = runs.start(path)
+    assert again.run_id != started.run_id
+    assert _wait(runs, again.run_id).status == "succeeded"
+
+
+def test_nothing_starts_when_the_notebook_or_a_parameter_is_wrong(tmp_path: Path):
+    runs = BackgroundRuns(tmp_path)
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(notebook_text(notebook(code("x = 1", "step:a"), code("y = x", "gpu:many"))), encoding="utf-8")
+    with pytest.raises(CompileError) as caught:
+        runs.start(broken)
+    assert caught.value.diagnostics[0].location.cell == 1
+    with pytest.raises(Nb2PipeError, match="no such parameter"):
+        runs.start(_copy(tmp_path), {"nosie": "1"})
+    assert runs.run_ids() == [] and not (tmp_path / ".nb2pipe").exists()
+
+
+def test_an_unknown_run_is_a_key_error_and_an_nb2pipe_error():
+    runs = BackgroundRuns()
+    with pytest.raises(UnknownRun) as caught:
+        runs.get("nope")
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, Nb2PipeError)
+    assert "nope" in str(caught.value)
+
+
+def _started(tmp_path: Path, script: str) -> _Started:
+    log = tmp_path / "run.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-c", script], stdout=output, stderr=subprocess.STDOUT)
+    process.wait(30)
+    return _Started("r1", "nb.ipynb", tmp_path / "runs" / "r1", log, process, ("a", "b"))
+
+
+def test_a_process_that_ends_without_a_record_failed_with_its_log(tmp_path: Path):
+    started = _started(tmp_path, "print('nb2pipe: cannot start'); raise SystemExit(1)")
+    view = _view(started, started.process.poll())
+    assert view.status == "failed" and view.done and "cannot start" in (view.log or "")
+
+
+def test_a_record_left_running_by_a_dead_process_is_interrupted(tmp_path: Path):
+    started = _started(tmp_path, "raise SystemExit(-9)")
+    started.run_dir.mkdir(parents=True)
+    record = RunState("r1", "nb.ipynb", "p", {})
+    record.steps = {"b": StepState("b", "b", "pending"), "a": StepState("a", "a", "running", started=1.0)}
+    record.save(started.run_dir)
+    view = _view(started, started.process.poll())
+    assert view.status == "interrupted" and [s.name for s in view.steps] == ["a", "b"]
+    # while the process lives, the same record reads as running
+    assert _view(started, None).status == "running"
+
+
+def test_run_id_names_the_run_and_is_never_reused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = _copy(tmp_path)
+    workdir = tmp_path / "work"
+    assert main(["run", str(path), "--workdir", str(workdir), "--run-id", "mine-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == "mine-1"
+    assert (workdir / "runs" / "mine-1" / "run.json").is_file()
+    assert main(["run", str(path), "--workdir", str(workdir), "--run-id", "mine-1"]) == 1
+    assert "run mine-1 already exists" in capsys.readouterr().err
+    assert main(["run", str(path), "--workdir", str(workdir), "--run-id", "../escape"]) == 1
+    assert "run id '../escape'" in capsys.readouterr().err
+    assert main(["run", str(path), "--workdir", str(workdir), "--run-id", "x", "--resume", "mine-1"]) == 1
+    assert "--run-id names a new run" in capsys.readouterr().err
+
+
+def test_the_notebook_tracking_uri_yields_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv(TRACKING_ENV, raising=False)
+    assert tracking_uri(tmp_path, "http://mlflow:5000") == "http://mlflow:5000"
+    assert tracking_uri(tmp_path, None) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    monkeypatch.setenv(TRACKING_ENV, "http://from-env")
+    assert tracking_uri(tmp_path, "http://mlflow:5000") == "http://from-env"
