@@ -124,9 +124,9 @@ export class NB2PipePanel extends Widget {
       this._message,
       section('Graph', this._dagNote, this._dag),
       section('Problems', this._diagnostics),
+      section('Run', this._runBox),
       section('Cell', this._tagEditor.node),
       section('Notebook settings', this._settingsForm.node),
-      section('Run', this._runBox),
       section('Pipeline YAML', this._yaml)
     );
     this._render();

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 REPO = Path(__file__).resolve().parents[2]
+# nb2pipe's test helpers: the loopback HTTP server and the KFP API it stands in for
+sys.path.insert(0, str(REPO / "tests"))
 EXAMPLE = REPO / "examples" / "sklearn_train.ipynb"
 OUTPUT = Path(__file__).resolve().parent / "output"
 CHROMIUM = "/usr/bin/chromium"
@@ -228,3 +230,24 @@ def test_panel_tags_compile_and_run(lab: Lab, page: Page, tmp_path: Path) -> Non
         ["load_data", "preprocess", "train", "evaluate"]
     )
     assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.status)")) == {"succeeded"}
+
+
+def test_panel_submits_to_kubeflow(lab: Lab, page: Page) -> None:
+    """Submit with the KFP host from the panel's settings: the recording KFP API on loopback
+    gets the pipeline and the run, and the panel links to the run in the Kubeflow UI."""
+    from fake_kfp import FakeKfp
+    from loopback import LoopbackServer
+
+    kfp = FakeKfp()
+    with LoopbackServer(kfp) as server:
+        by_id(page, "setting-kfp_host").fill(server.url)
+        by_id(page, "setting-kfp_host").press("Tab")
+        by_id(page, "submit").click()
+        link = by_id(page, "run-link")
+        link.wait_for()
+        by_id(page, "panel").screenshot(path=str(OUTPUT / "panel-submit.png"))
+    assert [p["display_name"] for p in kfp.pipelines.values()] == [PIPELINE_NAME]
+    (run,) = kfp.runs
+    assert link.get_attribute("href") == f"{server.url}/#/runs/details/{run['run_id']}"
+    saved = json.loads((lab.root / EXAMPLE.name).read_text(encoding="utf-8"))
+    assert saved["metadata"]["nb2pipe"]["kfp_host"] == server.url
