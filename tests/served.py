@@ -17,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 
+def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
+    """Stop a server the test started, by its PID: SIGTERM, then SIGKILL after ``grace`` s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -74,9 +84,4 @@ def serving(
             time.sleep(0.2)
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

@@ -77,3 +77,35 @@ def test_deploy_reads_the_notebook_mlflow_server_and_wants_every_champion(
     with pytest.raises(NothingToDeploy, match="no champion of cancer-classifier is registered in sqlite:///"):
         deploy_champions(path)
     assert not (tmp_path / ".nb2pipe").exists()
+
+
+def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch):
+    """The Deploy button on a notebook whose MLflow URI (panel settings) holds a champion:
+    an nb2pipe serve process answers predictions on loopback until it is stopped by PID."""
+    import urllib.request
+
+    from nb2pipe.lifecycle.endpoints import list_endpoints, stop_endpoint
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _copy(tmp_path, "lifecycle.ipynb", {"mlflow_tracking_uri": registered_model.tracking_uri})
+    content = json.loads(path.read_text(encoding="utf-8"))
+    for cell in content["cells"]:  # the fixture's model is registered as "cancer"
+        tags = cell["metadata"].get("tags", [])
+        cell["metadata"]["tags"] = ["register:cancer" if t.startswith("register:") else t for t in tags]
+    path.write_text(json.dumps(content), encoding="utf-8")
+    (deployed,) = deploy_champions(path, "local")
+    store = tmp_path / ".nb2pipe"
+    try:
+        assert (deployed.service, deployed.model_uri, deployed.target) == ("cancer", "models:/cancer@champion", "local")
+        rows = registered_model.features.head(3)
+        request = urllib.request.Request(
+            f"{deployed.url}/v1/models/cancer:predict",
+            data=json.dumps({"instances": rows.values.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            reply = json.loads(response.read())
+        assert reply["predictions"] == registered_model.model.predict(rows).tolist()
+        assert [e.service for e in list_endpoints(store)] == ["cancer"]
+    finally:
+        assert stop_endpoint("cancer", store)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,12 +25,13 @@ import pytest
 
 from nb2pipe.compiler import compile_notebook
 
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # nb2pipe's test helpers
+from served import free_port, stop  # noqa: E402
+
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
-REPO = Path(__file__).resolve().parents[2]
-# nb2pipe's test helpers: the loopback HTTP server and the KFP API it stands in for
-sys.path.insert(0, str(REPO / "tests"))
 EXAMPLE = REPO / "examples" / "sklearn_train.ipynb"
 OUTPUT = Path(__file__).resolve().parent / "output"
 CHROMIUM = "/usr/bin/chromium"
@@ -57,12 +56,6 @@ class Lab:
     root: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A JupyterLab on 127.0.0.1 whose root holds the untagged copy of the example."""
@@ -72,7 +65,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     for index, tags in PANEL_CELLS.items():
         assert notebook["cells"][index]["metadata"].pop("tags") == tags, "the example's tags changed"
     (root / EXAMPLE.name).write_text(json.dumps(notebook, indent=1), encoding="utf-8")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     environment = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
@@ -112,12 +105,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             time.sleep(0.3)
         yield Lab(url, token, root)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         endpoints = root / ".nb2pipe"
         if endpoints.exists():
             subprocess.run(

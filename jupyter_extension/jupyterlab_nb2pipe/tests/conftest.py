@@ -29,6 +29,13 @@ NOTEBOOKS = ("sklearn_train.ipynb", "lifecycle.ipynb", "parameters_metrics.ipynb
 Fetch = Callable[..., Awaitable[tuple[int, Any]]]
 
 
+@pytest.fixture(autouse=True)
+def own_tracking_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each notebook's MLflow store is the one beside it: an MLFLOW_TRACKING_URI that an
+    earlier test left in this process (mlflow exports the URI it is set to) must not win."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def jp_server_config() -> dict[str, Any]:
     return {
