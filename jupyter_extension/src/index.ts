@@ -4,7 +4,8 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { Action, DEFAULT_SETTINGS, NB2PipePanel, PanelSettings } from './panel';
+import { NB2PipePanel } from './panel';
+import { Action, DEFAULT_SETTINGS, PanelSettings } from './panelState';
 
 const PLUGIN_ID = 'jupyterlab-nb2pipe:plugin';
 

@@ -10,64 +10,24 @@ import { Widget } from '@lumino/widgets';
 import { NB2PipeError, post, requestAPI } from './api';
 import { ICellTagsHost, TagEditor } from './cellEditor';
 import { renderSvg } from './dag';
-import { cellSeverities, formatDiagnostic, groupByCell, summarize } from './diagnostics';
-import { append, clear, h } from './dom';
+import { summarize } from './diagnostics';
+import { append, h } from './dom';
 import { RunPoller } from './runs';
 import { SettingsForm } from './settingsForm';
-import { CompileResult, DeployResult, Deployment, Diagnostic, Graph, Run, SubmitResult } from './types';
+import {
+  ACTION_LABELS,
+  ACTION_TITLES,
+  ACTIONS,
+  Action,
+  DEFAULT_SETTINGS,
+  NotebookState,
+  PanelSettings
+} from './panelState';
+import { markCells, renderDiagnosticList, renderRunBox } from './views';
+import { CompileResult, DeployResult, Diagnostic, Graph, Run, SubmitResult } from './types';
 
 /** A notebook cell widget (without depending on @jupyterlab/cells directly). */
 type Cell = Notebook['widgets'][number];
-
-export type Action = 'compile' | 'run' | 'submit' | 'deploy';
-export const ACTIONS: Action[] = ['compile', 'run', 'submit', 'deploy'];
-
-const ACTION_LABELS: Record<Action, string> = {
-  compile: 'Compile',
-  run: 'Run locally',
-  submit: 'Submit to Kubeflow',
-  deploy: 'Deploy'
-};
-
-const ACTION_TITLES: Record<Action, string> = {
-  compile: 'Save the notebook and compile it to NB.pipeline.yaml',
-  run: 'Save, compile and run the pipeline locally (kfp.local)',
-  submit: 'Save, compile and start a run on Kubeflow Pipelines (kfp_host)',
-  deploy: "Serve the champion of every model the notebook registers and deploys"
-};
-
-export interface PanelSettings {
-  /** run status poll interval, ms */
-  pollInterval: number;
-  /** wait after the last edit before the graph is refreshed, ms */
-  graphDebounce: number;
-  deployTarget: 'local' | 'cluster';
-}
-
-export const DEFAULT_SETTINGS: PanelSettings = {
-  pollInterval: 1000,
-  graphDebounce: 500,
-  deployTarget: 'local'
-};
-
-/** What the panel shows for one notebook (kept while another notebook is active). */
-class NotebookState {
-  graph: Graph | null = null;
-  graphError = '';
-  diagnostics: Diagnostic[] = [];
-  yaml: string | null = null;
-  output = '';
-  run: Run | null = null;
-  runUrl = '';
-  runId = '';
-  deployments: Deployment[] = [];
-  message = '';
-  messageKind: 'info' | 'error' = 'info';
-  busy = new Set<Action>();
-  poller: RunPoller | null = null;
-  graphTimer: ReturnType<typeof setTimeout> | null = null;
-  graphRequest = 0;
-}
 
 export interface NB2PipePanelOptions {
   /** bring the notebook to the front (after a jump to one of its cells) */
@@ -534,31 +494,7 @@ export class NB2PipePanel extends Widget {
 
   private _renderDiagnostics(state: NotebookState | null): void {
     const diagnostics = state?.diagnostics ?? [];
-    clear(this._diagnostics);
-    if (!diagnostics.length) {
-      this._diagnostics.appendChild(h('li', { className: 'nb2pipe-empty' }, 'No problems.'));
-    }
-    for (const group of groupByCell(diagnostics)) {
-      for (const d of group.diagnostics) {
-        const item = h(
-          'li',
-          {
-            className: `nb2pipe-diagnostic nb2pipe-${d.severity}`,
-            'data-cell': group.cell === null ? undefined : String(group.cell),
-            'data-code': d.code,
-            'data-severity': d.severity,
-            title: `${d.severity}[${d.code}]${group.cell === null ? '' : ': click to go to the cell'}`
-          },
-          formatDiagnostic(d)
-        );
-        if (group.cell !== null) {
-          const cell = group.cell;
-          item.classList.add('nb2pipe-clickable');
-          item.addEventListener('click', () => this.jumpToCell(cell));
-        }
-        this._diagnostics.appendChild(item);
-      }
-    }
+    renderDiagnosticList(this._diagnostics, diagnostics, cell => this.jumpToCell(cell));
     this._markCells(diagnostics);
   }
 
@@ -569,104 +505,19 @@ export class NB2PipePanel extends Widget {
       return;
     }
     this._marked = { panel, diagnostics };
-    const severities = cellSeverities(diagnostics);
-    const byCell = new Map<number, Diagnostic[]>();
-    for (const d of diagnostics) {
-      if (typeof d.cell === 'number') {
-        byCell.set(d.cell, [...(byCell.get(d.cell) ?? []), d]);
-      }
-    }
-    panel.content.widgets.forEach((cell, index) => {
-      const node = cell.node;
-      node.classList.remove('nb2pipe-cell-error', 'nb2pipe-cell-warning');
-      node.querySelectorAll(':scope > .nb2pipe-cell-message').forEach(el => el.remove());
-      const severity = severities.get(index);
-      if (!severity) {
-        return;
-      }
-      node.classList.add(severity === 'error' ? 'nb2pipe-cell-error' : 'nb2pipe-cell-warning');
-      const text = (byCell.get(index) ?? []).map(formatDiagnostic).join('\n');
-      node.appendChild(h('div', { className: `nb2pipe-cell-message nb2pipe-${severity}`, title: text }, text));
-    });
+    markCells(
+      panel.content.widgets.map(cell => cell.node),
+      diagnostics
+    );
   }
 
   private _renderRun(state: NotebookState | null): void {
-    clear(this._runBox);
-    const run = state?.run ?? null;
-    if (run) {
-      const status = h(
-        'div',
-        {
-          className: `nb2pipe-run-status nb2pipe-status-${run.status}`,
-          'id-nb2pipe': 'run-status',
-          'data-status': run.status,
-          'data-run': run.run_id,
-          'data-done': run.done ? 'true' : 'false'
-        },
-        h('div', { className: 'nb2pipe-run-title' }, h('span', { className: 'nb2pipe-run-id' }, run.run_id), ' ', h('span', { className: 'nb2pipe-run-state' }, run.status))
-      );
-      const table = h('table', { className: 'nb2pipe-steps' });
-      for (const step of run.steps ?? []) {
-        table.appendChild(
-          h(
-            'tr',
-            { 'data-step': step.name, 'data-status': step.status, className: `nb2pipe-status-${step.status.replace(/\s+/g, '-')}` },
-            h('td', { className: 'nb2pipe-step-name' }, step.name),
-            h('td', { className: 'nb2pipe-step-status' }, step.status),
-            h('td', { className: 'nb2pipe-step-seconds' }, typeof step.seconds === 'number' ? `${step.seconds.toFixed(1)} s` : '')
-          )
-        );
-      }
-      status.appendChild(table);
-      const metrics = Object.entries(run.metrics ?? {});
-      if (metrics.length) {
-        status.appendChild(
-          h(
-            'div',
-            { className: 'nb2pipe-metrics' },
-            ...metrics.map(([name, value]) => h('span', { className: 'nb2pipe-metric', 'data-metric': name }, `${name} = ${formatValue(value)}`))
-          )
-        );
-      }
-      for (const failure of run.failures ?? []) {
-        status.appendChild(h('div', { className: 'nb2pipe-failure' }, `${failure.step}: ${failure.message}`));
-      }
-      if (run.log) {
-        status.appendChild(h('pre', { className: 'nb2pipe-log' }, run.log));
-      }
-      this._runBox.appendChild(status);
-    }
-    if (state?.runUrl) {
-      this._runBox.appendChild(
-        h(
-          'div',
-          { className: 'nb2pipe-run-link-row' },
-          'Kubeflow run: ',
-          h('a', { href: state.runUrl, target: '_blank', rel: 'noopener noreferrer', 'id-nb2pipe': 'run-link' }, state.runId || state.runUrl)
-        )
-      );
-    }
-    const endpoints: { service: string; url: string | null; detail: string }[] = [
-      ...(state?.deployments ?? []).map(d => ({ service: d.service, url: d.url, detail: `${d.target}, ${d.model_uri}` })),
-      ...(run?.endpoints ?? []).map(e => ({ service: e.service, url: e.url, detail: 'from the run' }))
-    ];
-    if (endpoints.length) {
-      const list = h('ul', { className: 'nb2pipe-endpoints', 'id-nb2pipe': 'endpoints' });
-      for (const e of endpoints) {
-        list.appendChild(
-          h(
-            'li',
-            { 'data-service': e.service, title: e.detail },
-            `${e.service}: `,
-            e.url ? h('a', { href: e.url, target: '_blank', rel: 'noopener noreferrer' }, e.url) : h('span', {}, 'no URL yet')
-          )
-        );
-      }
-      this._runBox.appendChild(list);
-    }
-    if (!this._runBox.firstChild) {
-      this._runBox.appendChild(h('div', { className: 'nb2pipe-empty' }, 'No run yet.'));
-    }
+    renderRunBox(this._runBox, {
+      run: state?.run ?? null,
+      runUrl: state?.runUrl ?? null,
+      runId: state?.runId ?? null,
+      deployments: state?.deployments ?? []
+    });
   }
 
   private _options: NB2PipePanelOptions;
@@ -687,11 +538,4 @@ export class NB2PipePanel extends Widget {
   private _settingsForm: SettingsForm;
   private _runBox: HTMLDivElement;
   private _yaml: HTMLPreElement;
-}
-
-function formatValue(value: unknown): string {
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? String(value) : value.toPrecision(4);
-  }
-  return typeof value === 'string' ? value : JSON.stringify(value);
 }

@@ -1,0 +1,111 @@
+/**
+ * @jest-environment jsdom
+ */
+import { formatValue, markCells, renderDiagnosticList, renderRunBox } from '../views';
+import { Diagnostic, Run } from '../types';
+
+const diagnostic = (cell: number | null, message: string): Diagnostic => ({
+  code: 'bad-tag',
+  severity: 'error',
+  message,
+  notebook: 'nb.ipynb',
+  cell,
+  execution_count: null,
+  line: null,
+  hint: ''
+});
+
+describe('renderDiagnosticList', () => {
+  it('lists diagnostics by cell and jumps to the cell on click', () => {
+    const list = document.createElement('ul');
+    const jumps: number[] = [];
+    renderDiagnosticList(list, [diagnostic(4, 'late'), diagnostic(null, 'notebook-wide'), diagnostic(2, 'early')], c =>
+      jumps.push(c)
+    );
+    const cells = [...list.querySelectorAll('li[data-cell]')].map(li => li.getAttribute('data-cell'));
+    expect(cells).toEqual(['2', '4']);
+    (list.querySelector('li[data-cell="4"]') as HTMLElement).click();
+    expect(jumps).toEqual([4]);
+    expect(list.querySelectorAll('li')).toHaveLength(3);
+  });
+
+  it('says when there is nothing wrong', () => {
+    const list = document.createElement('ul');
+    renderDiagnosticList(list, [], () => undefined);
+    expect(list.textContent).toBe('No problems.');
+  });
+});
+
+describe('renderRunBox', () => {
+  const run: Run = {
+    run_id: 'demo-1',
+    notebook: 'nb.ipynb',
+    status: 'failed',
+    done: true,
+    steps: [
+      { name: 'load', status: 'succeeded', seconds: 1.25 },
+      { name: 'train', status: 'failed', seconds: null }
+    ],
+    metrics: { accuracy: 0.912345, rows: 10 },
+    failures: [{ step: 'train', message: 'ValueError: bad input' }],
+    endpoints: [],
+    log: 'Traceback ...'
+  };
+
+  it('shows the status, every step, metrics and the failure', () => {
+    const box = document.createElement('div');
+    renderRunBox(box, { run, runUrl: null, runId: null, deployments: [] });
+    const status = box.querySelector('[data-nb2pipe-id="run-status"]')!;
+    expect(status.getAttribute('data-status')).toBe('failed');
+    expect(status.getAttribute('data-done')).toBe('true');
+    const rows = [...box.querySelectorAll('tr[data-step]')].map(r => [r.getAttribute('data-step'), r.getAttribute('data-status')]);
+    expect(rows).toEqual([
+      ['load', 'succeeded'],
+      ['train', 'failed']
+    ]);
+    expect(box.textContent).toContain('1.3 s');
+    expect(box.textContent).toContain('accuracy = 0.9123');
+    expect(box.textContent).toContain('train: ValueError: bad input');
+    expect(box.querySelector('pre')!.textContent).toBe('Traceback ...');
+  });
+
+  it('links a submitted run and lists deployments', () => {
+    const box = document.createElement('div');
+    renderRunBox(box, {
+      run: null,
+      runUrl: 'http://kfp/#/runs/details/r-1',
+      runId: 'r-1',
+      deployments: [{ service: 'cancer', model_uri: 'models:/cancer@champion', target: 'local', url: 'http://127.0.0.1:8080' }]
+    });
+    const link = box.querySelector('[data-nb2pipe-id="run-link"]')!;
+    expect(link.getAttribute('href')).toBe('http://kfp/#/runs/details/r-1');
+    expect(link.textContent).toBe('r-1');
+    expect(box.querySelector('li[data-service="cancer"] a')!.getAttribute('href')).toBe('http://127.0.0.1:8080');
+  });
+
+  it('says when nothing ran yet', () => {
+    const box = document.createElement('div');
+    renderRunBox(box, { run: null, runUrl: null, runId: null, deployments: [] });
+    expect(box.textContent).toBe('No run yet.');
+  });
+
+  it('formats metric values', () => {
+    expect(formatValue(3)).toBe('3');
+    expect(formatValue(0.123456)).toBe('0.1235');
+    expect(formatValue('x')).toBe('x');
+    expect(formatValue([1])).toBe('[1]');
+  });
+});
+
+describe('markCells', () => {
+  it('marks the offending cells and clears marks that no longer apply', () => {
+    const cells = [0, 1, 2].map(() => document.createElement('div'));
+    markCells(cells, [diagnostic(1, 'bad tag'), diagnostic(1, 'another')]);
+    expect(cells[1].classList.contains('nb2pipe-cell-error')).toBe(true);
+    expect(cells[1].querySelector('.nb2pipe-cell-message')!.textContent).toContain('bad tag');
+    expect(cells[0].classList.length).toBe(0);
+    markCells(cells, []);
+    expect(cells[1].classList.contains('nb2pipe-cell-error')).toBe(false);
+    expect(cells[1].querySelector('.nb2pipe-cell-message')).toBeNull();
+  });
+});
