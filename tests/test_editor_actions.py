@@ -79,6 +79,37 @@ def test_deploy_reads_the_notebook_mlflow_server_and_wants_every_champion(
     assert not (tmp_path / ".nb2pipe").exists()
 
 
+def _deploying_notebook(tmp_path: Path, tracking_uri: str) -> Path:
+    """lifecycle.ipynb deploying the registered fixture's model ("cancer") from ``tracking_uri``."""
+    path = _copy(tmp_path, "lifecycle.ipynb", {"mlflow_tracking_uri": tracking_uri})
+    content = json.loads(path.read_text(encoding="utf-8"))
+    for cell in content["cells"]:
+        tags = cell["metadata"].get("tags", [])
+        cell["metadata"]["tags"] = ["register:cancer" if t.startswith("register:") else t for t in tags]
+    path.write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
+def test_a_cluster_deploy_leaves_the_tracking_variable_alone(
+    tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch
+):
+    """Resolving the champion points mlflow at the notebook's store, and mlflow exports that as
+    MLFLOW_TRACKING_URI; in the Jupyter server it would then win over every later notebook's own."""
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    # a store of its own (the registry's copy, artifacts where they were), so mlflow is
+    # pointed somewhere new and exports it
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copy(registered_model.folder / "mlflow.db", store / "mlflow.db")
+    path = _deploying_notebook(tmp_path, f"sqlite:///{store / 'mlflow.db'}")
+    with pytest.raises(Nb2PipeError, match=r"(?i)kube|cluster"):  # no cluster here, after the model resolved
+        deploy_champions(path, "cluster")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
 def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch):
     """The Deploy button on a notebook whose MLflow URI (panel settings) holds a champion:
     an nb2pipe serve process answers predictions on loopback until it is stopped by PID."""
@@ -87,12 +118,7 @@ def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, mo
     from nb2pipe.lifecycle.endpoints import list_endpoints, stop_endpoint
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    path = _copy(tmp_path, "lifecycle.ipynb", {"mlflow_tracking_uri": registered_model.tracking_uri})
-    content = json.loads(path.read_text(encoding="utf-8"))
-    for cell in content["cells"]:  # the fixture's model is registered as "cancer"
-        tags = cell["metadata"].get("tags", [])
-        cell["metadata"]["tags"] = ["register:cancer" if t.startswith("register:") else t for t in tags]
-    path.write_text(json.dumps(content), encoding="utf-8")
+    path = _deploying_notebook(tmp_path, registered_model.tracking_uri)
     (deployed,) = deploy_champions(path, "local")
     store = tmp_path / ".nb2pipe"
     try:

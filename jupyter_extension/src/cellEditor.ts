@@ -8,7 +8,6 @@
 import { clear, h } from './dom';
 import {
   Direction,
-  FormErrors,
   ROLES,
   Role,
   TagForm,
@@ -17,9 +16,9 @@ import {
   splitDrift,
   splitList,
   splitPromote,
-  validateForm,
   writeTags
 } from './tags';
+import { FormErrors, validateForm } from './tagChecks';
 
 /** How the editor reads and writes one cell's `metadata.tags`. */
 export interface ICellTagsHost {

@@ -108,7 +108,9 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
         )
     store = path.parent / ".nb2pipe"
     models = {task.registration.model_name: f"models:/{task.registration.model_name}@champion" for task in wanted}
-    with _MLFLOW_LOCK:
+    from nb2pipe.lifecycle.registry import tracking_env_kept
+
+    with _MLFLOW_LOCK, tracking_env_kept():
         _require_champions(list(models), store, plan.mlflow_tracking_uri)
         deployed = []
         for task in wanted:

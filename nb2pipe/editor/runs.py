@@ -101,7 +101,6 @@ class BackgroundRuns:
         :class:`Nb2PipeError` for a bad parameter) before anything starts, then start
         ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once."""
         from nb2pipe.compiler import compile_source, read_notebook_text
-        from nb2pipe.lifecycle.registry import TRACKING_ENV
         from nb2pipe.runners.parameters import coerce_parameters
 
         path = Path(notebook).resolve()
@@ -115,9 +114,8 @@ class BackgroundRuns:
             + [name for t in plan.lifecycle for _, name in t.explain_tasks]
             + [d.task for d in plan.drift]
         )
+        # the run hands the notebook's MLflow URI to its steps itself (LocalRun.tracking_uri)
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if plan.mlflow_tracking_uri and not os.environ.get(TRACKING_ENV, "").strip():
-            environment[TRACKING_ENV] = plan.mlflow_tracking_uri
         with self._lock:
             self._reap()
             run_id = new_run_id(workdir / "runs", plan.name, taken=self._runs.keys())

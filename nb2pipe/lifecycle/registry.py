@@ -8,6 +8,8 @@ mlflow is imported inside the functions that use it (~1.5 s).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,22 @@ def artifact_root(uri: str) -> str | None:
         return None
     # a plain path: MLflow drops the file:// form here
     return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+
+
+@contextmanager
+def tracking_env_kept() -> Iterator[None]:
+    """Leave ``MLFLOW_TRACKING_URI`` as it was after the block: :func:`use_tracking` (through
+    ``mlflow.set_tracking_uri``) exports the URI it sets, and in a long-lived process such as
+    the Jupyter server one notebook's store must not become every later call's (the variable
+    wins over each notebook's own setting)."""
+    before = os.environ.get(TRACKING_ENV)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TRACKING_ENV, None)
+        else:
+            os.environ[TRACKING_ENV] = before
 
 
 def use_tracking(store: str | Path | None = None, notebook_uri: str | None = None) -> str:

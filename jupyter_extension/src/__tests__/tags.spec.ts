@@ -6,10 +6,6 @@ import {
   emptyForm,
   formFrom,
   formTags,
-  isCpuQuantity,
-  isMemoryQuantity,
-  isServiceName,
-  isStepName,
   normalizePackages,
   parseTags,
   readTags,
@@ -17,9 +13,9 @@ import {
   splitList,
   splitPackages,
   splitPromote,
-  validateForm,
   writeTags
 } from '../tags';
+import { isCpuQuantity, isMemoryQuantity, isServiceName, isStepName, validateForm } from '../tagChecks';
 
 interface Case {
   name: string;

@@ -1,0 +1,129 @@
+/**
+ * Checks of the tag editor's fields, mirroring nb2pipe/notebook/tags.py, so the form shows a
+ * problem before it writes; the server's diagnostics remain the authority. No JupyterLab
+ * imports.
+ */
+
+import { EXPLAIN_METHODS, ROLES, TagForm, splitPackages } from './tags';
+
+const isUint = (text: string): boolean => /^[0-9]+$/.test(text);
+
+/** Letters, digits, `_` and `-`, starting with a letter or `_` (ASCII). */
+export function isStepName(text: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(text);
+}
+
+/** `2`, `0.5`, `.5`, `500m`. */
+export function isCpuQuantity(text: string): boolean {
+  const number = text.endsWith('m') ? text.slice(0, -1) : text;
+  const dot = number.indexOf('.');
+  if (dot >= 0) {
+    const whole = number.slice(0, dot);
+    const fraction = number.slice(dot + 1);
+    return (whole === '' || isUint(whole)) && isUint(fraction);
+  }
+  return isUint(number);
+}
+
+const MEMORY_SUFFIXES = ['Ei', 'Pi', 'Ti', 'Gi', 'Mi', 'Ki', 'E', 'P', 'T', 'G', 'M', 'K'];
+
+/** `512Mi`, `4G`, `1000000`. */
+export function isMemoryQuantity(text: string): boolean {
+  for (const suffix of MEMORY_SUFFIXES) {
+    if (text.endsWith(suffix)) {
+      return isUint(text.slice(0, -suffix.length));
+    }
+  }
+  return isUint(text);
+}
+
+/** A Python identifier (ASCII subset, which is what a form user types). */
+export function isIdentifier(text: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(text);
+}
+
+/** A DNS-1123 label: a-z, 0-9, `-`, starting with a letter, not ending with `-`, 63 at most. */
+export function isServiceName(text: string): boolean {
+  return text.length <= 63 && /^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(text);
+}
+
+const REQUIREMENT = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,\s-]*\])?\s*(([<>=!~]=?|===)\s*[^\s<>=!~;]+\s*(,\s*([<>=!~]=?|===)\s*[^\s<>=!~;,]+\s*)*)?(\s*@\s*\S+)?$/;
+
+/** Problems per form field (field name -> message); empty when the form may be written. */
+export type FormErrors = Partial<Record<keyof TagForm, string>>;
+
+export function validateForm(form: TagForm): FormErrors {
+  const errors: FormErrors = {};
+  const t = (text: string) => text.trim();
+  if (form.role && !(ROLES as readonly string[]).includes(form.role)) {
+    errors.role = `unknown role ${JSON.stringify(form.role)}`;
+  }
+  if (t(form.step) && !isStepName(t(form.step))) {
+    errors.step = `${JSON.stringify(t(form.step))} is not a valid step name: use letters, digits, '_' and '-', starting with a letter`;
+  }
+  const badAfter = form.after.map(t).filter(name => name && !isStepName(name));
+  if (badAfter.length) {
+    errors.after = `not a step name: ${badAfter.join(', ')}`;
+  }
+  if (t(form.cpu) && !isCpuQuantity(t(form.cpu))) {
+    errors.cpu = `${JSON.stringify(t(form.cpu))} is not a CPU quantity (e.g. 2, 0.5, 500m)`;
+  }
+  if (t(form.memory) && !isMemoryQuantity(t(form.memory))) {
+    errors.memory = `${JSON.stringify(t(form.memory))} is not a memory quantity (e.g. 512Mi, 4Gi, 2G)`;
+  }
+  if (t(form.gpu) && !(isUint(t(form.gpu)) && parseInt(t(form.gpu), 10) >= 1)) {
+    errors.gpu = `GPU count ${JSON.stringify(t(form.gpu))} must be a whole number of at least 1`;
+  }
+  if (t(form.gpuType) && !t(form.gpu)) {
+    errors.gpuType = 'an accelerator type needs a GPU count';
+  } else if (/\s/.test(t(form.gpuType))) {
+    errors.gpuType = 'the accelerator type has spaces';
+  }
+  if (t(form.image) && /\s/.test(t(form.image))) {
+    errors.image = 'the image reference has spaces';
+  }
+  if (t(form.packages)) {
+    const items = splitPackages(form.packages);
+    const bad = items.filter(item => !REQUIREMENT.test(item));
+    if (!items.length) {
+      errors.packages = 'no package named';
+    } else if (bad.length) {
+      errors.packages = `${JSON.stringify(bad[0])} is not a pip requirement`;
+    }
+  }
+  const model = t(form.register);
+  if (model && (/[/:@%]/.test(model) || /[\x00-\x1f\x7f]/.test(model))) {
+    errors.register = "the model name holds '/', ':', '@' or '%'";
+  }
+  if (t(form.registerVariable)) {
+    if (!model) {
+      errors.registerVariable = 'a variable needs a model name';
+    } else if (!isIdentifier(t(form.registerVariable))) {
+      errors.registerVariable = `${JSON.stringify(t(form.registerVariable))} is not a variable name`;
+    }
+  }
+  if (t(form.promoteMetric) && !isIdentifier(t(form.promoteMetric))) {
+    errors.promoteMetric = 'write the metric as a name, e.g. accuracy (with >= or <= for the better direction)';
+  }
+  if (form.promoteDirection !== '>=' && form.promoteDirection !== '<=') {
+    errors.promoteDirection = 'the direction is >= or <=';
+  }
+  if (t(form.deploy) && !isServiceName(t(form.deploy))) {
+    errors.deploy = `${JSON.stringify(t(form.deploy))} is not a service name: lowercase letters, digits and '-', starting with a letter`;
+  }
+  if (t(form.driftCurrent) && !isIdentifier(t(form.driftCurrent))) {
+    errors.driftCurrent = `${JSON.stringify(t(form.driftCurrent))} is not a variable name`;
+  }
+  if (t(form.driftReference)) {
+    if (!t(form.driftCurrent)) {
+      errors.driftReference = 'a reference needs the data to test';
+    } else if (!isIdentifier(t(form.driftReference))) {
+      errors.driftReference = `${JSON.stringify(t(form.driftReference))} is not a variable name`;
+    }
+  }
+  const badExplain = form.explain.map(t).filter(m => m && !(EXPLAIN_METHODS as readonly string[]).includes(m));
+  if (badExplain.length) {
+    errors.explain = `explain methods are anchor and ig, not ${badExplain.join(', ')}`;
+  }
+  return errors;
+}
