@@ -23,7 +23,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain]"
+	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain,capacity]"
 	touch $@
 
 $(LAB_MODULES): $(LAB)/package.json $(LAB)/yarn.lock | $(STAMP)
@@ -85,6 +85,8 @@ bench: bytecode
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/monitoring.py
+	$(BIN)/python bench/profile_variants.py
+	$(BIN)/python bench/planner.py
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

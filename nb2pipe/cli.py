@@ -11,9 +11,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from nb2pipe import __version__
+from nb2pipe.cli_capacity import add_commands as add_capacity_commands
 from nb2pipe.cli_explain import add_commands as add_explain_commands
 from nb2pipe.cli_lifecycle import add_commands as add_lifecycle_commands
 from nb2pipe.cli_monitoring import add_commands as add_monitoring_commands
+from nb2pipe.cli_profile import add_commands as add_profile_commands
 from nb2pipe.cli_retrain import add_commands as add_retrain_commands
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_monitoring_commands(commands)
     add_explain_commands(commands)
     add_retrain_commands(commands)
+    add_profile_commands(commands)
+    add_capacity_commands(commands)
     return parser
 
 

@@ -48,7 +48,7 @@ def add_commands(commands: Any) -> None:
         description="Build a KServe InferenceService for an MLflow model and apply it to the cluster in your "
         "kubeconfig (or in-cluster), waiting until it is Ready; --dry-run prints or writes the YAML only.",
     )
-    deploy.add_argument("model_uri", metavar="MODEL_URI")
+    deploy.add_argument("model_uri", metavar="MODEL_URI", nargs="?", help="the model (with --plan: default the plan's)")
     deploy.add_argument("--name", required=True, help="InferenceService name (lowercase letters, digits, '-')")
     deploy.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per replica (nvidia.com/gpu)")
     deploy.add_argument("--min-replicas", type=int, metavar="N", help="fewest replicas; 0 scales to zero")
@@ -57,6 +57,13 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument("--scale-target", type=int, metavar="N", help="target value of the scale metric per replica")
     deploy.add_argument("--container-concurrency", type=int, metavar="N", help="hard limit of requests per replica")
     deploy.add_argument("--canary", type=int, metavar="PCT", help="share of traffic for this new version (0-100)")
+    deploy.add_argument(
+        "--plan",
+        metavar="PLAN.json",
+        help="take replicas, scale target, container concurrency and batcher from nb2pipe plan "
+        "(several variants: one InferenceService each plus an InferenceGraph splitting traffic)",
+    )
+    deploy.add_argument("--variant", metavar="NAME", help="with --plan: deploy only this variant of the plan")
     deploy.add_argument("--log-url", metavar="URL", help="send request/response payloads to URL (KServe logger)")
     deploy.add_argument("--explainer", choices=("anchor", "ig"), help="add an explainer container answering :explain")
     deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
@@ -125,6 +132,12 @@ def _deploy(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         explainer=args.explainer,
     )
+    if args.plan:
+        return _deploy_plan(args, settings)
+    if args.variant:
+        raise Nb2PipeError("--variant picks a variant of a plan: add --plan PLAN.json")
+    if not args.model_uri:
+        raise Nb2PipeError("name the model to deploy (MODEL_URI, e.g. models:/NAME@champion), or give --plan")
     deployment = deploy_model(
         args.model_uri, args.name, settings, dry_run=args.dry_run, output=args.output, wait_seconds=args.wait
     )
@@ -150,6 +163,53 @@ def _deploy(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(deployment.yaml)
     return 0
+
+
+def _deploy_plan(args: argparse.Namespace, settings: Any) -> int:
+    from pathlib import Path
+
+    from nb2pipe.capacity.plan import read_plan
+    from nb2pipe.files import write_all_or_nothing
+    from nb2pipe.lifecycle.cluster import apply_inference_service
+    from nb2pipe.lifecycle.plan_deploy import render_plan
+
+    taken = [flag for flag, value in _planned_flags(args) if value is not None]
+    if taken:
+        raise Nb2PipeError(f"{', '.join(taken)}: the plan sets these; leave them out or deploy without --plan")
+    planned = render_plan(read_plan(args.plan), args.name, settings, model_uri=args.model_uri, variant=args.variant)
+    for warning in planned.warnings:
+        print(f"nb2pipe: warning: {warning}", file=sys.stderr)
+    if args.output:
+        write_all_or_nothing({Path(args.output): planned.yaml})
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"resources": list(planned.resources), "written": args.output}, indent=2))
+        elif args.output:
+            print(f"wrote {args.output}")
+        else:
+            sys.stdout.write(planned.yaml)
+        return 0
+    if len(planned.resources) > 1:
+        raise Nb2PipeError(
+            "this plan serves several variants behind an InferenceGraph; write them with --dry-run -o FILE and "
+            "kubectl apply -f FILE, or deploy one with --variant"
+        )
+    applied = apply_inference_service(planned.resources[0], wait_seconds=args.wait)
+    if args.json:
+        print(json.dumps({"resources": list(planned.resources), "applied": applied.to_json()}, indent=2))
+    else:
+        print(f"{applied.action} InferenceService {applied.namespace}/{applied.name}: ready at {applied.url}")
+    return 0
+
+
+def _planned_flags(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    return [
+        ("--min-replicas", args.min_replicas),
+        ("--max-replicas", args.max_replicas),
+        ("--scale-metric", args.scale_metric),
+        ("--scale-target", args.scale_target),
+        ("--container-concurrency", args.container_concurrency),
+    ]
 
 
 def _endpoints(args: argparse.Namespace) -> int:

@@ -307,6 +307,10 @@ class DeploySettings:
     port: int | None = None
     #: "anchor" or "ig": the served model also answers ``:explain`` with this method
     explainer: str | None = None
+    #: KServe's batcher: requests merged into batches of at most this many rows...
+    batch_max_size: int | None = None
+    #: ...waiting at most this long (ms) for a batch to fill
+    batch_max_latency_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -42,4 +42,8 @@ def problems(settings: DeploySettings) -> list[str]:
         found.append("the GPU count cannot be negative")
     if settings.container_concurrency is not None and settings.container_concurrency < 0:
         found.append("container concurrency cannot be negative (0 means unlimited)")
+    if settings.batch_max_size is not None and settings.batch_max_size < 1:
+        found.append("the batcher's largest batch must be at least 1")
+    if settings.batch_max_latency_ms is not None and settings.batch_max_latency_ms < 1:
+        found.append("the batcher's wait must be at least 1 ms")
     return found

@@ -76,6 +76,7 @@ def inference_service(
     ``tracking_uri`` is where the explainer container finds MLflow (with ``settings.explainer``).
     """
     from kserve import (
+        V1beta1Batcher,
         V1beta1InferenceService,
         V1beta1InferenceServiceSpec,
         V1beta1LoggerSpec,
@@ -111,6 +112,9 @@ def inference_service(
         container_concurrency=settings.container_concurrency,
         canary_traffic_percent=settings.canary_percent,
         logger=V1beta1LoggerSpec(mode="all", url=settings.logger_url) if settings.monitor else None,
+        batcher=V1beta1Batcher(max_batch_size=settings.batch_max_size, max_latency=settings.batch_max_latency_ms)
+        if settings.batch_max_size
+        else None,
     )
     annotations = {MODEL_URI_ANNOTATION: model.uri}
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY}

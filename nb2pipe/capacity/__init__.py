@@ -1,0 +1,1 @@
+"""Capacity planning for model serving: a trace-driven simulator of replica pools and queueing theory."""

@@ -1,0 +1,53 @@
+"""A capacity plan from a profile and a trace: forecast, then the exact search per interval."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nb2pipe.capacity.forecast import fit_day_ahead
+from nb2pipe.capacity.model import options_for
+from nb2pipe.capacity.optimize import Optimizer
+from nb2pipe.capacity.plan import CapacityPlan, build_plan
+from nb2pipe.capacity.profile import Profile
+from nb2pipe.capacity.scenario import Choices, fitted_forecaster, prepared_profile, scenario_for, spans
+from nb2pipe.capacity.trace import DAY_S, DaySpan, select_days
+from nb2pipe.errors import Nb2PipeError
+
+
+def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, source: str = "the trace") -> CapacityPlan:
+    """With ``choices.days``: those days as the online planner sees them. Without: the day
+    after the history (every whole day of the trace, or ``choices.fit_days``)."""
+    choices.check()
+    if DAY_S % choices.interval_s:
+        raise Nb2PipeError(f"--interval-s {choices.interval_s} must divide a day (86400 s)")
+    prepared = prepared_profile(profile, choices)
+    optimizer = Optimizer(options_for(prepared, choices.slo_ms), choices.accuracy_value)
+    scaled = rates * choices.scale
+    if choices.days is not None:
+        scenario = scenario_for(profile, rates, choices, source)
+        forecaster, _, _ = fitted_forecaster(scenario, choices.violation_target)
+        observed = np.concatenate([scenario.history, scenario.rates])
+        forecasts = forecaster.predict(
+            observed, scenario.history.size // choices.interval_s, scenario.rates.size // choices.interval_s
+        )
+        fit, days = spans(rates, choices, source)
+        start = days.seconds()[0]
+        description = dict(forecaster.describe(), fit_days=str(fit), days=str(days))
+    else:
+        fit = choices.fit_days or DaySpan(1, rates.size // DAY_S)
+        history = select_days(scaled, fit, source)
+        day_ahead = fit_day_ahead(history, choices.interval_s)
+        forecasts = day_ahead.predict_day()
+        start = fit.last * DAY_S
+        description = dict(day_ahead.describe(), fit_days=str(fit), day=fit.last + 1)
+    description["scale"] = choices.scale
+    return build_plan(
+        [float(f) for f in forecasts],
+        start,
+        optimizer,
+        slo_ms=choices.slo_ms,
+        interval_s=choices.interval_s,
+        cold_start_s=choices.cold_start_s,
+        price_per_replica_hour=choices.price_per_replica_hour,
+        forecast=description,
+    )

@@ -1,0 +1,184 @@
+"""``nb2pipe plan`` and ``nb2pipe simulate``: argv -> one library call each.
+
+numpy and the simulator (numba) load inside the handlers, so ``nb2pipe --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from nb2pipe.errors import Nb2PipeError
+
+
+def add_commands(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="plan serving capacity from a latency profile and a load trace",
+        description="Forecast each interval's peak load from a trace and choose replicas, batch size and (with "
+        "several variants) the variants and traffic split that maximise accuracy minus cost with p99 <= the SLO. "
+        "Without --days it plans the day after the trace (a day-ahead forecast); with --days it plans those days "
+        "as the online planner would, each forecast made one cold start ahead from the load seen until then.",
+    )
+    _add_world(plan)
+    plan.add_argument(
+        "--violation-target",
+        type=float,
+        default=0.8,
+        metavar="PCT",
+        help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
+        "2 days stay within this percent (0.8)",
+    )
+    plan.add_argument("-o", "--output", metavar="PLAN.json", help="write the plan (nb2pipe deploy --plan reads it)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(handler=_plan)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="replay a trace through a simulated replica pool under scaling policies",
+        description="Trace-driven discrete-event simulation: Poisson arrivals at each second's rate, the "
+        "profile's service times, dynamic batching, queueing and cold starts. Policies: static (baseline sized "
+        "for the history's peak), reactive (HPA-like), planner (nb2pipe's plan), oracle (knows the future).",
+    )
+    _add_world(simulate)
+    simulate.add_argument(
+        "--policy",
+        default="reactive,planner",
+        help="policy or comma-separated policies (static, reactive, planner, oracle)",
+    )
+    simulate.add_argument(
+        "--violation-target",
+        type=float,
+        default=0.8,
+        metavar="PCT",
+        help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
+        "2 days stay within this percent (0.8)",
+    )
+    simulate.add_argument(
+        "--baseline-variant", metavar="NAME", help="static/reactive's variant (default: most accurate)"
+    )
+    simulate.add_argument(
+        "--baseline-batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="static/reactive's batch size (default 1: no batcher)",
+    )
+    simulate.add_argument(
+        "--reactive-metric",
+        choices=("utilization", "rps"),
+        default="utilization",
+        help="what the reactive policy watches",
+    )
+    simulate.add_argument(
+        "--reactive-target", type=float, default=0.7, help="target utilization (or share of the SLO rate, for rps)"
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="random seed of the arrivals and service times")
+    simulate.add_argument("--json", action="store_true", help="print the reports as JSON")
+    simulate.set_defaults(handler=_simulate)
+
+
+def _add_world(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", required=True, metavar="PROFILE.json", help="made by nb2pipe profile")
+    parser.add_argument("--trace", required=True, metavar="TRACE", help="requests per second, one number per line")
+    parser.add_argument("--slo-ms", type=float, required=True, metavar="MS", help="p99 latency objective")
+    parser.add_argument("--cold-start-s", type=float, default=30.0, metavar="S", help="replica start-up time (30)")
+    parser.add_argument(
+        "--price-per-replica-hour", type=float, default=1.0, metavar="P", help="what one replica costs an hour (1.0)"
+    )
+    parser.add_argument("--variants", metavar="A,B", help="variants of the profile to use (default: all)")
+    parser.add_argument("--interval-s", type=int, default=30, metavar="S", help="planning interval (30)")
+    parser.add_argument(
+        "--accuracy-value", type=float, default=1.0, metavar="R", help="replicas one point of accuracy is worth (1.0)"
+    )
+    parser.add_argument("--days", metavar="A-B", help="days of the trace to plan or simulate (default: the last)")
+    parser.add_argument("--fit-days", metavar="A-B", help="days to fit forecasts on (default: all before --days)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the trace's rates (e.g. 10)")
+
+
+def _choices(args: argparse.Namespace) -> Any:
+    from nb2pipe.capacity.policies import Reactive
+    from nb2pipe.capacity.scenario import Choices
+    from nb2pipe.capacity.trace import DaySpan
+
+    reactive = Reactive(
+        metric=getattr(args, "reactive_metric", "utilization"), target=getattr(args, "reactive_target", 0.7)
+    )
+    if not 0 < reactive.target <= 1:
+        raise Nb2PipeError(f"--reactive-target {reactive.target:g} must be in (0, 1]")
+    return Choices(
+        slo_ms=args.slo_ms,
+        days=DaySpan.parse(args.days, "--days") if args.days else None,
+        fit_days=DaySpan.parse(args.fit_days, "--fit-days") if args.fit_days else None,
+        scale=args.scale,
+        cold_start_s=args.cold_start_s,
+        interval_s=args.interval_s,
+        price_per_replica_hour=args.price_per_replica_hour,
+        accuracy_value=args.accuracy_value,
+        variants=tuple(v for v in (args.variants or "").split(",") if v),
+        baseline_variant=getattr(args, "baseline_variant", None),
+        baseline_batch=getattr(args, "baseline_batch", 1),
+        violation_target=args.violation_target / 100,
+        seed=getattr(args, "seed", 0),
+        reactive=reactive,
+    )
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from nb2pipe.capacity.policies import policy_named
+    from nb2pipe.capacity.profile import read_profile
+    from nb2pipe.capacity.scenario import fitted_forecaster, scenario_for
+    from nb2pipe.capacity.simulate import simulate
+    from nb2pipe.capacity.trace import read_trace
+
+    names = [n.strip() for n in args.policy.split(",") if n.strip()]
+    for name in names:
+        policy_named(name)  # a misspelt policy fails before minutes of simulation
+    choices = _choices(args)
+    scenario = scenario_for(read_profile(args.profile), read_trace(args.trace), choices, args.trace)
+    forecaster = fitted_forecaster(scenario, choices.violation_target)[0] if "planner" in names else None
+    reports = [simulate(scenario, name, forecaster) for name in names]
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+        return 0
+    print(
+        f"{'policy':<10} {'cost':>10} {'replica-h':>10} {'SLO viol %':>10} {'p99 ms':>9} {'accuracy':>9} {'reconf':>7}"
+    )
+    for r in reports:
+        accuracy = f"{r.mean_accuracy:.4f}" if r.mean_accuracy is not None else "-"
+        print(
+            f"{r.policy:<10} {r.cost:>10.2f} {r.replica_hours:>10.1f} {r.violation_percent:>10.3f} "
+            f"{r.p99_ms:>9.1f} {accuracy:>9} {r.reconfigurations:>7}"
+        )
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from nb2pipe.capacity.plan import plan_to_json, write_plan
+    from nb2pipe.capacity.planning import plan_from_trace
+    from nb2pipe.capacity.profile import read_profile
+    from nb2pipe.capacity.trace import read_trace
+
+    plan = plan_from_trace(read_profile(args.profile), read_trace(args.trace), _choices(args), args.trace)
+    written = write_plan(args.output, plan) if args.output else None
+    if args.json:
+        print(json.dumps(plan_to_json(plan), indent=1))
+        return 0
+    summary = plan_to_json(plan)["summary"]
+    print(f"forecast: {plan.forecast}")
+    print(
+        f"{summary['intervals']} intervals of {plan.interval_s} s: "
+        f"{summary['replica_hours']} replica-hours, cost {summary['cost']}"
+    )
+    if summary["mean_accuracy"] is not None:
+        print(f"mean accuracy {summary['mean_accuracy']}")
+    print(f"{'variant':<16} {'min':>4} {'max':>4} {'rps/replica':>11} {'batch':>5} {'maxLatency':>10} {'traffic %':>9}")
+    for s in plan.serving:
+        print(
+            f"{s.variant:<16} {s.min_replicas:>4} {s.max_replicas:>4} {s.scale_target:>11} {s.max_batch_size:>5} "
+            f"{s.max_latency_ms:>10} {s.traffic_percent:>9}"
+        )
+    if written:
+        print(f"wrote {written}")
+    return 0

@@ -1,0 +1,184 @@
+"""``nb2pipe simulate`` and ``nb2pipe plan`` as a user runs them: separate processes on the real
+trace (day 8 only, fitted on days 1-7), their refusals, and a --help that loads no numerics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_capacity_plan import synthetic_profile
+
+from nb2pipe.capacity.plan import read_plan
+from nb2pipe.capacity.profile import write_profile
+from nb2pipe.capacity.trace import DAY_S, DaySpan, read_trace, select_days
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
+CLI_TIMEOUT_S = 300
+HEAVY_MODULES = ("numba", "numpy", "scipy", "pandas", "mlflow", "kserve", "nb2pipe.capacity.engine")
+
+
+def nb2pipe_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "nb2pipe", *arguments]
+
+
+def run_cli(*arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        nb2pipe_command(*arguments), capture_output=True, text=True, cwd=cwd, timeout=CLI_TIMEOUT_S, check=False
+    )
+
+
+@dataclass(frozen=True)
+class Runs:
+    folder: Path
+    profile: Path
+    plan: Path
+    simulate: subprocess.CompletedProcess[str]
+    planned: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    """``nb2pipe simulate`` and ``nb2pipe plan`` on day 8, started together (each takes seconds)."""
+    if not TRACE.is_file():
+        pytest.skip(f"{TRACE} is not here")
+    folder = tmp_path_factory.mktemp("capacity-cli")
+    profile = write_profile(folder / "profile.json", synthetic_profile())
+    plan = folder / "plan.json"
+    world = ["--profile", str(profile), "--trace", str(TRACE), "--slo-ms", "150", "--days", "8"]
+    commands = {
+        "simulate": nb2pipe_command("simulate", *world, "--fit-days", "1-7", "--policy", "reactive,planner", "--json"),
+        "plan": nb2pipe_command("plan", *world, "-o", str(plan)),
+    }
+    started = {
+        name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=folder)
+        for name, command in commands.items()
+    }
+    done: dict[str, subprocess.CompletedProcess[str]] = {}
+    try:
+        for name, process in started.items():
+            stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_S)
+            done[name] = subprocess.CompletedProcess(commands[name], process.returncode, stdout, stderr)
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    yield Runs(folder, profile, plan, done["simulate"], done["plan"])
+
+
+@pytest.fixture(scope="module")
+def day8() -> np.ndarray:
+    return select_days(read_trace(TRACE), DaySpan(8, 8))
+
+
+def test_simulate_reports_both_policies_on_the_same_requests(runs: Runs, day8: np.ndarray) -> None:
+    assert runs.simulate.returncode == 0, runs.simulate.stderr
+    reports = json.loads(runs.simulate.stdout)
+    assert [r["policy"] for r in reports] == ["reactive", "planner"]
+    reactive, planner = reports
+    # the same seeded Poisson arrivals: as many requests for both, about the trace's day-8 total
+    assert reactive["requests"] == planner["requests"] > 0
+    assert reactive["requests"] == pytest.approx(day8.sum(), rel=0.005)
+    for report in reports:
+        assert report["seconds"] == DAY_S
+        assert report["cost"] > 0
+        assert report["replica_hours"] > 0
+        assert report["cost"] == pytest.approx(report["replica_hours"] * 1.0, rel=1e-5)  # price 1 per replica-hour
+        assert 0.0 <= report["violation_percent"] <= 100.0
+        assert report["p99_ms"] > 0 and report["mean_latency_ms"] > 0
+        assert 0.90 <= report["mean_accuracy"] <= 0.95
+        assert report["reconfigurations"] >= 0
+    # reactive runs the baseline: the most accurate variant alone
+    assert reactive["mean_accuracy"] == pytest.approx(0.95)
+    # the planner sizes every interval for the SLO ahead of time
+    assert planner["violation_percent"] < 1.0
+
+
+def test_plan_writes_a_plan_that_read_plan_accepts(runs: Runs) -> None:
+    assert runs.planned.returncode == 0, runs.planned.stderr
+    assert f"wrote {runs.plan}" in runs.planned.stdout
+    assert "2880 intervals of 30 s" in runs.planned.stdout
+    plan = read_plan(runs.plan)
+    assert plan.slo_ms == 150.0
+    assert [i.start_s for i in plan.intervals] == list(range(7 * DAY_S, 8 * DAY_S, 30))
+    # the fit defaults to every day before --days
+    assert (plan.forecast["fit_days"], plan.forecast["days"]) == ("1-7", "8")
+    assert sum(s.traffic_percent for s in plan.serving) == 100
+    rates = {o.name: o.rate_per_replica for o in plan.options}
+    for interval in plan.intervals:
+        capacity = sum(s.replicas * rates[s.variant] for s in interval.allocation.shares)
+        assert capacity >= interval.forecast_rps
+    for serving in plan.serving:
+        counts = [i.allocation.replicas_of(serving.variant) for i in plan.intervals]
+        assert (serving.min_replicas, serving.max_replicas) == (min(counts), max(counts))
+    # every variant line of the table is printed
+    for serving in plan.serving:
+        assert any(line.startswith(serving.variant) for line in runs.planned.stdout.splitlines())
+
+
+def test_a_misspelt_policy_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "profile.json", synthetic_profile())
+    world = ["--profile", str(profile), "--trace", str(TRACE), "--slo-ms", "150"]
+    done = run_cli("simulate", *world, "--policy", "planer", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "no policy named 'planer'" in done.stderr
+    assert "did you mean 'planner'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_plan_refuses_a_bad_day_span(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "profile.json", synthetic_profile())
+    done = run_cli(
+        "plan", "--profile", str(profile), "--trace", str(TRACE), "--slo-ms", "150", "--days", "9-3", cwd=tmp_path
+    )
+    assert done.returncode == 1
+    assert "--days '9-3'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+HELP_PROBE = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    from nb2pipe.cli import main
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        try:
+            code = main(sys.argv[1:])
+        except SystemExit as exc:
+            code = exc.code
+    heavy = [m for m in {heavy!r} if m in sys.modules]
+    print(json.dumps({{"code": code, "help": shown.getvalue(), "heavy": heavy}}))
+    """
+).format(heavy=HEAVY_MODULES)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["plan", "--help"], ["simulate", "--help"]])
+def test_help_loads_no_numerics(argv: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["code"] == 0
+    assert outcome["heavy"] == []
+    assert "usage: nb2pipe" in outcome["help"]
+    if argv[0] == "plan":
+        assert "--slo-ms" in outcome["help"] and "--days" in outcome["help"]
+    if argv[0] == "--help":
+        assert "plan" in outcome["help"] and "simulate" in outcome["help"]
