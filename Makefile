@@ -7,6 +7,10 @@ STAMP := $(VENV)/.nb2pipe-installed
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := build/demo
 WATCH := $(DEMO)/watch
+# capacity planning: a request-rate trace shared with CI (read in place, never copied) and a
+# latency profile measured by bench/profile_variants.py
+TRACE := ../shared/data/twitter-trace-days01-14.txt
+PROFILE := tests/data/digits_forests.profile.json
 # the JupyterLab extension: node modules from the npm registry, built by jlpm (JupyterLab's
 # bundled yarn) and jupyter-builder, installed into .venv with its prebuilt labextension
 LAB := jupyter_extension
@@ -71,6 +75,12 @@ demo: bytecode $(LAB_STAMP)
 	$(BIN)/nb2pipe retrain examples/monitoring.ipynb --workdir $(WATCH) \
 		|| { $(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all; exit 1; }
 	$(BIN)/nb2pipe endpoints --workdir $(WATCH) --stop-all
+	# capacity: the day after the Twitter trace planned (day-ahead) for the profiled digits forests
+	# at ten times its rate, and day 8 replayed (forecasts fitted on days 1-7) under an HPA-like
+	# autoscaler, nb2pipe's planner and the oracle
+	$(BIN)/nb2pipe plan --profile $(PROFILE) --trace $(TRACE) --slo-ms 150 --scale 10 -o $(DEMO)/plan.json
+	$(BIN)/nb2pipe simulate --profile $(PROFILE) --trace $(TRACE) --slo-ms 150 --days 8 --fit-days 1-7 --scale 10 \
+		--policy reactive,planner,oracle
 
 lint: bytecode
 	$(BIN)/ruff check .

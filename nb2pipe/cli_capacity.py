@@ -22,14 +22,6 @@ def add_commands(commands: Any) -> None:
         "as the online planner would, each forecast made one cold start ahead from the load seen until then.",
     )
     _add_world(plan)
-    plan.add_argument(
-        "--violation-target",
-        type=float,
-        default=0.8,
-        metavar="PCT",
-        help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
-        "2 days stay within this percent (0.8)",
-    )
     plan.add_argument("-o", "--output", metavar="PLAN.json", help="write the plan (nb2pipe deploy --plan reads it)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(handler=_plan)
@@ -46,14 +38,6 @@ def add_commands(commands: Any) -> None:
         "--policy",
         default="reactive,planner",
         help="policy or comma-separated policies (static, reactive, planner, oracle)",
-    )
-    simulate.add_argument(
-        "--violation-target",
-        type=float,
-        default=0.8,
-        metavar="PCT",
-        help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
-        "2 days stay within this percent (0.8)",
     )
     simulate.add_argument(
         "--baseline-variant", metavar="NAME", help="static/reactive's variant (default: most accurate)"
@@ -95,6 +79,14 @@ def _add_world(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", metavar="A-B", help="days of the trace to plan or simulate (default: the last)")
     parser.add_argument("--fit-days", metavar="A-B", help="days to fit forecasts on (default: all before --days)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the trace's rates (e.g. 10)")
+    parser.add_argument(
+        "--violation-target",
+        type=float,
+        default=0.8,
+        metavar="PCT",
+        help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
+        "2 days stay within this percent (0.8)",
+    )
 
 
 def _choices(args: argparse.Namespace) -> Any:

@@ -3,9 +3,11 @@ failure leaves every earlier version in place."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 
@@ -33,3 +35,16 @@ def write_whole(path: Path, text: str) -> None:
     """One file, all or nothing, its folder made when missing (a task's output path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_all_or_nothing({path: text})
+
+
+def read_json(path: Path, missing: str, error: type[Nb2PipeError] = Nb2PipeError) -> Any:
+    """A JSON file's value; ``missing`` says how to make the file when there is none. Errors
+    (``error``) name the file, and the line for bad JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: no such file; {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}, line {exc.lineno}: not JSON ({exc.msg})") from None

@@ -214,7 +214,7 @@ def plan_error(path: Path) -> str:
 
 
 def test_read_plan_errors_name_the_file(tmp_path: Path, online_plans: dict[float, CapacityPlan]) -> None:
-    assert "no such plan" in plan_error(tmp_path / "missing.json")
+    assert "no such file; make one with nb2pipe plan" in plan_error(tmp_path / "missing.json")
 
     broken = tmp_path / "broken.json"
     broken.write_text('{\n "format": "nb2pipe.plan/1",\n "slo_ms": nope\n}\n', encoding="utf-8")

@@ -191,15 +191,10 @@ def write_plan(path: str | Path, plan: CapacityPlan) -> Path:
 
 
 def read_plan(path: str | Path) -> CapacityPlan:
+    from nb2pipe.files import read_json
+
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlanError(f"{source}: no such plan; make one with nb2pipe plan ... -o {source}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{source}: cannot read it ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{source}, line {exc.lineno}: not JSON ({exc.msg})") from None
+    data = read_json(source, f"make one with nb2pipe plan ... -o {source}", PlanError)
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise PlanError(f"{source}: not an nb2pipe plan (expected format {PLAN_FORMAT!r}); make one with nb2pipe plan")
     try:

@@ -151,15 +151,10 @@ def write_profile(path: str | Path, profile: Profile) -> Path:
 
 
 def read_profile(path: str | Path) -> Profile:
+    from nb2pipe.files import read_json
+
     source = Path(path)
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfileError(f"{source}: no such profile; make one with nb2pipe profile MODEL_URI -o {source}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{source}: cannot read it ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{source}, line {exc.lineno}: not JSON ({exc.msg})") from None
+    data = read_json(source, f"make one with nb2pipe profile MODEL_URI -o {source}", ProfileError)
     return profile_from_json(data, str(source))
 
 
