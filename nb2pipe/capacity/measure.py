@@ -275,9 +275,10 @@ def serving(
 ) -> Iterator[str]:
     """``nb2pipe serve`` on a free port of 127.0.0.1 until the block ends (yields its URL); then
     stopped by PID, whatever happened."""
+    from nb2pipe.lifecycle.endpoints import free_port, wait_until_ready
     from nb2pipe.lifecycle.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
 
-    port = _free_port()
+    port = free_port(HOST)
     url = f"http://{HOST}:{port}"
     command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", name, "--host", HOST, "--port", str(port)]
     environment = {**QUIET_MLFLOW, **os.environ, TRACKING_ENV: tracking_uri(store)}
@@ -296,37 +297,12 @@ def serving(
         try:
             progress(f"{name}: starting nb2pipe serve {model_uri} on {url} (pid {process.pid})")
             began = time.monotonic()
-            _wait_until_ready(process, url, name, log, ready_seconds)
+            wait_until_ready(process, url, name, log, ready_seconds)
             progress(f"{name}: ready after {time.monotonic() - began:.1f} s")
             yield url
         finally:
             stop_server(process)
             progress(f"{name}: server stopped (pid {process.pid})")
-
-
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, name: str, log: Path, seconds: float) -> None:
-    parts = urlsplit(url)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise MeasureError(f"nb2pipe serve for {name!r} exited ({process.returncode}):\n{_tail(log)}")
-        connection = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=2)
-        try:
-            connection.request("GET", f"/v2/models/{name}/ready")
-            response = connection.getresponse()
-            response.read()
-            if response.status == 200:
-                return
-        except (OSError, http.client.HTTPException):
-            pass  # not listening yet
-        finally:
-            connection.close()
-        time.sleep(0.2)
-    raise MeasureError(f"nb2pipe serve for {name!r} was not ready after {seconds:g} s:\n{_tail(log)}")
-
-
-def _tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:])
 
 
 def stop_server(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
@@ -338,12 +314,6 @@ def stop_server(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)  # the server, or anything it left in its group
     process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 # --- measuring one endpoint ------------------------------------------------------------------

@@ -87,13 +87,19 @@ def with_slo_rates(profile: Profile, slo_ms: float) -> Profile:
     return replace(profile, variants=variants, slo_ms=slo_ms)
 
 
+def rated(profile: Profile, slo_ms: float) -> Profile:
+    """The profile with rates for this SLO: its own when it was made for it, else computed."""
+    if profile.slo_ms == slo_ms and all(b.max_rate_under_slo is not None for v in profile.variants for b in v.batches):
+        return profile
+    return with_slo_rates(profile, slo_ms)
+
+
 def options_for(
     profile: Profile, slo_ms: float, batch_sizes: tuple[int, ...] | None = None
 ) -> tuple[VariantOption, ...]:
     """Each variant at the measured batch size (of ``batch_sizes``, when given) that carries most
     under the SLO. Rates in the profile are used when it was made for this SLO."""
-    if profile.slo_ms != slo_ms or any(b.max_rate_under_slo is None for v in profile.variants for b in v.batches):
-        profile = with_slo_rates(profile, slo_ms)
+    profile = rated(profile, slo_ms)
     options = []
     for variant in profile.variants:
         allowed = [b for b in variant.batches if batch_sizes is None or b.batch_size in batch_sizes]

@@ -22,9 +22,9 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         raise Nb2PipeError(f"--interval-s {choices.interval_s} must divide a day (86400 s)")
     prepared = prepared_profile(profile, choices)
     optimizer = Optimizer(options_for(prepared, choices.slo_ms), choices.accuracy_value)
-    scaled = rates * choices.scale
     if choices.days is not None:
-        scenario = scenario_for(profile, rates, choices, source)
+        # the profile already has its SLO rates: the scenario does not measure them again
+        scenario = scenario_for(prepared, rates, choices, source)
         forecaster, _, _ = fitted_forecaster(scenario, choices.violation_target)
         observed = np.concatenate([scenario.history, scenario.rates])
         forecasts = forecaster.predict(
@@ -35,7 +35,7 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         description = dict(forecaster.describe(), fit_days=str(fit), days=str(days))
     else:
         fit = choices.fit_days or DaySpan(1, rates.size // DAY_S)
-        history = select_days(scaled, fit, source)
+        history = select_days(rates, fit, source) * choices.scale
         day_ahead = fit_day_ahead(history, choices.interval_s)
         forecasts = day_ahead.predict_day()
         start = fit.last * DAY_S

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from nb2pipe.capacity.forecast import Candidate, OnlineForecaster, fit_online, refit, shortlist
-from nb2pipe.capacity.model import VariantOption, options_for, with_slo_rates
+from nb2pipe.capacity.model import VariantOption, options_for, rated
 from nb2pipe.capacity.policies import Reactive
 from nb2pipe.capacity.profile import Profile, ProfileError
 from nb2pipe.capacity.simulate import Scenario
@@ -73,10 +73,8 @@ def spans(rates: np.ndarray, choices: Choices, source: str) -> tuple[DaySpan, Da
 
 
 def prepared_profile(profile: Profile, choices: Choices) -> Profile:
-    chosen = profile.select(list(choices.variants))
-    if chosen.slo_ms != choices.slo_ms or any(b.max_rate_under_slo is None for v in chosen.variants for b in v.batches):
-        chosen = with_slo_rates(chosen, choices.slo_ms)
-    return chosen
+    """The chosen variants, with their rates under the SLO."""
+    return rated(profile.select(list(choices.variants)), choices.slo_ms)
 
 
 def baseline_option(profile: Profile, choices: Choices) -> VariantOption:

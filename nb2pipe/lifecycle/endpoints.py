@@ -69,7 +69,7 @@ def start_local(
     if previous is not None:
         stop_endpoint(service, store)
         preferred = settings.port or int(previous.url.rsplit(":", 1)[1])
-    port = preferred if _port_free(host, preferred) else _free_port(host)
+    port = preferred if _port_free(host, preferred) else free_port(host)
     log = folder / f"{service}.log"
     payloads = str(local_store(store) / "payloads" / service) if settings.monitor else None
     command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", service]
@@ -97,7 +97,7 @@ def start_local(
         )
     url = f"http://{host}:{port}"
     # an explainer imports alibi and TensorFlow and is fitted before the server is ready
-    _wait_until_ready(process, url, service, log, wait_seconds or (240 if settings.explainer else 90))
+    wait_until_ready(process, url, service, log, wait_seconds or (240 if settings.explainer else 90))
     endpoint = Endpoint(service, url, process.pid, model_uri, str(log), payloads, time.time())
     record = folder / f"{service}.json"
     partial = record.with_suffix(".json.partial")
@@ -106,12 +106,13 @@ def start_local(
     return endpoint
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], url: str, service: str, log: Path, seconds: float) -> None:
+def wait_until_ready(process: subprocess.Popen[bytes], url: str, service: str, log: Path, seconds: float) -> None:
+    """Poll ``url``'s v2 readiness of ``service`` until 200; an exit or a timeout (the server is
+    then stopped) raises :class:`EndpointError` with the end of its log."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
-            raise EndpointError(f"the server for {service!r} exited ({process.returncode}):\n" + "\n".join(tail))
+            raise EndpointError(f"the server for {service!r} exited ({process.returncode}):\n{_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}/v2/models/{service}/ready", timeout=2) as response:
                 if response.status == 200:
@@ -120,7 +121,11 @@ def _wait_until_ready(process: subprocess.Popen[bytes], url: str, service: str, 
             pass
         time.sleep(0.2)
     _terminate(process.pid)
-    raise EndpointError(f"the server for {service!r} was not ready after {seconds:g} s; see {log}")
+    raise EndpointError(f"the server for {service!r} was not ready after {seconds:g} s; see {log}:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:])
 
 
 def read_endpoint(service: str, store: str | Path | None = None) -> Endpoint | None:
@@ -202,7 +207,7 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
