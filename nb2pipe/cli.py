@@ -9,10 +9,13 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from nb2pipe import __version__
+from nb2pipe.cli_args import INT32_MAX, duration, integer, non_empty
 from nb2pipe.cli_capacity import add_commands as add_capacity_commands
 from nb2pipe.cli_explain import add_commands as add_explain_commands
+from nb2pipe.cli_failures import describe_internal_error, is_broken_pipe, quiet_stdout
 from nb2pipe.cli_lifecycle import add_commands as add_lifecycle_commands
 from nb2pipe.cli_monitoring import add_commands as add_monitoring_commands
 from nb2pipe.cli_profile import add_commands as add_profile_commands
@@ -24,7 +27,7 @@ SUMMARY_METRICS = 12
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nb2pipe",
         description="Turn a tagged Jupyter notebook into a Kubeflow Pipelines v2 pipeline.",
     )
@@ -37,14 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile a notebook into KFP IR YAML",
         description="Compile a tagged notebook into a Kubeflow Pipelines v2 IR YAML file.",
     )
-    compile_.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    compile_.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
     compile_.add_argument(
         "-o",
         "--output",
         metavar="OUT.yaml",
+        type=non_empty,
         help="where to write the pipeline (default: NB.pipeline.yaml beside the notebook)",
     )
-    compile_.add_argument("--dsl", metavar="OUT.py", help="also write a readable KFP DSL file")
+    compile_.add_argument("--dsl", metavar="OUT.py", type=non_empty, help="also write a readable KFP DSL file")
     compile_.add_argument(
         "--monitoring",
         action="store_true",
@@ -62,16 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compile a notebook and run its pipeline on the embedded engine, kfp.local: the same "
         "components a cluster runs, independent steps at the same time.",
     )
-    run.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    run.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
     run.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="set a pipeline parameter (repeatable)"
     )
-    run.add_argument("--workdir", metavar="DIR", help="where runs are kept (default: .nb2pipe/ beside the notebook)")
+    run.add_argument(
+        "--workdir", metavar="DIR", type=non_empty, help="where runs are kept (default: .nb2pipe/ beside the notebook)"
+    )
     run.add_argument("--resume", metavar="RUN_ID", help="rerun the failed or interrupted steps of an earlier run")
     run.add_argument(
         "--run-id", metavar="RUN_ID", help="id of the new run (default: pipeline name and time); must not exist yet"
     )
-    run.add_argument("--parallel", type=int, metavar="N", help="most steps at once (default: CPU count)")
+    run.add_argument(
+        "--parallel", type=integer(1, INT32_MAX), metavar="N", help="most steps at once (default: CPU count)"
+    )
     run.add_argument(
         "--keep-variables",
         action="store_true",
@@ -87,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or a recurring run with --schedule/--every. Token: KF_PIPELINES_TOKEN, else the in-cluster "
         "service-account token.",
     )
-    submit.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    submit.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
     submit.add_argument(
         "--host", metavar="URL", help="Kubeflow Pipelines endpoint (default: the notebook's metadata.nb2pipe.kfp_host)"
     )
@@ -97,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--namespace", metavar="NS", help="Kubeflow profile namespace (multi-user clusters)")
     when = submit.add_mutually_exclusive_group()
     when.add_argument("--schedule", metavar="CRON", help="recurring run on a 5-field cron schedule, e.g. '0 3 * * *'")
-    when.add_argument("--every", metavar="DURATION", help="recurring run at an interval, e.g. 1h or 30m")
+    when.add_argument("--every", metavar="DURATION", type=duration, help="recurring run at an interval, e.g. 1h or 30m")
     _add_image_options(submit)
     submit.add_argument("--json", action="store_true", help="print the result as one JSON object")
     submit.set_defaults(handler=_submit)
@@ -249,25 +257,113 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic]) -> None:
         print(diagnostic.format(), file=sys.stderr)
 
 
+class UsageError(Nb2PipeError):
+    """The command line itself is wrong (argparse's errors, raised instead of exiting)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse prints and exits on a bad command line; raising lets :func:`main` answer
+    ``--json`` with a JSON object too. Subcommand parsers are of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, f"{self.format_usage()}{self.prog}: error: {message}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    """Run one command; return its exit code: 0 ok, 1 a problem with the input (or a bug in
+    nb2pipe, reported in one line), 130 interrupted. A usage error (and ``--help``) raises
+    :class:`SystemExit` (2, and 0) as argparse does. With ``--json`` every outcome prints
+    exactly one JSON object on stdout."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = _asks_for_json(arguments)
     try:
+        return _main(arguments, as_json)
+    except BrokenPipeError as exc:
+        if is_broken_pipe(sys.stdout) or is_broken_pipe(sys.stderr):
+            quiet_stdout()  # the reader (``| head``) has gone: say nothing more
+            return 1
+        try:
+            return _internal_error(exc, as_json)
+        except BrokenPipeError:
+            quiet_stdout()
+            return 1
+
+
+def _main(arguments: list[str], as_json: bool) -> int:
+    try:
+        args = build_parser().parse_args(arguments)
+        handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except CompileError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"diagnostics": [d.to_json() for d in exc.diagnostics]}, indent=2))
+        if as_json:
+            _print_json_error(exc.summary, exc.exit_code, diagnostics=exc.diagnostics)
         else:
             print(str(exc), file=sys.stderr)
         return exc.exit_code
+    except UsageError as exc:
+        print(exc.usage, file=sys.stderr)
+        if as_json:
+            _print_json_error(str(exc), exc.exit_code, kind="usage")
+        raise SystemExit(exc.exit_code) from None  # as argparse does: callers of main() rely on it
     except Nb2PipeError as exc:
         print(f"nb2pipe: {exc}", file=sys.stderr)
+        if as_json:
+            _print_json_error(str(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         print("nb2pipe: interrupted", file=sys.stderr)
+        if as_json:
+            _print_json_error("interrupted", 130, kind="interrupted")
         return 130
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # anything else is a bug in nb2pipe: one line, the traceback in a file
+        return _internal_error(exc, as_json)
+
+
+def _asks_for_json(arguments: list[str]) -> bool:
+    """Whether ``--json`` (or an abbreviation argparse would take) comes before ``--``."""
+    for argument in arguments:
+        if argument == "--":
+            return False
+        if len(argument) > 2 and "--json".startswith(argument):
+            return True
+    return False
+
+
+def _print_json_error(
+    message: str, exit_code: int, *, kind: str = "error", diagnostics: Sequence[Diagnostic] = (), **extra: object
+) -> None:
+    report: dict[str, object] = {"error": {"kind": kind, "message": message, "exit_code": exit_code, **extra}}
+    if diagnostics:
+        report["diagnostics"] = [d.to_json() for d in diagnostics]
+    print(json.dumps(report, indent=2))
+
+
+def _internal_error(exc: BaseException, as_json: bool) -> int:
+    line, saved = describe_internal_error(exc)
+    print(line, file=sys.stderr)
+    if as_json:
+        _print_json_error(line.removeprefix("nb2pipe: "), 1, kind="internal", traceback_file=saved)
+    return 1
 
 
 def run() -> None:
-    sys.exit(main())
+    """The ``nb2pipe`` console script: flush stdout here, where a reader that has gone can still
+    be answered quietly, rather than at interpreter exit."""
+    try:
+        code: int | str | None = main()
+    except SystemExit as exit:  # usage errors, --help, --version
+        code = exit.code
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+        code = code or 1
+    sys.exit(code)

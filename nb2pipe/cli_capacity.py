@@ -9,7 +9,9 @@ import argparse
 import json
 from typing import Any
 
+from nb2pipe.cli_args import INT32_MAX, SEED_MAX, integer, non_empty, real
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import check_outputs
 
 
 def add_commands(commands: Any) -> None:
@@ -22,7 +24,9 @@ def add_commands(commands: Any) -> None:
         "as the online planner would, each forecast made one cold start ahead from the load seen until then.",
     )
     _add_world(plan)
-    plan.add_argument("-o", "--output", metavar="PLAN.json", help="write the plan (nb2pipe deploy --plan reads it)")
+    plan.add_argument(
+        "-o", "--output", metavar="PLAN.json", type=non_empty, help="write the plan (nb2pipe deploy --plan reads it)"
+    )
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(handler=_plan)
 
@@ -44,7 +48,7 @@ def add_commands(commands: Any) -> None:
     )
     simulate.add_argument(
         "--baseline-batch",
-        type=int,
+        type=integer(1, INT32_MAX),
         default=1,
         metavar="N",
         help="static/reactive's batch size (default 1: no batcher)",
@@ -56,32 +60,44 @@ def add_commands(commands: Any) -> None:
         help="what the reactive policy watches",
     )
     simulate.add_argument(
-        "--reactive-target", type=float, default=0.7, help="target utilization (or share of the SLO rate, for rps)"
+        "--reactive-target", type=real(), default=0.7, help="target utilization (or share of the SLO rate, for rps)"
     )
-    simulate.add_argument("--seed", type=int, default=0, help="random seed of the arrivals and service times")
+    simulate.add_argument(
+        "--seed", type=integer(0, SEED_MAX), default=0, help="random seed of the arrivals and service times"
+    )
     simulate.add_argument("--json", action="store_true", help="print the reports as JSON")
     simulate.set_defaults(handler=_simulate)
 
 
 def _add_world(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", required=True, metavar="PROFILE.json", help="made by nb2pipe profile")
-    parser.add_argument("--trace", required=True, metavar="TRACE", help="requests per second, one number per line")
-    parser.add_argument("--slo-ms", type=float, required=True, metavar="MS", help="p99 latency objective")
-    parser.add_argument("--cold-start-s", type=float, default=30.0, metavar="S", help="replica start-up time (30)")
     parser.add_argument(
-        "--price-per-replica-hour", type=float, default=1.0, metavar="P", help="what one replica costs an hour (1.0)"
+        "--profile", required=True, metavar="PROFILE.json", type=non_empty, help="made by nb2pipe profile"
+    )
+    parser.add_argument(
+        "--trace", required=True, metavar="TRACE", type=non_empty, help="requests per second, one number per line"
+    )
+    parser.add_argument(
+        "--slo-ms", type=real(0, above_low=True), required=True, metavar="MS", help="p99 latency objective"
+    )
+    parser.add_argument("--cold-start-s", type=real(0), default=30.0, metavar="S", help="replica start-up time (30)")
+    parser.add_argument(
+        "--price-per-replica-hour", type=real(0), default=1.0, metavar="P", help="what one replica costs an hour (1.0)"
     )
     parser.add_argument("--variants", metavar="A,B", help="variants of the profile to use (default: all)")
-    parser.add_argument("--interval-s", type=int, default=30, metavar="S", help="planning interval (30)")
     parser.add_argument(
-        "--accuracy-value", type=float, default=1.0, metavar="R", help="replicas one point of accuracy is worth (1.0)"
+        "--interval-s", type=integer(1, INT32_MAX), default=30, metavar="S", help="planning interval (30)"
+    )
+    parser.add_argument(
+        "--accuracy-value", type=real(), default=1.0, metavar="R", help="replicas one point of accuracy is worth (1.0)"
     )
     parser.add_argument("--days", metavar="A-B", help="days of the trace to plan or simulate (default: the last)")
     parser.add_argument("--fit-days", metavar="A-B", help="days to fit forecasts on (default: all before --days)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the trace's rates (e.g. 10)")
+    parser.add_argument(
+        "--scale", type=real(0, above_low=True), default=1.0, help="multiply the trace's rates (e.g. 10)"
+    )
     parser.add_argument(
         "--violation-target",
-        type=float,
+        type=real(0, 100),
         default=0.8,
         metavar="PCT",
         help="the planner's forecast is the cheapest whose simulated SLO violations on the history's last "
@@ -152,6 +168,8 @@ def _plan(args: argparse.Namespace) -> int:
     from nb2pipe.capacity.profile import read_profile
     from nb2pipe.capacity.trace import read_trace
 
+    if args.output:
+        check_outputs([("-o", args.output)], [args.profile, args.trace], folders_made=True)
     plan = plan_from_trace(read_profile(args.profile), read_trace(args.trace), _choices(args), args.trace)
     written = write_plan(args.output, plan) if args.output else None
     if args.json:

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.cli_args import INT32_MAX, integer, non_empty
+
 
 def add_commands(commands: Any) -> None:
     explain = commands.add_parser(
@@ -20,24 +22,34 @@ def add_commands(commands: Any) -> None:
         "models. Tables, texts and images are told apart by the data's type and shape. Tracking URI: "
         "$MLFLOW_TRACKING_URI, else WORKDIR/mlflow.db.",
     )
-    explain.add_argument("model_uri", metavar="MODEL_URI")
+    explain.add_argument("model_uri", metavar="MODEL_URI", type=non_empty)
     explain.add_argument(
         "--data",
         metavar="DATA",
+        type=non_empty,
         help="a CSV or parquet file, or a folder an nb2pipe step saved a value in (default: the training data kept "
         "with the registered version)",
     )
     explain.add_argument("--method", choices=("anchor", "ig"), default="anchor", help="default: anchor")
-    explain.add_argument("--rows", type=int, default=3, metavar="N", help="explain the first N rows (default 3)")
-    explain.add_argument("--report", metavar="OUT.html", help="also write the explanation as an HTML page")
+    explain.add_argument(
+        "--rows", type=integer(1, INT32_MAX), default=3, metavar="N", help="explain the first N rows (default 3)"
+    )
+    explain.add_argument(
+        "--report", metavar="OUT.html", type=non_empty, help="also write the explanation as an HTML page"
+    )
     explain.add_argument("--json", action="store_true", help="print the explanation as one JSON object")
-    explain.add_argument("--workdir", metavar="DIR", help="nb2pipe's local store (default: .nb2pipe/ here)")
+    explain.add_argument(
+        "--workdir", metavar="DIR", type=non_empty, help="nb2pipe's local store (default: .nb2pipe/ here)"
+    )
     explain.set_defaults(handler=_explain)
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from nb2pipe.files import check_outputs
     from nb2pipe.monitoring.explain import explain_model, summary_lines
 
+    if args.report:
+        check_outputs([("--report", args.report)], [args.data, args.model_uri], folders_made=True)
     explanation, rows = explain_model(
         args.model_uri, data=args.data, method=args.method, rows=args.rows, store=args.workdir
     )

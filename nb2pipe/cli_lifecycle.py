@@ -11,9 +11,12 @@ import json
 import sys
 from typing import Any
 
+from nb2pipe.cli_args import INT32_MAX, INT64_MAX, integer, non_empty, real
 from nb2pipe.errors import Nb2PipeError
 
 SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
+#: a year: any longer wait is a mistake (and sleeps past threading.TIMEOUT_MAX overflow)
+WAIT_MAX = 365 * 24 * 3600
 
 
 def add_commands(commands: Any) -> None:
@@ -24,11 +27,13 @@ def add_commands(commands: Any) -> None:
         "through KServe's ModelServer: /v1/models/NAME:predict and /v2/models/NAME/infer. Tracking URI: "
         "$MLFLOW_TRACKING_URI, else .nb2pipe/mlflow.db in the current folder.",
     )
-    serve.add_argument("model_uri", metavar="MODEL_URI")
+    serve.add_argument("model_uri", metavar="MODEL_URI", type=non_empty)
     serve.add_argument("--name", help="model name in URLs (default: the registered name, else 'model')")
-    serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve.add_argument("--port", type=integer(0, 65535), default=8080, help="HTTP port (default 8080)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    serve.add_argument("--log-payloads", metavar="DIR", help="append every request and response to DIR (JSON lines)")
+    serve.add_argument(
+        "--log-payloads", metavar="DIR", type=non_empty, help="append every request and response to DIR (JSON lines)"
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
         "--explainer",
@@ -50,16 +55,27 @@ def add_commands(commands: Any) -> None:
     )
     deploy.add_argument("model_uri", metavar="MODEL_URI", nargs="?", help="the model (with --plan: default the plan's)")
     deploy.add_argument("--name", required=True, help="InferenceService name (lowercase letters, digits, '-')")
-    deploy.add_argument("--gpu", type=int, default=0, metavar="N", help="GPUs per replica (nvidia.com/gpu)")
-    deploy.add_argument("--min-replicas", type=int, metavar="N", help="fewest replicas; 0 scales to zero")
-    deploy.add_argument("--max-replicas", type=int, metavar="N", help="most replicas")
+    deploy.add_argument(
+        "--gpu", type=integer(high=INT64_MAX), default=0, metavar="N", help="GPUs per replica (nvidia.com/gpu)"
+    )
+    deploy.add_argument(
+        "--min-replicas", type=integer(high=INT32_MAX), metavar="N", help="fewest replicas; 0 scales to zero"
+    )
+    deploy.add_argument("--max-replicas", type=integer(high=INT32_MAX), metavar="N", help="most replicas")
     deploy.add_argument("--scale-metric", choices=SCALE_METRICS, help="what the autoscaler watches")
-    deploy.add_argument("--scale-target", type=int, metavar="N", help="target value of the scale metric per replica")
-    deploy.add_argument("--container-concurrency", type=int, metavar="N", help="hard limit of requests per replica")
-    deploy.add_argument("--canary", type=int, metavar="PCT", help="share of traffic for this new version (0-100)")
+    deploy.add_argument(
+        "--scale-target", type=integer(high=INT32_MAX), metavar="N", help="target value of the scale metric per replica"
+    )
+    deploy.add_argument(
+        "--container-concurrency", type=integer(high=INT64_MAX), metavar="N", help="hard limit of requests per replica"
+    )
+    deploy.add_argument(
+        "--canary", type=integer(high=INT64_MAX), metavar="PCT", help="share of traffic for this new version (0-100)"
+    )
     deploy.add_argument(
         "--plan",
         metavar="PLAN.json",
+        type=non_empty,
         help="take replicas, scale target, container concurrency and batcher from nb2pipe plan "
         "(several variants: one InferenceService each plus an InferenceGraph splitting traffic)",
     )
@@ -68,8 +84,12 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument("--explainer", choices=("anchor", "ig"), help="add an explainer container answering :explain")
     deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
     deploy.add_argument("--dry-run", action="store_true", help="do not apply; print the YAML (or write it with -o)")
-    deploy.add_argument("-o", "--output", metavar="FILE", help="write the InferenceService YAML to FILE")
-    deploy.add_argument("--wait", type=float, default=300, metavar="SECONDS", help="how long to wait for Ready")
+    deploy.add_argument(
+        "-o", "--output", metavar="FILE", type=non_empty, help="write the InferenceService YAML to FILE"
+    )
+    deploy.add_argument(
+        "--wait", type=real(0, WAIT_MAX), default=300, metavar="SECONDS", help="how long to wait for Ready"
+    )
     deploy.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     deploy.set_defaults(handler=_deploy)
 
@@ -80,7 +100,10 @@ def add_commands(commands: Any) -> None:
         "machine, recorded in WORKDIR/endpoints/.",
     )
     endpoints.add_argument(
-        "--workdir", metavar="DIR", help="the run's --workdir (default: .nb2pipe/ in the current folder)"
+        "--workdir",
+        metavar="DIR",
+        type=non_empty,
+        help="the run's --workdir (default: .nb2pipe/ in the current folder)",
     )
     endpoints.add_argument("--stop", metavar="SERVICE", action="append", default=[], help="stop SERVICE")
     endpoints.add_argument("--stop-all", action="store_true", help="stop every local endpoint")
@@ -116,9 +139,12 @@ def _default_name(uri: str) -> str:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from nb2pipe.files import check_outputs
     from nb2pipe.ir import DeploySettings
     from nb2pipe.lifecycle.deploy import deploy_model
 
+    if args.output:
+        check_outputs([("-o", args.output)], [args.plan, args.model_uri])
     settings = DeploySettings(
         gpu=args.gpu,
         min_replicas=args.min_replicas,
@@ -216,12 +242,15 @@ def _endpoints(args: argparse.Namespace) -> int:
     from nb2pipe.lifecycle.endpoints import list_endpoints, read_endpoint, stop_endpoint
 
     services = [e.service for e in list_endpoints(args.workdir)] if args.stop_all else args.stop
-    for service in services:
+    for service in services:  # all are checked before any is stopped
         if read_endpoint(service, args.workdir) is None:
             raise Nb2PipeError(f"no local endpoint named {service!r}; nb2pipe endpoints lists them")
-        stopped = stop_endpoint(service, args.workdir)
-        if not args.json:
-            print(f"{service}: {'stopped' if stopped else 'was not running; record removed'}")
+    stopped = {service: stop_endpoint(service, args.workdir) for service in services}
+    if args.json and (services or args.stop_all):
+        print(json.dumps({"stopped": [{"service": s, "was_running": alive} for s, alive in stopped.items()]}, indent=2))
+        return 0
+    for service, alive in stopped.items():
+        print(f"{service}: {'stopped' if alive else 'was not running; record removed'}")
     if services:
         return 0
     found = list_endpoints(args.workdir)

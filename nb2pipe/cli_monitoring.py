@@ -10,6 +10,7 @@ import argparse
 import json
 from typing import Any
 
+from nb2pipe.cli_args import non_empty, real
 from nb2pipe.monitoring.drift import CORRECTIONS, METHODS
 
 #: the exit code of --fail-on-drift when the data drifted (1 is a problem with the input)
@@ -26,10 +27,18 @@ def add_commands(commands: Any) -> None:
         "may also be a registered model, models:/NAME@ALIAS or models:/NAME/VERSION, meaning the training data "
         "kept with it. Exit code 0 whatever the verdict (3 on drift with --fail-on-drift).",
     )
-    drift.add_argument("--reference", required=True, metavar="REF", help="the baseline data, or a model URI")
-    drift.add_argument("--current", required=True, metavar="CUR", help="the data to test")
+    drift.add_argument(
+        "--reference", required=True, metavar="REF", type=non_empty, help="the baseline data, or a model URI"
+    )
+    drift.add_argument("--current", required=True, metavar="CUR", type=non_empty, help="the data to test")
     drift.add_argument("--method", choices=METHODS, default="tabular", help="the test (default tabular)")
-    drift.add_argument("--p-value", type=float, default=0.05, metavar="P", help="significance level (default 0.05)")
+    drift.add_argument(
+        "--p-value",
+        type=real(0, 1, above_low=True),
+        default=0.05,
+        metavar="P",
+        help="significance level (default 0.05)",
+    )
     drift.add_argument(
         "--correction", choices=CORRECTIONS, default="bonferroni", help="across features (default bonferroni)"
     )
@@ -41,10 +50,13 @@ def add_commands(commands: Any) -> None:
         help="columns to test as categories (default: text, category and bool columns)",
     )
     drift.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    drift.add_argument("--report", metavar="OUT.html", help="write an HTML report with distribution plots")
+    drift.add_argument(
+        "--report", metavar="OUT.html", type=non_empty, help="write an HTML report with distribution plots"
+    )
     drift.add_argument(
         "--workdir",
         metavar="DIR",
+        type=non_empty,
         help="the MLflow store of models:/ references (default: .nb2pipe/ in the current folder; "
         "MLFLOW_TRACKING_URI wins when set)",
     )
@@ -53,10 +65,13 @@ def add_commands(commands: Any) -> None:
 
 
 def _drift(args: argparse.Namespace) -> int:
+    from nb2pipe.files import check_outputs
     from nb2pipe.monitoring.drift import DriftSettings
     from nb2pipe.monitoring.drift_report import drift_summary, write_drift_report
     from nb2pipe.monitoring.tables import drift_of_files
 
+    if args.report:
+        check_outputs([("--report", args.report)], [args.reference, args.current], folders_made=True)
     settings = DriftSettings(
         method=args.method,
         p_value=args.p_value,

@@ -17,7 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nb2pipe.cli_args import INT32_MAX, non_empty
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import check_outputs
 
 if TYPE_CHECKING:
     from nb2pipe.capacity.measure import Target
@@ -60,9 +62,13 @@ def add_commands(commands: Any) -> None:
     profile.add_argument("--concurrency", default=DEFAULT_CONCURRENCY, metavar="C,C,...", help="clients; default 1,4")
     profile.add_argument("--requests", default="200", metavar="N", help="batch calls per measurement (default 200)")
     profile.add_argument("--warmup", default="20", metavar="N", help="untimed calls per batch size (default 20)")
-    profile.add_argument("--input", metavar="FILE", help="rows to send: CSV, parquet, or a JSON list of rows")
+    profile.add_argument(
+        "--input", metavar="FILE", type=non_empty, help="rows to send: CSV, parquet, or a JSON list of rows"
+    )
     profile.add_argument("--slo-ms", metavar="MS", help="p99 latency objective; fills max_rate_under_slo")
-    profile.add_argument("-o", "--output", required=True, metavar="PROFILE.json", help="where to write the profile")
+    profile.add_argument(
+        "-o", "--output", required=True, metavar="PROFILE.json", type=non_empty, help="where to write the profile"
+    )
     profile.add_argument("--json", action="store_true", help="print the profile as JSON instead of a table")
     profile.set_defaults(handler=_profile)
 
@@ -86,6 +92,7 @@ def _profile(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.is_dir():
         raise Nb2PipeError(f"-o {output} is a folder; give a file name such as {output / 'profile.json'}")
+    check_outputs([("-o", args.output)], [args.input, *(split_named(m)[1] for m in args.models)], folders_made=True)
     if threading.current_thread() is threading.main_thread():  # only there may handlers be set
         # a SIGTERM (a timeout, a CI job cancelled) unwinds like ^C, so the server is stopped by PID
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -156,28 +163,31 @@ def default_name(uri: str) -> str:
 
 def _sizes(text: str, option: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise Nb2PipeError(f"{option} {text!r}: write whole numbers separated by commas, e.g. 1,4,16") from None
-    if not values or any(v < 1 for v in values):
-        raise Nb2PipeError(f"{option} {text!r}: every value must be at least 1")
+    if not all(_is_whole(p) for p in parts):
+        raise Nb2PipeError(f"{option} {text!r}: write whole numbers separated by commas, e.g. 1,4,16")
+    values = [int(p) for p in parts]
+    if not values or any(not 1 <= v <= INT32_MAX for v in values):
+        raise Nb2PipeError(f"{option} {text!r}: every value must be at least 1 and at most {INT32_MAX}")
     return tuple(sorted(set(values)))
 
 
 def _count(text: str, option: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise Nb2PipeError(f"{option} {text!r}: write a whole number") from None
-    if value < least:
-        raise Nb2PipeError(f"{option} {text!r}: must be at least {least}")
+    if not _is_whole(text.strip()):
+        raise Nb2PipeError(f"{option} {text!r}: write a whole number")
+    value = int(text)
+    if not least <= value <= INT32_MAX:
+        raise Nb2PipeError(f"{option} {text!r}: must be at least {least} and at most {INT32_MAX}")
     return value
+
+
+def _is_whole(text: str) -> bool:
+    """ASCII digits that fit in an int32 (``int()`` alone takes '١٢' and '1_000')."""
+    return text.isascii() and text.isdigit() and len(text.lstrip("0")) <= len(str(INT32_MAX))
 
 
 def _accuracy(text: str) -> float:
     try:
-        value = float(text)
+        value = float(text) if text.isascii() else math.nan
     except ValueError:
         raise Nb2PipeError(f"--accuracy {text!r}: write a number between 0 and 1") from None
     if not 0 <= value <= 1:
@@ -189,7 +199,7 @@ def _slo(text: str | None) -> float | None:
     if text is None:
         return None
     try:
-        value = float(text)
+        value = float(text) if text.isascii() else math.nan
     except ValueError:
         raise Nb2PipeError(f"--slo-ms {text!r}: write a number of milliseconds") from None
     if not math.isfinite(value) or value <= 0:

@@ -8,6 +8,8 @@ import argparse
 import json
 from typing import Any
 
+from nb2pipe.cli_args import INT64_MAX, duration, integer, non_empty
+
 
 def add_commands(commands: Any) -> None:
     retrain = commands.add_parser(
@@ -17,7 +19,7 @@ def add_commands(commands: Any) -> None:
         "against the data it was trained on; on drift rerun the training steps, register a candidate, promote it "
         "only if it beats the champion, and redeploy. For cron or CI.",
     )
-    retrain.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    retrain.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
     _add_run_options(retrain)
     retrain.add_argument("--json", action="store_true", help="print the result as one JSON object")
     retrain.set_defaults(handler=_retrain)
@@ -28,16 +30,16 @@ def add_commands(commands: Any) -> None:
         description="Compile the notebook's monitoring pipeline and create a Kubeflow Pipelines recurring run of it "
         "(--host with --cron or --every), or keep running it here in the foreground (--local --every).",
     )
-    schedule.add_argument("notebook", metavar="NB", help="the .ipynb file")
+    schedule.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
     when = schedule.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", metavar="CRON", help="5-field cron schedule, e.g. '0 3 * * *' (Kubeflow only)")
-    when.add_argument("--every", metavar="DURATION", help="interval between runs, e.g. 1h or 30m")
+    when.add_argument("--every", metavar="DURATION", type=duration, help="interval between runs, e.g. 1h or 30m")
     where = schedule.add_mutually_exclusive_group(required=True)
     where.add_argument("--host", metavar="URL", help="Kubeflow Pipelines endpoint")
     where.add_argument("--local", action="store_true", help="run here, in the foreground, until Ctrl-C")
     schedule.add_argument("--experiment", metavar="NAME", help="Kubeflow experiment (default: notebook metadata)")
     schedule.add_argument("--namespace", metavar="NS", help="Kubeflow profile namespace (multi-user clusters)")
-    schedule.add_argument("--runs", type=int, metavar="N", help="with --local: stop after N runs")
+    schedule.add_argument("--runs", type=integer(1, INT64_MAX), metavar="N", help="with --local: stop after N runs")
     _add_run_options(schedule)
     schedule.add_argument("--json", action="store_true", help="print each result as one JSON object")
     schedule.set_defaults(handler=_schedule)
@@ -47,12 +49,15 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payloads",
         metavar="DIR",
+        type=non_empty,
         help="payload log to test (default: the one the notebook's deploy: with monitor writes in --workdir; "
         "on Kubeflow, a path the pipeline's pods can read)",
     )
     parser.add_argument("--force", action="store_true", help="retrain whatever the drift test says")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="set a notebook parameter")
-    parser.add_argument("--workdir", metavar="DIR", help="local state and runs (default: .nb2pipe/ by the notebook)")
+    parser.add_argument(
+        "--workdir", metavar="DIR", type=non_empty, help="local state and runs (default: .nb2pipe/ by the notebook)"
+    )
 
 
 def _retrain(args: argparse.Namespace) -> int:

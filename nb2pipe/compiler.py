@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nb2pipe.analysis.magics import gc_paused
 from nb2pipe.errors import CompileError, Diagnostic, Location, Nb2PipeError, error
-from nb2pipe.files import write_all_or_nothing
+from nb2pipe.files import Output, check_outputs, read_regular_file, write_all_or_nothing
 from nb2pipe.ir import Packaging, PipelinePlan
 from nb2pipe.notebook.layout import build_layout
 from nb2pipe.notebook.read import parse_notebook
@@ -65,19 +66,22 @@ def compile_source(
     """
     from nb2pipe.emit.kfp import emit_pipeline_yaml
 
-    plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
-    if monitoring:
-        from nb2pipe.plan_monitoring import monitoring_plan
+    # a compile makes millions of short-lived, acyclic objects for a big cell: the cycle
+    # collector's passes over them would cost more than the compile itself
+    with gc_paused():
+        plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
+        if monitoring:
+            from nb2pipe.plan_monitoring import monitoring_plan
 
-        plan = monitoring_plan(plan)
-        dsl_yaml_name = None
-    packages = packaging(plan) if packaging else None
-    dsl = None
-    if dsl_yaml_name is not None:
-        from nb2pipe.emit.dsl_text import emit_dsl_text
+            plan = monitoring_plan(plan, path)
+            dsl_yaml_name = None
+        packages = packaging(plan) if packaging else None
+        dsl = None
+        if dsl_yaml_name is not None:
+            from nb2pipe.emit.dsl_text import emit_dsl_text
 
-        dsl = emit_dsl_text(plan, dsl_yaml_name, packages)
-    return CompiledPipeline(plan, emit_pipeline_yaml(plan, packages), dsl)
+            dsl = emit_dsl_text(plan, dsl_yaml_name, packages)
+        return CompiledPipeline(plan, emit_pipeline_yaml(plan, packages), dsl)
 
 
 def environment_packaging(base_image: str | None = None) -> Callable[[PipelinePlan], Packaging]:
@@ -124,12 +128,20 @@ def default_output(notebook: Path, monitoring: bool = False) -> Path:
 
 
 def read_notebook_text(path: Path) -> str:
+    """The notebook file's text; errors name the path. A pipe or a device is refused rather
+    than read (the read would wait for a writer, or never end)."""
+    if str(path) == "-":
+        raise Nb2PipeError("-: notebooks are not read from standard input; give the .ipynb file's path")
     try:
-        return path.read_text(encoding="utf-8")
+        data = read_regular_file(path)
     except FileNotFoundError:
         raise Nb2PipeError(f"{path}: no such notebook; check the path") from None
     except IsADirectoryError:
         raise Nb2PipeError(f"{path}: is a directory, not a notebook file") from None
+    except OSError as exc:
+        raise Nb2PipeError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is harmless
     except UnicodeDecodeError as exc:
         raise CompileError(
             (
@@ -141,8 +153,6 @@ def read_notebook_text(path: Path) -> str:
                 ),
             )
         ) from None
-    except OSError as exc:
-        raise Nb2PipeError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def compile_notebook(
@@ -156,13 +166,21 @@ def compile_notebook(
     monitoring: bool = False,
 ) -> CompileResult:
     """Compile a notebook file (see :func:`compile_with_environment`); write the IR YAML
-    (default ``NB.pipeline.yaml`` beside it) and optionally the DSL file. Nothing is
-    written if compilation fails."""
+    (default ``NB.pipeline.yaml`` beside it) and optionally the DSL file. The outputs are
+    checked first (never over the notebook or each other, see :func:`check_outputs`), and
+    nothing is written if compilation fails."""
+    if str(notebook) == "":
+        raise Nb2PipeError("no notebook given (the path is empty)")
     path = Path(notebook)
     target = Path(output) if output else default_output(path, monitoring)
     dsl_target = Path(dsl) if dsl else None
+    outputs: list[Output] = [("output", output or target)]
+    if dsl:
+        outputs.append(("DSL output", dsl))
+    text = read_notebook_text(path)
+    check_outputs(outputs, inputs=[notebook])
     compiled = compile_with_environment(
-        read_notebook_text(path),
+        text,
         str(path),
         name=name,
         image=image,

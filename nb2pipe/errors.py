@@ -84,5 +84,6 @@ class CompileError(Nb2PipeError):
     def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
         self.diagnostics = diagnostics
         errors = [d for d in diagnostics if d.severity is Severity.ERROR]
-        summary = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
-        super().__init__("\n".join(d.format() for d in diagnostics) + f"\n{summary}; nothing was written")
+        #: one line for ``--json``'s error message: the diagnostics carry the details
+        self.summary = f"{len(errors)} error{'s' if len(errors) != 1 else ''}; nothing was written"
+        super().__init__("\n".join(d.format() for d in diagnostics) + f"\n{self.summary}")

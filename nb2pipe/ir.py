@@ -151,6 +151,15 @@ class Parameter:
     type: ParameterType
     default: Any
     location: Location
+    #: a ``None`` default (papermill's idiom): an optional pipeline input, None in the step unless set
+    optional: bool = False
+    #: the pipeline input's name where the notebook's is not a valid KFP identifier (``_seed``, ``größe``)
+    input_name: str = ""
+
+    @property
+    def pipeline_input(self) -> str:
+        """What KFP calls this parameter: the notebook's name unless KFP refuses it."""
+        return self.input_name or self.name
 
 
 @dataclass(frozen=True)

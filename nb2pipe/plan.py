@@ -22,9 +22,10 @@ from nb2pipe.analysis.dataflow import (
 from nb2pipe.analysis.graph import find_cycle, topological_order
 from nb2pipe.analysis.kinds import Provenance
 from nb2pipe.analysis.magics import strip_magics
-from nb2pipe.analysis.names import Origin, analyze_cell
+from nb2pipe.analysis.names import Origin, analyze_code
 from nb2pipe.analysis.parameters import parse_metrics, parse_parameters
-from nb2pipe.analysis.prelude import PreludeUnit, imported_modules, prelude_for, prelude_units
+from nb2pipe.analysis.prelude import PreludeUnit, modules_of, prelude_for, prelude_units
+from nb2pipe.emit.identifiers import is_kfp_identifier, kfp_identifier
 from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error, warning
 from nb2pipe.ir import (
     ArtifactKind,
@@ -38,8 +39,9 @@ from nb2pipe.ir import (
     StepOutput,
     StepSpec,
 )
+from nb2pipe.plan_arguments import ArgumentNames, argument_names, keyed
 from nb2pipe.plan_lifecycle import PendingRegistration, snapshot, wire
-from nb2pipe.plan_monitoring import PendingDrift, drift_snapshot, wire_drift
+from nb2pipe.plan_monitoring import FORCE_PARAMETER, PAYLOADS_PARAMETER, PendingDrift, drift_snapshot, wire_drift
 
 METRICS_OUTPUT = "nb2pipe_metrics"
 REPORT_OUTPUT = "nb2pipe_report"
@@ -79,6 +81,9 @@ class _Planner:
     packages: dict[int, tuple[str, ...]] = field(default_factory=dict)
     syntax_errors: bool = False
     star_import: bool = False
+    #: names that refused parameter lines assign: defined all the same, so that the
+    #: invalid-parameter error is the only one about them
+    refused_parameters: set[str] = field(default_factory=set)
 
     @property
     def notebook(self) -> str:
@@ -87,10 +92,9 @@ class _Planner:
     def analyze(self, cell: Cell, report: bool = True) -> AnalyzedCell | None:
         if cell.index in self.analyzed:
             return self.analyzed[cell.index]
-        clean = strip_magics(cell.source)
         try:
-            facts = analyze_cell(clean.source)
-        except SyntaxError as exc:
+            clean, facts = analyze_code(cell.source)
+        except SyntaxError as exc:  # too deeply nested code included (see magics.parse_code)
             if report:
                 self.syntax_error(cell, exc)
             return None
@@ -195,6 +199,14 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
     if errors:
         raise CompileError(tuple(sorted(planner.diagnostics, key=_reading_order)))
+    # the register, explain and drift tasks read step outputs under their KFP names
+    lifecycle = tuple(
+        replace(task, model=keyed(task.model, steps), example=task.example and keyed(task.example, steps))
+        for task in lifecycle
+    )
+    drift = tuple(
+        replace(task, current=keyed(task.current, steps), reference=keyed(task.reference, steps)) for task in drift
+    )
     order = topological_order([s.name for s in steps], {s.name: s.upstream for s in steps})
     by_name = {s.name: s for s in steps}
     return PipelinePlan(
@@ -207,7 +219,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         image=layout.settings.image,
         experiment=layout.settings.experiment,
         warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
-        modules=imported_modules([*(a.code for a in prelude), *(a.code for f in flows.values() for a in f.cells)]),
+        modules=modules_of(a.facts for a in [*prelude, *(a for f in flows.values() for a in f.cells)]),
         lifecycle=lifecycle,
         drift=drift,
         drift_options=layout.settings.drift,
@@ -222,7 +234,7 @@ def _reading_order(diagnostic: Diagnostic) -> tuple[int, int]:
 
 
 def _provided_anyway(planner: _Planner, name: str) -> bool:
-    return is_notebook_builtin(name) or planner.star_import
+    return is_notebook_builtin(name) or planner.star_import or name in planner.refused_parameters
 
 
 def _parameters(planner: _Planner) -> list[Parameter]:
@@ -230,13 +242,25 @@ def _parameters(planner: _Planner) -> list[Parameter]:
     for cell in planner.layout.parameters:
         where = cell.location(planner.notebook)
         try:
-            parameters, problems = parse_parameters(strip_magics(cell.source).source, where)
+            parsed = parse_parameters(strip_magics(cell.source).source, where)
         except SyntaxError as exc:
             planner.syntax_error(cell, exc)
             continue
-        planner.diagnostics.extend(problems)
-        found.update((p.name, p) for p in parameters)
-    return list(found.values())
+        planner.diagnostics.extend(parsed.problems)
+        planner.refused_parameters |= parsed.refused
+        found.update((p.name, p) for p in parsed.parameters)
+    return _pipeline_inputs(list(found.values()))
+
+
+def _pipeline_inputs(parameters: list[Parameter]) -> list[Parameter]:
+    """Parameters whose names KFP refuses (``_seed``, ``größe``) get a pipeline input name
+    that it accepts; valid names keep theirs, and no renamed one takes a name of the
+    monitoring pipeline's own inputs (that clash is reported as reserved-parameter)."""
+    taken = {p.name for p in parameters if is_kfp_identifier(p.name)}
+    taken |= {PAYLOADS_PARAMETER, FORCE_PARAMETER}
+    return [
+        p if is_kfp_identifier(p.name) else replace(p, input_name=kfp_identifier(p.name, taken)) for p in parameters
+    ]
 
 
 def _in_notebook_order(layout: Layout, flows: dict[str, _Flow]) -> list[Cell | _Flow]:
@@ -255,7 +279,7 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
                     "undefined-name",
                     f"step {flow.spec.name!r} uses {name!r}, which nothing above it defines",
                     read.location,
-                    _undefined_hint(planner, name, binding, flow),
+                    _undefined_hint(planner, name, binding, flow, read.location),
                 )
             )
         return
@@ -268,14 +292,14 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
     else:
         reason = binding.provenance.unserializable
         if reason:
+            instead = binding.provenance.instead or "pass what it is made from (a path, the data) instead"
             planner.diagnostics.append(
                 error(
                     "unserializable-value",
                     f"{name!r} is {reason} made in step {binding.provider!r} ({binding.location.describe()}); "
                     f"it cannot be passed to step {flow.spec.name!r}",
                     read.location,
-                    f"create {name!r} inside step {flow.spec.name!r}, or pass what it is made from "
-                    "(a path, the data) instead",
+                    f"create {name!r} inside step {flow.spec.name!r}, or {instead}",
                 )
             )
             return
@@ -291,25 +315,78 @@ def _resolve_metrics(planner: _Planner, cell: Cell, known: dict[str, Binding], f
         planner.syntax_error(cell, exc)
         return
     planner.diagnostics.extend(problems)
+    above = [flow for flow in flows.values() if flow.spec.cells and flow.spec.cells[0].index < cell.index]
     for metric in names:
-        binding = known.get(metric.name)
+        if metric.name in planner.refused_parameters:
+            continue  # its invalid-parameter error says all there is to say
         at = cell.location(planner.notebook, metric.line)
-        if binding is None or binding.deleted or binding.provider in (PARAMETER, PRELUDE) or binding.replay:
-            planner.diagnostics.append(
-                error(
-                    "undefined-metric",
-                    f"metric {metric.name!r} is not computed by any step above this cell",
-                    at,
-                    "metrics name values that a step computes, e.g. accuracy = model.score(X, y)",
-                )
+        flow = _metric_step(planner, metric.name, known.get(metric.name), above, flows, at)
+        if flow is not None and metric.name not in flow.metrics:
+            flow.metrics.append(metric.name)
+
+
+#: what a replayed definition is, for saying why it cannot be a metric
+_DEFINITIONS = {"import": "a module", "def": "a function", "class": "a class", "lambda": "a function"}
+_NUMBERS = ("int", "float", "bool")
+_METRIC_HINT = "KFP metrics are numbers: name a value such as accuracy = model.score(X, y)"
+
+
+def _metric_step(
+    planner: _Planner, name: str, binding: Binding | None, above: list[_Flow], flows: dict[str, _Flow], at: Location
+) -> _Flow | None:
+    """The step that logs metric ``name``: the step that computes it. A pipeline parameter or a
+    prelude value (every step has those) is logged by the last step above that reads it, else by
+    the last step above, which then takes it in; Kale too logs them from a step that names them."""
+    if binding is None or binding.deleted or (not above and binding.provider in (PARAMETER, PRELUDE)):
+        planner.diagnostics.append(
+            error(
+                "undefined-metric",
+                f"metric {name!r} is not computed by any step above this cell",
+                at,
+                "metrics name values that a step computes, e.g. accuracy = model.score(X, y)",
             )
-        elif metric.name not in flows[binding.provider].metrics:
-            flows[binding.provider].metrics.append(metric.name)
+        )
+        return None
+    kind, type_name = binding.origin.kind, binding.origin.attr
+    if binding.provider == PARAMETER and type_name == "str":
+        # Kale skips text it cannot read as a number when it writes the metrics
+        planner.diagnostics.append(
+            warning("non-numeric-metric", f"metric {name!r} is a str parameter, so it is not logged", at, _METRIC_HINT)
+        )
+        return None
+    if kind in _DEFINITIONS or (binding.provider == PARAMETER and type_name not in _NUMBERS):
+        what = _DEFINITIONS.get(kind) or f"a {type_name} parameter"  # Kale's run would fail on it
+        planner.diagnostics.append(
+            error("undefined-metric", f"metric {name!r} is {what}, not a number", at, _METRIC_HINT)
+        )
+        return None
+    if binding.provider not in (PARAMETER, PRELUDE):
+        return flows[binding.provider]
+    if binding.provider == PARAMETER:
+        flow = next((f for f in reversed(above) if name in f.parameter_inputs), above[-1])
+        flow.parameter_inputs.add(name)
+    else:
+        flow = next((f for f in reversed(above) if name in f.prelude_reads), above[-1])
+        flow.prelude_reads.add(name)
+    return flow
 
 
-def _undefined_hint(planner: _Planner, name: str, binding: Binding | None, flow: _Flow) -> str:
+def _undefined_hint(planner: _Planner, name: str, binding: Binding | None, flow: _Flow, where: Location) -> str:
     if binding is not None and binding.deleted:
         return f"step {binding.provider!r} deletes it ({binding.location.describe()})"
+    use = (where.cell if where.cell is not None else -1, where.line or 0)
+    own = [(a, e) for a in flow.cells for e in a.facts.events if e.name == name and e.kind in ("bind", "delete")]
+    deleted = [(a, e) for a, e in own if e.kind == "delete" and (a.cell.index, e.line) < use]
+    if deleted:
+        analyzed, event = deleted[-1]
+        return f"step {flow.spec.name!r} deletes it ({analyzed.cell.location(planner.notebook, event.line).describe()})"
+    later = [(a, e) for a, e in own if e.kind == "bind" and (a.cell.index, e.line) > use]
+    if later:
+        analyzed, event = later[0]
+        return (
+            f"step {flow.spec.name!r} defines it only after this use "
+            f"({analyzed.cell.location(planner.notebook, event.line).describe()}); move that definition above it"
+        )
     layout = planner.layout
     for cell in (*layout.skipped, *layout.unassigned):
         analyzed = planner.analyze(cell, report=False)
@@ -326,7 +403,16 @@ def _undefined_hint(planner: _Planner, name: str, binding: Binding | None, flow:
                     f"step {spec.name!r} defines it further down (cell {cell.index + 1}); "
                     "a step can only use values from the steps above it"
                 )
-    close = difflib.get_close_matches(name, _all_bound_names(planner), n=1)
+    bound = _all_bound_names(planner)
+    if name in bound:  # defined somewhere, but nowhere that runs before this use: never suggest the name itself
+        cell = min(
+            i for i, a in planner.analyzed.items() if any(e.kind == "bind" and e.name == name for e in a.facts.events)
+        )
+        return (
+            f"it is defined in cell {cell + 1}, which does not run before step {flow.spec.name!r} uses it; "
+            "define it in an earlier step or an imports cell"
+        )
+    close = difflib.get_close_matches(name, bound, n=1)
     if close:
         return f"did you mean {close[0]!r}?"
     return "define it in an earlier step, an imports cell, or the parameters cell"
@@ -351,9 +437,9 @@ def _steps(
                 hint = f"did you mean {close[0]!r}?" if close else f"steps are: {', '.join(names)}"
                 planner.diagnostics.append(error("unknown-step", f"after:{target} names no step", where, hint))
             elif target == name:
-                planner.diagnostics.append(
-                    error("cycle", f"step {name!r} is tagged to run after itself", where, "remove the after: tag")
-                )
+                # Kale ignores it too: a cell that continues a step keeps the prev: tags its UI
+                # wrote when the cell was a step of its own
+                continue
             elif target not in explicit:
                 explicit.append(target)
                 after_at[(name, target)] = where
@@ -372,8 +458,15 @@ def _steps(
                 "each arrow is an after:/prev: tag or data the step uses; remove an after: tag",
             )
         )
+    used_anywhere = {name for flow in flows.values() for name in flow.prelude_reads}
+    arguments = {
+        name: argument_names(flow.outputs, flow.parameter_inputs | set(flow.artifact_inputs), _OWN_ARGUMENTS)
+        for name, flow in flows.items()
+    }
     return [
-        _step(flow, upstream[name], flows, parameters, prelude_for(prelude, flow.prelude_reads))
+        _step(
+            flow, upstream[name], arguments, flows, parameters, prelude_for(prelude, flow.prelude_reads, used_anywhere)
+        )
         for name, flow in flows.items()
     ]
 
@@ -381,23 +474,22 @@ def _steps(
 def _step(
     flow: _Flow,
     upstream: list[str],
+    arguments: dict[str, ArgumentNames],
     flows: dict[str, _Flow],
     parameters: dict[str, Parameter],
     prelude: tuple[CodeBlock, ...],
 ) -> Step:
-    outputs = tuple(StepOutput(name, name, flow.outputs[name]) for name in sorted(flow.outputs))
-    taken = set(flow.outputs) | set(flow.artifact_inputs) | flow.parameter_inputs | {METRICS_OUTPUT}
+    own = arguments[flow.spec.name]
+    outputs = tuple(StepOutput(name, own.outputs[name], flow.outputs[name]) for name in sorted(flow.outputs))
     inputs: list[StepInput] = []
     for name in sorted(flow.parameter_inputs | set(flow.artifact_inputs)):
-        arg = name
-        if name in flow.outputs:  # one function argument per name: the incoming value gets a suffix
-            arg = _unique(f"{name}_in", taken)
-            taken.add(arg)
+        arg = own.inputs[name]
         if name in flow.parameter_inputs:
             inputs.append(StepInput(name, arg, None, None, parameter_type=parameters[name].type))
         else:
             producer = flow.artifact_inputs[name]
-            inputs.append(StepInput(name, arg, producer, name, kind=flows[producer].outputs[name]))
+            key = arguments[producer].outputs[name]
+            inputs.append(StepInput(name, arg, producer, key, kind=flows[producer].outputs[name]))
     spec = flow.spec
     options = spec.options
     packages = tuple(dict.fromkeys([*options.packages, *flow.packages]))
@@ -417,9 +509,20 @@ def _step(
     )
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, counter = name, 2
-    while candidate in taken:
-        candidate = f"{name}{counter}"
-        counter += 1
-    return candidate
+#: arguments every step function may have besides the notebook's values (emit.step_source), and
+#: the outputs of nb2pipe's own tasks, which runners recognise by name (a run's registered models)
+_OWN_ARGUMENTS = frozenset(
+    {
+        METRICS_OUTPUT,
+        REPORT_OUTPUT,
+        REGISTERED_OUTPUT,
+        PROMOTION_OUTPUT,
+        DEPLOYMENT_OUTPUT,
+        DRIFT_FLAG_OUTPUT,
+        DRIFT_METRICS_OUTPUT,
+        DRIFT_REPORT_OUTPUT,
+        EXPLANATION_OUTPUT,
+        EXPLAIN_METRICS_OUTPUT,
+        RETRAIN_OUTPUT,
+    }
+)

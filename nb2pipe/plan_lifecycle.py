@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nb2pipe.analysis.dataflow import PARAMETER, PRELUDE, AnalyzedCell, Binding
+from nb2pipe.analysis.magics import parse_code
 from nb2pipe.errors import Diagnostic, error, warning
 from nb2pipe.ir import ArtifactKind, LifecycleTask, ModelDeployment, ModelRegistration, StepInput, StepSpec
 
@@ -102,7 +103,7 @@ def _training_data(cells: tuple[AnalyzedCell, ...], model: str) -> str | None:
     found = None
     for cell in cells:
         try:
-            tree = ast.parse(cell.code.source)
+            tree = parse_code(cell.code.source)
         except SyntaxError:
             continue
         for node in ast.walk(tree):

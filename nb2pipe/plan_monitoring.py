@@ -107,14 +107,19 @@ def wire_drift(
     return tuple(tasks)
 
 
-def monitoring_plan(plan: PipelinePlan) -> PipelinePlan:
+_MONITOR_SUFFIX = "-monitor"
+_MAX_NAME = 128
+
+
+def monitoring_plan(plan: PipelinePlan, path: str | None = None) -> PipelinePlan:
     """The plan of the monitoring pipeline compiled from the same notebook: a drift gate on
     served traffic, then (only when it says so) the training steps, register and deploy.
 
     Explanations and the notebook's own ``drift:`` checks are left out: they document a
     training run, while this pipeline only decides whether to retrain and does it.
+    ``path`` is the notebook as the user named it, for diagnostics (default: its file name).
     """
-    where = Location(plan.notebook)
+    where = Location(path or plan.notebook)
     if not plan.lifecycle:
         raise CompileError(
             (
@@ -166,7 +171,8 @@ def monitoring_plan(plan: PipelinePlan) -> PipelinePlan:
     )
     return replace(
         plan,
-        name=f"{plan.name}-monitor",
+        # KFP's names hold at most 128 characters, the suffix included
+        name=f"{plan.name[: _MAX_NAME - len(_MONITOR_SUFFIX)].rstrip('-')}{_MONITOR_SUFFIX}",
         description=f"Retrain {item.registration.model_name} when served traffic drifts ({plan.notebook})",
         parameters=plan.parameters + extra,
         lifecycle=(replace(item, explain_tasks=()),),

@@ -154,3 +154,42 @@ def test_step_names_with_keywords_and_hyphens_become_valid_functions(tmp_path: P
     assert dag(spec) == {"class": [], "load-data": ["class"], "run-step": ["load-data"]}
     text = result.output.read_text()
     assert "--function_to_execute" in text and "class_step" in text and "run_step_step" in text
+
+
+def test_the_embedded_runtime_needs_no_nb2pipe(tmp_path):
+    import subprocess
+    import sys
+
+    from nb2pipe.emit.step_source import runtime_source
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        runtime_source() + "\nimport sys\nassert 'nb2pipe' not in sys.modules\n"
+        "save_value([1], sys.argv[1]); print(load_value(sys.argv[1]))\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", str(script), str(tmp_path / "v")], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[1]"
+
+
+def test_dsl_function_names_are_distinct_and_leave_the_files_own_names_alone(tmp_path: Path):
+    nb = notebook(
+        code("n = 2", "parameters"),
+        code("x = n", "step:a-b"),
+        code("y = x + 1", "step:a_b"),
+        code("z = y + 1", "step:kubernetes"),
+        code("w = z + 1", "step:dsl"),
+        code("v = w + 1", "step:n_task"),
+    )
+    path = write_notebook(tmp_path, nb)
+    result = compile_notebook(path, dsl=tmp_path / "nb_dsl.py")
+    ours = dag(parse_ir(result.output.read_text())[0])
+    scratch = tmp_path / "dsl"
+    scratch.mkdir()
+    subprocess.run([sys.executable, str(tmp_path / "nb_dsl.py")], cwd=scratch, check=True, capture_output=True)
+    theirs = dag(parse_ir((scratch / result.output.name).read_text())[0])
+    # the same chain of five tasks (kfp names the file's tasks after its functions)
+    assert len(theirs) == len(ours) == 5
+    assert sorted(len(parents) for parents in theirs.values()) == [0, 1, 1, 1, 1]

@@ -29,7 +29,6 @@ def test_types_defaults_and_annotations():
 @pytest.mark.parametrize(
     ("line", "needle"),
     [
-        ("x = None", "None values"),
         ("x = (1, 2)", "tuple values"),
         ("x = len('a')", "not assigned a literal"),
         ("a, b = 1, 2", "only assign literals"),

@@ -18,7 +18,8 @@ from nbtools import EXAMPLES, code, notebook, write_notebook
 from nb2pipe.analysis.names import analyze_cell
 from nb2pipe.compiler import compile_source
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.runners.local import load_variables, run_notebook
+from nb2pipe.runners.local import run_notebook
+from nb2pipe.runners.run_folder import load_variables
 from nb2pipe.runners.state import RunState
 
 EXAMPLE_NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))

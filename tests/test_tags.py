@@ -94,3 +94,50 @@ def test_package_lists_split_on_commas_and_semicolons_keeping_version_ranges():
     from nb2pipe.notebook.tags import split_packages
 
     assert split_packages("pandas>=2,<3;rich, tabulate==0.9") == ["pandas>=2,<3", "rich", "tabulate==0.9"]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("retry:2147483648", "at most 2147483647"),  # KFP's max_retry_count is int32
+        ("timeout:9223372036854775808", "at most 9223372036854775807"),  # activeDeadlineSeconds is int64
+        ("timeout:" + "9" * 20, "at most 9223372036854775807"),
+        ("gpu:" + "9" * 20, "at most 9223372036854775807"),
+        ("limit:nvidia.com/gpu:" + "9" * 20, "at most 9223372036854775807"),
+        ("replicas:0-2147483648", "at most 2147483647"),  # KServe's replica counts are int32
+        ("replicas:" + "9" * 20, "at most 2147483647"),
+        ("scale:concurrency=2147483648", "at most 2147483647"),
+        ("canary:" + "0" * 5000 + "101", "from 0 to 100"),  # past int()'s 4300-digit limit
+        ("retry:" + "9" * 5000, "at most 2147483647"),
+        ("retry:²", "whole number"),  # '²'.isdigit() is true
+        ("timeout:\u0661\u0662", "whole number"),  # Arabic-Indic digits
+        ("gpu:\u0663", "whole number"),
+        ("canary:\uff150", "percentage"),  # fullwidth digit
+        ("limit:nvidia.com/gpu:²", "whole number"),
+        ("scale:rps=\u0661", "write scale:METRIC=TARGET"),
+        ("cpu:²", "not a CPU quantity"),
+        ("memory:\u0661Gi", "not a memory quantity"),
+    ],
+)
+def test_numbers_outside_what_kfp_and_kserve_hold_are_bad_tags(text: str, needle: str):
+    problem = parse_tag(text)
+    assert isinstance(problem, TagProblem) and problem.code == "bad-tag" and problem.is_error
+    assert needle in problem.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "retry:2147483647",
+        "retry:0",
+        "timeout:9223372036854775807",
+        "gpu:9223372036854775807",
+        "replicas:2147483647",
+        "replicas:0-2147483647",
+        "scale:rps=2147483647",
+        "canary:0100",
+        "limit:nvidia.com/gpu:0",
+    ],
+)
+def test_the_largest_values_still_parse(text: str):
+    assert not isinstance(parse_tag(text), TagProblem)

@@ -9,10 +9,12 @@ re-executed rather than shipped), or the output artifact of an earlier step.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from nb2pipe.analysis.kinds import Provenance, provenance, qualify
+from nb2pipe.analysis.magics import gc_paused
 from nb2pipe.analysis.names import CellFacts, Event, Origin
 from nb2pipe.analysis.scopes import FunctionFacts
 from nb2pipe.errors import Location
@@ -34,8 +36,10 @@ class AnalyzedCell:
     facts: CellFacts
 
 
-@dataclass(frozen=True)
-class Binding:
+class Binding(NamedTuple):
+    """What a name holds where a unit reads it: who made it, from what, and where. (A named
+    tuple: a big cell makes one per assignment, and a frozen dataclass costs more to build.)"""
+
     provider: str
     origin: Origin
     provenance: Provenance
@@ -72,14 +76,41 @@ class Simulator:
         self.result = UnitResult()
         self.definite: set[str] = set()
         self.maybe: set[str] = set()
-        self._expanding: set[str] = set()
 
     def run(self, cells: tuple[AnalyzedCell, ...]) -> UnitResult:
+        with gc_paused():  # a big cell's bindings are many small objects, none in a cycle
+            self._run(cells)
+        return self.result
+
+    def _run(self, cells: tuple[AnalyzedCell, ...]) -> None:
+        # A location is made only where one is kept: a big cell has a million events.
         for analyzed in cells:
             for event in analyzed.facts.events:
-                where = analyzed.cell.location(self.notebook, event.line)
-                self._event(event, analyzed, where)
-        return self.result
+                kind = event.kind
+                if kind == "read":
+                    if self._read_tells_something(event.name):
+                        self.read(event.name, self._where(analyzed, event), strong=True)
+                elif kind == "bind":
+                    self._bind(event, analyzed, self._where(analyzed, event))
+                elif kind == "call":
+                    self._call(event, analyzed)
+                else:
+                    self._event(event, self._where(analyzed, event))
+
+    def _where(self, analyzed: AnalyzedCell, event: Event) -> Location:
+        return analyzed.cell.location(self.notebook, event.line)
+
+    def _read_tells_something(self, name: str) -> bool:
+        """Whether a read records anything, or expands to more reads; most reads in a big cell
+        are of values the unit made, or were read before."""
+        if name in self.definite:
+            binding = self.result.bindings.get(name)
+            return binding is not None and binding.facts is not None
+        binding = self.current(name)
+        if binding is not None and binding.facts is not None:
+            return True  # calling a notebook function reads what its body reads
+        known = self.result.reads.get(name)
+        return known is None or not (known.strong or name in self.maybe)
 
     def current(self, name: str) -> Binding | None:
         if name in self.definite or name in self.maybe:
@@ -88,65 +119,75 @@ class Simulator:
             return None
         return self.external.get(name)
 
-    def _event(self, event: Event, analyzed: AnalyzedCell, where: Location) -> None:
-        if event.kind == "read":
-            self.read(event.name, where, strong=True)
-        elif event.kind == "bind":
-            self._bind(event, analyzed, where)
-        elif event.kind == "mutate":
+    def _event(self, event: Event, where: Location) -> None:
+        """A mutate or delete event."""
+        if event.kind == "mutate":
             self.mutate(event.name, where, strong=True)
-        elif event.kind == "delete":
-            if event.definite:
-                self.definite.discard(event.name)
-                self.maybe.discard(event.name)
-                self.result.bindings.pop(event.name, None)
-                self.result.deleted[event.name] = where
-        elif event.kind == "call":
-            self._call(event, where)
+        elif event.kind == "delete" and event.definite:
+            self.definite.discard(event.name)
+            self.maybe.discard(event.name)
+            self.result.bindings.pop(event.name, None)
+            self.result.deleted[event.name] = where
 
     def read(self, name: str, where: Location, strong: bool) -> None:
+        """Record a read of ``name``. Calling a notebook function reads what its body reads
+        (and what the functions it calls read: followed depth first, each once, with a
+        stack); re-running a definition reads its decorators and defaults."""
+        self._record(name, where, strong)
+        expanded = {name}
+        pending = [self._deferred_reads(name)]
+        while pending:
+            free = next(pending[-1], None)
+            if free is None:
+                pending.pop()
+            else:
+                self._record(free, where, strong=False)
+                if free not in expanded:
+                    expanded.add(free)
+                    pending.append(self._deferred_reads(free))
+
+    def _deferred_reads(self, name: str) -> Iterator[str]:
+        binding = self.current(name)
+        return iter(sorted(binding.facts.deferred_reads) if binding and binding.facts else ())
+
+    def _record(self, name: str, where: Location, strong: bool) -> None:
         if name not in self.definite:
             strong = strong and name not in self.maybe
             known = self.result.reads.get(name)
             if known is None or (strong and not known.strong):
                 self.result.reads[name] = Read(name, strong, where)
-        binding = self.current(name)
-        if binding is None or name in self._expanding:
-            return
-        self._expanding.add(name)
-        try:
-            # Calling a notebook function reads what its body reads; re-running a
-            # definition reads its decorators and defaults.
-            if binding.facts is not None:
-                for free in sorted(binding.facts.deferred_reads):
-                    self.read(free, where, strong=False)
-        finally:
-            self._expanding.discard(name)
 
-    def mutate(self, name: str, where: Location, strong: bool, _seen: frozenset[str] = frozenset()) -> None:
-        self.read(name, where, strong)
-        binding = self.current(name)
-        if binding is None or binding.origin.kind in _REPLAYED_ORIGINS:
-            return  # modules and functions are re-run, never shipped
-        self.result.bindings[name] = replace(binding, provider=self.unit, location=where, replay=None)
-        self.result.deleted.pop(name, None)
-        self.definite.add(name)
-        # `best = models[0]` or `for m in models:` share objects, so changing one changes both
-        # -- within the process that made the alias; values loaded from artifacts are copies.
-        base = binding.origin.base if binding.origin.kind in ("alias", "derived") else None
-        made_here = binding.provider == self.unit
-        if made_here and base and base != name and base not in _seen and self.current(base) is not None:
-            self.mutate(base, where, strong=False, _seen=_seen | {name})
+    def mutate(self, name: str, where: Location, strong: bool) -> None:
+        seen: set[str] = set()
+        while True:
+            self.read(name, where, strong)
+            binding = self.current(name)
+            if binding is None or binding.origin.kind in _REPLAYED_ORIGINS:
+                return  # modules and functions are re-run, never shipped
+            self.result.bindings[name] = binding._replace(provider=self.unit, location=where, replay=None)
+            self.result.deleted.pop(name, None)
+            self.definite.add(name)
+            # `best = models[0]` or `for m in models:` share objects, so changing one changes
+            # both -- within the process that made the alias; values loaded from artifacts are
+            # copies. An alias of an alias of ... is followed down the chain, without recursion.
+            seen.add(name)
+            base = binding.origin.base if binding.origin.kind in ("alias", "derived") else None
+            made_here = binding.provider == self.unit
+            if not (made_here and base and base not in seen and self.current(base) is not None):
+                return
+            name, strong = base, False
 
     def _bind(self, event: Event, analyzed: AnalyzedCell, where: Location) -> None:
-        facts = analyzed.facts.functions.get(event.name) if event.origin.kind in ("def", "class") else None
-        value = provenance(event.origin, self.imports, self._provenance_of, self._is_generator_function)
+        name, origin = event.name, event.origin
+        facts = analyzed.facts.functions.get(name) if origin.kind in ("def", "class") else None
+        value = provenance(origin, self.imports, self._provenance_of, self._is_generator_function)
         replay = None
         if event.replay is not None:
             replay = CodeBlock(analyzed.code.cell, analyzed.code.execution_count, event.line, event.replay)
-        self.result.bindings[event.name] = Binding(self.unit, event.origin, value, where, replay, facts)
-        self.result.deleted.pop(event.name, None)
-        (self.definite if event.definite else self.maybe).add(event.name)
+        self.result.bindings[name] = Binding(self.unit, origin, value, where, replay, facts)
+        if self.result.deleted:
+            self.result.deleted.pop(name, None)
+        (self.definite if event.definite else self.maybe).add(name)
 
     def _provenance_of(self, name: str) -> Provenance | None:
         binding = self.current(name)
@@ -156,11 +197,11 @@ class Simulator:
         binding = self.current(name)
         return bool(binding and binding.facts and binding.facts.is_generator)
 
-    def _call(self, event: Event, where: Location) -> None:
-        head = event.name.split(".")[0]
-        binding = self.current(head) if "." not in event.name else None
+    def _call(self, event: Event, analyzed: AnalyzedCell) -> None:
+        binding = self.current(event.name) if "." not in event.name else None
         facts = binding.facts if binding else None
         if facts is not None:
+            where = self._where(analyzed, event)
             passed = list(zip(facts.params, event.args, strict=False)) + list(event.keywords)
             for param, arg in passed:
                 if arg and param in facts.mutated_params:
@@ -175,7 +216,7 @@ class Simulator:
                 self.result.deleted.pop(name, None)
                 self.maybe.add(name)
         elif qualify(event.name, self.imports) in _SHUFFLING_FUNCTIONS and event.args and event.args[0]:
-            self.mutate(event.args[0], where, strong=True)
+            self.mutate(event.args[0], self._where(analyzed, event), strong=True)
 
 
 def merge_imports(cells: list[AnalyzedCell]) -> dict[str, str]:

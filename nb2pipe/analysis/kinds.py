@@ -17,7 +17,9 @@ class Provenance:
 
     kind: ArtifactKind
     library: str | None = None
+    #: what the value is when it cannot leave its process ("an open file"), and what to pass instead
     unserializable: str | None = None
+    instead: str | None = None
 
 
 UNKNOWN = Provenance("Artifact")
@@ -71,36 +73,182 @@ _PREDICTING_METHODS = frozenset(
 )
 _RETURNS_SELF_METHODS = frozenset({"fit", "partial_fit", "set_params"})
 
-#: Callables whose result is tied to this process: an open file, a lock, a live connection.
-_PROCESS_BOUND = {
-    "open": "an open file",
-    "io.open": "an open file",
-    "codecs.open": "an open file",
-    "gzip.open": "an open file",
-    "bz2.open": "an open file",
-    "lzma.open": "an open file",
-    "tarfile.open": "an open file",
-    "zipfile.ZipFile": "an open file",
-    "tempfile.TemporaryFile": "an open file",
-    "tempfile.NamedTemporaryFile": "an open file",
-    "tempfile.SpooledTemporaryFile": "an open file",
-    "threading.Lock": "a lock",
-    "threading.RLock": "a lock",
-    "threading.Semaphore": "a lock",
-    "threading.BoundedSemaphore": "a lock",
-    "threading.Condition": "a lock",
-    "threading.Event": "a lock",
-    "multiprocessing.Lock": "a lock",
-    "multiprocessing.RLock": "a lock",
-    "threading.Thread": "a thread",
-    "multiprocessing.Process": "a process",
-    "multiprocessing.Pool": "a process pool",
-    "subprocess.Popen": "a process",
-    "socket.socket": "a network connection",
-    "socket.create_connection": "a network connection",
-    "sqlite3.connect": "a database connection",
-    "importlib.import_module": "a module",
-    "__import__": "a module",
+
+@dataclass(frozen=True)
+class _Bound:
+    """A kind of value tied to this process, and what a later step should get instead."""
+
+    what: str
+    instead: str
+
+
+_FILE = _Bound("an open file", "pass the file's path and open it in the step that reads it")
+_LOCK = _Bound("a lock", "create it in the step that uses it")
+_QUEUE = _Bound("a queue", "pass its items (a list) instead")
+_THREAD = _Bound("a thread", "finish it in its own step and pass its results")
+_PROCESS = _Bound("a process", "finish it in its own step and pass its results")
+_POOL = _Bound("a worker pool", "create it in the step that uses it and pass the results")
+_SOCKET = _Bound("a network connection", "pass the address and connect in the step that uses it")
+_DATABASE = _Bound("a database connection", "pass the connection string (a parameter) and connect in the step")
+_CURSOR = _Bound("a database cursor", "pass the rows it fetched (e.g. a DataFrame from pandas.read_sql)")
+_CLIENT = _Bound("a service client", "pass its settings (a parameter) and create the client in the step")
+_LOOP = _Bound("an event loop", "run the coroutines in one step and pass their results")
+_WEAKREF = _Bound("a weak reference", "pass the object it refers to")
+_CTYPES = _Bound("a ctypes object holding pointers", "pass the data as bytes or an array")
+_MODULE = _Bound("a module", "import it in an imports cell")
+_ITERATOR = _Bound("a dataset iterator", "pass the dataset or its data and iterate in the step that uses it")
+_WRITER = _Bound("a log writer with an open file", "pass the log directory's path and create the writer there")
+_QUANTILE = _Bound("an xgboost QuantileDMatrix", "pass the data it is built from (a QuantileDMatrix cannot be saved)")
+
+#: Callables (qualified) whose result is tied to this process: an open file, a lock, a live connection.
+_PROCESS_BOUND: dict[str, _Bound] = {
+    **dict.fromkeys(
+        (
+            "open",
+            "io.open",
+            "codecs.open",
+            "gzip.open",
+            "bz2.open",
+            "lzma.open",
+            "tarfile.open",
+            "zipfile.ZipFile",
+            "tempfile.TemporaryFile",
+            "tempfile.NamedTemporaryFile",
+            "tempfile.SpooledTemporaryFile",
+            "mmap.mmap",
+            "shelve.open",
+            "dbm.open",
+            "h5py.File",
+            "pandas.HDFStore",
+        ),
+        _FILE,
+    ),
+    **dict.fromkeys(
+        (
+            "threading.Lock",
+            "threading.RLock",
+            "threading.Semaphore",
+            "threading.BoundedSemaphore",
+            "threading.Condition",
+            "threading.Event",
+            "threading.Barrier",
+            "multiprocessing.Lock",
+            "multiprocessing.RLock",
+            "multiprocessing.Semaphore",
+            "multiprocessing.Event",
+            "multiprocessing.Condition",
+        ),
+        _LOCK,
+    ),
+    **dict.fromkeys(
+        (
+            "queue.Queue",
+            "queue.LifoQueue",
+            "queue.PriorityQueue",
+            "queue.SimpleQueue",
+            "multiprocessing.Queue",
+            "multiprocessing.JoinableQueue",
+            "multiprocessing.SimpleQueue",
+            "multiprocessing.Pipe",
+        ),
+        _QUEUE,
+    ),
+    "threading.local": _Bound("thread-local storage", "pass the values it holds"),
+    "threading.Thread": _THREAD,
+    "threading.Timer": _THREAD,
+    "multiprocessing.Process": _PROCESS,
+    "subprocess.Popen": _PROCESS,
+    **dict.fromkeys(
+        (
+            "multiprocessing.Pool",
+            "multiprocessing.pool.Pool",
+            "multiprocessing.pool.ThreadPool",
+            "concurrent.futures.ThreadPoolExecutor",
+            "concurrent.futures.ProcessPoolExecutor",
+        ),
+        _POOL,
+    ),
+    **dict.fromkeys(
+        ("socket.socket", "socket.create_connection", "socket.socketpair", "selectors.DefaultSelector"), _SOCKET
+    ),
+    **dict.fromkeys(
+        (
+            "sqlite3.connect",
+            "psycopg2.connect",
+            "psycopg.connect",
+            "pymysql.connect",
+            "mysql.connector.connect",
+            "pyodbc.connect",
+            "duckdb.connect",
+            "cx_Oracle.connect",
+            "oracledb.connect",
+            "sqlalchemy.create_engine",
+            "sqlalchemy.orm.Session",
+            "sqlalchemy.orm.sessionmaker",
+            "pymongo.MongoClient",
+            "redis.Redis",
+            "redis.StrictRedis",
+        ),
+        _DATABASE,
+    ),
+    **dict.fromkeys(("boto3.client", "boto3.resource"), _CLIENT),
+    **dict.fromkeys(("asyncio.new_event_loop", "asyncio.get_event_loop", "asyncio.get_running_loop"), _LOOP),
+    **dict.fromkeys(
+        (
+            "weakref.ref",
+            "weakref.WeakMethod",
+            "weakref.WeakValueDictionary",
+            "weakref.WeakKeyDictionary",
+            "weakref.WeakSet",
+        ),
+        _WEAKREF,
+    ),
+    **dict.fromkeys(
+        (
+            "ctypes.CDLL",
+            "ctypes.PyDLL",
+            "ctypes.cdll.LoadLibrary",
+            "ctypes.pointer",
+            "ctypes.byref",
+            "ctypes.create_string_buffer",
+            "ctypes.create_unicode_buffer",
+        ),
+        _CTYPES,
+    ),
+    **dict.fromkeys(
+        (
+            "tensorflow.compat.v1.data.make_one_shot_iterator",
+            "tensorflow.compat.v1.data.make_initializable_iterator",
+        ),
+        _ITERATOR,
+    ),
+    **dict.fromkeys(
+        (
+            "tensorflow.summary.create_file_writer",
+            "torch.utils.tensorboard.SummaryWriter",
+            "tensorboardX.SummaryWriter",
+        ),
+        _WRITER,
+    ),
+    **dict.fromkeys(("xgboost.QuantileDMatrix", "xgboost.DeviceQuantileDMatrix"), _QUANTILE),
+    **dict.fromkeys(("importlib.import_module", "__import__"), _MODULE),
+}
+
+#: Methods whose result is tied to this process whatever they are called on
+_PROCESS_BOUND_METHODS: dict[str, _Bound] = {
+    "cursor": _CURSOR,
+    "as_numpy_iterator": _ITERATOR,
+    "make_one_shot_iterator": _ITERATOR,
+    "make_initializable_iterator": _ITERATOR,
+}
+_PENDING = _Bound("a pending result of a worker pool", "wait for it in the step (.result(), .get()) and pass that")
+#: ...and those whose result is, when called on a value tied to this process (``engine.connect()``,
+#: ``conn.execute(sql)``, ``archive.open(name)``); other methods of such values return values
+_BOUND_FROM_BOUND_METHODS: dict[str, _Bound] = {
+    **dict.fromkeys(("connect", "raw_connection", "begin"), _DATABASE),
+    **dict.fromkeys(("execute", "executemany", "query"), _CURSOR),
+    **dict.fromkeys(("open", "extractfile"), _FILE),
+    **dict.fromkeys(("submit", "apply_async", "map_async"), _PENDING),
 }
 
 
@@ -122,13 +270,17 @@ def provenance(
 ) -> Provenance:
     """Type of the value an origin produces. ``of_name`` gives a variable's current type."""
     if origin.kind == "generator":
-        return Provenance("Artifact", unserializable="a generator")
+        return _bound(_Bound("a generator", "turn it into a list before the step ends"))
     if origin.kind == "import":
-        return Provenance("Artifact", unserializable="a module")
+        return _imported(origin.path or "", origin.attr == "from")
     if origin.kind in ("alias", "derived") and origin.base:
         source = of_name(origin.base)
         if source is None:
             return UNKNOWN
+        if origin.kind == "derived" and source.unserializable:
+            # an attribute, item or element of a module, file, cursor... is a value of its own:
+            # ``math.pi``, ``os.environ['HOME']``, ``f.name``, a line of a file
+            return Provenance("Artifact", source.library)
         if origin.kind == "derived" and source.kind == "Model":
             return Provenance("Artifact", source.library)
         return source
@@ -137,7 +289,7 @@ def provenance(
     head = (origin.path or "").split(".")[0]
     if origin.path and (head in imports or "." not in origin.path):
         if "." not in origin.path and is_generator_function(origin.path):
-            return Provenance("Artifact", unserializable="a generator")
+            return _bound(_Bound("a generator", "turn it into a list before the step ends"))
         return _from_callee(qualify(origin.path, imports) or origin.path)
     if origin.base and origin.attr:
         if origin.receiver_call and origin.receiver_call.split(".")[0] in imports:
@@ -145,9 +297,23 @@ def provenance(
             receiver: Provenance | None = _from_callee(qualify(origin.receiver_call, imports) or "")
         else:
             receiver = of_name(origin.base)
-        if receiver is not None:
-            return _from_method(receiver, origin.attr)
+        return _from_method(receiver, origin.attr)
     return UNKNOWN
+
+
+def _bound(bound: _Bound, library: str | None = None) -> Provenance:
+    return Provenance("Artifact", library, bound.what, bound.instead)
+
+
+def _imported(qualified: str, from_import: bool) -> Provenance:
+    """What an import binds: a module, unless the name is a class or constant (CapWords or
+    UPPER_CASE by convention: ``from math import PI``) or a ``from`` import, which binds
+    functions and classes far more often than submodules; a module passed on anyway is
+    still refused by the step runtime, by its type."""
+    root, last = qualified.lstrip(".").split(".")[0], qualified.rsplit(".", 1)[-1]
+    if last[:1].isupper() or from_import:
+        return Provenance("Artifact", root or None)
+    return _bound(_MODULE, root or None)
 
 
 #: keras modules whose classes build or train a model without being one
@@ -158,7 +324,7 @@ _KERAS_PARTS = frozenset(
 
 def _from_callee(qualified: str) -> Provenance:
     if qualified in _PROCESS_BOUND:
-        return Provenance("Artifact", unserializable=_PROCESS_BOUND[qualified])
+        return _bound(_PROCESS_BOUND[qualified], qualified.split(".")[0])
     parts = qualified.split(".")
     root, last = parts[0], parts[-1]
     if qualified.startswith("tensorflow.keras"):
@@ -182,7 +348,15 @@ def _from_callee(qualified: str) -> Provenance:
     return UNKNOWN
 
 
-def _from_method(receiver: Provenance, method: str) -> Provenance:
+def _from_method(receiver: Provenance | None, method: str) -> Provenance:
+    if method in _PROCESS_BOUND_METHODS:
+        return _bound(_PROCESS_BOUND_METHODS[method], receiver.library if receiver else None)
+    if receiver is None:
+        return UNKNOWN
+    if receiver.unserializable:
+        if method in _BOUND_FROM_BOUND_METHODS:
+            return _bound(_BOUND_FROM_BOUND_METHODS[method], receiver.library)
+        return Provenance("Artifact", receiver.library)  # ``f.read()``, ``cursor.fetchall()``: values
     if receiver.kind == "Dataset":
         return Provenance("Dataset", receiver.library)
     if receiver.kind == "Model":

@@ -7,9 +7,13 @@ those of the notebook. ``pip install`` lines become the step's packages instead.
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import shlex
+import textwrap
 import tokenize
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: Cell magics whose body is still Python that runs once: keep the body.
@@ -74,6 +78,91 @@ def strip_magics(source: str) -> CleanSource:
     """Remove IPython syntax, keeping line numbers; ``pip install`` becomes packages."""
     if _parses(source):
         return CleanSource(source, (), ())
+    return _strip(source)
+
+
+def parse_cell(source: str) -> tuple[CleanSource, ast.Module]:
+    """A cell's code without IPython syntax, and its parse (one parse when it is plain
+    Python). Raises SyntaxError when what is left is not Python."""
+    tree = _parse_or_none(source)
+    if tree is not None:
+        return CleanSource(source, (), ()), tree
+    clean = _strip(source)
+    return clean, parse_code(clean.source)
+
+
+def parse_code(source: str) -> ast.Module:
+    """``ast.parse``, where code nested too deeply for CPython's parser is a SyntaxError at
+    its line too: CPython raises RecursionError or MemoryError for it, with no line."""
+    try:
+        return _parse(source)
+    except (RecursionError, MemoryError):
+        pass  # out of the handler, so that the exhausted stack and memory are free again
+    raise SyntaxError(
+        "this code is nested too deeply for Python's parser; break the expression into several statements",
+        ("<cell>", _too_deep_line(source), None, None),
+    )
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while a big AST is built or walked: its nodes hold no
+    cycles, and collections over millions of them cost more than the parse itself."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _parse(source: str) -> ast.Module:
+    with gc_paused():
+        return ast.parse(source)
+
+
+def _parse_or_none(source: str) -> ast.Module | None:
+    try:
+        return _parse(source)
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+
+
+def _too_deep_line(source: str) -> int | None:
+    """The first line of the statement CPython cannot build: each logical line is parsed on
+    its own, longest first (the deep one is long), until one fails the same way."""
+    spans: list[tuple[int, int, int, bool]] = []  # (-tokens, first line, last line, ends with ':')
+    first, count, last_token = 0, 0, ""
+    skipped = (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING)
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type in skipped:
+                continue
+            if token.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+                if count:
+                    spans.append((-count, first, token.start[0], last_token == ":"))
+                count = 0
+                continue
+            first = first if count else token.start[0]
+            count += 1
+            last_token = token.string
+    except (tokenize.TokenError, SyntaxError):
+        pass  # the statements read so far are still worth trying
+    lines = source.split("\n")
+    for _, start, end, header in sorted(spans):
+        text = textwrap.dedent("\n".join(lines[start - 1 : end])) + ("\n    pass" if header else "")
+        try:
+            _parse(text)
+        except (RecursionError, MemoryError):
+            return start
+        except SyntaxError:
+            continue
+    return None
+
+
+def _strip(source: str) -> CleanSource:
     lines = source.split("\n")
     notes: list[MagicNote] = []
     packages: list[str] = []
@@ -147,11 +236,7 @@ def strip_magics(source: str) -> CleanSource:
 
 
 def _parses(source: str) -> bool:
-    try:
-        ast.parse(source)
-    except SyntaxError:
-        return False
-    return True
+    return _parse_or_none(source) is not None
 
 
 def _magic_command(line: str) -> str | None:

@@ -8,30 +8,34 @@ from __future__ import annotations
 
 import ast
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
+from nb2pipe.analysis.magics import CleanSource, gc_paused, parse_cell, parse_code
 from nb2pipe.analysis.scopes import (
     FunctionFacts,
     call_mutations,
+    child_nodes,
     class_facts,
     comprehension_free_names,
     dotted_name,
     function_facts,
+    imported_module_names,
     lambda_free_names,
     statement_mutations,
+    target_leaves,
     target_names,
 )
 
 EventKind = Literal["read", "bind", "mutate", "delete", "call"]
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a bound value comes from, for choosing its artifact type and spotting values
-    that cannot leave a process.
+    that cannot leave a process. (Origins and events are named tuples: a big cell makes a
+    million of them, and a frozen dataclass costs four times as much to build.)
 
     kind: ``call`` (``path`` is the dotted callee when it is a chain of names, ``base`` the
     receiver chain's root name, ``attr`` the last attribute), ``alias`` / ``derived`` (from
@@ -50,8 +54,7 @@ class Origin:
 UNKNOWN = Origin("unknown")
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     kind: EventKind
     name: str
     line: int
@@ -68,22 +71,78 @@ class CellFacts:
     functions: Mapping[str, FunctionFacts]
     imports: Mapping[str, str]
     star_import: bool
+    #: top-level modules imported anywhere in the cell, definitions included
+    modules: frozenset[str] = frozenset()
+
+
+def analyze_code(source: str) -> tuple[CleanSource, CellFacts]:
+    """A notebook cell's code without IPython syntax, and its events; SyntaxError if it is
+    not Python (or is nested too deeply for Python's parser)."""
+    with gc_paused():
+        # The AST is gone when the collector resumes: it has nothing to scan but the events.
+        return _analyze_code(source)
+
+
+def _analyze_code(source: str) -> tuple[CleanSource, CellFacts]:
+    clean, tree = parse_cell(source)
+    return clean, analyze_statements(tree.body, clean.source)
 
 
 def analyze_cell(source: str) -> CellFacts:
     """Events of one cell's (magic-free, parseable) source."""
-    tree = ast.parse(source)
-    visitor = _CellVisitor(source)
-    visitor.block(tree.body, definite=True)
+    with gc_paused():
+        return analyze_statements(parse_code(source).body, source)
+
+
+def analyze_statements(body: list[ast.stmt], source: str, lines: list[str] | None = None) -> CellFacts:
+    """Events of some top-level statements of ``source`` (``lines``: its lines, when the
+    caller has split it already)."""
+    visitor = _CellVisitor(source, lines)
+    visitor.block(body, definite=True)
     return CellFacts(
         events=tuple(visitor.events),
         functions=MappingProxyType(dict(visitor.functions)),
         imports=MappingProxyType(dict(visitor.imports)),
         star_import=visitor.star_import,
+        modules=frozenset(visitor.modules),
     )
 
 
 def value_origin(node: ast.expr) -> Origin:
+    """The origin of an operand chain (``a + b * c``) is its first operand's with a base name,
+    else its last one's; the chain is followed with a stack, however long it is."""
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.left, ast.Name):  # `v + 1`, in short: a name has a base
+            return Origin("alias", base=node.left.id)
+    elif not isinstance(node, ast.UnaryOp):
+        return _operand_origin(node)
+    pending = [node]
+    while True:
+        node = pending.pop()
+        while isinstance(node, ast.BinOp | ast.UnaryOp):
+            if isinstance(node, ast.BinOp):
+                pending.append(node.right)
+                node = node.left
+            else:
+                node = node.operand
+        origin = _operand_origin(node)
+        if origin.base or not pending:
+            return origin
+
+
+_LITERAL_TYPES = {
+    ast.List: "list",
+    ast.ListComp: "list",
+    ast.Dict: "dict",
+    ast.DictComp: "dict",
+    ast.Set: "set",
+    ast.SetComp: "set",
+    ast.Tuple: "tuple",
+    ast.JoinedStr: "str",
+}
+
+
+def _operand_origin(node: ast.expr) -> Origin:
     if isinstance(node, ast.Call):
         func = node.func
         attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
@@ -95,24 +154,9 @@ def value_origin(node: ast.expr) -> Origin:
         return Origin("alias", base=node.id)
     if isinstance(node, ast.Attribute | ast.Subscript):
         return Origin("derived", base=_root_name(node))
-    if isinstance(node, ast.BinOp):
-        left = value_origin(node.left)
-        return left if left.base else value_origin(node.right)
-    if isinstance(node, ast.UnaryOp):
-        return value_origin(node.operand)
     if isinstance(node, ast.Constant):
         return Origin("literal", attr=type(node.value).__name__)
-    literal_types = {
-        ast.List: "list",
-        ast.ListComp: "list",
-        ast.Dict: "dict",
-        ast.DictComp: "dict",
-        ast.Set: "set",
-        ast.SetComp: "set",
-        ast.Tuple: "tuple",
-        ast.JoinedStr: "str",
-    }
-    for node_type, type_name in literal_types.items():
+    for node_type, type_name in _LITERAL_TYPES.items():
         if isinstance(node, node_type):
             return Origin("literal", attr=type_name)
     if isinstance(node, ast.GeneratorExp):
@@ -133,10 +177,13 @@ def _root_name(node: ast.expr) -> str | None:
 @dataclass
 class _CellVisitor:
     source: str
+    #: the source's lines, split on first use (for the text of definitions)
+    lines: list[str] | None = None
     events: list[Event] = field(default_factory=list)
     functions: dict[str, FunctionFacts] = field(default_factory=dict)
     imports: dict[str, str] = field(default_factory=dict)
     star_import: bool = False
+    modules: set[str] = field(default_factory=set)
     last_origin: dict[str, Origin] = field(default_factory=dict)
 
     # -- emitting -------------------------------------------------------------------------
@@ -152,19 +199,19 @@ class _CellVisitor:
         """Visit statements in order; return the names this block surely binds."""
         bound: set[str] = set()
         for stmt in body:
-            bound |= self.statement(stmt, definite)
+            handler = _STATEMENT_HANDLERS.get(type(stmt))
+            bound |= self._plain_statement(stmt, definite) if handler is None else handler(self, stmt, definite)
         return bound
 
-    def statement(self, node: ast.stmt, definite: bool) -> set[str]:
-        handler = getattr(self, f"_stmt_{type(node).__name__}", None)
-        if handler is not None:
-            return handler(node, definite)
+    def _plain_statement(self, node: ast.stmt, definite: bool) -> set[str]:
+        """A statement with no handler of its own: the expressions in it are run."""
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.expr):
                 self.expression(child, definite)
         return set()
 
     def _stmt_Import(self, node: ast.Import | ast.ImportFrom, definite: bool) -> set[str]:
+        self.modules |= imported_module_names([node])
         bound = set()
         for alias in node.names:
             if alias.name == "*":
@@ -191,6 +238,7 @@ class _CellVisitor:
             if expr is not None:
                 self.expression(expr, definite)
         self.functions[node.name] = function_facts(node)
+        self.modules |= imported_module_names(node.body)
         self.bind(node.name, node.lineno, definite, Origin("def"), self._segment(node))
         return {node.name}
 
@@ -200,6 +248,7 @@ class _CellVisitor:
         for expr in [*node.decorator_list, *node.bases, *(kw.value for kw in node.keywords)]:
             self.expression(expr, definite)
         self.functions[node.name] = class_facts(node)
+        self.modules |= imported_module_names(node.body)
         self.bind(node.name, node.lineno, definite, Origin("class"), self._segment(node))
         return {node.name}
 
@@ -207,6 +256,13 @@ class _CellVisitor:
         if node.value is None:  # a bare annotation binds nothing
             return set()
         self.expression(node.value, definite)
+        if type(node) is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name:
+            # The commonest statement, `name = value`, in short: the name is neither read nor changed.
+            name = node.targets[0].id
+            origin = self.last_origin[name] = value_origin(node.value)
+            replay = self._segment(node) if isinstance(node.value, ast.Lambda) else None
+            self.events.append(Event("bind", name, node.targets[0].lineno, definite, origin, replay))
+            return {name}
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         self._mutations(node, definite)
         replay = None
@@ -327,39 +383,40 @@ class _CellVisitor:
                 self.bind(sub.id, line, False, self.last_origin.get(sub.id, UNKNOWN))
 
     def _bind_target(self, target: ast.expr, value: ast.expr, definite: bool, replay: str | None) -> set[str]:
-        if isinstance(target, ast.Name):
-            self.bind(target.id, target.lineno, definite, value_origin(value), replay)
-            return {target.id}
+        """Bind a target's names left to right, each to its own part of the value where the
+        shapes match (``a, b = f(), g()``)."""
         bound = set()
-        if isinstance(target, ast.Tuple | ast.List):
-            values = value.elts if isinstance(value, ast.Tuple | ast.List) else None
-            if (
-                values is not None
-                and len(values) == len(target.elts)
-                and not any(isinstance(e, ast.Starred) for e in target.elts)
-            ):
-                for element, element_value in zip(target.elts, values, strict=True):
-                    bound |= self._bind_target(element, element_value, definite, None)
-            else:
-                for name in target_names(target):
-                    self.bind(name.id, name.lineno, definite, value_origin(value))
-                    bound.add(name.id)
-        elif isinstance(target, ast.Starred):
-            bound |= self._bind_target(target.value, value, definite, None)
+        stack = [(target, value)]
+        while stack:
+            target, value = stack.pop()
+            if isinstance(target, ast.Name):
+                self.bind(target.id, target.lineno, definite, value_origin(value), replay)
+                bound.add(target.id)
+            elif isinstance(target, ast.Tuple | ast.List):
+                values = value.elts if isinstance(value, ast.Tuple | ast.List) else None
+                if (
+                    values is not None
+                    and len(values) == len(target.elts)
+                    and not any(isinstance(e, ast.Starred) for e in target.elts)
+                ):
+                    stack.extend(reversed(list(zip(target.elts, values, strict=True))))
+                else:
+                    for name in target_names(target):
+                        self.bind(name.id, name.lineno, definite, value_origin(value))
+                        bound.add(name.id)
+            elif isinstance(target, ast.Starred):
+                stack.append((target.value, value))
+            replay = None  # only a plain `name = lambda ...` is replayed
         return bound
 
     def _target_reads(self, target: ast.expr, definite: bool) -> None:
         """Subscripts and attribute bases in a target are read: ``df[col] = ...`` reads col."""
-        if isinstance(target, ast.Attribute):
-            self.expression(target.value, definite)
-        elif isinstance(target, ast.Subscript):
-            self.expression(target.value, definite)
-            self.expression(target.slice, definite)
-        elif isinstance(target, ast.Tuple | ast.List):
-            for element in target.elts:
-                self._target_reads(element, definite)
-        elif isinstance(target, ast.Starred):
-            self._target_reads(target.value, definite)
+        for element in target_leaves(target):
+            if isinstance(element, ast.Attribute):
+                self.expression(element.value, definite)
+            elif isinstance(element, ast.Subscript):
+                self.expression(element.value, definite)
+                self.expression(element.slice, definite)
 
     def _mutations(self, node: ast.stmt, definite: bool) -> None:
         for name in statement_mutations(node):
@@ -367,55 +424,87 @@ class _CellVisitor:
 
     def _segment(self, node: ast.stmt) -> str:
         start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
-        lines = self.source.splitlines()[start - 1 : node.end_lineno]
-        return textwrap.dedent("\n".join(lines))
+        if self.lines is None:
+            self.lines = self.source.splitlines()
+        return textwrap.dedent("\n".join(self.lines[start - 1 : node.end_lineno]))
 
     # -- expressions -------------------------------------------------------------------------
     def expression(self, node: ast.expr, definite: bool) -> None:
-        """Reads, calls and in-place changes inside an expression, in source order."""
-        for sub in _walk_in_order(node):
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-                self.read(sub.id, sub.lineno)
-            elif isinstance(sub, ast.Lambda):
+        """Reads, calls and in-place changes inside an expression, in source order: depth
+        first, left to right, with an explicit stack (a 1,000-term sum is as easy as one
+        term); nested scopes are summarised, not entered. The commonest nodes come first and
+        push their children directly: this loop is most of the time a big cell takes."""
+        events = self.events
+        stack: list[ast.AST] = [node]
+        while stack:
+            sub = stack.pop()
+            kind = type(sub)
+            if kind is ast.Name:
+                if type(sub.ctx) is ast.Load:
+                    events.append(Event("read", sub.id, sub.lineno))
+                continue
+            if kind is ast.Constant:
+                continue
+            if kind is ast.Attribute:
+                stack.append(sub.value)
+                continue
+            if kind is ast.BinOp:
+                stack += (sub.right, sub.left)
+                continue
+            if kind is ast.Call:
+                self._call(sub, definite)
+                stack += reversed(sub.keywords)
+                stack += reversed(sub.args)
+                stack.append(sub.func)
+                continue
+            if kind is ast.Subscript:
+                stack += (sub.slice, sub.value)
+                continue
+            if kind is ast.UnaryOp:
+                stack.append(sub.operand)
+                continue
+            if isinstance(sub, ast.Lambda):
                 for name in sorted(lambda_free_names(sub)):
                     self.read(name, sub.lineno)
-            elif isinstance(sub, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+                continue
+            if isinstance(sub, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
                 for name in sorted(comprehension_free_names(sub)):
                     self.read(name, sub.lineno)
                 for walrus in ast.walk(sub):
                     if isinstance(walrus, ast.NamedExpr):
                         self.bind(walrus.target.id, walrus.lineno, False, value_origin(walrus.value))
-            elif isinstance(sub, ast.NamedExpr):
+                continue
+            if isinstance(sub, ast.NamedExpr):
                 self.bind(sub.target.id, sub.lineno, definite, value_origin(sub.value))
-            elif isinstance(sub, ast.Call):
-                self._call(sub, definite)
+                stack.append(sub.value)
+                continue
+            if isinstance(sub, ast.keyword):
+                stack.append(sub.value)
+                continue
+            stack += reversed(child_nodes(sub))
 
     def _call(self, node: ast.Call, definite: bool) -> None:
-        for name in call_mutations(node):
-            self.events.append(Event("mutate", name.id, node.lineno, definite))
-        callee = dotted_name(node.func)
+        func = node.func
+        if isinstance(func, ast.Attribute):  # only a method call changes its receiver
+            for name in call_mutations(node):
+                self.events.append(Event("mutate", name.id, node.lineno, definite))
+        callee = func.id if isinstance(func, ast.Name) else dotted_name(func)
         if callee is None:
             return
-        args = tuple(arg.id if isinstance(arg, ast.Name) else None for arg in node.args)
-        keywords = tuple((kw.arg, kw.value.id) for kw in node.keywords if kw.arg and isinstance(kw.value, ast.Name))
+        args = tuple([arg.id if isinstance(arg, ast.Name) else None for arg in node.args])
+        keywords: tuple[tuple[str, str], ...] = ()
+        if node.keywords:
+            keywords = tuple(
+                [(kw.arg, kw.value.id) for kw in node.keywords if kw.arg and isinstance(kw.value, ast.Name)]
+            )
         self.events.append(Event("call", callee, node.lineno, definite, args=args, keywords=keywords))
 
 
-def _walk_in_order(node: ast.expr):
-    """Depth-first, left to right, not entering nested scopes (they are summarised)."""
-    yield node
-    if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
-        return
-    if isinstance(node, ast.NamedExpr):
-        yield from _walk_in_order(node.value)
-        return
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, ast.expr):
-            yield from _walk_in_order(child)
-        elif isinstance(child, ast.keyword | ast.comprehension):
-            for grandchild in ast.iter_child_nodes(child):
-                if isinstance(grandchild, ast.expr):
-                    yield from _walk_in_order(grandchild)
+#: ``_CellVisitor._stmt_Assign`` for ``ast.Assign`` ..., looked up once rather than per statement
+_STATEMENT_HANDLERS: dict[type[ast.AST], Callable[[_CellVisitor, Any, bool], set[str]]] = {
+    getattr(ast, name.removeprefix("_stmt_")): handler
+    for name, handler in vars(_CellVisitor).items()
+    if name.startswith("_stmt_") and hasattr(ast, name.removeprefix("_stmt_"))
+}
 
-
-__all__ = ["CellFacts", "Event", "Origin", "analyze_cell", "value_origin"]
+__all__ = ["CellFacts", "Event", "Origin", "analyze_cell", "analyze_code", "analyze_statements", "value_origin"]

@@ -14,8 +14,10 @@ later step a stale value.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Literal
 
 #: Methods that change their receiver even when their result is used.
 MUTATING_METHODS = frozenset(
@@ -259,15 +261,11 @@ def statement_mutations(stmt: ast.stmt) -> Iterator[ast.Name]:
 
 
 def _store_bases(target: ast.expr) -> Iterator[ast.Name]:
-    if isinstance(target, ast.Tuple | ast.List):
-        for element in target.elts:
-            yield from _store_bases(element)
-    elif isinstance(target, ast.Starred):
-        yield from _store_bases(target.value)
-    elif isinstance(target, ast.Attribute | ast.Subscript):
-        base = chain_base(target)
-        if base is not None:
-            yield base
+    for element in target_leaves(target):
+        if isinstance(element, ast.Attribute | ast.Subscript):
+            base = chain_base(element)
+            if base is not None:
+                yield base
 
 
 def call_mutations(call: ast.Call) -> Iterator[ast.Name]:
@@ -285,13 +283,69 @@ def call_mutations(call: ast.Call) -> Iterator[ast.Name]:
 
 def target_names(target: ast.expr) -> Iterator[ast.Name]:
     """Plain names a target binds (``a`` and ``b`` in ``a, *b = ...``)."""
-    if isinstance(target, ast.Name):
-        yield target
-    elif isinstance(target, ast.Tuple | ast.List):
-        for element in target.elts:
-            yield from target_names(element)
-    elif isinstance(target, ast.Starred):
-        yield from target_names(target.value)
+    for element in target_leaves(target):
+        if isinstance(element, ast.Name):
+            yield element
+
+
+def target_leaves(target: ast.expr) -> Iterator[ast.expr]:
+    """A target's parts left to right, through tuples, lists and stars, with an explicit
+    stack: nothing about user code may depend on Python's recursion limit."""
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Tuple | ast.List):
+            stack.extend(reversed(node.elts))
+        elif isinstance(node, ast.Starred):
+            stack.append(node.value)
+        else:
+            yield node
+
+
+def imported_module_names(body: list[ast.stmt]) -> set[str]:
+    """Top-level modules that statements import, at any depth of blocks and definitions."""
+    found: set[str] = set()
+    for stmt in _statements(body):
+        if isinstance(stmt, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in stmt.names)
+        elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+            found.add(stmt.module.split(".")[0])
+    return found
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement in blocks at any depth (imports are statements: expressions, a big
+    cell's bulk, need no visit)."""
+    pending = list(body)
+    while pending:
+        stmt = pending.pop()
+        yield stmt
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(stmt, name, ()):
+                # an except clause or a match case holds statements without being one
+                pending.extend([child] if isinstance(child, ast.stmt) else child.body)
+
+
+#: Fields that hold no names: expression contexts and operators.
+_MARKER_FIELDS = frozenset({"ctx", "op", "ops"})
+
+
+@cache
+def _node_fields(node_type: type[ast.AST]) -> tuple[str, ...]:
+    return tuple(name for name in node_type._fields if name not in _MARKER_FIELDS)
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """``ast.iter_child_nodes`` as a list, less the context and operator markers, which carry
+    no names (and make up a third of a big cell's nodes)."""
+    children: list[ast.AST] = []
+    for name in _node_fields(type(node)):
+        value = getattr(node, name, None)
+        if isinstance(value, ast.AST):
+            children.append(value)
+        elif isinstance(value, list):
+            children.extend(item for item in value if isinstance(item, ast.AST))
+    return children
 
 
 @dataclass(frozen=True)
@@ -307,98 +361,127 @@ class FunctionFacts:
     is_generator: bool
 
 
-class _ScopeScan(ast.NodeVisitor):
-    """Loads, stores and mutations in one function/class/lambda/comprehension body."""
+ScopeKind = Literal["function", "class", "comprehension"]
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
-    def __init__(self) -> None:
-        self.loads: set[str] = set()
-        self.stores: set[str] = set()
-        self.declared_global: set[str] = set()
-        self.declared_nonlocal: set[str] = set()
-        self.mutated: set[str] = set()
-        self.is_generator = False
 
-    # Nested scopes: their free names are loads of this scope.
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self.stores.add(node.name)
-        for expr in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
-            if expr is not None:
-                self.visit(expr)
-        self.loads |= function_free_names(node)
+@dataclass
+class _Scope:
+    """Loads, stores and mutations in one function/class/lambda/comprehension body; the free
+    names of the scopes nested in it count as its loads."""
 
-    visit_AsyncFunctionDef = visit_FunctionDef
+    kind: ScopeKind
+    parent: _Scope | None = None
+    #: a function's parameters; a comprehension's loop targets
+    params: frozenset[str] = frozenset()
+    loads: set[str] = field(default_factory=set)
+    stores: set[str] = field(default_factory=set)
+    declared_global: set[str] = field(default_factory=set)
+    declared_nonlocal: set[str] = field(default_factory=set)
+    mutated: set[str] = field(default_factory=set)
+    #: walrus targets anywhere inside, nested scopes included: a comprehension's bind the
+    #: scope that holds it
+    walrus: set[str] = field(default_factory=set)
+    is_generator: bool = False
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.stores.add(node.name)
-        for expr in [*node.decorator_list, *node.bases, *(kw.value for kw in node.keywords)]:
-            self.visit(expr)
-        self.loads |= class_free_names(node)
+    def local_names(self) -> set[str]:
+        return (self.stores - self.declared_global - self.declared_nonlocal) | self.params
 
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        for expr in [*node.args.defaults, *node.args.kw_defaults]:
-            if expr is not None:
-                self.visit(expr)
-        self.loads |= lambda_free_names(node)
+    def free_names(self) -> set[str]:
+        """Names this scope reads from the scopes around it."""
+        if self.kind == "class":
+            return self.loads - (self.stores - self.declared_global)
+        if self.kind == "comprehension":
+            return self.loads - self.params
+        return self.loads - self.local_names() | (self.declared_global & self.loads)
 
-    def _comprehension(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
-        self.loads |= comprehension_free_names(node)
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.NamedExpr):
-                self.stores.add(sub.target.id)
 
-    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
+def _summarise(root: _Scope, code: Iterable[ast.AST]) -> _Scope:
+    """Scan ``code`` as the body of ``root``, folding every nested scope's free names into the
+    scope around it. The walk keeps its own stack, so 300 nested lambdas or a 1,000-long
+    chain of calls are no deeper for it than one."""
+    scopes: list[_Scope] = []
+    stack: list[tuple[ast.AST, _Scope]] = [(node, root) for node in code]
+    while stack:
+        node, scope = stack.pop()
+        nested = _nested_scope(node, scope, stack)
+        if nested is not None:
+            scopes.append(nested)
+            continue
+        _note(node, scope)
+        if not isinstance(node, ast.Global | ast.Nonlocal | ast.Import | ast.ImportFrom):
+            stack.extend((child, scope) for child in child_nodes(node))
+    # Scopes were found outside-in, so in reverse each is complete before its parent reads it.
+    for nested in reversed(scopes):
+        parent = nested.parent
+        assert parent is not None
+        parent.loads |= nested.free_names()
+        parent.walrus |= nested.walrus
+        if nested.kind == "comprehension":
+            parent.stores |= nested.walrus
+    return root
 
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        if isinstance(node.target, ast.Name):  # `x += 1` reads x before rebinding it
-            self.loads.add(node.target.id)
-        self.generic_visit(node)
 
-    def visit_Global(self, node: ast.Global) -> None:
-        self.declared_global.update(node.names)
+def _nested_scope(node: ast.AST, scope: _Scope, stack: list[tuple[ast.AST, _Scope]]) -> _Scope | None:
+    """For a node that opens a scope: queue what runs in ``scope`` (decorators, defaults,
+    bases) and the body in the new scope, which is returned; None for other nodes."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        outer: list[ast.expr | None] = [*node.args.defaults, *node.args.kw_defaults]
+        body: list[ast.AST] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+        nested = _Scope("function", scope, frozenset(_arg_names(node.args)))
+        if not isinstance(node, ast.Lambda):
+            scope.stores.add(node.name)
+            outer += node.decorator_list
+    elif isinstance(node, ast.ClassDef):
+        scope.stores.add(node.name)
+        outer = [*node.decorator_list, *node.bases, *(kw.value for kw in node.keywords)]
+        body = list(node.body)
+        nested = _Scope("class", scope)
+    elif isinstance(node, _COMPREHENSIONS):
+        targets = {name.id for generator in node.generators for name in target_names(generator.target)}
+        outer = []
+        body = _comprehension_code(node)
+        nested = _Scope("comprehension", scope, frozenset(targets))
+    else:
+        return None
+    stack.extend((expr, scope) for expr in outer if expr is not None)
+    stack.extend((child, nested) for child in body)
+    return nested
 
-    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
-        self.declared_nonlocal.update(node.names)
 
-    def visit_Yield(self, node: ast.Yield | ast.YieldFrom) -> None:
-        self.is_generator = True
-        self.generic_visit(node)
+def _comprehension_code(node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> list[ast.AST]:
+    code: list[ast.AST] = []
+    for generator in node.generators:
+        code.append(generator.iter)
+        code += generator.ifs
+    code += [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+    return code
 
-    visit_YieldFrom = visit_Yield
 
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.loads.add(node.id)
-        else:
-            self.stores.add(node.id)
-
-    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
-        for alias in node.names:
-            self.stores.add((alias.asname or alias.name).split(".")[0])
-
-    visit_ImportFrom = visit_Import
-
-    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
-        if node.name:
-            self.stores.add(node.name)
-        self.generic_visit(node)
-
-    def visit_MatchAs(self, node: ast.MatchAs) -> None:
-        if node.name:
-            self.stores.add(node.name)
-        self.generic_visit(node)
-
-    def visit_MatchStar(self, node: ast.MatchStar) -> None:
-        if node.name:
-            self.stores.add(node.name)
-
-    def visit_Call(self, node: ast.Call) -> None:
-        self.mutated.update(name.id for name in call_mutations(node))
-        self.generic_visit(node)
-
-    def generic_visit(self, node: ast.AST) -> None:
-        if isinstance(node, ast.stmt):
-            self.mutated.update(name.id for name in statement_mutations(node))
-        super().generic_visit(node)
+def _note(node: ast.AST, scope: _Scope) -> None:
+    """What ``node`` itself does to names in ``scope`` (its children are scanned apart)."""
+    if isinstance(node, ast.Name):
+        (scope.loads if isinstance(node.ctx, ast.Load) else scope.stores).add(node.id)
+    elif isinstance(node, ast.Call):
+        scope.mutated.update(name.id for name in call_mutations(node))
+    elif isinstance(node, ast.stmt):
+        scope.mutated.update(name.id for name in statement_mutations(node))
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            scope.loads.add(node.target.id)  # `x += 1` reads x before rebinding it
+        elif isinstance(node, ast.Global):
+            scope.declared_global.update(node.names)
+        elif isinstance(node, ast.Nonlocal):
+            scope.declared_nonlocal.update(node.names)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            scope.stores.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    elif isinstance(node, ast.Yield | ast.YieldFrom):
+        scope.is_generator = True
+    elif isinstance(node, ast.NamedExpr):
+        scope.walrus.add(node.target.id)
+    elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+        scope.stores.add(node.name)
+    elif isinstance(node, ast.MatchMapping) and node.rest:
+        scope.stores.add(node.rest)
 
 
 def _arg_names(args: ast.arguments) -> list[str]:
@@ -410,22 +493,14 @@ def _arg_names(args: ast.arguments) -> list[str]:
     return [arg.arg for arg in every]
 
 
-def _scan_body(body: list[ast.stmt]) -> _ScopeScan:
-    scan = _ScopeScan()
-    for stmt in body:
-        scan.visit(stmt)
-    return scan
-
-
-def _locals(scan: _ScopeScan, params: list[str]) -> set[str]:
-    return (scan.stores - scan.declared_global - scan.declared_nonlocal) | set(params)
+def _function_scope(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> _Scope:
+    body: list[ast.AST] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+    return _summarise(_Scope("function", params=frozenset(_arg_names(node.args))), body)
 
 
 def function_free_names(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
     """Names a function body reads from enclosing scopes when it is called."""
-    body = node.body if isinstance(node.body, list) else [ast.Expr(node.body)]
-    scan = _scan_body(body)
-    return scan.loads - _locals(scan, _arg_names(node.args)) | (scan.declared_global & scan.loads)
+    return _function_scope(node).free_names()
 
 
 def lambda_free_names(node: ast.Lambda) -> set[str]:
@@ -434,37 +509,25 @@ def lambda_free_names(node: ast.Lambda) -> set[str]:
 
 def class_free_names(node: ast.ClassDef) -> set[str]:
     """Names a class body and its methods read from outside the class."""
-    scan = _scan_body(node.body)
-    return scan.loads - (scan.stores - scan.declared_global)
+    return _summarise(_Scope("class"), node.body).free_names()
 
 
 def comprehension_free_names(node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> set[str]:
-    scan = _ScopeScan()
-    targets: set[str] = set()
-    for generator in node.generators:
-        targets.update(name.id for name in target_names(generator.target))
-        scan.visit(generator.iter)
-        for condition in generator.ifs:
-            scan.visit(condition)
-    elements = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-    for element in elements:
-        scan.visit(element)
-    return scan.loads - targets
+    targets = frozenset(name.id for generator in node.generators for name in target_names(generator.target))
+    return _summarise(_Scope("comprehension", params=targets), _comprehension_code(node)).free_names()
 
 
 def function_facts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> FunctionFacts:
-    params = _arg_names(node.args)
-    scan = _scan_body(node.body)
-    local = _locals(scan, params)
-    free = function_free_names(node)
+    scope = _function_scope(node)
+    local = scope.local_names()
     return FunctionFacts(
         name=node.name,
-        params=tuple(params),
-        deferred_reads=frozenset(free),
-        mutated_globals=frozenset(scan.mutated - local),
-        assigned_globals=frozenset(scan.declared_global & scan.stores),
-        mutated_params=frozenset(scan.mutated & set(params)),
-        is_generator=scan.is_generator,
+        params=tuple(_arg_names(node.args)),
+        deferred_reads=frozenset(scope.free_names()),
+        mutated_globals=frozenset(scope.mutated - local),
+        assigned_globals=frozenset(scope.declared_global & scope.stores),
+        mutated_params=frozenset(scope.mutated & scope.params),
+        is_generator=scope.is_generator,
     )
 
 

@@ -20,7 +20,8 @@ from typing import Any
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.plan import DEPLOYMENT_OUTPUT
 from nb2pipe.runners import state as states
-from nb2pipe.runners.local import METRICS_SCHEMA, new_run_id
+from nb2pipe.runners.local import METRICS_SCHEMA
+from nb2pipe.runners.run_folder import new_run_id
 
 #: run statuses this module adds to run.json's own: before run.json exists
 STARTING = "starting"

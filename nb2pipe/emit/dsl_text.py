@@ -11,7 +11,15 @@ import textwrap
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
 from nb2pipe.emit.options import option_calls
-from nb2pipe.emit.step_source import RUNTIME_ENTRY, function_name, has_report, step_arguments, step_spec
+from nb2pipe.emit.step_source import (
+    RUNTIME_ENTRY,
+    first_keyword_only,
+    function_name,
+    has_report,
+    optional_parameters,
+    step_arguments,
+    step_spec,
+)
 from nb2pipe.ir import Packaging, PipelinePlan, Step
 from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
 
@@ -26,29 +34,59 @@ def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | Non
     ]
     if plan.drift:  # drift tasks hand their verdict on as an output parameter
         parts[-1] += "from kfp.dsl import OutputPath  # noqa: F401\n"
-    parts += [_component_text(step, plan, packaging) for step in plan.steps]
-    parts += [_extra_component_text(task, plan, packaging) for task in extra_tasks(plan)]
-    parts.append(_pipeline_text(plan))
+    if optional_parameters(plan):  # kfp reads `x: Optional[int] = None` as an optional input
+        parts[-1] += "from typing import Optional\n"
+    extras = extra_tasks(plan)
+    names = _function_names(plan, extras)
+    parts += [_component_text(step, plan, packaging, names[step.name]) for step in plan.steps]
+    parts += [_extra_component_text(task, plan, packaging, names[task.name]) for task in extras]
+    parts.append(_pipeline_text(plan, extras, names))
     parts.append(f'if __name__ == "__main__":\n    compiler.Compiler().compile(pipeline, {yaml_name!r})\n')
     return "\n\n".join(parts)
 
 
-def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None) -> str:
+#: names the DSL file's module defines or imports, which no function of a step may take
+_MODULE_NAMES = frozenset(
+    {"compiler", "dsl", "kubernetes", "HTML", "Artifact", "Dataset", "Input", "Markdown", "Metrics", "Model"}
+    | {"Output", "OutputPath", "Optional", "pipeline", RUNTIME_ENTRY}
+)
+
+
+def _function_names(plan: PipelinePlan, extras: list[ExtraTask]) -> dict[str, str]:
+    """Task name -> its component function's name in the file: one per task (steps ``a-b``
+    and ``a_b`` would both be ``a_b``), none of the module's own names, and none whose
+    ``NAME_task`` variable a pipeline parameter would shadow."""
+    taken = set(_MODULE_NAMES) | {p.pipeline_input for p in plan.parameters}
+    names: dict[str, str] = {}
+    for task in [*(step.name for step in plan.steps), *(extra.name for extra in extras)]:
+        base = candidate = function_name(task)
+        counter = 2
+        while candidate in taken or f"{candidate}_task" in taken:
+            candidate, counter = f"{base}_{counter}", counter + 1
+        taken |= {candidate, f"{candidate}_task"}
+        names[task] = candidate
+    return names
+
+
+def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None, name: str) -> str:
     image, packages = step_container(step, plan, packaging)
     decorator = f"@dsl.component(base_image={image!r}"
     if packages:
         decorator += f", packages_to_install={list(packages)!r}"
     decorator += ")"
-    arguments = step_arguments(step)
-    signature = ",\n".join(f"    {a.name}: {a.annotation}" for a in arguments)
+    arguments = step_arguments(step, optional_parameters(plan))
+    split = first_keyword_only(arguments)
+    declared = [f"    {a.name}: {a.annotation}{' = None' if a.optional else ''}" for a in arguments]
+    signature = ",\n".join(declared[:split] + ["    *"] * (split < len(declared)) + declared[split:])
     spec = pprint.pformat(step_spec(step, plan), width=96, sort_dicts=False)
 
     def mapping(pairs: list[tuple[str, str]]) -> str:
         return "{" + ", ".join(f"{k!r}: {v}" for k, v in pairs) + "}"
 
+    # the spec goes inline: a local variable would overwrite a step argument of the same name
     call = (
         f"    {RUNTIME_ENTRY}(\n"
-        "        spec,\n"
+        f"        {textwrap.indent(spec, '        ').lstrip()},\n"
         f"        parameters={mapping([(i.name, i.arg) for i in step.inputs if i.is_parameter])},\n"
         f"        inputs={mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])},\n"
         f"        outputs={mapping([(o.name, o.arg) for o in step.outputs])},\n"
@@ -57,48 +95,50 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None)
         "    )\n"
     )
     return (
-        f"{decorator}\ndef {function_name(step.name)}(\n{signature}{',' if arguments else ''}\n):\n"
-        f"    from nb2pipe.runtime.step import run_step as {RUNTIME_ENTRY}\n\n"
-        f"    spec = {textwrap.indent(spec, '    ').lstrip()}\n{call}"
+        f"{decorator}\ndef {name}(\n{signature}{',' if arguments else ''}\n):\n"
+        f"    from nb2pipe.runtime.step import run_step as {RUNTIME_ENTRY}\n\n{call}"
     )
 
 
-def _extra_component_text(task: ExtraTask, plan: PipelinePlan, packaging: Packaging | None) -> str:
+def _extra_component_text(task: ExtraTask, plan: PipelinePlan, packaging: Packaging | None, name: str) -> str:
     image, packages = extra_container(task, plan, packaging)
     decorator = f"@dsl.component(base_image={image!r}, packages_to_install={list(packages)!r})"
-    return f"{decorator}\n{task.function.source}"
+    source = task.function.source.replace(f"def {task.function.name}(", f"def {name}(", 1)
+    return f"{decorator}\n{source}"
 
 
-def _pipeline_text(plan: PipelinePlan) -> str:
-    signature = ", ".join(f"{p.name}: {p.type} = {p.default!r}" for p in plan.parameters)
+def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str, str]) -> str:
+    typed = {p.name: f"Optional[{p.type}]" if p.optional else p.type for p in plan.parameters}
+    signature = ", ".join(f"{p.pipeline_input}: {typed[p.name]} = {p.default!r}" for p in plan.parameters)
+    inputs = {p.name: p.pipeline_input for p in plan.parameters}
     lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r})", f"def pipeline({signature}):"]
     for step in plan.steps:
-        task = f"{function_name(step.name)}_task"
+        task = f"{names[step.name]}_task"
         arguments = ", ".join(
-            f"{i.arg}={i.name}"
+            f"{i.arg}={inputs[i.name]}"
             if i.is_parameter
-            else f"{i.arg}={function_name(i.source_step or '')}_task.outputs[{i.source_output!r}]"
+            else f"{i.arg}={names[i.source_step or '']}_task.outputs[{i.source_output!r}]"
             for i in step.inputs
         )
-        lines.append(f"    {task} = {function_name(step.name)}({arguments})")
+        lines.append(f"    {task} = {names[step.name]}({arguments})")
         lines.append(f"    {task}.set_display_name({step.name!r})")
         if step.after:
-            lines.append(f"    {task}.after({', '.join(function_name(a) + '_task' for a in step.after)})")
+            lines.append(f"    {task}.after({', '.join(names[a] + '_task' for a in step.after)})")
         for call in option_calls(step.options):
             rendered = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs.items()]
             if call.target == "task":
                 lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
             else:
                 lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
-    for extra in extra_tasks(plan):
-        task = f"{function_name(extra.name)}_task"
+    for extra in extras:
+        task = f"{names[extra.name]}_task"
         arguments = ", ".join(
-            f"{wire.arg}={wire.parameter}"
+            f"{wire.arg}={inputs.get(wire.parameter, wire.parameter)}"
             if wire.parameter
-            else f"{wire.arg}={function_name(wire.task or '')}_task.outputs[{wire.output!r}]"
+            else f"{wire.arg}={names[wire.task or '']}_task.outputs[{wire.output!r}]"
             for wire in extra.wires
         )
-        lines.append(f"    {task} = {function_name(extra.name)}({arguments})")
+        lines.append(f"    {task} = {names[extra.name]}({arguments})")
         lines.append(f"    {task}.set_display_name({extra.name!r})")
         if extra.side_effects:
             lines.append(f"    {task}.set_caching_options(False)")

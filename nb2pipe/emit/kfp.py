@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import inspect
 import shlex
-import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
 from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
-from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, step_function
-from nb2pipe.ir import Packaging, PipelinePlan
+from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
+from nb2pipe.ir import Packaging, Parameter, PipelinePlan
 from nb2pipe.plan import RETRAIN_OUTPUT
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -119,15 +117,19 @@ def _interface_function(function: StepFunction) -> Callable[..., None]:
         """Signature only."""
 
     parameters = []
-    for argument in function.arguments:
+    split = first_keyword_only(function.arguments)
+    for index, argument in enumerate(function.arguments):
         resolved = namespace[argument.type_name]
         if argument.wrapper == "OutputPath":
             resolved = dsl.OutputPath(resolved)
         elif argument.wrapper:
             resolved = namespace[argument.wrapper][resolved]
-        parameters.append(
-            inspect.Parameter(argument.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=resolved)
-        )
+        kind = inspect.Parameter.KEYWORD_ONLY if index >= split else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        if argument.optional:  # as kfp reads `x: Optional[int] = None`: an isOptional input
+            optional = Optional[resolved]  # noqa: UP045  (kfp strips typing.Optional, not `T | None`)
+            parameters.append(inspect.Parameter(argument.name, kind, annotation=optional, default=None))
+        else:
+            parameters.append(inspect.Parameter(argument.name, kind, annotation=resolved))
     interface.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     interface.__name__ = function.name
     interface.__doc__ = None
@@ -147,7 +149,10 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
     pipeline.__signature__ = inspect.Signature(
         [  # type: ignore[attr-defined]
             inspect.Parameter(
-                p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default, annotation=_PARAMETER_TYPES[p.type]
+                p.pipeline_input,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=p.default,
+                annotation=_annotation(p),
             )
             for p in plan.parameters
         ]
@@ -155,6 +160,13 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
     pipeline.__name__ = plan.name.replace("-", "_")
     pipeline.__doc__ = None
     return pipeline
+
+
+def _annotation(parameter: Parameter) -> Any:
+    """``Optional[int]`` with a None default is how kfp declares an optional input (isOptional,
+    no default); kfp strips ``typing.Optional``, not ``int | None``."""
+    kind = _PARAMETER_TYPES[parameter.type]
+    return Optional[kind] if parameter.optional else kind  # noqa: UP045
 
 
 def gate_tasks(plan: PipelinePlan) -> list[ExtraTask]:
@@ -208,28 +220,39 @@ def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -
 
 
 def serialize_pipeline(pipeline: Any) -> str:
-    """The IR YAML kfp's compiler writes for ``pipeline``.
+    """The IR YAML kfp's compiler writes for ``pipeline``: kfp's own PipelineSpec, header
+    comments and key order.
 
     kfp serializes with PyYAML's pure-Python emitter, which spends ~0.05 s per step on the
-    step's embedded code; with libyaml available the same documents (kfp's own PipelineSpec,
-    header comments and key order) are emitted in C. The text folds long lines differently
-    but parses to the same spec.
+    step's embedded code; with libyaml available the same documents are emitted in C. The
+    text folds long lines differently but parses to the same spec.
     """
     import yaml
     from google.protobuf import json_format
-    from kfp import compiler
     from kfp.compiler import pipeline_spec_builder
 
-    dumper = getattr(yaml, "CSafeDumper", None)
-    if dumper is None:
-        # kfp's compiler writes only to a path; compile into a private temporary file.
-        with tempfile.TemporaryDirectory(prefix="nb2pipe-") as scratch:
-            path = Path(scratch) / "pipeline.yaml"
-            compiler.Compiler().compile(pipeline, str(path))
-            return path.read_text(encoding="utf-8")
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     spec = json_format.MessageToDict(pipeline.pipeline_spec)
     documents = [spec]
     if len(pipeline.platform_spec.platforms) > 0:
         documents.append(json_format.MessageToDict(pipeline.platform_spec))
-    comments = pipeline_spec_builder.extract_comments_from_pipeline_spec(spec, pipeline.description)
+    commented = _printable_defaults(spec)
+    comments = pipeline_spec_builder.extract_comments_from_pipeline_spec(commented, pipeline.description)
     return comments + yaml.dump_all(documents, Dumper=dumper, sort_keys=True)
+
+
+def _printable_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with str defaults escaped as Python would print them, for the header comments
+    only: kfp writes a str default there as it is, and a line break or control character in
+    it (``query = "a\\nb"``) would turn the comment into broken YAML."""
+    inputs = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
+    escaped = {
+        name: {**definition, "defaultValue": repr(definition["defaultValue"])[1:-1]}
+        for name, definition in inputs.items()
+        if isinstance(definition.get("defaultValue"), str) and not definition["defaultValue"].isprintable()
+    }
+    if not escaped:
+        return spec
+    root = spec["root"]
+    definitions = {**root["inputDefinitions"], "parameters": {**inputs, **escaped}}
+    return {**spec, "root": {**root, "inputDefinitions": definitions}}

@@ -11,8 +11,9 @@ import ast
 from dataclasses import asdict, dataclass
 
 from nb2pipe import __version__
+from nb2pipe.emit.identifiers import kfp_identifiers
 from nb2pipe.emit.images import step_container
-from nb2pipe.emit.step_source import Argument, StepFunction, function_name
+from nb2pipe.emit.step_source import Argument, StepFunction, first_keyword_only, function_name
 from nb2pipe.ir import LifecycleTask, Packaging, PipelinePlan
 from nb2pipe.plan import DEPLOYMENT_OUTPUT, METRICS_OUTPUT, PROMOTION_OUTPUT, REGISTERED_OUTPUT
 
@@ -69,10 +70,12 @@ def _register(plan: PipelinePlan, item: LifecycleTask) -> ExtraTask:
         arguments.append(Argument(arg, "Input", "Metrics"))
         wires.append(Wire(arg, task=step, output=METRICS_OUTPUT))
     param_args = []
-    for name in item.parameters:
-        arg = name if name not in reserved else f"{name}_parameter"
+    taken = reserved | {REGISTERED_OUTPUT, PROMOTION_OUTPUT}
+    # the notebook's names may be ones KFP refuses (`_seed`, `größe`): the register function
+    # takes KFP identifiers and logs each value under the notebook's own name
+    for name, arg in kfp_identifiers(item.parameters, taken).items():
         param_args.append((name, arg))
-        arguments.append(Argument(arg, None, parameters[name].type))
+        arguments.append(Argument(arg, None, parameters[name].type, parameters[name].optional))
         wires.append(Wire(arg, parameter=name))
     arguments += [Argument(REGISTERED_OUTPUT, "Output", "Model"), Argument(PROMOTION_OUTPUT, "Output", "Markdown")]
     registration = item.registration
@@ -109,7 +112,11 @@ def component_function(
     task: str, arguments: list[Argument], entry: str, call: str, module: str = "nb2pipe.lifecycle.steps"
 ) -> StepFunction:
     name = function_name(task)
-    signature = ", ".join(f"{a.name}: {a.annotation}" for a in arguments)
+    split = first_keyword_only(arguments)
+    required = [f"{a.name}: {a.annotation}" for a in arguments[:split]]
+    # from the first optional argument on, keyword-only (KFP passes every argument by name)
+    rest = [f"{a.name}: {a.annotation}" + (" = None" if a.optional else "") for a in arguments[split:]]
+    signature = ", ".join(required + (["*", *rest] if rest else []))
     text = f"def {name}({signature}):\n    from {module} import {entry}\n    {call}\n"
     ast.parse(text)  # the text is built from reprs and identifiers: prove it is Python
     return StepFunction(name, tuple(arguments), text)

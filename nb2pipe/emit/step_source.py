@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -23,17 +24,28 @@ KFP_HEADER = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typin
 @dataclass(frozen=True)
 class Argument:
     """One argument of a step function: a parameter (``wrapper`` None), or an artifact
-    passed in (``Input``) or out (``Output``); ``type_name`` is int/str/... or an artifact type."""
+    passed in (``Input``) or out (``Output``); ``type_name`` is int/str/... or an artifact type.
+    An ``optional`` parameter is ``Optional[T] = None``: KFP marks it isOptional, so a run
+    may leave it unset."""
 
     name: str
     wrapper: str | None
     type_name: str
+    optional: bool = False
 
     @property
     def annotation(self) -> str:
         if self.wrapper == "OutputPath":  # an output parameter: kfp writes its value to the path
             return f"OutputPath({self.type_name})"
+        if self.optional:
+            return f"Optional[{self.type_name}]"
         return f"{self.wrapper}[{self.type_name}]" if self.wrapper else self.type_name
+
+
+def first_keyword_only(arguments: Sequence[Argument]) -> int:
+    """Where a signature's keyword-only arguments start: at the first optional one, so the
+    arguments after it need no default (KFP passes every argument by name)."""
+    return next((index for index, argument in enumerate(arguments) if argument.optional), len(arguments))
 
 
 @dataclass(frozen=True)
@@ -43,10 +55,26 @@ class StepFunction:
     source: str
 
 
+#: The runtime's modules in the order a component embeds them; each may import those before it.
+RUNTIME_MODULES = ("values.py", "step.py")
+
+
 @cache
 def runtime_source() -> str:
-    """The step runtime module's text, as embedded in every component."""
-    return resources.files("nb2pipe.runtime").joinpath("step.py").read_text(encoding="utf-8")
+    """The step runtime as embedded in every component: its modules one after another,
+    without the imports by which one uses another inside the package."""
+    folder = resources.files("nb2pipe.runtime")
+    return "\n\n".join(
+        _without_runtime_imports(folder.joinpath(module).read_text(encoding="utf-8")) for module in RUNTIME_MODULES
+    )
+
+
+def _without_runtime_imports(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    for node in reversed(ast.parse(text).body):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nb2pipe.runtime"):
+            del lines[node.lineno - 1 : node.end_lineno]
+    return "".join(lines)
 
 
 def function_name(step_name: str) -> str:
@@ -87,11 +115,12 @@ def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
     }
 
 
-def step_arguments(step: Step) -> tuple[Argument, ...]:
+def step_arguments(step: Step, optional: Collection[str] = frozenset()) -> tuple[Argument, ...]:
+    """The step function's arguments; ``optional`` names the notebook's optional parameters."""
     arguments: list[Argument] = []
     for item in step.inputs:
         if item.is_parameter:
-            arguments.append(Argument(item.arg, None, item.parameter_type or "str"))
+            arguments.append(Argument(item.arg, None, item.parameter_type or "str", item.name in optional))
         else:
             arguments.append(Argument(item.arg, "Input", item.kind or "Artifact"))
     arguments += [Argument(item.arg, "Output", item.kind) for item in step.outputs]
@@ -110,13 +139,18 @@ def has_report(step: Step) -> bool:
 RUNTIME_ENTRY = "_nb2pipe_run_step"
 
 
+#: where step_function splices the spec's text into the function's
+_SPEC_PLACEHOLDER = "<spec>"
+
+
 def run_step_call(step: Step, plan: PipelinePlan, runtime: str = RUNTIME_ENTRY) -> ast.Call:
-    """``run_step(SPEC, parameters=..., inputs=..., outputs=..., metrics=...)`` as an AST."""
+    """``run_step(SPEC, parameters=..., inputs=..., outputs=..., metrics=...)`` as an AST,
+    the spec a placeholder name (see :func:`step_function`)."""
 
     def mapping(pairs: list[tuple[str, str]]) -> ast.Dict:
         return ast.Dict(keys=[ast.Constant(k) for k, _ in pairs], values=[ast.Name(v, ast.Load()) for _, v in pairs])
 
-    spec = ast.parse(repr(step_spec(step, plan)), mode="eval").body
+    spec = ast.Name(_SPEC_PLACEHOLDER, ast.Load())  # not an identifier: nothing else prints so
     keywords = [
         ast.keyword("parameters", mapping([(i.name, i.arg) for i in step.inputs if i.is_parameter])),
         ast.keyword("inputs", mapping([(i.name, i.arg) for i in step.inputs if not i.is_parameter])),
@@ -129,14 +163,16 @@ def run_step_call(step: Step, plan: PipelinePlan, runtime: str = RUNTIME_ENTRY) 
 
 def step_function(step: Step, plan: PipelinePlan) -> StepFunction:
     name = function_name(step.name)
-    arguments = step_arguments(step)
+    arguments = step_arguments(step, optional_parameters(plan))
+    split = first_keyword_only(arguments)
+    signature = [ast.arg(a.name, ast.parse(a.annotation, mode="eval").body) for a in arguments]
     function = ast.FunctionDef(
         name=name,
         args=ast.arguments(
             posonlyargs=[],
-            args=[ast.arg(a.name, ast.parse(a.annotation, mode="eval").body) for a in arguments],
-            kwonlyargs=[],
-            kw_defaults=[],
+            args=signature[:split],
+            kwonlyargs=signature[split:],
+            kw_defaults=[ast.Constant(None) if a.optional else None for a in arguments[split:]],
             defaults=[],
         ),
         body=[ast.Expr(run_step_call(step, plan))],
@@ -145,7 +181,14 @@ def step_function(step: Step, plan: PipelinePlan) -> StepFunction:
         type_params=[],
     )
     module = ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[]))
-    return StepFunction(name, arguments, ast.unparse(module) + "\n")
+    # The spec is plain data (dicts, lists, str, int, None), whose repr is what ast.unparse
+    # prints for it; splicing it in spares an AST of every name and line of a big cell.
+    before, _, after = ast.unparse(module).partition(_SPEC_PLACEHOLDER)
+    return StepFunction(name, arguments, before + repr(step_spec(step, plan)) + after + "\n")
+
+
+def optional_parameters(plan: PipelinePlan) -> frozenset[str]:
+    return frozenset(p.name for p in plan.parameters if p.optional)
 
 
 def component_source(function: StepFunction) -> str:

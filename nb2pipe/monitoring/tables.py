@@ -39,6 +39,8 @@ def load_table(path: str | Path) -> pandas.DataFrame:
         raise TableError(f"{path}: no such file or folder; expected {SUPPORTED}")
     if location.is_dir():
         return _folder_table(location)
+    if not location.is_file():  # a pipe would block the read for ever, a device never end
+        raise TableError(f"{path}: not a regular file but a pipe, socket or device; expected {SUPPORTED}")
     name = location.name.lower()
     if name.endswith(CSV_SUFFIXES):
         return _read(location, "CSV")

@@ -2,7 +2,8 @@
 
 - ``imports``/``functions`` cells are prelude code every step runs first.
 - ``parameters`` cells declare pipeline parameters; ``metrics`` cells name metric values.
-- ``step:NAME`` starts a step; untagged code cells belong to the block above them.
+- ``step:NAME`` starts a step; untagged code cells, and cells whose ``block:`` is empty (Kale's
+  "continue the cell above"), belong to the block above them.
 - ``skip`` cells are left out. Untagged cells above the first tagged cell belong to no step
   (as in Kale) and are reported.
 - A notebook with no step tags at all is one step, named after the notebook.
@@ -54,6 +55,13 @@ OPTION_KINDS = frozenset(
 )
 
 
+#: Tags that only mean something on a step's cells.
+STEP_SETTING_KINDS = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step"}
+#: Kale's own step tags (block:/step:, prev:, limit:, annotation:, label:), which Kale
+#: ignores on the cells where they do nothing.
+KALE_STEP_KINDS = frozenset({"step", "after", "limit", "annotation", "label"})
+
+
 @dataclass
 class _StepDraft:
     name: str
@@ -98,7 +106,10 @@ def build_layout(
     builder = _Builder(notebook)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     parsed = {cell.index: _parse_cell_tags(cell, builder) for cell in code_cells}
-    has_steps = any(tag.kind == "step" and tag.args[0] for tags in parsed.values() for tag in tags)
+    # a step tag on an imports/functions/... cell is ignored there, so it makes no step
+    has_steps = any(
+        tag.kind == "step" and tag.args[0] for tags in parsed.values() if _role(tags) is None for tag in tags
+    )
     if has_steps:
         _assign_by_tags(code_cells, parsed, builder)
     else:
@@ -184,7 +195,7 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
         if role is not None:
             _add_to_role(role, cell, builder)
             current = role
-            _reject_step_tags_on_role_cell(cell, tags, role, builder)
+            _report_stray_settings(cell, tags, f"a {role} cell", KALE_STEP_KINDS, builder)
             continue
         if step_names:
             name = step_names[0]
@@ -206,24 +217,18 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
             current = f"step:{name}"
         elif current is None:
             builder.unassigned.append(cell)
-            if any(tag.kind in OPTION_KINDS or tag.kind in LIFECYCLE_KINDS or tag.kind == "after" for tag in tags):
-                builder.diagnostics.append(
-                    error(
-                        "misplaced-tag",
-                        "step settings on a cell that belongs to no step",
-                        builder.where(cell),
-                        "add a step:NAME tag to this cell",
-                    )
-                )
+            # Kale drops a leading cell whose block: is empty, tags and all
+            ignored = KALE_STEP_KINDS if any(_is_merge_marker(tag) for tag in tags) else frozenset()
+            _report_stray_settings(cell, tags, "a cell that belongs to no step", ignored, builder)
             continue
         elif not current.startswith("step:"):
             _add_to_role(current, cell, builder)
-            _reject_step_tags_on_role_cell(cell, tags, current, builder)
+            _report_stray_settings(cell, tags, f"a {current} cell", KALE_STEP_KINDS, builder)
             continue
         draft = builder.steps[current.removeprefix("step:")]
+        _add_edges(draft, cell, tags, builder)
         draft.cells.append(cell)
         draft.add_tags(tags, builder.where(cell))
-        draft.after.extend((tag.args[0], builder.where(cell)) for tag in tags if tag.kind == "after")
     for cell in builder.unassigned:
         if cell.source.strip() and cell.index not in builder.badly_tagged:
             builder.diagnostics.append(
@@ -236,18 +241,58 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
             )
 
 
-def _reject_step_tags_on_role_cell(cell: Cell, tags: list[Tag], role: str, builder: _Builder) -> None:
-    step_kinds = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step"}
-    misplaced = [tag.text for tag in tags if tag.kind in step_kinds]
-    if misplaced:
+def _report_stray_settings(
+    cell: Cell, tags: list[Tag], place: str, kale_ignores: frozenset[str], builder: _Builder
+) -> None:
+    """Step settings on a cell of no step (an imports cell, a cell above the first step).
+
+    The kinds in ``kale_ignores`` are ignored with a warning, as Kale ignores them: its UI
+    keeps a cell's ``prev:`` and ``limit:`` tags when the cell becomes an imports cell, and an
+    empty ``block:`` means "continue the cell above". Other settings are errors.
+    """
+    settings = [tag for tag in tags if tag.kind in STEP_SETTING_KINDS and not _is_merge_marker(tag)]
+    ignored = [tag.text for tag in settings if tag.kind in kale_ignores]
+    misplaced = [tag.text for tag in settings if tag.kind not in kale_ignores]
+    where = builder.where(cell)
+    if ignored:
+        hint = "remove the tag, or put it on a cell of a step"
         builder.diagnostics.append(
-            error(
-                "misplaced-tag",
-                f"{', '.join(misplaced)} cannot go on a {role} cell",
-                builder.where(cell),
-                "put step settings on a cell of the step itself",
+            warning("ignored-tag", f"{', '.join(ignored)} on {place} is ignored, as Kale ignores it", where, hint)
+        )
+    if misplaced:
+        hint = "put step settings on a step's cell (one tagged step:NAME, or a cell below it)"
+        builder.diagnostics.append(error("misplaced-tag", f"{', '.join(misplaced)} cannot go on {place}", where, hint))
+
+
+def _add_edges(draft: _StepDraft, cell: Cell, tags: list[Tag], builder: _Builder) -> None:
+    """``after:`` counts on any cell of a step. Kale's ``prev:`` counts on the cell that starts
+    the step only: Kale's compiler (``NotebookProcessor.parse_notebook``) reads it there and
+    drops it, unchecked, from every cell that continues a step, so Kale notebooks carry
+    leftovers naming steps that do not exist or the step itself."""
+    where = builder.where(cell)
+    ignored = []
+    for tag in tags:
+        if tag.kind != "after":
+            continue
+        if draft.cells and tag.text.startswith("prev:"):
+            ignored.append(tag.text)
+        else:
+            draft.after.append((tag.args[0], where))
+    if ignored:
+        builder.diagnostics.append(
+            warning(
+                "ignored-tag",
+                f"{', '.join(ignored)} on a cell that continues step {draft.name!r} is ignored, as Kale ignores it",
+                where,
+                "Kale reads prev: on a step's first cell only: move it there, or write after:NAME, "
+                "which counts on any cell of the step",
             )
         )
+
+
+def _is_merge_marker(tag: Tag) -> bool:
+    """An empty ``block:``/``step:`` tag: Kale's (and its UI's) "continue the cell above"."""
+    return tag.kind == "step" and not tag.args[0]
 
 
 def _assign_single_step(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _Builder) -> None:
@@ -262,7 +307,7 @@ def _assign_single_step(cells: list[Cell], parsed: dict[int, list[Tag]], builder
             continue
         if role is not None:
             _add_to_role(role, cell, builder)
-            _reject_step_tags_on_role_cell(cell, tags, role, builder)
+            _report_stray_settings(cell, tags, f"a {role} cell", KALE_STEP_KINDS, builder)
             continue
         if draft is None:
             draft = _StepDraft(name, [], [], [], builder.where(cell))
@@ -428,6 +473,16 @@ def _settings(
                 "remove 'volumes' from the notebook metadata to silence this",
             )
         )
+    if merged.get("katib_run") is True:
+        diagnostics.append(
+            warning(
+                "unsupported-metadata",
+                "Kale's Katib tuning (katib_run) is not supported: the pipeline runs once, "
+                "with the parameters' defaults",
+                where,
+                "run it per setting with --param NAME=VALUE, or set katib_run to false to silence this",
+            )
+        )
     default_tags, default_image = _step_defaults(merged.get("steps_defaults"), where, diagnostics)
     return PipelineSettings(
         name=sanitize_pipeline_name(name or text("pipeline_name") or _identifier_from_file(notebook.name)),
@@ -444,15 +499,15 @@ def _settings(
 def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]) -> tuple[list[Tag], str | None]:
     if value is None:
         return [], None
-    if isinstance(value, dict):  # Kale's own UI may store the already-parsed form
-        return [], None
+    if isinstance(value, dict):  # the form Kale parses the list into: {"labels": {KEY: VALUE}, ...}
+        value = _tags_from_kale_defaults(value)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         diagnostics.append(
             error(
                 "invalid-metadata",
                 "notebook metadata 'steps_defaults' must be a list of tags",
                 where,
-                'e.g. ["label:team:ml", "limit:memory:4Gi"]',
+                'e.g. ["label:team:ml", "limit:memory:4Gi"] (or Kale\'s {"labels": {"team": "ml"}})',
             )
         )
         return [], None
@@ -476,3 +531,17 @@ def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]
                 )
             )
     return tags, image
+
+
+_KALE_DEFAULT_KINDS = {"annotations": "annotation", "labels": "label", "limits": "limit"}
+
+
+def _tags_from_kale_defaults(value: dict[object, object]) -> list[str] | None:
+    """Kale's parsed ``steps_defaults`` back into tags; None when it is not of that form."""
+    tags: list[str] = []
+    for key, entries in value.items():
+        kind = _KALE_DEFAULT_KINDS.get(key) if isinstance(key, str) else None
+        if kind is None or not isinstance(entries, dict):
+            return None
+        tags += [f"{kind}:{name}:{setting}" for name, setting in entries.items()]
+    return tags

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nb2pipe.ir import Tag
+from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
 ROLE_KINDS = ("imports", "functions", "parameters", "metrics", "skip")
@@ -57,7 +58,30 @@ def _check_required_step_name(fields: tuple[str, ...]) -> str:
 
 
 def _is_uint(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit()  # isdigit alone takes '²' and Arabic-Indic digits
+
+
+#: Largest values the fields behind the tags hold: KFP's retry count and KServe's replica
+#: counts and scale target are int32; the pod's activeDeadlineSeconds and KFP's accelerator
+#: count are int64.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _whole_in(text: str, low: int, high: int) -> bool:
+    """ASCII digits whose value lies in ``[low, high]``; the length is checked before ``int()``,
+    which refuses strings of more than 4300 digits."""
+    digits = text.lstrip("0") or "0"
+    return _is_uint(text) and len(digits) <= len(str(high)) and low <= int(digits) <= high
+
+
+def _range(low: int, high: int) -> str:
+    return f"a whole number of at least {low} and at most {high}"
+
+
+def _shown(text: str) -> str:
+    """A field as messages quote it, cut short (a tag may hold thousands of digits)."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def is_cpu_quantity(text: str) -> bool:
@@ -92,8 +116,8 @@ def _check_memory(fields: tuple[str, ...]) -> str:
 
 def _check_gpu(fields: tuple[str, ...]) -> str:
     count = fields[0]
-    if not _is_uint(count) or int(count) < 1:
-        return f"GPU count {count!r} must be a whole number of at least 1"
+    if not _whole_in(count, 1, INT64_MAX):
+        return f"GPU count {_shown(count)} must be {_range(1, INT64_MAX)}"
     if len(fields) > 1 and not fields[1]:
         return "the accelerator type after the count is empty"
     return ""
@@ -106,7 +130,9 @@ def _check_limit(fields: tuple[str, ...]) -> str:
     if resource == "memory":
         return _check_memory((value,))
     if "/" in resource:
-        return "" if _is_uint(value) else f"accelerator limit {value!r} must be a whole number"
+        if _whole_in(value, 0, INT64_MAX):
+            return ""
+        return f"accelerator limit {_shown(value)} must be {_range(0, INT64_MAX)}"
     return f"unsupported resource {resource!r}: limits cover cpu, memory and accelerators such as nvidia.com/gpu"
 
 
@@ -154,21 +180,30 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
-def _check_uint(what: str, minimum: int) -> Check:
+def _check_uint(what: str, minimum: int, maximum: int) -> Check:
     def check(fields: tuple[str, ...]) -> str:
-        if _is_uint(fields[0]) and int(fields[0]) >= minimum:
+        if _whole_in(fields[0], minimum, maximum):
             return ""
-        return f"{what} {fields[0]!r} must be a whole number of at least {minimum}"
+        return f"{what} {_shown(fields[0])} must be {_range(minimum, maximum)}"
 
     return check
 
 
-def _check_key_value(fields: tuple[str, ...]) -> str:
-    return "" if fields[0] else "the key is empty"
+def _check_label(fields: tuple[str, ...]) -> str:
+    return k8s_names.qualified_name_problem(fields[0]) or k8s_names.label_value_problem(fields[1])
 
 
-def _check_all_present(fields: tuple[str, ...]) -> str:
-    return "" if all(fields) else "every field must be filled in"
+def _check_annotation(fields: tuple[str, ...]) -> str:
+    return k8s_names.qualified_name_problem(fields[0]) or k8s_names.annotation_value_problem(fields[1])
+
+
+def _check_secret(fields: tuple[str, ...]) -> str:
+    name, key, env = fields
+    return (
+        k8s_names.subdomain_problem(name, "secret name")
+        or k8s_names.secret_key_problem(key)
+        or k8s_names.env_name_problem(env)
+    )
 
 
 def _check_register(fields: tuple[str, ...]) -> str:
@@ -207,6 +242,8 @@ def _check_replicas(fields: tuple[str, ...]) -> str:
     low, dash, high = fields[0].partition("-")
     if not _is_uint(low) or (dash and not _is_uint(high)):
         return "write replicas:MIN-MAX (e.g. replicas:0-3) or replicas:N"
+    if not all(_whole_in(count, 0, INT32_MAX) for count in (low, high or low)):
+        return f"replica counts must be {_range(0, INT32_MAX)} (KServe's limit)"
     if dash and int(low) > int(high):
         return f"the minimum {low} is above the maximum {high}"
     if int(high or low) < 1:
@@ -218,12 +255,12 @@ def _check_scale(fields: tuple[str, ...]) -> str:
     metric, equals, target = fields[0].partition("=")
     if metric not in ("concurrency", "rps", "cpu", "memory") or not equals or not _is_uint(target):
         return "write scale:METRIC=TARGET with METRIC concurrency, rps, cpu or memory (e.g. scale:concurrency=10)"
-    return "" if int(target) >= 1 else "the target must be at least 1"
+    return "" if _whole_in(target, 1, INT32_MAX) else f"the target must be {_range(1, INT32_MAX)}"
 
 
 def _check_percent(fields: tuple[str, ...]) -> str:
     value = fields[0]
-    return "" if _is_uint(value) and int(value) <= 100 else f"{value!r} must be a whole percentage from 0 to 100"
+    return "" if _whole_in(value, 0, 100) else f"{_shown(value)} must be a whole percentage from 0 to 100"
 
 
 SPECS: tuple[TagSpec, ...] = (
@@ -241,11 +278,11 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("image", ("image",), 1, "image:IMAGE", _check_image, rest_keeps_colons=True),
     TagSpec("packages", ("packages",), 1, "packages:PKG[;PKG]", _check_packages, rest_keeps_colons=True),
     TagSpec("cache", ("cache",), 1, "cache:on|off", _one_of("on", "off", "enabled", "disabled")),
-    TagSpec("retry", ("retry",), 1, "retry:N", _check_uint("retry count", 0)),
-    TagSpec("timeout", ("timeout",), 1, "timeout:SECONDS", _check_uint("timeout", 1)),
-    TagSpec("annotation", ("annotation",), 2, "annotation:KEY:VALUE", _check_key_value, rest_keeps_colons=True),
-    TagSpec("label", ("label",), 2, "label:KEY:VALUE", _check_key_value, rest_keeps_colons=True),
-    TagSpec("secret", ("secret",), 3, "secret:NAME:KEY:ENV", _check_all_present),
+    TagSpec("retry", ("retry",), 1, "retry:N", _check_uint("retry count", 0, INT32_MAX)),
+    TagSpec("timeout", ("timeout",), 1, "timeout:SECONDS", _check_uint("timeout", 1, INT64_MAX)),
+    TagSpec("annotation", ("annotation",), 2, "annotation:KEY:VALUE", _check_annotation, rest_keeps_colons=True),
+    TagSpec("label", ("label",), 2, "label:KEY:VALUE", _check_label, rest_keeps_colons=True),
+    TagSpec("secret", ("secret",), 3, "secret:NAME:KEY:ENV", _check_secret),
     TagSpec("report", ("report",), 1, "report:enabled|disabled", _one_of("enabled", "disabled")),
     TagSpec("register", ("register",), 2, "register:MODEL_NAME[:VARIABLE]", _check_register, rest_keeps_colons=True),
     TagSpec("promote", ("promote",), 1, "promote:METRIC>= or promote:METRIC<=", _check_promote),
@@ -281,16 +318,16 @@ def parse_tag(text: str) -> Tag | TagProblem:
         return _unknown(text, head, colon, rest)
     if spec.fields == 0:
         if colon:
-            return TagProblem(text, f"tag {head!r} takes no value", f"write it as {spec.usage!r}")
+            return TagProblem(text, f"tag {_shown(head)} takes no value", f"write it as {spec.usage!r}")
         return Tag(spec.kind, (), text)
     if not colon:
-        return TagProblem(text, f"tag {head!r} needs a value", f"write it as {spec.usage!r}")
+        return TagProblem(text, f"tag {_shown(head)} needs a value", f"write it as {spec.usage!r}")
     fields = _split_fields(rest, spec)
     if fields is None:
-        return TagProblem(text, f"tag {text!r} has the wrong number of fields", f"write it as {spec.usage!r}")
+        return TagProblem(text, f"tag {_shown(text)} has the wrong number of fields", f"write it as {spec.usage!r}")
     problem = spec.check(fields)
     if problem:
-        return TagProblem(text, f"tag {text!r}: {problem}", f"write it as {spec.usage!r}")
+        return TagProblem(text, f"tag {_shown(text)}: {problem}", f"write it as {spec.usage!r}")
     return Tag(spec.kind, fields, text)
 
 
@@ -316,10 +353,10 @@ def _unknown(text: str, head: str, colon: str, rest: str) -> TagProblem:
     close = difflib.get_close_matches(head, spellings, n=1, cutoff=0.75)
     if close:
         suggestion = close[0] + (colon + rest if colon else "")
-        return TagProblem(text, f"unknown tag {text!r}", f"did you mean {suggestion!r}?", "unknown-tag")
+        return TagProblem(text, f"unknown tag {_shown(text)}", f"did you mean {_shown(suggestion)}?", "unknown-tag")
     if colon:
         known = ", ".join(spec.usage for spec in SPECS)
-        return TagProblem(text, f"unknown tag {text!r}", f"nb2pipe knows: {known}", "unknown-tag")
+        return TagProblem(text, f"unknown tag {_shown(text)}", f"nb2pipe knows: {known}", "unknown-tag")
     # A bare word that resembles nothing of ours is most likely another tool's tag
     # (jupyter-book's remove-cell, nbconvert's raises-exception): leave it alone.
-    return TagProblem(text, f"tag {text!r} is not an nb2pipe tag and is ignored", "", "foreign-tag", False)
+    return TagProblem(text, f"tag {_shown(text)} is not an nb2pipe tag and is ignored", "", "foreign-tag", False)

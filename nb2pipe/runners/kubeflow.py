@@ -23,6 +23,10 @@ from nb2pipe.errors import Nb2PipeError
 _PROBE_SECONDS = 4.0
 _REQUEST_SECONDS = 30.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: ASCII only: str.isdigit also admits '²' and other scripts' digits, which int() refuses
+_DIGITS = "0123456789"
+_MAX_DURATION_SECONDS = 10 * 365 * 86400
+_MAX_DURATION_DIGITS = 10
 _SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
 
 
@@ -67,12 +71,12 @@ def kfp_cron(expression: str) -> str:
 def parse_duration(text: str) -> int:
     """``90``, ``45s``, ``15m``, ``1h30m``, ``1d`` -> seconds."""
     text = text.strip().lower()
-    if text.isdigit():
-        seconds = int(text)
+    if text and all(char in _DIGITS for char in text):
+        seconds = int(text) if len(text) <= _MAX_DURATION_DIGITS else 0
     else:
         seconds, number = 0, ""
         for char in text:
-            if char.isdigit():
+            if char in _DIGITS and len(number) < _MAX_DURATION_DIGITS:
                 number += char
             elif char in _DURATION_UNITS and number:
                 seconds += int(number) * _DURATION_UNITS[char]
@@ -82,8 +86,8 @@ def parse_duration(text: str) -> int:
                 break
         if number:
             seconds = 0
-    if seconds <= 0:
-        raise Nb2PipeError(f"--every {text!r}: write a duration such as 30m, 1h, 1h30m or 1d")
+    if seconds <= 0 or seconds > _MAX_DURATION_SECONDS:
+        raise Nb2PipeError(f"--every {text[:40]!r}: write a duration such as 30m, 1h, 1h30m or 1d (at most 10 years)")
     return seconds
 
 

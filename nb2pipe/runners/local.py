@@ -12,14 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,14 +25,15 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.lifecycle.registry import TRACKING_ENV
 from nb2pipe.plan import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
-from nb2pipe.runners.failures import StepFailure, failure_from_log
+from nb2pipe.runners.components import step_timeouts, without_unset_inputs
+from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
 from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
+from nb2pipe.runners.run_folder import check_run_id, new_run_id, write_index
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 
 METRICS_SCHEMA = "system.Metrics"
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class RunInterrupted(Nb2PipeError):
@@ -106,8 +105,9 @@ class LocalRun:
         from kfp.pipeline_spec import pipeline_spec_pb2
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster than pure Python
-        document = next(iter(yaml.load_all(self.pipeline_yaml, Loader=loader)))
+        document, *platforms = yaml.load_all(self.pipeline_yaml, Loader=loader)
         self.spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
+        self.timeouts = step_timeouts(platforms)
         self.nodes = task_graph(self.spec)
         self.order = _topological(self.nodes)
         defaults = {
@@ -186,7 +186,8 @@ class LocalRun:
                 while self._schedule(run, run_dir, running):
                     self.observer.tick(run)
                     time.sleep(0.05)
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            # whatever ends the runner ends its steps: none may wait for a runner that is gone
             for name, process in running.items():
                 process.stop()
                 self._mark(run, run_dir, name, states.INTERRUPTED)
@@ -196,6 +197,8 @@ class LocalRun:
                     self._mark(run, run_dir, step.task, states.INTERRUPTED)
             run.status = states.INTERRUPTED
             run.save(run_dir)
+            if not isinstance(exc, KeyboardInterrupt):
+                raise
             raise RunInterrupted(
                 f"run {run.run_id} interrupted; finish it with: nb2pipe run {self.notebook} --resume {run.run_id}"
             ) from None
@@ -223,6 +226,11 @@ class LocalRun:
                 del running[name]
                 shutil.rmtree(run_dir / name, ignore_errors=True)
                 self._mark(run, run_dir, name, states.SKIPPED)
+            elif self._timed_out(run, name):
+                process.stop()
+                del running[name]
+                log = run_dir / name / "step.log"
+                self._fail(run, run_dir, name, timed_out(run.steps[name].step, self._timeout(name) or 0, log))
         for name in running:
             step = run.steps[name]
             if step.waiting and self._parents_done(run, name):
@@ -262,6 +270,16 @@ class LocalRun:
             return self.values[source[1]]
         return run.steps[source[1]].outputs[source[2]]["value"]
 
+    def _timeout(self, name: str) -> int | None:
+        component = self.spec.components[self.nodes[name].component_name]
+        return self.timeouts.get(component.executor_label)
+
+    def _timed_out(self, run: RunState, name: str) -> bool:
+        """Past its ``timeout:`` since its inputs were ready (KFP counts from the pod's start,
+        which on a cluster is when they are)."""
+        step, limit = run.steps[name], self._timeout(name)
+        return bool(limit) and not step.waiting and step.started is not None and time.time() - step.started > limit
+
     def _blocked(self, run: RunState, name: str) -> bool:
         bad = (states.FAILED, states.SKIPPED, states.INTERRUPTED)
         return any(run.steps[parent].status in bad for parent in self.nodes[name].upstream)
@@ -295,12 +313,15 @@ class LocalRun:
 
     def _launch(self, run: RunState, run_dir: Path, name: str, early: bool) -> TaskProcess:
         node = self.nodes[name]
-        arguments: dict[str, Any] = {key: self.values[source] for key, source in node.parameter_inputs.items()}
+        # an optional parameter the run leaves unset (a None default) is not passed at all
+        arguments: dict[str, Any] = {
+            key: self.values[source] for key, source in node.parameter_inputs.items() if source in self.values
+        }
         for key, (producer, output) in node.task_parameter_inputs.items():
             arguments[key] = run.steps[producer].outputs[output]["value"]
         for key, (producer, output) in node.artifact_inputs.items():
             arguments[key] = artifact_argument(key, self._artifact_record(run, run_dir, producer, output))
-        component = self.spec.components[node.component_name]
+        component = without_unset_inputs(self.spec.components[node.component_name], arguments)
         from kfp.local import utils as local_utils
 
         executor = local_utils.struct_to_executor_spec(
@@ -310,7 +331,13 @@ class LocalRun:
         shutil.rmtree(task_dir, ignore_errors=True)
         task_dir.mkdir(parents=True)
         # register/deploy tasks keep the MLflow store and endpoints in the run's workdir
-        environment = {"PYTHONUNBUFFERED": "1", "NB2PIPE_FAST_EXIT": "1", "NB2PIPE_STORE": str(self.workdir)}
+        environment = {
+            "PYTHONUNBUFFERED": "1",
+            "NB2PIPE_FAST_EXIT": "1",
+            "NB2PIPE_STORE": str(self.workdir),
+            # a step waiting for its inputs gives up once this process is gone
+            "NB2PIPE_RUNNER_PID": str(os.getpid()),
+        }
         if early:
             environment["NB2PIPE_WAIT_FOR_INPUTS"] = "1"
         if self.keep_variables:
@@ -348,13 +375,34 @@ class LocalRun:
         report = task_dir / REPORT_OUTPUT
         if report.is_file():
             shutil.copyfile(report, task_dir / "report.html")
-        if code == 0 and result and result["status"] == states.SUCCEEDED:
+        # A step that ends without its outputs failed, whatever its exit code: sys.exit(0) in
+        # the component, os._exit, a killed process. Its children must not wait for them.
+        missing = self._missing_outputs(name, result)
+        if code == 0 and result and result["status"] == states.SUCCEEDED and not missing:
             step.outputs = result["outputs"]
             self._mark(run, run_dir, name, states.SUCCEEDED)
         else:
-            failure = failure_from_log(step.step, task_dir / "step.log")
-            step.error = failure.to_json()
-            self._mark(run, run_dir, name, states.FAILED)
+            self._fail(run, run_dir, name, failure_from_log(step.step, task_dir / "step.log", missing))
+
+    def _missing_outputs(self, name: str, result: dict[str, Any] | None) -> list[str]:
+        """The component's declared outputs the task did not write: a parameter without a
+        value; an artifact with neither a file at its path nor metadata (a Metrics artifact
+        or a deployment record may be metadata alone)."""
+        component = self.spec.components[self.nodes[name].component_name]
+        recorded = (result or {}).get("outputs", {})
+        missing = [output for output in component.output_definitions.parameters if output not in recorded]
+        for output in component.output_definitions.artifacts:
+            record = recorded.get(output)
+            uri = (record or {}).get("uri")
+            if record is None or not (record.get("metadata") or (uri and Path(uri).exists())):
+                missing.append(output)
+        return sorted(missing)
+
+    def _fail(self, run: RunState, run_dir: Path, name: str, failure: StepFailure) -> None:
+        step = run.steps[name]
+        step.finished = step.finished or time.time()
+        step.error = failure.to_json()
+        self._mark(run, run_dir, name, states.FAILED)
 
     def _mark(self, run: RunState, run_dir: Path, name: str, status: str) -> None:
         step = run.steps[name]
@@ -389,26 +437,6 @@ def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:
     return topological_order(list(nodes), {name: node.upstream for name, node in nodes.items()})
 
 
-def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
-    """``PIPELINE-YYYYMMDD-HHMMSS`` (``-2``, ``-3`` … when that exists in ``runs_dir`` or is in
-    ``taken``: ids handed out for runs that have not made their folder yet)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, counter = f"{pipeline}-{stamp}", 2
-    while (runs_dir / candidate).exists() or candidate in taken:
-        candidate = f"{pipeline}-{stamp}-{counter}"
-        counter += 1
-    return candidate
-
-
-def check_run_id(run_id: str) -> str:
-    """A run id names a folder under ``DIR/runs/``: letters, digits, '.', '_' and '-' only."""
-    if not _RUN_ID.fullmatch(run_id):
-        raise Nb2PipeError(
-            f"run id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit"
-        )
-    return run_id
-
-
 @contextmanager
 def _interrupt_on_sigterm() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C so a killed run also stops its steps cleanly."""
@@ -425,28 +453,6 @@ def _interrupt_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def write_index(run_dir: Path, result: RunResult) -> None:
-    """``index.html``: the run's steps, their reports and its metrics, for a browser."""
-    from html import escape
-
-    rows = []
-    for step in result.steps:
-        report = run_dir / step.task / "report.html"
-        link = f'<a href="{escape(step.task)}/report.html">report</a>' if report.is_file() else ""
-        seconds = f"{step.seconds:.1f} s" if step.seconds is not None else ""
-        rows.append(
-            f"<tr><td>{escape(step.step)}</td><td>{escape(step.status)}</td><td>{seconds}</td><td>{link}</td></tr>"
-        )
-    metrics = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(result.metrics.items()))
-    html = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(result.run_id)}</title></head>'
-        f"<body><h1>{escape(result.run_id)}: {escape(result.status)}</h1>"
-        f"<table><tr><th>step</th><th>status</th><th>time</th><th></th></tr>{''.join(rows)}</table>"
-        f"<h2>metrics</h2><table>{metrics}</table></body></html>"
-    )
-    (run_dir / "index.html").write_text(html, encoding="utf-8")
 
 
 def run_notebook(
@@ -484,14 +490,3 @@ def run_notebook(
     if parallel:
         local.parallel = parallel
     return local.resume(resume) if resume else local.start(run_id)
-
-
-def load_variables(run_dir: str | Path) -> dict[str, Any]:
-    """The notebook's final variables as a run with ``keep_variables`` left them."""
-    import pickle
-
-    values: dict[str, Any] = {}
-    for path in sorted((Path(run_dir) / "variables").glob("*.pkl")):
-        with path.open("rb") as handle:
-            values.update({name: pickle.loads(blob) for name, blob in pickle.load(handle).items()})
-    return values

@@ -1,10 +1,11 @@
 """One pipeline task run by kfp.local's SubprocessRunner, in a child process of its own.
 
 Each task gets a forked child that starts a new process group, writes everything to the
-step's log file, runs from the notebook's folder, and asks kfp.local to execute the task's
-component exactly as compiled. A process per task lets independent steps run at the same
-time, keeps kfp.local's process-wide logging set-up out of the way of other tasks, and lets
-an interrupt stop a task together with everything it started.
+step's log file, reads nothing from a terminal, runs from the notebook's folder, ends with
+its runner, and asks kfp.local to execute the task's component exactly as compiled. A
+process per task lets independent steps run at the same time, keeps kfp.local's
+process-wide logging set-up out of the way of other tasks, and lets an interrupt stop a
+task together with everything it started.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -54,7 +56,7 @@ class TaskProcess:
     def __init__(self, launch: TaskLaunch) -> None:
         self.launch = launch
         context = multiprocessing.get_context("fork")
-        self._process = context.Process(target=_run_in_child, args=(launch,), name=f"nb2pipe-{launch.task}")
+        self._process = context.Process(target=_run_in_child, args=(launch, os.getpid()), name=f"nb2pipe-{launch.task}")
         self.started = time.time()
 
     def start(self) -> None:
@@ -96,10 +98,15 @@ def read_result(path: str) -> dict[str, Any] | None:
         return None
 
 
-def _run_in_child(launch: TaskLaunch) -> None:
+def _run_in_child(launch: TaskLaunch, runner: int) -> None:
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_end_with_runner, args=(runner,), name="nb2pipe-runner-watch", daemon=True).start()
+    # a step has no terminal: input() fails at once instead of waiting for a keyboard (as in nbclient)
+    nothing = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(nothing, 0)
+    os.close(nothing)
     log = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -116,6 +123,14 @@ def _run_in_child(launch: TaskLaunch) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _end_with_runner(runner: int, every: float = 0.5) -> None:
+    """A task must not outlive its run: once the runner is gone (killed, even with SIGKILL,
+    the task is handed to another parent), end this task's process group, steps included."""
+    while os.getppid() == runner:
+        time.sleep(every)
+    os.killpg(0, signal.SIGKILL)
 
 
 def _execute(launch: TaskLaunch) -> int:

@@ -1,9 +1,10 @@
 """nb2pipe's step runtime: runs one pipeline step's notebook code inside a KFP component.
 
-The compiler embeds this file verbatim in every component it emits, so a step needs no
-nb2pipe in its image: only Python's standard library at import time, and the libraries of
-the values it loads or saves, imported when used. Keep it free of ``from __future__``
-imports and of syntax newer than Python 3.9.
+The compiler embeds this file verbatim in every component it emits, after ``values.py``
+(and without the import of it below), so a step needs no nb2pipe in its image: only
+Python's standard library at import time, and the libraries of the values it loads or
+saves, imported when used. Keep it free of ``from __future__`` imports and of syntax newer
+than Python 3.9.
 """
 
 import ast
@@ -13,20 +14,16 @@ import json
 import linecache
 import os
 import pickle
-import shutil
 import sys
-import threading
-import time
 import traceback
 import types
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List
 
-VALUE_SIDECAR = "nb2pipe-value.json"
+# embedded in a component, values.py's text stands above this module's instead of this import
+from nb2pipe.runtime.values import VALUE_SIDECAR as VALUE_SIDECAR
+from nb2pipe.runtime.values import StepError, load_value, save_value
+
 ERROR_MARKER = "NB2PIPE_STEP_ERROR "
-
-
-class StepError(Exception):
-    """A step could not hand a value on, or could not read one."""
 
 
 def run_step(
@@ -59,7 +56,13 @@ def run_step(
             _run_block(block, namespace, spec, recorder)
         # Everything that can fail is checked before any output appears: a later step may be
         # waiting for the outputs and start the moment they exist.
-        values = {name: _metric_value(name, namespace.get(name)) for name in spec["metrics"]}
+        values = {}
+        for name in spec["metrics"]:
+            value = namespace.get(name)
+            if value is None:  # e.g. an optional parameter the run left unset: nothing to log
+                sys.stderr.write("metric %r is None and is not logged\n" % name)
+                continue
+            values[name] = _metric_value(name, value)
         for name in outputs:
             if name not in namespace:
                 raise StepError(
@@ -103,10 +106,28 @@ def _run_block(block: List[Any], namespace: Dict[str, Any], spec: Dict[str, Any]
                 if value is not None:
                     recorder.display(value)
     except BaseException as exc:
-        _report_failure(exc, spec, cell, execution_count, filename)
+        # exit(), quit() and sys.exit() end the process: the step would stop without its outputs
+        error = _early_exit(exc, filename, [tree, last]) if isinstance(exc, SystemExit) else exc
+        _report_failure(error, spec, cell, execution_count, filename)
         if recorder is not None:
-            recorder.failed(exc)
-        raise
+            recorder.failed(error)
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _early_exit(exc: SystemExit, filename: str, trees: List[Any]) -> StepError:
+    """A failure for a cell that raised SystemExit, quoting the call as written."""
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == filename]
+    done = "raised SystemExit(%r)" % (exc.code,)
+    for node in (node for tree in trees if tree is not None for node in ast.walk(tree)):
+        if lines and getattr(node, "lineno", None) == lines[-1]:
+            if isinstance(node, ast.Raise):
+                done = "ran %s" % ast.unparse(node)
+            elif isinstance(node, ast.Call) and ast.unparse(node.func) in ("exit", "quit", "sys.exit"):
+                done = "called %s" % ast.unparse(node)
+    message = "the cell %s; a pipeline step cannot end the process early: remove it, or raise an exception to fail "
+    return StepError(message % done + "the step").with_traceback(exc.__traceback__)
 
 
 def _silenced(source: str) -> bool:
@@ -268,8 +289,10 @@ class _Report:
                 items.insert(0, (kind, _escape(text)))
 
     def display(self, *values: Any) -> None:
+        # printed for the step's log only: the report shows the value once, as HTML
+        stream = sys.stdout.stream if isinstance(sys.stdout, _Tee) else sys.stdout
         for value in values:
-            print(repr(value) if not isinstance(value, str) else value)
+            print(repr(value) if not isinstance(value, str) else value, file=stream)
             if self.sections:
                 self.sections[-1]["items"].append(("html", _as_html(value)))
 
@@ -338,161 +361,6 @@ def _metric_value(name: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise StepError("metric %r must be a number, got %s" % (name, type(value).__name__)) from None
-
-
-# --- values across step boundaries ------------------------------------------------------
-
-_PROCESS_BOUND = (
-    (types.ModuleType, "a module", "import it in an imports cell instead"),
-    (types.GeneratorType, "a generator", "turn it into a list before the step ends"),
-    (io.IOBase, "an open file", "pass the file's path and open it where it is used"),
-    (type(threading.Lock()), "a lock", "create it in the step that uses it"),
-    (threading.Thread, "a thread", "join it before the step ends and pass its results"),
-)
-
-
-def _library(value: Any) -> str:
-    return type(value).__module__.split(".")[0]
-
-
-def _is_json_value(value: Any) -> bool:
-    kind = type(value)
-    if kind in (str, int, float, bool, type(None)):
-        return not (kind is float and value != value)  # NaN does not compare equal to itself
-    if kind is list:
-        return all(_is_json_value(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _is_json_value(item) for key, item in value.items())
-    return False
-
-
-def _is_keras_model(value: Any) -> bool:
-    return _library(value) in ("keras", "tf_keras") and hasattr(value, "save") and hasattr(value, "layers")
-
-
-def save_value(value: Any, path: str, name: str = "value") -> Dict[str, Any]:
-    """Save ``value`` into the directory ``path`` in a format that suits its type.
-
-    Writes into a sibling directory first and renames it, so a stopped step never leaves a
-    half-written artifact behind. Returns metadata describing what was written.
-    """
-    for kind, what, fix in _PROCESS_BOUND:
-        if isinstance(value, kind):
-            raise StepError("%r is %s, which cannot be passed to another step: %s" % (name, what, fix))
-    partial = "%s.partial-%d" % (path.rstrip("/"), os.getpid())
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
-    try:
-        file_name, form = _write(value, partial)
-        library = _library(value)
-        described = {
-            "format": form,
-            "python_type": "%s.%s" % (type(value).__module__, type(value).__qualname__),
-            "file": file_name,
-            "library": library,
-        }
-        with open(os.path.join(partial, VALUE_SIDECAR), "w") as handle:
-            json.dump(described, handle, sort_keys=True)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        os.replace(partial, path)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return described
-
-
-def _write(value: Any, directory: str) -> Tuple[str, str]:
-    library = _library(value)
-    if library == "pandas" and _parquet_ok(value):
-        import pandas
-
-        if isinstance(value, pandas.Series):
-            value.to_frame(name="__series__" if value.name is None else value.name).to_parquet(
-                os.path.join(directory, "value.series.parquet")
-            )
-            return "value.series.parquet", "parquet-series"
-        value.to_parquet(os.path.join(directory, "value.parquet"))
-        return "value.parquet", "parquet"
-    if library == "numpy" and type(value).__name__ == "ndarray" and value.dtype.kind != "O":
-        import numpy
-
-        numpy.save(os.path.join(directory, "value.npy"), value, allow_pickle=False)
-        return "value.npy", "npy"
-    if _is_keras_model(value):
-        value.save(os.path.join(directory, "model.keras"))
-        return "model.keras", "keras"
-    if library in ("sklearn", "xgboost", "lightgbm", "catboost"):
-        try:
-            import joblib
-        except ImportError:
-            joblib = None
-        if joblib is not None:
-            joblib.dump(value, os.path.join(directory, "model.joblib"))
-            return "model.joblib", "joblib"
-    if _is_json_value(value):
-        with open(os.path.join(directory, "value.json"), "w") as handle:
-            json.dump(value, handle)
-        return "value.json", "json"
-    try:
-        import cloudpickle as pickler
-    except ImportError:
-        pickler = pickle
-    with open(os.path.join(directory, "value.pkl"), "wb") as handle:
-        pickler.dump(value, handle)
-    return "value.pkl", "pickle"
-
-
-def _parquet_ok(value: Any) -> bool:
-    try:
-        import pandas
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    if isinstance(value, pandas.Series):
-        return value.name is None or isinstance(value.name, str)
-    if not isinstance(value, pandas.DataFrame):
-        return False
-    return all(isinstance(column, str) for column in value.columns) and value.columns.is_unique
-
-
-def load_value(path: str, wait: bool = False) -> Any:
-    """Load a value that :func:`save_value` wrote into ``path``; with ``wait``, until it
-    appears (the local runner starts a step while the step it reads from still runs)."""
-    sidecar = os.path.join(path, VALUE_SIDECAR)
-    while wait and not os.path.exists(sidecar):
-        time.sleep(0.02)
-    with open(sidecar) as handle:
-        described = json.load(handle)
-    target = os.path.join(path, described["file"])
-    form = described["format"]
-    if form == "json":
-        with open(target) as handle:
-            return json.load(handle)
-    if form in ("parquet", "parquet-series"):
-        import pandas
-
-        frame = pandas.read_parquet(target)
-        if form == "parquet":
-            return frame
-        series = frame.iloc[:, 0]
-        return series.rename(None) if series.name == "__series__" else series
-    if form == "npy":
-        import numpy
-
-        return numpy.load(target, allow_pickle=False)
-    if form == "joblib":
-        import joblib
-
-        return joblib.load(target)
-    if form == "keras":
-        if described.get("library") == "tf_keras":
-            import tf_keras as keras
-        else:
-            import keras
-        return keras.models.load_model(target)
-    with open(target, "rb") as handle:
-        return pickle.load(handle)
 
 
 #: The name compiled step functions call, one no notebook variable is likely to shadow.

@@ -1,0 +1,63 @@
+"""Kubernetes' rules for the names and values that step tags put into pod specs: label and
+annotation keys, label values, secret names and keys, and environment variable names
+(k8s.io/apimachinery ``validation``: IsQualifiedName, IsValidLabelValue, IsDNS1123Subdomain,
+IsConfigMapKey, IsEnvVarName). A value outside them compiles, but the cluster refuses the pod.
+"""
+
+from __future__ import annotations
+
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_ALNUM = _LOWER + _LOWER.upper() + "0123456789"
+_NAME_MAX = 63
+_SUBDOMAIN_MAX = 253
+
+
+def _name_problem(text: str, what: str) -> str:
+    """A label-style name: at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric."""
+    if not text:
+        return f"the {what} is empty"
+    if len(text) > _NAME_MAX:
+        return f"the {what} has more than {_NAME_MAX} characters"
+    if text[0] not in _ALNUM or text[-1] not in _ALNUM or any(c not in _ALNUM + "-_." for c in text):
+        return f"the {what} must be ASCII letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+    return ""
+
+
+def subdomain_problem(text: str, what: str) -> str:
+    """A DNS-1123 subdomain: at most 253 of [a-z0-9-.], starting and ending alphanumeric."""
+    allowed = _LOWER + "0123456789"
+    if not text:
+        return f"the {what} is empty"
+    if len(text) > _SUBDOMAIN_MAX:
+        return f"the {what} has more than {_SUBDOMAIN_MAX} characters"
+    if text[0] not in allowed or text[-1] not in allowed or any(c not in allowed + "-." for c in text):
+        return f"the {what} must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+    return ""
+
+
+def qualified_name_problem(key: str) -> str:
+    """A label or annotation key: ``[PREFIX/]NAME``, the prefix a DNS subdomain."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (problem := subdomain_problem(prefix, "key's prefix")):
+        return problem
+    return _name_problem(name, "key's name" if slash else "key")
+
+
+def label_value_problem(value: str) -> str:
+    return "" if value == "" else _name_problem(value, "label value")
+
+
+def annotation_value_problem(value: str) -> str:
+    return "" if value.isprintable() else "the annotation value holds control characters"
+
+
+def secret_key_problem(key: str) -> str:
+    if not key or len(key) > _SUBDOMAIN_MAX or any(c not in _ALNUM + "-_." for c in key):
+        return "the secret key must be 1 to 253 ASCII letters, digits, '-', '_' and '.'"
+    return ""
+
+
+def env_name_problem(name: str) -> str:
+    if not name or name[0].isdigit() or any(c not in _ALNUM + "-_." for c in name):
+        return f"{name!r} is not an environment variable name: letters, digits, '-', '_' and '.', no leading digit"
+    return ""

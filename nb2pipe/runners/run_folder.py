@@ -1,0 +1,69 @@
+"""A run's folder under ``DIR/runs/``: its id, its ``index.html`` and the variables it kept."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nb2pipe.errors import Nb2PipeError
+
+if TYPE_CHECKING:
+    from nb2pipe.runners.local import RunResult
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
+    """``PIPELINE-YYYYMMDD-HHMMSS`` (``-2``, ``-3`` … when that exists in ``runs_dir`` or is in
+    ``taken``: ids handed out for runs that have not made their folder yet)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate, counter = f"{pipeline}-{stamp}", 2
+    while (runs_dir / candidate).exists() or candidate in taken:
+        candidate = f"{pipeline}-{stamp}-{counter}"
+        counter += 1
+    return candidate
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id names a folder under ``DIR/runs/``: letters, digits, '.', '_' and '-' only."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise Nb2PipeError(
+            f"run id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 128), starting with a letter or digit"
+        )
+    return run_id
+
+
+def write_index(run_dir: Path, result: RunResult) -> None:
+    """``index.html``: the run's steps, their reports and its metrics, for a browser."""
+    from html import escape
+
+    rows = []
+    for step in result.steps:
+        report = run_dir / step.task / "report.html"
+        link = f'<a href="{escape(step.task)}/report.html">report</a>' if report.is_file() else ""
+        seconds = f"{step.seconds:.1f} s" if step.seconds is not None else ""
+        rows.append(
+            f"<tr><td>{escape(step.step)}</td><td>{escape(step.status)}</td><td>{seconds}</td><td>{link}</td></tr>"
+        )
+    metrics = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in sorted(result.metrics.items()))
+    html = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(result.run_id)}</title></head>'
+        f"<body><h1>{escape(result.run_id)}: {escape(result.status)}</h1>"
+        f"<table><tr><th>step</th><th>status</th><th>time</th><th></th></tr>{''.join(rows)}</table>"
+        f"<h2>metrics</h2><table>{metrics}</table></body></html>"
+    )
+    (run_dir / "index.html").write_text(html, encoding="utf-8")
+
+
+def load_variables(run_dir: str | Path) -> dict[str, Any]:
+    """The notebook's final variables as a run with ``keep_variables`` left them."""
+    import pickle
+
+    values: dict[str, Any] = {}
+    for path in sorted((Path(run_dir) / "variables").glob("*.pkl")):
+        with path.open("rb") as handle:
+            values.update({name: pickle.loads(blob) for name, blob in pickle.load(handle).items()})
+    return values
