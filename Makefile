@@ -92,6 +92,8 @@ test: lint $(LAB_STAMP) $(CHROMIUM)
 
 bench: bytecode
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/big_cells.py
+	$(BIN)/python bench/fuzz.py --count 6000 --json bench/results/fuzz.json
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/monitoring.py

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from nb2pipe.analysis.dataflow import (
     PARAMETER,
     PRELUDE,
-    AnalyzedCell,
     Binding,
     Read,
     Simulator,
@@ -22,13 +21,12 @@ from nb2pipe.analysis.dataflow import (
 from nb2pipe.analysis.graph import find_cycle, topological_order
 from nb2pipe.analysis.kinds import Provenance
 from nb2pipe.analysis.magics import strip_magics
-from nb2pipe.analysis.names import Origin, analyze_code
-from nb2pipe.analysis.parameters import parse_metrics, parse_parameters
+from nb2pipe.analysis.origins import Origin
+from nb2pipe.analysis.parameters import parse_parameters
 from nb2pipe.analysis.prelude import PreludeUnit, modules_of, prelude_for, prelude_units
 from nb2pipe.emit.identifiers import is_kfp_identifier, kfp_identifier
-from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error, warning
+from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error
 from nb2pipe.ir import (
-    ArtifactKind,
     Cell,
     CodeBlock,
     Layout,
@@ -37,11 +35,12 @@ from nb2pipe.ir import (
     Step,
     StepInput,
     StepOutput,
-    StepSpec,
 )
 from nb2pipe.plan_arguments import ArgumentNames, argument_names, keyed
 from nb2pipe.plan_lifecycle import PendingRegistration, snapshot, wire
+from nb2pipe.plan_metrics import resolve_metrics
 from nb2pipe.plan_monitoring import FORCE_PARAMETER, PAYLOADS_PARAMETER, PendingDrift, drift_snapshot, wire_drift
+from nb2pipe.plan_state import Flow, Planner
 
 METRICS_OUTPUT = "nb2pipe_metrics"
 REPORT_OUTPUT = "nb2pipe_report"
@@ -59,75 +58,9 @@ EXPLAIN_METRICS_OUTPUT = "explain_metrics"
 RETRAIN_OUTPUT = "retrain"
 
 
-@dataclass
-class _Flow:
-    spec: StepSpec
-    cells: tuple[AnalyzedCell, ...]
-    packages: list[str]
-    artifact_inputs: dict[str, str] = field(default_factory=dict)
-    parameter_inputs: set[str] = field(default_factory=set)
-    replays: dict[tuple[int, int], CodeBlock] = field(default_factory=dict)
-    outputs: dict[str, ArtifactKind] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=list)
-    finals: list[str] = field(default_factory=list)
-    prelude_reads: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Planner:
-    layout: Layout
-    diagnostics: list[Diagnostic]
-    analyzed: dict[int, AnalyzedCell] = field(default_factory=dict)
-    packages: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    syntax_errors: bool = False
-    star_import: bool = False
-    #: names that refused parameter lines assign: defined all the same, so that the
-    #: invalid-parameter error is the only one about them
-    refused_parameters: set[str] = field(default_factory=set)
-
-    @property
-    def notebook(self) -> str:
-        return self.layout.notebook.path
-
-    def analyze(self, cell: Cell, report: bool = True) -> AnalyzedCell | None:
-        if cell.index in self.analyzed:
-            return self.analyzed[cell.index]
-        try:
-            clean, facts = analyze_code(cell.source)
-        except SyntaxError as exc:  # too deeply nested code included (see magics.parse_code)
-            if report:
-                self.syntax_error(cell, exc)
-            return None
-        if report:
-            for note in clean.notes:
-                self.diagnostics.append(
-                    warning(note.code, note.message, cell.location(self.notebook, note.line), note.hint)
-                )
-        analyzed = AnalyzedCell(cell, CodeBlock(cell.index, cell.execution_count, 1, clean.source), facts)
-        self.analyzed[cell.index] = analyzed
-        self.packages[cell.index] = clean.packages
-        self.star_import = self.star_import or facts.star_import
-        return analyzed
-
-    def syntax_error(self, cell: Cell, exc: SyntaxError) -> None:
-        self.syntax_errors = True
-        self.diagnostics.append(
-            error(
-                "syntax-error",
-                exc.msg or "invalid syntax",
-                cell.location(self.notebook, exc.lineno),
-                "fix the code, or tag the cell skip to leave it out of the pipeline",
-            )
-        )
-
-    def analyze_all(self, cells: tuple[Cell, ...]) -> tuple[AnalyzedCell, ...]:
-        found = (self.analyze(cell) for cell in cells)
-        return tuple(analyzed for analyzed in found if analyzed is not None)
-
-
 def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     """Analyse the layout's code; raise :class:`CompileError` with every problem found."""
-    planner = _Planner(layout, list(diagnostics))
+    planner = Planner(layout, list(diagnostics))
     if not layout.steps:
         planner.diagnostics.append(
             error(
@@ -138,7 +71,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
             )
         )
     prelude = planner.analyze_all(layout.prelude)
-    flows = {spec.name: _Flow(spec, planner.analyze_all(spec.cells), []) for spec in layout.steps}
+    flows = {spec.name: Flow(spec, planner.analyze_all(spec.cells), []) for spec in layout.steps}
     for flow in flows.values():
         flow.packages = [pkg for a in (*prelude, *flow.cells) for pkg in planner.packages[a.cell.index]]
     parameters = _parameters(planner)
@@ -165,7 +98,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     drift_checks: list[PendingDrift] = []
     for item in _in_notebook_order(layout, flows):
         if isinstance(item, Cell):
-            _resolve_metrics(planner, item, known, flows)
+            resolve_metrics(planner, item, known, flows)
             continue
         flow = item
         result = Simulator(flow.spec.name, planner.notebook, known, imports).run(flow.cells)
@@ -233,11 +166,11 @@ def _reading_order(diagnostic: Diagnostic) -> tuple[int, int]:
     return (-1 if where.cell is None else where.cell, where.line or 0)
 
 
-def _provided_anyway(planner: _Planner, name: str) -> bool:
+def _provided_anyway(planner: Planner, name: str) -> bool:
     return is_notebook_builtin(name) or planner.star_import or name in planner.refused_parameters
 
 
-def _parameters(planner: _Planner) -> list[Parameter]:
+def _parameters(planner: Planner) -> list[Parameter]:
     found: dict[str, Parameter] = {}
     for cell in planner.layout.parameters:
         where = cell.location(planner.notebook)
@@ -263,14 +196,14 @@ def _pipeline_inputs(parameters: list[Parameter]) -> list[Parameter]:
     ]
 
 
-def _in_notebook_order(layout: Layout, flows: dict[str, _Flow]) -> list[Cell | _Flow]:
+def _in_notebook_order(layout: Layout, flows: dict[str, Flow]) -> list[Cell | Flow]:
     """Steps and metrics cells in the order a top-to-bottom run meets them."""
-    items: list[tuple[int, Cell | _Flow]] = [(cell.index, cell) for cell in layout.metrics]
+    items: list[tuple[int, Cell | Flow]] = [(cell.index, cell) for cell in layout.metrics]
     items += [(flow.spec.cells[0].index if flow.spec.cells else -1, flow) for flow in flows.values()]
     return [item for _, item in sorted(items, key=lambda entry: entry[0])]
 
 
-def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding | None, flows: dict[str, _Flow]) -> None:
+def _resolve_read(planner: Planner, flow: Flow, read: Read, binding: Binding | None, flows: dict[str, Flow]) -> None:
     name = read.name
     if binding is None or binding.deleted:
         if read.strong and not _provided_anyway(planner, name) and not planner.syntax_errors:
@@ -307,71 +240,7 @@ def _resolve_read(planner: _Planner, flow: _Flow, read: Read, binding: Binding |
         flows[binding.provider].outputs[name] = binding.provenance.kind
 
 
-def _resolve_metrics(planner: _Planner, cell: Cell, known: dict[str, Binding], flows: dict[str, _Flow]) -> None:
-    where = cell.location(planner.notebook)
-    try:
-        names, problems = parse_metrics(strip_magics(cell.source).source, where)
-    except SyntaxError as exc:
-        planner.syntax_error(cell, exc)
-        return
-    planner.diagnostics.extend(problems)
-    above = [flow for flow in flows.values() if flow.spec.cells and flow.spec.cells[0].index < cell.index]
-    for metric in names:
-        if metric.name in planner.refused_parameters:
-            continue  # its invalid-parameter error says all there is to say
-        at = cell.location(planner.notebook, metric.line)
-        flow = _metric_step(planner, metric.name, known.get(metric.name), above, flows, at)
-        if flow is not None and metric.name not in flow.metrics:
-            flow.metrics.append(metric.name)
-
-
-#: what a replayed definition is, for saying why it cannot be a metric
-_DEFINITIONS = {"import": "a module", "def": "a function", "class": "a class", "lambda": "a function"}
-_NUMBERS = ("int", "float", "bool")
-_METRIC_HINT = "KFP metrics are numbers: name a value such as accuracy = model.score(X, y)"
-
-
-def _metric_step(
-    planner: _Planner, name: str, binding: Binding | None, above: list[_Flow], flows: dict[str, _Flow], at: Location
-) -> _Flow | None:
-    """The step that logs metric ``name``: the step that computes it. A pipeline parameter or a
-    prelude value (every step has those) is logged by the last step above that reads it, else by
-    the last step above, which then takes it in; Kale too logs them from a step that names them."""
-    if binding is None or binding.deleted or (not above and binding.provider in (PARAMETER, PRELUDE)):
-        planner.diagnostics.append(
-            error(
-                "undefined-metric",
-                f"metric {name!r} is not computed by any step above this cell",
-                at,
-                "metrics name values that a step computes, e.g. accuracy = model.score(X, y)",
-            )
-        )
-        return None
-    kind, type_name = binding.origin.kind, binding.origin.attr
-    if binding.provider == PARAMETER and type_name == "str":
-        # Kale skips text it cannot read as a number when it writes the metrics
-        planner.diagnostics.append(
-            warning("non-numeric-metric", f"metric {name!r} is a str parameter, so it is not logged", at, _METRIC_HINT)
-        )
-        return None
-    if kind in _DEFINITIONS or (binding.provider == PARAMETER and type_name not in _NUMBERS):
-        what = _DEFINITIONS.get(kind) or f"a {type_name} parameter"  # Kale's run would fail on it
-        planner.diagnostics.append(
-            error("undefined-metric", f"metric {name!r} is {what}, not a number", at, _METRIC_HINT)
-        )
-        return None
-    if binding.provider not in (PARAMETER, PRELUDE):
-        return flows[binding.provider]
-    if binding.provider == PARAMETER:
-        flow = next((f for f in reversed(above) if name in f.parameter_inputs), above[-1])
-        flow.parameter_inputs.add(name)
-    else:
-        flow = next((f for f in reversed(above) if name in f.prelude_reads), above[-1])
-        flow.prelude_reads.add(name)
-    return flow
-
-
-def _undefined_hint(planner: _Planner, name: str, binding: Binding | None, flow: _Flow, where: Location) -> str:
+def _undefined_hint(planner: Planner, name: str, binding: Binding | None, flow: Flow, where: Location) -> str:
     if binding is not None and binding.deleted:
         return f"step {binding.provider!r} deletes it ({binding.location.describe()})"
     use = (where.cell if where.cell is not None else -1, where.line or 0)
@@ -418,13 +287,13 @@ def _undefined_hint(planner: _Planner, name: str, binding: Binding | None, flow:
     return "define it in an earlier step, an imports cell, or the parameters cell"
 
 
-def _all_bound_names(planner: _Planner) -> list[str]:
+def _all_bound_names(planner: Planner) -> list[str]:
     names = {e.name for a in planner.analyzed.values() for e in a.facts.events if e.kind == "bind"}
     return sorted(names)
 
 
 def _steps(
-    planner: _Planner, flows: dict[str, _Flow], parameters: dict[str, Parameter], prelude: list[PreludeUnit]
+    planner: Planner, flows: dict[str, Flow], parameters: dict[str, Parameter], prelude: list[PreludeUnit]
 ) -> list[Step]:
     names = list(flows)
     upstream: dict[str, list[str]] = {}
@@ -472,10 +341,10 @@ def _steps(
 
 
 def _step(
-    flow: _Flow,
+    flow: Flow,
     upstream: list[str],
     arguments: dict[str, ArgumentNames],
-    flows: dict[str, _Flow],
+    flows: dict[str, Flow],
     parameters: dict[str, Parameter],
     prelude: tuple[CodeBlock, ...],
 ) -> Step:

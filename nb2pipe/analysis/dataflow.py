@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from nb2pipe.analysis.kinds import Provenance, provenance, qualify
 from nb2pipe.analysis.magics import gc_paused
-from nb2pipe.analysis.names import CellFacts, Event, Origin
+from nb2pipe.analysis.names import CellFacts, Event
+from nb2pipe.analysis.origins import Origin
 from nb2pipe.analysis.scopes import FunctionFacts
 from nb2pipe.errors import Location
 from nb2pipe.ir import Cell, CodeBlock

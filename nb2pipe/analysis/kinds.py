@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from nb2pipe.analysis.names import Origin
+from nb2pipe.analysis.origins import Origin
 from nb2pipe.ir import ArtifactKind
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nb2pipe.analysis.magics import gc_paused, parse_code
 from nb2pipe.analysis.names import CellFacts, analyze_statements
-from nb2pipe.analysis.scopes import imported_module_names
+from nb2pipe.analysis.syntax import imported_module_names
 from nb2pipe.ir import CodeBlock
 
 

@@ -175,7 +175,7 @@ def _resources(resources: Resources) -> dict[str, Any]:
 def metadata_settings(metadata: Mapping[str, Any]) -> dict[str, str | None]:
     """The settings as the notebook's metadata spells them, before any default: what the
     panel's settings form shows. ``metadata.nb2pipe`` wins over Kale's
-    ``metadata.kubeflow_notebook`` key by key, as in :mod:`nb2pipe.notebook.layout`; the KFP
+    ``metadata.kubeflow_notebook`` key by key, as in :mod:`nb2pipe.notebook.pipeline_settings`; the KFP
     host and the MLflow server are nb2pipe's own keys. Anything but a non-empty string reads
     as unset (compiling reports it)."""
     own = metadata.get("nb2pipe")

@@ -14,17 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from nb2pipe.errors import Diagnostic, Location, error, warning
-from nb2pipe.ir import (
-    Cell,
-    Layout,
-    Notebook,
-    PipelineSettings,
-    Resources,
-    SecretEnv,
-    StepOptions,
-    StepSpec,
-    Tag,
-)
+from nb2pipe.ir import Cell, Layout, Notebook, StepSpec, Tag
 from nb2pipe.notebook.lifecycle import (
     DEPLOY_CELL_KINDS,
     LIFECYCLE_KINDS,
@@ -33,27 +23,8 @@ from nb2pipe.notebook.lifecycle import (
     drift_defaults,
     lifecycle_of,
 )
-from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, parse_tag, split_packages
-
-#: Tag kinds that configure the step a cell belongs to.
-OPTION_KINDS = frozenset(
-    {
-        "gpu",
-        "cpu",
-        "memory",
-        "limit",
-        "image",
-        "packages",
-        "cache",
-        "retry",
-        "timeout",
-        "annotation",
-        "label",
-        "secret",
-        "report",
-    }
-)
-
+from nb2pipe.notebook.pipeline_settings import OPTION_KINDS, identifier_from_file, pipeline_settings, step_options
+from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, parse_tag
 
 #: Tags that only mean something on a step's cells.
 STEP_SETTING_KINDS = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step"}
@@ -114,7 +85,7 @@ def build_layout(
         _assign_by_tags(code_cells, parsed, builder)
     else:
         _assign_single_step(code_cells, parsed, builder)
-    settings = _settings(notebook, builder.diagnostics, name=name, image=image, fallback_image=fallback_image)
+    settings = pipeline_settings(notebook, builder.diagnostics, name=name, image=image, fallback_image=fallback_image)
     serving = deploy_defaults(notebook.metadata, Location(notebook.path), builder.diagnostics)
     settings = replace(settings, drift=drift_defaults(notebook.metadata, Location(notebook.path), builder.diagnostics))
     steps = tuple(
@@ -122,7 +93,7 @@ def build_layout(
             draft.name,
             tuple(draft.cells),
             tuple(draft.after),
-            _options(draft.tags, settings.step_defaults),
+            step_options(draft.tags, settings.step_defaults),
             draft.location,
             *lifecycle_of(draft.name, draft.lifecycle, serving, builder.diagnostics),
             drift=drift_checks(draft.lifecycle),
@@ -297,7 +268,7 @@ def _is_merge_marker(tag: Tag) -> bool:
 
 def _assign_single_step(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _Builder) -> None:
     """No step tags: every untagged code cell is one step named after the notebook."""
-    name = _identifier_from_file(builder.notebook.name)
+    name = identifier_from_file(builder.notebook.name)
     draft: _StepDraft | None = None
     for cell in cells:
         tags = parsed[cell.index]
@@ -334,214 +305,3 @@ def _add_to_role(role: str, cell: Cell, builder: _Builder) -> None:
         "metrics": builder.metrics,
     }[role]
     target.append(cell)
-
-
-def _identifier_from_file(file_name: str) -> str:
-    stem = file_name.rsplit(".", 1)[0] if file_name.endswith(".ipynb") else file_name
-    text = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in stem).strip("_").lower()
-    if not text or not text[0].isalpha():
-        text = "notebook_" + text
-    return text
-
-
-def sanitize_pipeline_name(text: str) -> str:
-    """Lowercase letters, digits and single hyphens: the names KFP accepts."""
-    out: list[str] = []
-    for ch in text.lower():
-        ok = ch.isascii() and ch.isalnum()
-        if ok:
-            out.append(ch)
-        elif out and out[-1] != "-":
-            out.append("-")
-    name = "".join(out).strip("-")[:128]
-    return name or "pipeline"
-
-
-def _options(tags: list[Tag], base: StepOptions) -> StepOptions:
-    """Step options from tags, later tags winning, merged over ``base``."""
-    options = base
-    resources = base.resources
-    packages = list(base.packages)
-    annotations = dict(base.annotations)
-    labels = dict(base.labels)
-    secrets = {secret.env: secret for secret in base.secrets}
-    for tag in tags:
-        kind, args = tag.kind, tag.args
-        if kind == "gpu":
-            resources = replace(
-                resources,
-                accelerator_limit=int(args[0]),
-                accelerator_type=args[1] if len(args) > 1 else "nvidia.com/gpu",
-            )
-        elif kind == "cpu":
-            resources = replace(resources, cpu_request=args[0])
-        elif kind == "memory":
-            resources = replace(resources, memory_request=args[0])
-        elif kind == "limit":
-            resources = _apply_limit(resources, args[0], args[1])
-        elif kind == "image":
-            options = replace(options, image=args[0])
-        elif kind == "packages":
-            packages.extend(split_packages(args[0]))
-        elif kind == "cache":
-            options = replace(options, cache=args[0] in ("on", "enabled"))
-        elif kind == "retry":
-            options = replace(options, retries=int(args[0]))
-        elif kind == "timeout":
-            options = replace(options, timeout_seconds=int(args[0]))
-        elif kind == "annotation":
-            annotations[args[0]] = args[1]
-        elif kind == "label":
-            labels[args[0]] = args[1]
-        elif kind == "secret":
-            secrets[args[2]] = SecretEnv(env=args[2], secret=args[0], key=args[1])
-        elif kind == "report":
-            options = replace(options, html_report=args[0] == "enabled")
-    return replace(
-        options,
-        resources=resources,
-        packages=tuple(dict.fromkeys(packages)),
-        annotations=tuple(sorted(annotations.items())),
-        labels=tuple(sorted(labels.items())),
-        secrets=tuple(secrets[env] for env in sorted(secrets)),
-    )
-
-
-def _apply_limit(resources: Resources, resource: str, value: str) -> Resources:
-    if resource == "cpu":
-        return replace(resources, cpu_limit=value)
-    if resource == "memory":
-        return replace(resources, memory_limit=value)
-    return replace(resources, accelerator_type=resource, accelerator_limit=int(value))
-
-
-def _settings(
-    notebook: Notebook,
-    diagnostics: list[Diagnostic],
-    *,
-    name: str | None,
-    image: str | None,
-    fallback_image: str | None,
-) -> PipelineSettings:
-    """Notebook-level settings: ``metadata.nb2pipe`` over Kale's ``metadata.kubeflow_notebook``."""
-    where = Location(notebook.path)
-    merged: dict[str, object] = {}
-    own: dict[str, object] = {}
-    for key in ("kubeflow_notebook", "nb2pipe"):
-        section = notebook.metadata.get(key) or {}
-        if not isinstance(section, dict):
-            diagnostics.append(
-                error(
-                    "invalid-metadata",
-                    f"notebook metadata {key!r} is not an object",
-                    where,
-                    "fix it in JupyterLab's notebook metadata editor",
-                )
-            )
-            continue
-        present = {k: v for k, v in section.items() if v not in (None, "", [])}
-        merged.update(present)
-        if key == "nb2pipe":
-            own.update(present)
-
-    def text(*keys: str, source: dict[str, object] = merged) -> str | None:
-        for key in keys:
-            value = source.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-            if value is not None and not isinstance(value, str):
-                diagnostics.append(
-                    error(
-                        "invalid-metadata",
-                        f"notebook metadata {key!r} must be a string",
-                        where,
-                        "set it to a string in the notebook metadata",
-                    )
-                )
-        return None
-
-    experiment = text("experiment_name")
-    if experiment is None and isinstance(merged.get("experiment"), dict):
-        value = merged["experiment"].get("name")  # type: ignore[union-attr]
-        experiment = value if isinstance(value, str) and value else None
-    if merged.get("volumes"):
-        diagnostics.append(
-            warning(
-                "unsupported-metadata",
-                "Kale volumes are ignored: nb2pipe passes data between steps as artifacts",
-                where,
-                "remove 'volumes' from the notebook metadata to silence this",
-            )
-        )
-    if merged.get("katib_run") is True:
-        diagnostics.append(
-            warning(
-                "unsupported-metadata",
-                "Kale's Katib tuning (katib_run) is not supported: the pipeline runs once, "
-                "with the parameters' defaults",
-                where,
-                "run it per setting with --param NAME=VALUE, or set katib_run to false to silence this",
-            )
-        )
-    default_tags, default_image = _step_defaults(merged.get("steps_defaults"), where, diagnostics)
-    return PipelineSettings(
-        name=sanitize_pipeline_name(name or text("pipeline_name") or _identifier_from_file(notebook.name)),
-        description=text("pipeline_description") or f"Compiled by nb2pipe from {notebook.name}",
-        experiment=experiment,
-        image=image or default_image or text("image", "base_image", "docker_image") or fallback_image,
-        step_defaults=_options(default_tags, StepOptions()),
-        # nb2pipe's own keys: Kale keeps its KFP host in the lab settings, not the notebook
-        kfp_host=text("kfp_host", source=own),
-        mlflow_tracking_uri=text("mlflow_tracking_uri", source=own),
-    )
-
-
-def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]) -> tuple[list[Tag], str | None]:
-    if value is None:
-        return [], None
-    if isinstance(value, dict):  # the form Kale parses the list into: {"labels": {KEY: VALUE}, ...}
-        value = _tags_from_kale_defaults(value)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        diagnostics.append(
-            error(
-                "invalid-metadata",
-                "notebook metadata 'steps_defaults' must be a list of tags",
-                where,
-                'e.g. ["label:team:ml", "limit:memory:4Gi"] (or Kale\'s {"labels": {"team": "ml"}})',
-            )
-        )
-        return [], None
-    tags: list[Tag] = []
-    image = None
-    for text in value:
-        result = parse_tag(text)
-        if isinstance(result, TagProblem):
-            diagnostics.append(error("bad-tag", f"steps_defaults: {result.message}", where, result.hint))
-        elif result.kind == "image":
-            image = result.args[0]
-        elif result.kind in OPTION_KINDS:
-            tags.append(result)
-        else:
-            diagnostics.append(
-                error(
-                    "bad-tag",
-                    f"steps_defaults cannot hold {text!r}",
-                    where,
-                    "steps_defaults holds settings such as limit:, label:, annotation:",
-                )
-            )
-    return tags, image
-
-
-_KALE_DEFAULT_KINDS = {"annotations": "annotation", "labels": "label", "limits": "limit"}
-
-
-def _tags_from_kale_defaults(value: dict[object, object]) -> list[str] | None:
-    """Kale's parsed ``steps_defaults`` back into tags; None when it is not of that form."""
-    tags: list[str] = []
-    for key, entries in value.items():
-        kind = _KALE_DEFAULT_KINDS.get(key) if isinstance(key, str) else None
-        if kind is None or not isinstance(entries, dict):
-            return None
-        tags += [f"{kind}:{name}:{setting}" for name, setting in entries.items()]
-    return tags
