@@ -8,6 +8,22 @@ import { EXPLAIN_METHODS, ROLES, TagForm, splitPackages } from './tags';
 
 const isUint = (text: string): boolean => /^[0-9]+$/.test(text);
 
+/** KFP's accelerator count is an int64, as tags.py checks. */
+const INT64_MAX = '9223372036854775807';
+
+/** ASCII digits whose value is at least 1 and at most ``high`` (compared as digit strings:
+ * past 2**53 JavaScript numbers lose digits). */
+function isCountUpTo(text: string, high: string): boolean {
+  if (!isUint(text)) {
+    return false;
+  }
+  const digits = text.replace(/^0+/, '');
+  if (digits === '') {
+    return false;
+  }
+  return digits.length < high.length || (digits.length === high.length && digits <= high);
+}
+
 /** Letters, digits, `_` and `-`, starting with a letter or `_` (ASCII). */
 export function isStepName(text: string): boolean {
   return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(text);
@@ -71,8 +87,8 @@ export function validateForm(form: TagForm): FormErrors {
   if (t(form.memory) && !isMemoryQuantity(t(form.memory))) {
     errors.memory = `${JSON.stringify(t(form.memory))} is not a memory quantity (e.g. 512Mi, 4Gi, 2G)`;
   }
-  if (t(form.gpu) && !(isUint(t(form.gpu)) && parseInt(t(form.gpu), 10) >= 1)) {
-    errors.gpu = `GPU count ${JSON.stringify(t(form.gpu))} must be a whole number of at least 1`;
+  if (t(form.gpu) && !isCountUpTo(t(form.gpu), INT64_MAX)) {
+    errors.gpu = `GPU count ${JSON.stringify(t(form.gpu))} must be a whole number of at least 1 and at most ${INT64_MAX}`;
   }
   if (t(form.gpuType) && !t(form.gpu)) {
     errors.gpuType = 'an accelerator type needs a GPU count';

@@ -280,6 +280,15 @@ describe('validation', () => {
     expect(errors.cpu).toContain('CPU quantity');
   });
 
+  it('bounds the GPU count as tags.py does (int64)', () => {
+    const gpu = (count: string) => validateForm(formFrom({ gpu: count })).gpu;
+    expect(gpu('1')).toBeUndefined();
+    expect(gpu('9223372036854775807')).toBeUndefined();
+    expect(gpu('9223372036854775808')).toMatch(/at most 9223372036854775807/);
+    expect(gpu('0')).toMatch(/at least 1/);
+    expect(gpu('²')).toMatch(/whole number/);
+  });
+
   it('needs the first part of two-part fields', () => {
     expect(Object.keys(validateForm({ ...emptyForm(), gpuType: 'nvidia.com/gpu' }))).toEqual(['gpuType']);
     expect(Object.keys(validateForm({ ...emptyForm(), registerVariable: 'model' }))).toEqual(['registerVariable']);
