@@ -88,7 +88,8 @@ class LineProgress:
         print(f"run {run.run_id}: {len(run.steps)} steps", file=self.stream, flush=True)
 
     def on_step(self, run: RunState, step: StepState) -> None:
-        timing = f" ({_seconds(step)})" if step.status in states.FINISHED and step.started else ""
+        seconds = _seconds(step) if step.status in states.FINISHED and step.started else ""
+        timing = f" ({seconds})" if seconds else ""  # a step skipped while waiting never ran
         print(f"  {step.step}: {_label(step)}{timing}", file=self.stream, flush=True)
 
     def tick(self, run: RunState) -> None:

@@ -25,6 +25,9 @@ VALUE_SIDECAR = "nb2pipe-value.json"
 class StepError(Exception):
     """A step could not hand a value on, or could not read one."""
 
+    # tracebacks name it nb2pipe.StepError, not after the module kfp runs the step from
+    __module__ = "nb2pipe"
+
 
 class NativeFormat(NamedTuple):
     """A value its library saves in a binary format of its own: such values hold pointers
