@@ -185,11 +185,13 @@ def test_values_arrive_under_the_notebooks_own_names_in_a_real_run(tmp_path: Pat
         "text = open('f.csv').read()",
         "rows = sqlite3.connect(':memory:').execute('select 1').fetchall()",
         "CONSTANT = PI_LIKE",
+        "tau = pi * 2\nhalf = pi",
+        "joiner = join",
     ],
 )
 def test_what_is_reached_from_a_module_or_a_resource_is_a_value(making: str):
     prelude = "import importlib\nimport math\nimport os\nimport sqlite3\nimport sys\nimport numpy as np\n"
-    prelude += "import pandas as pd\nfrom math import PI_LIKE"
+    prelude += "import pandas as pd\nfrom math import PI_LIKE, pi\nfrom os.path import join"
     name = making.split("\n")[-1].split(" =")[0].strip() if "for row" not in making else "row"
     plan = plan_of(notebook(code(prelude, "imports"), code(making, "step:make"), code(f"print({name})", "step:use")))
     assert [i.name for i in plan.step("use").inputs] == [name]

@@ -135,7 +135,10 @@ class _CellVisitor:
                 statement = ast.Import(names=[alias])
                 name = alias.asname or alias.name.split(".")[0]
             self.imports[name] = qualified
-            self.bind(name, node.lineno, definite, Origin("import", path=qualified), ast.unparse(statement))
+            # a ``from`` import mostly binds a function, class or constant, not a module (kinds.py)
+            kind = "from" if isinstance(node, ast.ImportFrom) else None
+            origin = Origin("import", path=qualified, attr=kind)
+            self.bind(name, node.lineno, definite, origin, ast.unparse(statement))
             bound.add(name)
         return bound
 
