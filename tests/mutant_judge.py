@@ -154,6 +154,18 @@ def _listing(folder: Path) -> dict[str, bytes | None]:
     return {p.name: (p.read_bytes() if p.is_file() else None) for p in sorted(folder.iterdir())}
 
 
+def write_notebook_file(mutant: Mutant, folder: Path) -> Path:
+    """The mutant's notebook as a file in ``folder`` (a folder of that name when the mutant has
+    no content: the "folder instead of a file" mutation); its path."""
+    notebook = folder / Path(mutant.path).name
+    if mutant.content is None:
+        notebook.mkdir()
+    else:
+        content = mutant.content
+        notebook.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+    return notebook
+
+
 def _compile(mutant: Mutant, scratch: Path | None) -> tuple[Any, str, list[str]]:
     """Compile the mutant; return the result, the notebook path diagnostics must name, and
     (file edge) what is wrong with the folder afterwards. Exceptions propagate, with the
@@ -168,12 +180,7 @@ def _compile(mutant: Mutant, scratch: Path | None) -> tuple[Any, str, list[str]]
     assert scratch is not None
     folder = scratch / f"mutant-{mutant.seed}-{mutant.number}"
     folder.mkdir()
-    notebook = folder / Path(mutant.path).name
-    if mutant.content is None:
-        notebook.mkdir()
-    else:
-        raw = mutant.content if isinstance(mutant.content, bytes) else mutant.content.encode("utf-8", "surrogatepass")
-        notebook.write_bytes(raw)
+    notebook = write_notebook_file(mutant, folder)
     kind = mutant.output_kind
     target = {
         "default": default_output(notebook, bool(options.get("monitoring"))),

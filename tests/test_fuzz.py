@@ -15,7 +15,15 @@ from pathlib import Path
 
 import mutant_judge
 import pytest
-from mutant_judge import SLOW_SECONDS, Outcome, diagnostic_problems, failure_report, run_many, run_mutant
+from mutant_judge import (
+    SLOW_SECONDS,
+    Outcome,
+    diagnostic_problems,
+    failure_report,
+    run_many,
+    run_mutant,
+    write_notebook_file,
+)
 from mutants import make_mutant
 
 from nb2pipe.errors import CompileError, Location, error, warning
@@ -101,12 +109,7 @@ def test_cli_prints_no_traceback_for_broken_files(tmp_path: Path) -> None:
         mutant = make_mutant(SEED, number, file_level=True)
         folder = tmp_path / f"cli-{number}"
         folder.mkdir()
-        notebook = folder / Path(mutant.path).name
-        if mutant.content is None:
-            notebook.mkdir()
-        else:
-            content = mutant.content
-            notebook.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "surrogatepass"))
+        notebook = write_notebook_file(mutant, folder)
         args = [sys.executable, "-m", "nb2pipe", "compile", str(notebook)]
         args += ["--dsl", str(folder / "dsl.py")] if mutant.options.get("dsl") else []
         args += ["--monitoring"] if mutant.options.get("monitoring") else []

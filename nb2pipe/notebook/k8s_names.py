@@ -12,27 +12,28 @@ _NAME_MAX = 63
 _SUBDOMAIN_MAX = 253
 
 
-def _name_problem(text: str, what: str) -> str:
-    """A label-style name: at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric."""
+def _spelled_problem(text: str, what: str, *, ends: str, inner: str, longest: int, spelled: str) -> str:
+    """``text`` is 1 to ``longest`` characters of ``ends + inner``, first and last from ``ends``."""
     if not text:
         return f"the {what} is empty"
-    if len(text) > _NAME_MAX:
-        return f"the {what} has more than {_NAME_MAX} characters"
-    if text[0] not in _ALNUM or text[-1] not in _ALNUM or any(c not in _ALNUM + "-_." for c in text):
-        return f"the {what} must be ASCII letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+    if len(text) > longest:
+        return f"the {what} has more than {longest} characters"
+    if text[0] not in ends or text[-1] not in ends or any(c not in ends + inner for c in text):
+        return f"the {what} must be {spelled}, starting and ending with a letter or digit"
     return ""
+
+
+def _name_problem(text: str, what: str) -> str:
+    """A label-style name: at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric."""
+    spelled = "ASCII letters, digits, '-', '_' and '.'"
+    return _spelled_problem(text, what, ends=_ALNUM, inner="-_.", longest=_NAME_MAX, spelled=spelled)
 
 
 def subdomain_problem(text: str, what: str) -> str:
     """A DNS-1123 subdomain: at most 253 of [a-z0-9-.], starting and ending alphanumeric."""
-    allowed = _LOWER + "0123456789"
-    if not text:
-        return f"the {what} is empty"
-    if len(text) > _SUBDOMAIN_MAX:
-        return f"the {what} has more than {_SUBDOMAIN_MAX} characters"
-    if text[0] not in allowed or text[-1] not in allowed or any(c not in allowed + "-." for c in text):
-        return f"the {what} must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
-    return ""
+    spelled = "lowercase letters, digits, '-' and '.'"
+    ends = _LOWER + "0123456789"
+    return _spelled_problem(text, what, ends=ends, inner="-.", longest=_SUBDOMAIN_MAX, spelled=spelled)
 
 
 def qualified_name_problem(key: str) -> str:

@@ -25,6 +25,7 @@ _REQUEST_SECONDS = 30.0
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: ASCII only: str.isdigit also admits '²' and other scripts' digits, which int() refuses
 _DIGITS = "0123456789"
+#: ten years: a longer interval is a mistake, and sleeps past threading.TIMEOUT_MAX overflow
 _MAX_DURATION_SECONDS = 10 * 365 * 86400
 _MAX_DURATION_DIGITS = 10
 _SA_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
