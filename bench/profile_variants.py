@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from nb2pipe.capacity.measure import MeasureOptions, Target, measure_profile  # noqa: E402
 from nb2pipe.capacity.profile import Profile, profile_to_json, write_profile  # noqa: E402
-from nb2pipe.cli_profile import format_table  # noqa: E402
-from nb2pipe.lifecycle.registry import QUIET_MLFLOW, TRACKING_ENV  # noqa: E402
+from nb2pipe.cli.profile import format_table  # noqa: E402
+from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV  # noqa: E402
 
 RANDOM_STATE = 0
 HOLDOUT = 0.3

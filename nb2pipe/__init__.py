@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from nb2pipe.version import __version__
+
 __all__ = ["CompileError", "Nb2PipeError", "__version__", "compile_notebook", "compile_source"]
 
 if TYPE_CHECKING:

@@ -62,7 +62,7 @@ def compile_source(
     ``packaging`` pins a plan's imports (see :func:`nb2pipe.environment.packaging_for`);
     without it steps run ``python:3.11`` with only their declared packages. ``monitoring``
     compiles the notebook's monitoring pipeline instead (see
-    :func:`nb2pipe.plan_monitoring.monitoring_plan`), which has no DSL file.
+    :func:`nb2pipe.plan.monitoring.monitoring_plan`), which has no DSL file.
     """
     from nb2pipe.emit.kfp import emit_pipeline_yaml
 
@@ -71,7 +71,7 @@ def compile_source(
     with gc_paused():
         plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
         if monitoring:
-            from nb2pipe.plan_monitoring import monitoring_plan
+            from nb2pipe.plan.monitoring import monitoring_plan
 
             plan = monitoring_plan(plan, path)
             dsl_yaml_name = None

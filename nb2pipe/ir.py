@@ -10,12 +10,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nb2pipe.errors import Diagnostic, Location
 
 ArtifactKind = Literal["Dataset", "Model", "Artifact"]
 ParameterType = Literal["int", "float", "str", "bool", "list", "dict"]
+
+# Shared vocabulary: names every stage, runner and the editor agree on.
+
+#: outputs every step may have (nb2pipe.emit.step_source)
+METRICS_OUTPUT = "nb2pipe_metrics"
+REPORT_OUTPUT = "nb2pipe_report"
+#: outputs of the register and deploy tasks (nb2pipe.emit.lifecycle)
+REGISTERED_OUTPUT = "registered_model"
+PROMOTION_OUTPUT = "promotion"
+DEPLOYMENT_OUTPUT = "deployment"
+#: outputs of the drift and explain tasks (nb2pipe.emit.monitoring)
+DRIFT_FLAG_OUTPUT = "is_drift"
+DRIFT_METRICS_OUTPUT = "drift_metrics"
+DRIFT_REPORT_OUTPUT = "drift_report"
+EXPLANATION_OUTPUT = "explanation"
+EXPLAIN_METRICS_OUTPUT = "explain_metrics"
+#: the monitoring pipeline's gate: its verdict, and the parameters it reads
+RETRAIN_OUTPUT = "retrain"
+FORCE_PARAMETER = "force_retrain"
+PAYLOADS_PARAMETER = "payloads"
+
+#: drift tests (nb2pipe.monitoring.drift) and their multiple-testing corrections
+DRIFT_METHODS = ("tabular", "ks", "chi2", "mmd")
+DRIFT_CORRECTIONS = ("bonferroni", "fdr")
 
 
 @dataclass(frozen=True)
@@ -290,6 +314,7 @@ class Packaging:
 
 
 ScaleMetric = Literal["concurrency", "rps", "cpu", "memory"]
+SCALE_METRICS: tuple[str, ...] = get_args(ScaleMetric)
 
 
 @dataclass(frozen=True)
@@ -351,3 +376,45 @@ class ModelDeployment:
     service: str
     settings: DeploySettings
     location: Location
+
+
+def is_service_name(text: str) -> bool:
+    """A DNS-1123 label, as Kubernetes names an InferenceService: a-z, 0-9, '-', 63 at most."""
+    return (
+        0 < len(text) <= 63
+        and text.isascii()
+        and all(ch.islower() or ch.isdigit() or ch == "-" for ch in text)
+        and text[0].isalpha()
+        and text[-1] != "-"
+    )
+
+
+def deploy_problems(settings: DeploySettings) -> list[str]:
+    """Every reason KServe would reject or misread these settings; empty when they are fine."""
+    found: list[str] = []
+    low, high = settings.min_replicas, settings.max_replicas
+    if low is not None and low < 0:
+        found.append("minimum replicas cannot be negative")
+    if high is not None and high < 1:
+        found.append("maximum replicas must be at least 1")
+    if low is not None and high is not None and low > high:
+        found.append(f"minimum replicas {low} is above the maximum {high}")
+    if settings.scale_metric is not None and settings.scale_metric not in SCALE_METRICS:
+        found.append(f"scale metric {settings.scale_metric!r} is not one of {', '.join(SCALE_METRICS)}")
+    if settings.scale_target is not None and settings.scale_target < 1:
+        found.append("the scale target must be at least 1")
+    if settings.scale_target is not None and settings.scale_metric is None:
+        found.append("a scale target needs a scale metric (concurrency, rps, cpu or memory)")
+    if low == 0 and settings.scale_metric in ("cpu", "memory"):
+        found.append("scaling to zero works with the concurrency or rps metric, not cpu or memory")
+    if settings.canary_percent is not None and not 0 <= settings.canary_percent <= 100:
+        found.append(f"canary traffic {settings.canary_percent}% must be between 0 and 100")
+    if settings.gpu < 0:
+        found.append("the GPU count cannot be negative")
+    if settings.container_concurrency is not None and settings.container_concurrency < 0:
+        found.append("container concurrency cannot be negative (0 means unlimited)")
+    if settings.batch_max_size is not None and settings.batch_max_size < 1:
+        found.append("the batcher's largest batch must be at least 1")
+    if settings.batch_max_latency_ms is not None and settings.batch_max_latency_ms < 1:
+        found.append("the batcher's wait must be at least 1 ms")
+    return found

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nb2pipe.lifecycle.registry import TRACKING_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 
 @dataclass(frozen=True)

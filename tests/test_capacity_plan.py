@@ -19,6 +19,7 @@ import yaml
 from crd_schema import validate_resource
 from registered import RegisteredModel
 
+from nb2pipe.capacity.deployment import render_plan, variant_service
 from nb2pipe.capacity.model import VariantOption, with_slo_rates
 from nb2pipe.capacity.optimize import Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, VariantServing, build_plan, read_plan, write_plan
@@ -29,8 +30,7 @@ from nb2pipe.capacity.trace import DAY_S, DaySpan, interval_peaks, read_trace, s
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
-from nb2pipe.lifecycle.plan_deploy import render_plan, variant_service
-from nb2pipe.lifecycle.registry import TRACKING_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"

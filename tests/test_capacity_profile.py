@@ -24,7 +24,7 @@ from registered import RegisteredModel
 from nb2pipe.capacity.measure import MeasureOptions, measure_endpoint, measure_load, request_bodies
 from nb2pipe.capacity.profile import read_profile
 from nb2pipe.cli import main
-from nb2pipe.cli_profile import targets_from
+from nb2pipe.cli.profile import targets_from
 from nb2pipe.errors import Nb2PipeError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,12 +17,11 @@ from registered import RegisteredModel
 
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import DeploySettings
+from nb2pipe.ir import DeploySettings, deploy_problems
 from nb2pipe.lifecycle.cluster import DeployError, apply_inference_service
 from nb2pipe.lifecycle.deploy import check_request
-from nb2pipe.lifecycle.deploy_settings import problems
 from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for
-from nb2pipe.lifecycle.registry import TRACKING_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 FULL = DeploySettings(
     gpu=1,
@@ -185,7 +184,7 @@ def test_settings_problems_are_refused_clearly(settings, expected):
 
 def test_every_settings_problem_is_reported_at_once():
     settings = DeploySettings(min_replicas=5, max_replicas=2, canary_percent=150)
-    found = problems(settings)
+    found = deploy_problems(settings)
     assert len(found) == 2
     with pytest.raises(Nb2PipeError) as caught:
         check_request("cancer", settings)
@@ -193,8 +192,11 @@ def test_every_settings_problem_is_reported_at_once():
 
 
 def test_edge_values_are_accepted():
-    assert problems(DeploySettings(min_replicas=0, max_replicas=1, scale_metric="rps", canary_percent=0)) == []
-    assert problems(DeploySettings(min_replicas=3, max_replicas=3, canary_percent=100, container_concurrency=0)) == []
+    assert deploy_problems(DeploySettings(min_replicas=0, max_replicas=1, scale_metric="rps", canary_percent=0)) == []
+    assert (
+        deploy_problems(DeploySettings(min_replicas=3, max_replicas=3, canary_percent=100, container_concurrency=0))
+        == []
+    )
 
 
 # --- the CLI -------------------------------------------------------------------------------

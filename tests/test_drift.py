@@ -234,8 +234,8 @@ def test_summary_of_an_mmd_result() -> None:
 def test_importing_the_modules_loads_no_heavy_library() -> None:
     code = (
         "import sys\n"
-        "import nb2pipe.cli_monitoring, nb2pipe.monitoring.drift, nb2pipe.monitoring.drift_report\n"
-        "import nb2pipe.monitoring.reference, nb2pipe.monitoring.tables\n"
+        "import nb2pipe.cli.monitoring, nb2pipe.monitoring.drift, nb2pipe.monitoring.drift_report\n"
+        "import nb2pipe.store.reference, nb2pipe.store.tables\n"
         "heavy = {'numpy', 'pandas', 'alibi_detect', 'tensorflow', 'mlflow', 'matplotlib', 'scipy'}\n"
         "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))\n"
     )
@@ -290,7 +290,7 @@ def drift_cli(*argv: str) -> int:
         from nb2pipe.cli import main
 
         return main(["drift", *argv])
-    from nb2pipe.cli_monitoring import add_commands
+    from nb2pipe.cli.monitoring import add_commands
 
     parser = argparse.ArgumentParser(prog="nb2pipe")
     add_commands(parser.add_subparsers())

@@ -28,7 +28,7 @@ def test_durations_that_are_not_ascii_whole_numbers_or_too_long_are_clear_errors
 
 
 def test_a_drift_table_that_is_a_pipe_is_refused_not_waited_on(tmp_path: Path):
-    from nb2pipe.monitoring.tables import TableError, load_table
+    from nb2pipe.store.tables import TableError, load_table
 
     fifo = tmp_path / "current.csv"
     os.mkfifo(fifo)

@@ -20,7 +20,7 @@ from typing import Any
 from example_runs import ExampleRun, as_json
 from nbtools import EXAMPLES
 
-from nb2pipe.plan import EXPLANATION_OUTPUT
+from nb2pipe.ir import EXPLANATION_OUTPUT
 
 
 def run_example(name: str, example_run: ExampleRun) -> dict[str, Any]:

@@ -226,7 +226,7 @@ def test_errors_say_what_to_do_instead(cancer: Cancer) -> None:
 
 
 def run_cli(argv: list[str]) -> int:
-    from nb2pipe.cli_explain import add_commands
+    from nb2pipe.cli.explain import add_commands
 
     parser = argparse.ArgumentParser(prog="nb2pipe")
     add_commands(parser.add_subparsers())
@@ -264,7 +264,7 @@ def test_cli_explains_a_saved_mlflow_model_on_a_csv(
 def test_cli_fits_on_the_training_data_kept_with_a_registered_version(
     registered_model: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nb2pipe.lifecycle.registry import TRACKING_ENV
+    from nb2pipe.store.registry import TRACKING_ENV
 
     monkeypatch.setenv(TRACKING_ENV, registered_model.tracking_uri)  # restored afterwards; mlflow exports it
     argv = ["explain", registered_model.model_uri, "--rows", "1", "--workdir", str(registered_model.folder)]

@@ -19,7 +19,7 @@ from nbtools import EXAMPLES
 from served import Server
 
 from nb2pipe.lifecycle.endpoints import list_endpoints, read_endpoint, stop_endpoint
-from nb2pipe.lifecycle.registry import TRACKING_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 
 @pytest.fixture(scope="module")

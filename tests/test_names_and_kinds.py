@@ -15,10 +15,9 @@ from kfpspec import parse_ir
 from nbtools import code, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 from nb2pipe.compiler import compile_notebook, compile_source
-from nb2pipe.emit.identifiers import is_kfp_identifier
 from nb2pipe.emit.step_source import step_function
-from nb2pipe.ir import PipelinePlan
-from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
+from nb2pipe.identifiers import is_kfp_identifier
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, PipelinePlan
 from nb2pipe.runners.local import run_notebook
 from nb2pipe.runners.run_folder import load_variables
 

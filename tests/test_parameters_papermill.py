@@ -17,8 +17,8 @@ import yaml
 from nbtools import code, codes, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 from nb2pipe.compiler import compile_source
-from nb2pipe.emit.identifiers import is_kfp_identifier, kfp_identifier, kfp_identifiers
 from nb2pipe.errors import CompileError, Nb2PipeError
+from nb2pipe.identifiers import is_kfp_identifier, kfp_identifier, kfp_identifiers
 from nb2pipe.runners.local import run_notebook
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.run_folder import load_variables

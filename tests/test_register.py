@@ -12,7 +12,7 @@ import pytest
 from registered import train_classifier
 
 from nb2pipe.lifecycle.register import PROMOTION_TAG, PromotionRule, Registration, register_model
-from nb2pipe.lifecycle.registry import TRACKING_ENV, RegistryError, resolve_model
+from nb2pipe.store.registry import TRACKING_ENV, RegistryError, resolve_model
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from registered import RegisteredModel
 from served import Server, serving
 
-from nb2pipe.lifecycle.payloads import read_payloads
+from nb2pipe.store.payloads import read_payloads
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from served import Server, serving
 from nb2pipe.cli import main
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.inference_service import SERVER_IMAGE, ServedModel, inference_service
-from nb2pipe.lifecycle.registry import TRACKING_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 S3 = "s3://models/cancer/3"
 TRACKING = "http://mlflow.kubeflow.svc:5000"

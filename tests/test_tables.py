@@ -13,19 +13,19 @@ import pytest
 from registered import RegisteredModel
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.payloads import PayloadLog
-from nb2pipe.lifecycle.registry import TRACKING_ENV
 from nb2pipe.monitoring.drift import DriftSettings
-from nb2pipe.monitoring.reference import REFERENCE_DIR, load_reference, save_reference
-from nb2pipe.monitoring.tables import (
+from nb2pipe.monitoring.drift_files import drift_of_files
+from nb2pipe.runtime.step import save_value
+from nb2pipe.store.payloads import PayloadLog
+from nb2pipe.store.reference import REFERENCE_DIR, load_reference, save_reference
+from nb2pipe.store.registry import TRACKING_ENV
+from nb2pipe.store.tables import (
     TableError,
-    drift_of_files,
     load_reference_table,
     load_table,
     named_like,
     payload_table,
 )
-from nb2pipe.runtime.step import save_value
 
 FRAME = pd.DataFrame({"width": [1.5, 2.5, 3.5], "colour": ["red", "blue", "red"], "count": [1, 2, 3]})
 
@@ -204,6 +204,6 @@ def test_a_registered_models_training_data_is_the_reference(
 
 
 def test_a_model_without_training_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nb2pipe.lifecycle.registry.download_reference", lambda uri, store=None: None)
+    monkeypatch.setattr("nb2pipe.store.registry.download_reference", lambda uri, store=None: None)
     with pytest.raises(TableError, match="models:/old/1 kept no training data to compare with"):
         load_reference_table("models:/old/1")

@@ -115,7 +115,7 @@ class _Prepared:
 
 def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress: Progress | None = None) -> Profile:
     """Serve each target in turn, measure it, stop it; the profile of them all."""
-    from nb2pipe import __version__
+    from nb2pipe.version import __version__
 
     options.check()
     say = progress or (lambda _: None)
@@ -156,7 +156,7 @@ def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress
 
 
 def _prepare(target: Target, options: MeasureOptions) -> _Prepared:
-    from nb2pipe.lifecycle.registry import input_columns, resolve_model, tracking_env_kept
+    from nb2pipe.store.registry import input_columns, resolve_model, tracking_env_kept
 
     with tracking_env_kept():  # resolving exports the tracking URI; leave the caller's environment alone
         source = resolve_model(target.model_uri, options.store)
@@ -173,9 +173,9 @@ def _prepare(target: Target, options: MeasureOptions) -> _Prepared:
 
 
 def _reference_table(model_uri: str, store: str | Path | None) -> Any:
-    from nb2pipe.lifecycle.registry import download_reference
-    from nb2pipe.monitoring.reference import load_reference
-    from nb2pipe.monitoring.tables import as_table
+    from nb2pipe.store.reference import load_reference
+    from nb2pipe.store.registry import download_reference
+    from nb2pipe.store.tables import as_table
 
     kept = download_reference(model_uri, store)
     if kept is None:
@@ -191,7 +191,7 @@ def read_input(path: str | Path) -> Any:
     values or an object of column: value, or ``{"instances": [...]}``), as a DataFrame."""
     import pandas
 
-    from nb2pipe.monitoring.tables import generic_names, load_table
+    from nb2pipe.store.tables import generic_names, load_table
 
     location = Path(path).expanduser()
     if not location.is_file():
@@ -219,7 +219,7 @@ def read_input(path: str | Path) -> Any:
 def request_rows(table: Any, columns: list[str] | None, where: str) -> list[Any]:
     """Rows as ``nb2pipe serve`` takes them: objects by column name when the model's signature
     names its columns (robust to the input's column order), else lists of values."""
-    from nb2pipe.monitoring.tables import generic_names
+    from nb2pipe.store.tables import generic_names
 
     table = table.dropna().head(MAX_INPUT_ROWS)  # the server rejects NaN in numeric inputs
     if len(table) == 0:
@@ -276,7 +276,7 @@ def serving(
     """``nb2pipe serve`` on a free port of 127.0.0.1 until the block ends (yields its URL); then
     stopped by PID, whatever happened."""
     from nb2pipe.lifecycle.endpoints import free_port, wait_until_ready
-    from nb2pipe.lifecycle.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
+    from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
 
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"

@@ -108,7 +108,7 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
         )
     store = path.parent / ".nb2pipe"
     models = {task.registration.model_name: f"models:/{task.registration.model_name}@champion" for task in wanted}
-    from nb2pipe.lifecycle.registry import tracking_env_kept
+    from nb2pipe.store.registry import tracking_env_kept
 
     with _MLFLOW_LOCK, tracking_env_kept():
         _require_champions(list(models), store, plan.mlflow_tracking_uri)
@@ -133,7 +133,7 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
 def _require_champions(names: list[str], store: Path, notebook_uri: str | None) -> None:
     """Every model has a version with alias ``champion``. A local store that was never made
     means nothing was registered: said without importing MLflow (or creating the store)."""
-    from nb2pipe.lifecycle.registry import CHAMPION, quiet_mlflow, tracking_uri
+    from nb2pipe.store.registry import CHAMPION, quiet_mlflow, tracking_uri
 
     uri = tracking_uri(store, notebook_uri)
     hint = "run the notebook (its register task makes the first version champion), then deploy"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.plan import DEPLOYMENT_OUTPUT
+from nb2pipe.ir import DEPLOYMENT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.local import METRICS_SCHEMA
 from nb2pipe.runners.run_folder import new_run_id

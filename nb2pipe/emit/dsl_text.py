@@ -9,7 +9,7 @@ import pprint
 import textwrap
 
 from nb2pipe.emit.images import step_container
-from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
+from nb2pipe.emit.lifecycle import extra_tasks
 from nb2pipe.emit.options import option_calls
 from nb2pipe.emit.step_source import (
     RUNTIME_ENTRY,
@@ -20,8 +20,8 @@ from nb2pipe.emit.step_source import (
     step_arguments,
     step_spec,
 )
-from nb2pipe.ir import Packaging, PipelinePlan, Step
-from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
+from nb2pipe.emit.tasks import ExtraTask, extra_container
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, Packaging, PipelinePlan, Step
 
 
 def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | None = None) -> str:

@@ -15,12 +15,12 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Optional
 
 from nb2pipe.emit.images import step_container
-from nb2pipe.emit.lifecycle import ExtraTask, extra_container, extra_tasks
+from nb2pipe.emit.lifecycle import extra_tasks
 from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
 from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
-from nb2pipe.ir import Packaging, Parameter, PipelinePlan
-from nb2pipe.plan import RETRAIN_OUTPUT
+from nb2pipe.emit.tasks import ExtraTask, extra_container
+from nb2pipe.ir import RETRAIN_OUTPUT, Packaging, Parameter, PipelinePlan
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (

@@ -7,43 +7,25 @@ in the registered step's image with ``nb2pipe[...]`` added to its packages.
 
 from __future__ import annotations
 
-import ast
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-from nb2pipe import __version__
-from nb2pipe.emit.identifiers import kfp_identifiers
-from nb2pipe.emit.images import step_container
-from nb2pipe.emit.step_source import Argument, StepFunction, first_keyword_only, function_name
-from nb2pipe.ir import LifecycleTask, Packaging, PipelinePlan
-from nb2pipe.plan import DEPLOYMENT_OUTPUT, METRICS_OUTPUT, PROMOTION_OUTPUT, REGISTERED_OUTPUT
-
-
-@dataclass(frozen=True)
-class Wire:
-    """Where one argument comes from: a pipeline parameter, or another task's output."""
-
-    arg: str
-    parameter: str | None = None
-    task: str | None = None
-    output: str | None = None
-
-
-@dataclass(frozen=True)
-class ExtraTask:
-    name: str
-    function: StepFunction
-    wires: tuple[Wire, ...]
-    #: the notebook step whose image (and packages) the task runs in
-    step: str
-    requirement: str
-    #: registering and deploying change the world: never answer them from the cache
-    side_effects: bool = True
+from nb2pipe.emit.monitoring import drift_task, explain_task
+from nb2pipe.emit.step_source import Argument
+from nb2pipe.emit.tasks import ExtraTask, Wire, component_function
+from nb2pipe.identifiers import kfp_identifiers
+from nb2pipe.ir import (
+    DEPLOYMENT_OUTPUT,
+    METRICS_OUTPUT,
+    PROMOTION_OUTPUT,
+    REGISTERED_OUTPUT,
+    LifecycleTask,
+    PipelinePlan,
+)
+from nb2pipe.version import __version__
 
 
 def extra_tasks(plan: PipelinePlan) -> list[ExtraTask]:
     """The tasks nb2pipe adds after the notebook's steps: register, deploy, explain, drift."""
-    from nb2pipe.emit.monitoring import drift_task, explain_task
-
     tasks: list[ExtraTask] = []
     for item in plan.lifecycle:
         tasks.append(_register(plan, item))
@@ -106,23 +88,3 @@ def _deploy(item: LifecycleTask) -> ExtraTask:
     function = component_function(item.deploy_task, arguments, "deploy_step", call)
     wires = (Wire(REGISTERED_OUTPUT, task=item.register_task, output=REGISTERED_OUTPUT),)
     return ExtraTask(item.deploy_task, function, wires, item.step, f"nb2pipe[mlflow,serve]=={__version__}")
-
-
-def component_function(
-    task: str, arguments: list[Argument], entry: str, call: str, module: str = "nb2pipe.lifecycle.steps"
-) -> StepFunction:
-    name = function_name(task)
-    split = first_keyword_only(arguments)
-    required = [f"{a.name}: {a.annotation}" for a in arguments[:split]]
-    # from the first optional argument on, keyword-only (KFP passes every argument by name)
-    rest = [f"{a.name}: {a.annotation}" + (" = None" if a.optional else "") for a in arguments[split:]]
-    signature = ", ".join(required + (["*", *rest] if rest else []))
-    text = f"def {name}({signature}):\n    from {module} import {entry}\n    {call}\n"
-    ast.parse(text)  # the text is built from reprs and identifiers: prove it is Python
-    return StepFunction(name, tuple(arguments), text)
-
-
-def extra_container(task: ExtraTask, plan: PipelinePlan, packaging: Packaging | None) -> tuple[str, tuple[str, ...]]:
-    """A register/deploy task runs in its step's image, with nb2pipe added when missing."""
-    image, packages = step_container(plan.step(task.step), plan, packaging)
-    return image, (task.requirement, *packages)

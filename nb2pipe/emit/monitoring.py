@@ -10,19 +10,22 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from nb2pipe import __version__
-from nb2pipe.emit.lifecycle import ExtraTask, Wire, component_function
 from nb2pipe.emit.step_source import Argument
-from nb2pipe.ir import DriftTask, LifecycleTask, PipelinePlan
-from nb2pipe.plan import (
+from nb2pipe.emit.tasks import ExtraTask, Wire, component_function
+from nb2pipe.ir import (
     DRIFT_FLAG_OUTPUT,
     DRIFT_METRICS_OUTPUT,
     DRIFT_REPORT_OUTPUT,
     EXPLAIN_METRICS_OUTPUT,
     EXPLANATION_OUTPUT,
+    FORCE_PARAMETER,
+    PAYLOADS_PARAMETER,
     RETRAIN_OUTPUT,
+    DriftTask,
+    LifecycleTask,
+    PipelinePlan,
 )
-from nb2pipe.plan_monitoring import FORCE_PARAMETER, PAYLOADS_PARAMETER
+from nb2pipe.version import __version__
 
 MODULE = "nb2pipe.monitoring.steps"
 #: rows of the training data an explain task explains

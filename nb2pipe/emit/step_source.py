@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from nb2pipe.ir import CodeBlock, PipelinePlan, Step
-from nb2pipe.plan import METRICS_OUTPUT, REPORT_OUTPUT
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, CodeBlock, PipelinePlan, Step
 
 #: What KFP's own lightweight components put before the function.
 KFP_HEADER = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n"

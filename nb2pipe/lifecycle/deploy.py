@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import DeploySettings
-from nb2pipe.lifecycle.deploy_settings import is_service_name, problems
+from nb2pipe.ir import DeploySettings, deploy_problems, is_service_name
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ def check_request(service: str, settings: DeploySettings) -> None:
             f"{service!r} is not a valid service name: use lowercase letters, digits and '-', "
             "starting with a letter, at most 63 characters"
         )
-    found = problems(settings)
+    found = deploy_problems(settings)
     if found:
         raise Nb2PipeError("; ".join(found))
 
@@ -40,7 +39,7 @@ def render(
     notebook_uri: str | None = None,
 ) -> Deployment:
     """Resolve the model and build its InferenceService; nothing is applied. ``store`` and
-    ``notebook_uri`` choose the tracking store as :func:`nb2pipe.lifecycle.registry.tracking_uri` does."""
+    ``notebook_uri`` choose the tracking store as :func:`nb2pipe.store.registry.tracking_uri` does."""
     import os
 
     import yaml
@@ -52,7 +51,7 @@ def render(
         inference_service,
         is_cluster_storage,
     )
-    from nb2pipe.lifecycle.registry import resolve_model, tracking_uri
+    from nb2pipe.store.registry import resolve_model, tracking_uri
 
     check_request(service, settings)
     source = resolve_model(model_uri, store, notebook_uri)

@@ -20,7 +20,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
-from nb2pipe.lifecycle.registry import QUIET_MLFLOW, STORE_ENV, TRACKING_ENV, local_store, tracking_uri
+from nb2pipe.store.registry import QUIET_MLFLOW, STORE_ENV, TRACKING_ENV, local_store, tracking_uri
 
 DEFAULT_PORT = 8080
 
@@ -61,7 +61,7 @@ def start_local(
     notebook_uri: str | None = None,
 ) -> Endpoint:
     """Serve ``model_uri`` as ``service`` in a background process, replacing an older one.
-    The server reads the tracking store of :func:`~nb2pipe.lifecycle.registry.tracking_uri`."""
+    The server reads the tracking store of :func:`~nb2pipe.store.registry.tracking_uri`."""
     folder = endpoints_dir(store)
     folder.mkdir(parents=True, exist_ok=True)
     previous = read_endpoint(service, store)

@@ -2,19 +2,24 @@
 the registered version (or a data file), warmed with one explanation so the first request
 pays neither alibi's import nor the fit, then asked per ``:explain`` request.
 
-alibi sits behind :func:`nb2pipe.monitoring.explain.build_explainer`; this module only turns
-request rows into the explainer's input and its answer into JSON.
+alibi sits behind :func:`nb2pipe.monitoring.explain.build_explainer`, which the caller passes in
+(serving sits below monitoring); this module only turns request rows into the explainer's
+input and its answer into JSON.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
+
+#: ``(method, model, reference) -> explainer`` with ``explain(rows)`` answering ``.to_json()``
+ExplainerBuilder = Callable[[str, Any, Any], Any]
 
 #: Anchor searches take ~0.1-1 s a row: more rows belong in a batch job (nb2pipe explain)
 MAX_EXPLAINED_ROWS = 20
@@ -35,11 +40,20 @@ class ServedExplainer:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def build(cls, method: str, source: Any, served_model: Any, reference_path: str | None) -> ServedExplainer:
+    def build(
+        cls,
+        method: str,
+        source: Any,
+        served_model: Any,
+        reference_path: str | None,
+        build_explainer: ExplainerBuilder | None,
+    ) -> ServedExplainer:
         """``source``: the resolved model (registry.ModelSource); ``served_model``: what the
         predictor calls (reused unless gradients need the Keras model itself)."""
-        from nb2pipe.lifecycle.registry import load_explainable
-        from nb2pipe.monitoring.explain import build_explainer
+        from nb2pipe.store.registry import load_explainable
+
+        if build_explainer is None:
+            raise ExplainerSetupError(f"no explainer backend was given to fit the {method} explainer")
 
         started = time.perf_counter()
         reference = _reference(source, reference_path)
@@ -70,9 +84,9 @@ class ServedExplainer:
 
 
 def _reference(source: Any, reference_path: str | None) -> Any:
-    from nb2pipe.lifecycle.registry import download_reference
-    from nb2pipe.monitoring.reference import load_reference
-    from nb2pipe.monitoring.tables import load_table
+    from nb2pipe.store.reference import load_reference
+    from nb2pipe.store.registry import download_reference
+    from nb2pipe.store.tables import load_table
 
     if reference_path:
         return load_table(reference_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.registry import (
+from nb2pipe.store.registry import (
     CANDIDATE,
     CHAMPION,
     WRAPPER_METADATA,
@@ -123,7 +123,7 @@ def _log_reference(example: Any) -> str | None:
 
     import mlflow
 
-    from nb2pipe.monitoring.reference import REFERENCE_DIR, save_reference
+    from nb2pipe.store.reference import REFERENCE_DIR, save_reference
 
     with tempfile.TemporaryDirectory(prefix="nb2pipe-reference-") as folder:
         try:

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ServedExplainer
-from nb2pipe.lifecycle.payloads import PayloadLog
+from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
+from nb2pipe.store.payloads import PayloadLog
 
 #: Largest request body accepted (bytes); bigger ones get 413 before they are read whole.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -45,6 +45,9 @@ class ServeOptions:
     explainer: str | None = None
     #: the data the explainer is fitted on (default: the training data kept with the version)
     reference: str | None = None
+    #: fits an explainer: ``(method, model, reference) -> Explainer``. The CLI passes
+    #: nb2pipe.monitoring.explain.build_explainer; serving itself imports no explainer backend.
+    build_explainer: ExplainerBuilder | None = None
 
 
 def _kserve() -> Any:
@@ -74,19 +77,21 @@ def model_class() -> type:
             payload_dir: str | None = None,
             explainer: str | None = None,
             reference: str | None = None,
+            build_explainer: ExplainerBuilder | None = None,
         ) -> None:
             super().__init__(name)
             self.model_uri = model_uri
             self.payload_dir = payload_dir
             self.explainer_method = explainer
             self.reference_path = reference
+            self.build_explainer = build_explainer
             self.predictor: Predictor | None = None
             self.payloads: PayloadLog | None = None
             self.version: str | None = None
             self.explainer: ServedExplainer | None = None
 
         def load(self) -> bool:
-            from nb2pipe.lifecycle.registry import input_columns, load_native, resolve_model
+            from nb2pipe.store.registry import input_columns, load_native, resolve_model
 
             source = resolve_model(self.model_uri)
             columns, types = input_columns(source)
@@ -94,7 +99,7 @@ def model_class() -> type:
             self.version = source.version
             if self.explainer_method:
                 self.explainer = ServedExplainer.build(
-                    self.explainer_method, source, self.predictor.model, self.reference_path
+                    self.explainer_method, source, self.predictor.model, self.reference_path, self.build_explainer
                 )
             if self.payload_dir:
                 self.payloads = PayloadLog(self.payload_dir, self.name, source.version)
@@ -230,7 +235,14 @@ def build_server(options: ServeOptions) -> tuple[Any, Any]:
     from fastapi.responses import JSONResponse
     from kserve import model_server
 
-    model = model_class()(options.name, options.model_uri, options.log_payloads, options.explainer, options.reference)
+    model = model_class()(
+        options.name,
+        options.model_uri,
+        options.log_payloads,
+        options.explainer,
+        options.reference,
+        options.build_explainer,
+    )
     model.load()
 
     async def validation_error(_: Any, exc: RequestValidationError) -> Any:

@@ -18,13 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.files import write_whole
+from nb2pipe.store.data import inputs_may_be_pending
 
 DEPLOY_TARGET_ENV = "NB2PIPE_DEPLOY_TARGET"
-
-
-def inputs_may_be_pending() -> bool:
-    """The local runner started this task early: its inputs appear while it starts."""
-    return os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1"
 
 
 def register_step(

@@ -21,13 +21,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import DRIFT_CORRECTIONS, DRIFT_METHODS
 
 if TYPE_CHECKING:
     import numpy
     import pandas
 
-METHODS = ("tabular", "ks", "chi2", "mmd")
-CORRECTIONS = ("bonferroni", "fdr")
 NUMERIC, CATEGORICAL = "numeric", "categorical"
 #: MMD's permutation test costs (rows of both tables)² per permutation: larger tables are
 #: sampled down to this many rows each, with SAMPLE_SEED, so a verdict is reproducible
@@ -118,8 +117,8 @@ def check_drift(
     list, only the overall p-value and distance.
     """
     settings = settings or DriftSettings()
-    method = _known(settings.method, METHODS, "method")
-    correction = _known(settings.correction, CORRECTIONS, "correction")
+    method = _known(settings.method, DRIFT_METHODS, "method")
+    correction = _known(settings.correction, DRIFT_CORRECTIONS, "correction")
     if not 0.0 < settings.p_value < 1.0:
         raise DriftError(f"the drift p-value must be between 0 and 1 (exclusive), got {settings.p_value}")
     backend = drift_backend(settings.backend)

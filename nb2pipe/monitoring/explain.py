@@ -238,8 +238,8 @@ def explain_model(
     chosen = check_method(method)
     if rows < 1:
         raise Nb2PipeError(f"rows={rows}: explain at least one row")
-    from nb2pipe.lifecycle.registry import download_reference, load_explainable, resolve_model
-    from nb2pipe.monitoring.steps import first_rows, load_data
+    from nb2pipe.store.data import first_rows, load_data
+    from nb2pipe.store.registry import download_reference, load_explainable, resolve_model
 
     source = resolve_model(uri, store)
     model = load_explainable(source)
@@ -254,7 +254,7 @@ def explain_model(
                 f"{uri} has no training data kept with it (only registered versions keep it); "
                 "pass the data to fit the explainer on with --data FILE (CSV or parquet)"
             )
-        from nb2pipe.monitoring.reference import load_reference
+        from nb2pipe.store.reference import load_reference
 
         reference = load_reference(kept)
     explainer = build_explainer(chosen, model, reference)

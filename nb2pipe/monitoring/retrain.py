@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.plan import RETRAIN_OUTPUT
-from nb2pipe.plan_monitoring import FORCE_PARAMETER, PAYLOADS_PARAMETER
+from nb2pipe.ir import FORCE_PARAMETER, PAYLOADS_PARAMETER, RETRAIN_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def _gate_verdict(result: Any, gate: str) -> bool | None:
 
 
 def _report(run_dir: Path, gate: str) -> Path | None:
-    from nb2pipe.plan import DRIFT_REPORT_OUTPUT
+    from nb2pipe.ir import DRIFT_REPORT_OUTPUT
 
     found = run_dir / gate / DRIFT_REPORT_OUTPUT
     return found if found.is_file() else None

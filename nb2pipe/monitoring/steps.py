@@ -9,7 +9,6 @@ training data with Anchor or Integrated Gradients and write an HTML page.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_whole
-from nb2pipe.lifecycle.steps import inputs_may_be_pending
-from nb2pipe.monitoring.tables import as_table, named_like
+from nb2pipe.store.data import first_rows, load_data, load_model
+from nb2pipe.store.tables import as_table, named_like
 
 
 def drift_step(
@@ -33,19 +32,6 @@ def drift_step(
     verdict = "drift" if result.is_drift else "no drift"
     print(f"nb2pipe: {config.get('current')} vs {config.get('reference')}: {verdict}", flush=True)
     return bool(result.is_drift)
-
-
-def load_data(path: str) -> Any:
-    """A value a notebook step saved (a folder with nb2pipe's sidecar), else a data file or
-    folder :func:`nb2pipe.monitoring.tables.load_table` reads (CSV, parquet, payload log)."""
-    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
-
-    wait = inputs_may_be_pending()
-    if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
-        return load_value(path, wait=wait)
-    from nb2pipe.monitoring.tables import load_table
-
-    return load_table(path)
 
 
 def drift_settings(options: Mapping[str, Any]) -> Any:
@@ -89,32 +75,14 @@ def explain_step(config: Mapping[str, Any], *, model: str, data: str, report: An
     print(f"nb2pipe: {method} explanation of {len(rows)} rows in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def load_model(path: str) -> Any:
-    """A model a notebook step saved, else an MLflow model (folder or URI) in its own flavour."""
-    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
-
-    wait = inputs_may_be_pending()
-    if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
-        return load_value(path, wait=wait)
-    from nb2pipe.lifecycle.registry import load_explainable, resolve_model
-
-    return load_explainable(resolve_model(path))
-
-
-def first_rows(data: Any, count: int) -> Any:
-    if hasattr(data, "iloc"):
-        return data.iloc[:count]
-    return data[:count]
-
-
 def monitor_step(
     config: Mapping[str, Any], *, payloads: str, force: bool, metrics: Any, report: Any, flag_path: str
 ) -> bool:
     """The monitoring pipeline's gate: retrain when the traffic the champion served drifted
     from the data it was trained on, when there is no champion yet, or when forced."""
-    from nb2pipe.lifecycle.registry import download_reference, local_store, use_tracking
-    from nb2pipe.monitoring.reference import load_reference
-    from nb2pipe.monitoring.tables import payload_table
+    from nb2pipe.store.reference import load_reference
+    from nb2pipe.store.registry import download_reference, local_store, use_tracking
+    from nb2pipe.store.tables import payload_table
 
     use_tracking()
     name, service = config["model_name"], config.get("service")
@@ -162,7 +130,7 @@ def champion_version(name: str) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from nb2pipe.lifecycle.registry import CHAMPION
+    from nb2pipe.store.registry import CHAMPION
 
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)

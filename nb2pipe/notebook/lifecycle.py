@@ -13,8 +13,17 @@ from dataclasses import replace
 from typing import Any
 
 from nb2pipe.errors import Diagnostic, Location, error
-from nb2pipe.ir import DeploySettings, DriftCheck, DriftOptions, ModelDeployment, ModelRegistration, Tag
-from nb2pipe.lifecycle.deploy_settings import problems
+from nb2pipe.ir import (
+    DRIFT_CORRECTIONS,
+    DRIFT_METHODS,
+    DeploySettings,
+    DriftCheck,
+    DriftOptions,
+    ModelDeployment,
+    ModelRegistration,
+    Tag,
+    deploy_problems,
+)
 
 LIFECYCLE_KINDS = frozenset(
     {"register", "promote", "deploy", "replicas", "scale", "canary", "monitor", "explain", "drift"}
@@ -47,7 +56,6 @@ _DRIFT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "categorical": list,
     "min_rows": int,
 }
-DRIFT_METHODS = ("tabular", "ks", "chi2", "mmd")
 
 
 def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DeploySettings:
@@ -78,7 +86,7 @@ def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: l
         else:
             values[key] = value
     settings = replace(DeploySettings(), **values)
-    for problem in problems(settings):
+    for problem in deploy_problems(settings):
         diagnostics.append(error("invalid-metadata", f"nb2pipe.deploy: {problem}", where, "fix the notebook metadata"))
     return settings
 
@@ -121,7 +129,7 @@ def _drift_problem(values: Mapping[str, Any]) -> str:
         return f"method must be one of {', '.join(DRIFT_METHODS)}"
     if not 0 < float(values.get("p_value", 0.05)) < 1:
         return "p_value must lie between 0 and 1"
-    if values.get("correction", "bonferroni") not in ("bonferroni", "fdr"):
+    if values.get("correction", "bonferroni") not in DRIFT_CORRECTIONS:
         return "correction must be bonferroni or fdr"
     if int(values.get("min_rows", 50)) < 2:
         return "min_rows must be at least 2"
@@ -201,7 +209,7 @@ def lifecycle_of(
                 )
             )
         return registration, None
-    for problem in problems(settings):
+    for problem in deploy_problems(settings):
         diagnostics.append(error("bad-tag", f"deploy:{deploy_at[0].args[0]}: {problem}", deploy_at[1], ""))
     return registration, ModelDeployment(deploy_at[0].args[0], settings, deploy_at[1])
 

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2pipe.ir import Tag
+from nb2pipe.ir import SCALE_METRICS, Tag
 from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
@@ -231,7 +231,7 @@ def _check_drift(fields: tuple[str, ...]) -> str:
 
 
 def _check_service(fields: tuple[str, ...]) -> str:
-    from nb2pipe.lifecycle.deploy_settings import is_service_name
+    from nb2pipe.ir import is_service_name
 
     if is_service_name(fields[0]):
         return ""
@@ -253,7 +253,7 @@ def _check_replicas(fields: tuple[str, ...]) -> str:
 
 def _check_scale(fields: tuple[str, ...]) -> str:
     metric, equals, target = fields[0].partition("=")
-    if metric not in ("concurrency", "rps", "cpu", "memory") or not equals or not _is_uint(target):
+    if metric not in SCALE_METRICS or not equals or not _is_uint(target):
         return "write scale:METRIC=TARGET with METRIC concurrency, rps, cpu or memory (e.g. scale:concurrency=10)"
     return "" if _whole_in(target, 1, INT32_MAX) else f"the target must be {_range(1, INT32_MAX)}"
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.registry import TRACKING_ENV
-from nb2pipe.plan import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
+from nb2pipe.ir import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
 from nb2pipe.runners.components import step_timeouts, without_unset_inputs
 from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
@@ -32,6 +31,8 @@ from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.run_folder import check_run_id, new_run_id, write_index
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
+from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
+from nb2pipe.store.registry import TRACKING_ENV
 
 METRICS_SCHEMA = "system.Metrics"
 
@@ -339,7 +340,7 @@ class LocalRun:
             "NB2PIPE_RUNNER_PID": str(os.getpid()),
         }
         if early:
-            environment["NB2PIPE_WAIT_FOR_INPUTS"] = "1"
+            environment[WAIT_FOR_INPUTS_ENV] = "1"
         if self.keep_variables:
             environment["NB2PIPE_VARIABLES_DIR"] = str(run_dir / "variables")
         if self.tracking_uri and not os.environ.get(TRACKING_ENV, "").strip():

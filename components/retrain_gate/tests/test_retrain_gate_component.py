@@ -79,7 +79,7 @@ def gate(tmp_path: Path, model_name: str, payloads: Path, force: bool = False) -
 
 
 def served(folder: Path, features: Any, shift: float) -> Path:
-    from nb2pipe.lifecycle.payloads import PayloadLog
+    from nb2pipe.store.payloads import PayloadLog
 
     rows = features.sample(n=200, replace=True, random_state=3).to_numpy(dtype=float)
     rows[:, :3] += shift * features.to_numpy()[:, :3].std(axis=0)
@@ -111,7 +111,7 @@ def test_no_champion_yet_means_train_one(champion: Any, tmp_path: Path) -> None:
 
 
 def test_too_little_traffic_waits(champion: Any, tmp_path: Path) -> None:
-    from nb2pipe.lifecycle.payloads import PayloadLog
+    from nb2pipe.store.payloads import PayloadLog
 
     log = PayloadLog(tmp_path / "few", "gate-test", "1")
     log.append("v1", None, np.zeros((5, 30)).tolist(), [0] * 5)

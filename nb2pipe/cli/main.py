@@ -11,16 +11,16 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from nb2pipe import __version__
-from nb2pipe.cli_args import INT32_MAX, duration, integer, non_empty
-from nb2pipe.cli_capacity import add_commands as add_capacity_commands
-from nb2pipe.cli_explain import add_commands as add_explain_commands
-from nb2pipe.cli_failures import describe_internal_error, is_broken_pipe, quiet_stdout
-from nb2pipe.cli_lifecycle import add_commands as add_lifecycle_commands
-from nb2pipe.cli_monitoring import add_commands as add_monitoring_commands
-from nb2pipe.cli_profile import add_commands as add_profile_commands
-from nb2pipe.cli_retrain import add_commands as add_retrain_commands
+from nb2pipe.cli.args import INT32_MAX, duration, integer, non_empty
+from nb2pipe.cli.capacity import add_commands as add_capacity_commands
+from nb2pipe.cli.explain import add_commands as add_explain_commands
+from nb2pipe.cli.failures import describe_internal_error, is_broken_pipe, quiet_stdout
+from nb2pipe.cli.lifecycle import add_commands as add_lifecycle_commands
+from nb2pipe.cli.monitoring import add_commands as add_monitoring_commands
+from nb2pipe.cli.profile import add_commands as add_profile_commands
+from nb2pipe.cli.retrain import add_commands as add_retrain_commands
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
+from nb2pipe.version import __version__
 
 #: metrics on the one summary line of nb2pipe run
 SUMMARY_METRICS = 12

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb2pipe.cli_args import INT32_MAX, non_empty
+from nb2pipe.cli.args import INT32_MAX, non_empty
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import check_outputs
 

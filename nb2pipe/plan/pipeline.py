@@ -24,9 +24,22 @@ from nb2pipe.analysis.magics import strip_magics
 from nb2pipe.analysis.origins import Origin
 from nb2pipe.analysis.parameters import parse_parameters
 from nb2pipe.analysis.prelude import PreludeUnit, modules_of, prelude_for, prelude_units
-from nb2pipe.emit.identifiers import is_kfp_identifier, kfp_identifier
 from nb2pipe.errors import CompileError, Diagnostic, Location, Severity, error
+from nb2pipe.identifiers import is_kfp_identifier, kfp_identifier
 from nb2pipe.ir import (
+    DEPLOYMENT_OUTPUT,
+    DRIFT_FLAG_OUTPUT,
+    DRIFT_METRICS_OUTPUT,
+    DRIFT_REPORT_OUTPUT,
+    EXPLAIN_METRICS_OUTPUT,
+    EXPLANATION_OUTPUT,
+    FORCE_PARAMETER,
+    METRICS_OUTPUT,
+    PAYLOADS_PARAMETER,
+    PROMOTION_OUTPUT,
+    REGISTERED_OUTPUT,
+    REPORT_OUTPUT,
+    RETRAIN_OUTPUT,
     Cell,
     CodeBlock,
     Layout,
@@ -36,26 +49,11 @@ from nb2pipe.ir import (
     StepInput,
     StepOutput,
 )
-from nb2pipe.plan_arguments import ArgumentNames, argument_names, keyed
-from nb2pipe.plan_lifecycle import PendingRegistration, snapshot, wire
-from nb2pipe.plan_metrics import resolve_metrics
-from nb2pipe.plan_monitoring import FORCE_PARAMETER, PAYLOADS_PARAMETER, PendingDrift, drift_snapshot, wire_drift
-from nb2pipe.plan_state import Flow, Planner
-
-METRICS_OUTPUT = "nb2pipe_metrics"
-REPORT_OUTPUT = "nb2pipe_report"
-#: outputs of the register and deploy tasks (nb2pipe.emit.lifecycle)
-REGISTERED_OUTPUT = "registered_model"
-PROMOTION_OUTPUT = "promotion"
-DEPLOYMENT_OUTPUT = "deployment"
-#: outputs of the drift and explain tasks (nb2pipe.emit.monitoring)
-DRIFT_FLAG_OUTPUT = "is_drift"
-DRIFT_METRICS_OUTPUT = "drift_metrics"
-DRIFT_REPORT_OUTPUT = "drift_report"
-EXPLANATION_OUTPUT = "explanation"
-EXPLAIN_METRICS_OUTPUT = "explain_metrics"
-#: the monitoring pipeline's gate: its verdict, and the parameters it reads
-RETRAIN_OUTPUT = "retrain"
+from nb2pipe.plan.arguments import ArgumentNames, argument_names, keyed
+from nb2pipe.plan.lifecycle import PendingRegistration, snapshot, wire
+from nb2pipe.plan.metrics import resolve_metrics
+from nb2pipe.plan.monitoring import PendingDrift, drift_snapshot, wire_drift
+from nb2pipe.plan.state import Flow, Planner
 
 
 def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:

@@ -11,10 +11,10 @@ import json
 import sys
 from typing import Any
 
-from nb2pipe.cli_args import INT32_MAX, INT64_MAX, integer, non_empty, real
+from nb2pipe.cli.args import INT32_MAX, INT64_MAX, integer, non_empty, real
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import SCALE_METRICS
 
-SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
 #: a year: any longer wait is a mistake (and sleeps past threading.TIMEOUT_MAX overflow)
 WAIT_MAX = 365 * 24 * 3600
 
@@ -113,6 +113,7 @@ def add_commands(commands: Any) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from nb2pipe.lifecycle.server import ServeOptions, serve
+    from nb2pipe.monitoring.explain import build_explainer
 
     name = args.name or _default_name(args.model_uri)
     if args.reference and not args.explainer:
@@ -127,6 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.access_log,
             explainer=args.explainer,
             reference=args.reference,
+            build_explainer=build_explainer if args.explainer else None,
         )
     )
     return 0
@@ -194,10 +196,10 @@ def _deploy(args: argparse.Namespace) -> int:
 def _deploy_plan(args: argparse.Namespace, settings: Any) -> int:
     from pathlib import Path
 
+    from nb2pipe.capacity.deployment import render_plan
     from nb2pipe.capacity.plan import read_plan
     from nb2pipe.files import write_all_or_nothing
     from nb2pipe.lifecycle.cluster import apply_inference_service
-    from nb2pipe.lifecycle.plan_deploy import render_plan
 
     taken = [flag for flag, value in _planned_flags(args) if value is not None]
     if taken:

@@ -1,4 +1,4 @@
-"""``nb2pipe drift``: argv -> one library call (:func:`nb2pipe.monitoring.tables.drift_of_files`).
+"""``nb2pipe drift``: argv -> one library call (:func:`nb2pipe.monitoring.drift_files.drift_of_files`).
 
 Heavy imports stay inside the handler: alibi-detect brings TensorFlow (seconds to load);
 :mod:`nb2pipe.monitoring.drift` itself imports only the standard library.
@@ -10,8 +10,8 @@ import argparse
 import json
 from typing import Any
 
-from nb2pipe.cli_args import non_empty, real
-from nb2pipe.monitoring.drift import CORRECTIONS, METHODS
+from nb2pipe.cli.args import non_empty, real
+from nb2pipe.ir import DRIFT_CORRECTIONS, DRIFT_METHODS
 
 #: the exit code of --fail-on-drift when the data drifted (1 is a problem with the input)
 DRIFT_EXIT_CODE = 3
@@ -31,7 +31,7 @@ def add_commands(commands: Any) -> None:
         "--reference", required=True, metavar="REF", type=non_empty, help="the baseline data, or a model URI"
     )
     drift.add_argument("--current", required=True, metavar="CUR", type=non_empty, help="the data to test")
-    drift.add_argument("--method", choices=METHODS, default="tabular", help="the test (default tabular)")
+    drift.add_argument("--method", choices=DRIFT_METHODS, default="tabular", help="the test (default tabular)")
     drift.add_argument(
         "--p-value",
         type=real(0, 1, above_low=True),
@@ -40,7 +40,7 @@ def add_commands(commands: Any) -> None:
         help="significance level (default 0.05)",
     )
     drift.add_argument(
-        "--correction", choices=CORRECTIONS, default="bonferroni", help="across features (default bonferroni)"
+        "--correction", choices=DRIFT_CORRECTIONS, default="bonferroni", help="across features (default bonferroni)"
     )
     drift.add_argument(
         "--categorical",
@@ -67,8 +67,8 @@ def add_commands(commands: Any) -> None:
 def _drift(args: argparse.Namespace) -> int:
     from nb2pipe.files import check_outputs
     from nb2pipe.monitoring.drift import DriftSettings
+    from nb2pipe.monitoring.drift_files import drift_of_files
     from nb2pipe.monitoring.drift_report import drift_summary, write_drift_report
-    from nb2pipe.monitoring.tables import drift_of_files
 
     if args.report:
         check_outputs([("--report", args.report)], [args.reference, args.current], folders_made=True)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from nb2pipe.analysis.dataflow import PARAMETER, PRELUDE, Binding
 from nb2pipe.errors import CompileError, Diagnostic, Location, error
 from nb2pipe.ir import (
+    FORCE_PARAMETER,
+    PAYLOADS_PARAMETER,
     ArtifactKind,
     DriftCheck,
     DriftOptions,
@@ -24,10 +26,7 @@ from nb2pipe.ir import (
     StepInput,
     StepSpec,
 )
-from nb2pipe.plan_lifecycle import step_output_input, unique_name
-
-FORCE_PARAMETER = "force_retrain"
-PAYLOADS_PARAMETER = "payloads"
+from nb2pipe.plan.lifecycle import step_output_input, unique_name
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from nb2pipe.cli_args import INT64_MAX, duration, integer, non_empty
+from nb2pipe.cli.args import INT64_MAX, duration, integer, non_empty
 
 
 def add_commands(commands: Any) -> None:

@@ -180,7 +180,7 @@ def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from nb2pipe.monitoring.reference import REFERENCE_DIR
+    from nb2pipe.store.reference import REFERENCE_DIR
 
     client = MlflowClient()
     if uri.startswith("runs:/"):

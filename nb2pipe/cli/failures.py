@@ -64,7 +64,7 @@ def save_traceback(exc: BaseException) -> tuple[str | None, str]:
 
 
 def _version() -> str:
-    from nb2pipe import __version__
+    from nb2pipe.version import __version__
 
     return __version__
 

@@ -7,7 +7,7 @@ from nb2pipe.analysis.magics import strip_magics
 from nb2pipe.analysis.parameters import parse_metrics
 from nb2pipe.errors import Location, error, warning
 from nb2pipe.ir import Cell
-from nb2pipe.plan_state import Flow, Planner
+from nb2pipe.plan.state import Flow, Planner
 
 
 def resolve_metrics(planner: Planner, cell: Cell, known: dict[str, Binding], flows: dict[str, Flow]) -> None:

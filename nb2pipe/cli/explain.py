@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.cli_args import INT32_MAX, integer, non_empty
+from nb2pipe.cli.args import INT32_MAX, integer, non_empty
 
 
 def add_commands(commands: Any) -> None:

@@ -1,4 +1,4 @@
-"""The tables drift tests compare, from wherever they are kept: a CSV or parquet file, a
+"""The tables drift tests and explanations read, from wherever they are kept: a CSV or parquet file, a
 folder holding a value an nb2pipe step saved, a served model's payload log, or (for the
 reference) the training data registered with a model version. pandas is imported where used.
 """
@@ -14,8 +14,6 @@ from nb2pipe.errors import Nb2PipeError
 
 if TYPE_CHECKING:
     import pandas
-
-    from nb2pipe.monitoring.drift import DriftResult, DriftSettings
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -68,8 +66,8 @@ def _read(path: Path, kind: str) -> pandas.DataFrame:
 
 
 def _folder_table(folder: Path) -> pandas.DataFrame:
-    from nb2pipe.lifecycle.payloads import PREFIX
     from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+    from nb2pipe.store.payloads import PREFIX
 
     if (folder / VALUE_SIDECAR).is_file():
         try:
@@ -128,7 +126,7 @@ def payload_table(folder: str | Path, version: str | None = None) -> pandas.Data
     """
     import pandas
 
-    from nb2pipe.lifecycle.payloads import read_payloads
+    from nb2pipe.store.payloads import read_payloads
 
     frames: list[pandas.DataFrame] = []
     layout: Any = None
@@ -184,8 +182,8 @@ def load_reference_table(source: str | Path, store: str | Path | None = None) ->
     text = str(source)
     if not text.startswith(MODEL_URI_PREFIXES):
         return load_table(source)
-    from nb2pipe.lifecycle.registry import download_reference
-    from nb2pipe.monitoring.reference import load_reference
+    from nb2pipe.store.reference import load_reference
+    from nb2pipe.store.registry import download_reference
 
     kept = download_reference(text, store=store)
     if kept is None:
@@ -194,19 +192,6 @@ def load_reference_table(source: str | Path, store: str | Path | None = None) ->
             "could not be stored): register it again, or pass --reference a data file"
         )
     return as_table(load_reference(kept), text)
-
-
-def drift_of_files(
-    reference: str | Path, current: str | Path, settings: DriftSettings, store: str | Path | None = None
-) -> tuple[DriftResult, pandas.DataFrame, pandas.DataFrame]:
-    """Load both tables (the reference may be a registered model's training data), give a
-    table of generic column names the other's names, and test for drift."""
-    from nb2pipe.monitoring.drift import check_drift
-
-    reference_table = load_reference_table(reference, store)
-    current_table = named_like(load_table(current), reference_table)
-    reference_table = named_like(reference_table, current_table)
-    return check_drift(reference_table, current_table, settings), reference_table, current_table
 
 
 def _first_line(exc: BaseException) -> str:

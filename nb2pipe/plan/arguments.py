@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
-from nb2pipe.emit.identifiers import is_kfp_identifier, kfp_identifier
+from nb2pipe.identifiers import is_kfp_identifier, kfp_identifier
 from nb2pipe.ir import Step, StepInput
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from nb2pipe.cli_args import INT32_MAX, SEED_MAX, integer, non_empty, real
+from nb2pipe.cli.args import INT32_MAX, SEED_MAX, integer, non_empty, real
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import check_outputs
 
