@@ -85,20 +85,22 @@ demo: bytecode $(LAB_STAMP)
 lint: bytecode
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint $(LAB_STAMP) $(CHROMIUM)
 	cd $(LAB) && $(JLPM) test
 	$(BIN)/python -m pytest
 
 bench: bytecode
-	$(BIN)/python bench/compile.py
-	$(BIN)/python bench/big_cells.py
-	$(BIN)/python bench/fuzz.py --count 6000 --json bench/results/fuzz.json
-	$(BIN)/python bench/run_overhead.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/monitoring.py
-	$(BIN)/python bench/profile_variants.py
-	$(BIN)/python bench/planner.py
+	$(BIN)/python -m bench.compile
+	$(BIN)/python -m bench.big_cells
+	$(BIN)/python -m bench.fuzz --count 6000 --json bench/results/fuzz.json
+	$(BIN)/python -m bench.run_overhead
+	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.monitoring
+	$(BIN)/python -m bench.profile_variants
+	$(BIN)/python -m bench.planner
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

@@ -27,10 +27,10 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from nb2pipe.compiler import compile_source
 
-from nb2pipe.compiler import compile_source  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 TIME_TARGET = 3.0
 MEMORY_TARGET = 5.0

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from nb2pipe.compiler import compile_source
 
-from nb2pipe.compiler import compile_source  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def generated_notebook(cells: int = 50, steps: int = 10) -> str:

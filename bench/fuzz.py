@@ -1,5 +1,5 @@
-"""Fuzzing the compiler at scale: N seeded mutants of the examples (tests/mutants.py), compiled
-in-process and judged (tests/mutant_judge.py); prints how many compiled, failed with diagnostics
+"""Fuzzing the compiler at scale: N seeded mutants of the examples (tests/support/mutants.py), compiled
+in-process and judged (tests/support/mutant_judge.py); prints how many compiled, failed with diagnostics
 (by code) or crashed (by exception type and site), timing percentiles, and one mutant of each
 failing class.
 
@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from tests.support.mutant_judge import Outcome, failure_report, run_many, run_mutant
+from tests.support.mutants import make_mutant
 
-from mutant_judge import Outcome, failure_report, run_many, run_mutant  # noqa: E402
-from mutants import make_mutant  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

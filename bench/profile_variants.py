@@ -28,13 +28,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from nb2pipe.capacity.measure import MeasureOptions, Target, measure_profile
+from nb2pipe.capacity.profile import Profile, profile_to_json, write_profile
+from nb2pipe.cli.profile import format_table
+from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV
 
-from nb2pipe.capacity.measure import MeasureOptions, Target, measure_profile  # noqa: E402
-from nb2pipe.capacity.profile import Profile, profile_to_json, write_profile  # noqa: E402
-from nb2pipe.cli.profile import format_table  # noqa: E402
-from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 RANDOM_STATE = 0
 HOLDOUT = 0.3

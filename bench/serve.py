@@ -45,8 +45,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 # nothing but 127.0.0.1 may be contacted: MLflow would otherwise fetch its telemetry config
@@ -85,9 +83,8 @@ class Model:
 
 def register(folder: Path) -> Model:
     """Train and register the breast-cancer pipeline in FOLDER's own sqlite store."""
-    from registered import train_classifier
-
     from nb2pipe.lifecycle.register import Registration, register_model
+    from tests.support.registered import train_classifier
 
     model, features, labels = train_classifier()
     uri = f"sqlite:///{folder / 'mlflow.db'}"

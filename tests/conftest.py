@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from example_runs import example_run  # noqa: F401  (a session fixture)
-from fake_kfp import kfp_server  # noqa: F401  (a fixture)
-from registered import registered_model  # noqa: F401  (a session fixture)
+
+from tests.support.example_runs import example_run  # noqa: F401  (a session fixture)
+from tests.support.fake_kfp import kfp_server  # noqa: F401  (a fixture)
+from tests.support.registered import registered_model  # noqa: F401  (a session fixture)
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})

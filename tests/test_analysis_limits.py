@@ -9,11 +9,11 @@ import ast
 
 import pytest
 import yaml
-from nbtools import code, diagnostics_of, markdown, notebook, notebook_text, plan_of
 
 from nb2pipe.analysis.names import analyze_cell
 from nb2pipe.compiler import compile_source
 from nb2pipe.ir import PipelinePlan
+from tests.support.nbtools import code, diagnostics_of, markdown, notebook, notebook_text, plan_of
 
 SETUP = "a = [1]\nb = [2]\nc = 3\n\ndef f(value):\n    return value\n"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_capacity_plan import synthetic_profile
 
 from nb2pipe.capacity.plan import read_plan
 from nb2pipe.capacity.profile import write_profile
 from nb2pipe.capacity.trace import DAY_S, DaySpan, read_trace, select_days
+from tests.test_capacity_plan import synthetic_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"

@@ -16,8 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from crd_schema import validate_resource
-from registered import RegisteredModel
 
 from nb2pipe.capacity.deployment import render_plan, variant_service
 from nb2pipe.capacity.model import VariantOption, with_slo_rates
@@ -31,6 +29,8 @@ from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
 from nb2pipe.store.registry import TRACKING_ENV
+from tests.support.crd_schema import validate_resource
+from tests.support.registered import RegisteredModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"

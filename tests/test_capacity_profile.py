@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registered import RegisteredModel
 
 from nb2pipe.capacity.measure import MeasureOptions, measure_endpoint, measure_load, request_bodies
 from nb2pipe.capacity.profile import read_profile
 from nb2pipe.cli import main
 from nb2pipe.cli.profile import targets_from
 from nb2pipe.errors import Nb2PipeError
+from tests.support.registered import RegisteredModel
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 240

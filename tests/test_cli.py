@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from nbtools import EXAMPLES
 
 from nb2pipe.cli import main
 from nb2pipe.version import __version__
+from tests.support.nbtools import EXAMPLES
 
 
 def test_help_and_version_do_not_load_kfp():

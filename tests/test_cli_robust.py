@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from nbtools import code, notebook, write_notebook
 
 import nb2pipe.files
 from nb2pipe.cli import build_parser, main
+from tests.support.nbtools import code, notebook, write_notebook
 
 SMALL = notebook(code("x = 1", "step:make"), code("y = x + 1", "step:use"))
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from nbtools import code, codes, diagnostics_of, notebook, plan_of, upstream
-
 from nb2pipe.ir import PipelinePlan
+from tests.support.nbtools import code, codes, diagnostics_of, notebook, plan_of, upstream
 
 
 def inputs(plan: PipelinePlan, step: str) -> dict[str, str | None]:

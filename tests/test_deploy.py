@@ -11,9 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from crd_schema import validate_resource
-from loopback import LoopbackServer, Recorded
-from registered import RegisteredModel
 
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
@@ -22,6 +19,9 @@ from nb2pipe.lifecycle.cluster import DeployError, apply_inference_service
 from nb2pipe.lifecycle.deploy import check_request
 from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for
 from nb2pipe.store.registry import TRACKING_ENV
+from tests.support.crd_schema import validate_resource
+from tests.support.loopback import LoopbackServer, Recorded
+from tests.support.registered import RegisteredModel
 
 FULL = DeploySettings(
     gpu=1,

@@ -8,10 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from nbtools import code, codes, diagnostics_of, markdown, notebook, notebook_text, plan_of, write_notebook
 
 from nb2pipe.cli import main
 from nb2pipe.errors import Severity
+from tests.support.nbtools import (
+    code,
+    codes,
+    diagnostics_of,
+    markdown,
+    notebook,
+    notebook_text,
+    plan_of,
+    write_notebook,
+)
 
 
 def test_unknown_tag_suggests_the_closest_known_tag():

@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from nbtools import EXAMPLES, code, notebook, notebook_text
 
 from nb2pipe.compiler import compile_source
 from nb2pipe.errors import CompileError, Nb2PipeError
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from nb2pipe.runners.kubeflow import parse_duration
+from tests.support.nbtools import EXAMPLES, code, notebook, notebook_text
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("1h30m", 5400), ("1d", 86400), ("2w", 1209600)])

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from nbtools import EXAMPLES
 
 from nb2pipe.cli import main
 from nb2pipe.compiler import compile_with_environment
 from nb2pipe.editor.actions import NothingToDeploy, compile_for_editor, deploy_champions, submit_for_editor
 from nb2pipe.errors import Nb2PipeError
+from tests.support.nbtools import EXAMPLES
 
 
 def _copy(tmp_path: Path, name: str, nb2pipe_metadata: dict | None = None) -> Path:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from nbtools import EXAMPLES, code, markdown, notebook, notebook_text, plan_of
 
 from nb2pipe.editor.graph import NotebookGraph, describe_source, metadata_settings
 from nb2pipe.errors import CompileError
+from tests.support.nbtools import EXAMPLES, code, markdown, notebook, notebook_text, plan_of
 
 
 def graph_of(name: str) -> NotebookGraph:

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from nbtools import EXAMPLES, code, notebook, notebook_text
 
 from nb2pipe.cli import main
 from nb2pipe.editor.runs import BackgroundRuns, UnknownRun, _Started, _view
 from nb2pipe.errors import CompileError, Nb2PipeError
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.store.registry import TRACKING_ENV, tracking_uri
+from tests.support.nbtools import EXAMPLES, code, notebook, notebook_text
 
 
 def _copy(tmp_path: Path, name: str = "parameters_metrics.ipynb") -> Path:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from kfp.pipeline_spec import pipeline_spec_pb2
-from kfpspec import dag, executor_config, parse_ir
-from nbtools import EXAMPLES, code, notebook, notebook_text, write_notebook
 
 from nb2pipe.compiler import compile_notebook, compile_source, environment_packaging
+from tests.support.kfpspec import dag, executor_config, parse_ir
+from tests.support.nbtools import EXAMPLES, code, notebook, notebook_text, write_notebook
 
 EXPECTED_DAGS = {
     "parameters_metrics": {"generate": [], "fit": ["generate"]},

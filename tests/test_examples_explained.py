@@ -17,10 +17,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from example_runs import ExampleRun, as_json
-from nbtools import EXAMPLES
-
 from nb2pipe.ir import EXPLANATION_OUTPUT
+from tests.support.example_runs import ExampleRun, as_json
+from tests.support.nbtools import EXAMPLES
 
 
 def run_example(name: str, example_run: ExampleRun) -> dict[str, Any]:

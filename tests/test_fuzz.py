@@ -1,5 +1,5 @@
-"""Fuzzing the compiler: thousands of seeded mutants of the examples (tests/mutants.py, judged
-by tests/mutant_judge.py) either compile or fail with nb2pipe's own diagnostics, quickly, and a
+"""Fuzzing the compiler: thousands of seeded mutants of the examples (tests/support/mutants.py, judged
+by tests/support/mutant_judge.py) either compile or fail with nb2pipe's own diagnostics, quickly, and a
 failed compile leaves the output folder as it was. A failure lists every failing class with its count, then one
 mutant of each class (seed, number, mutations, notebook JSON, traceback); replay one with
 ``python bench/fuzz.py --seed SEED --show N``."""
@@ -13,9 +13,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import mutant_judge
 import pytest
-from mutant_judge import (
+
+from nb2pipe.errors import CompileError, Location, error, warning
+from tests.support import mutant_judge
+from tests.support.mutant_judge import (
     SLOW_SECONDS,
     Outcome,
     diagnostic_problems,
@@ -24,9 +26,7 @@ from mutant_judge import (
     run_mutant,
     write_notebook_file,
 )
-from mutants import make_mutant
-
-from nb2pipe.errors import CompileError, Location, error, warning
+from tests.support.mutants import make_mutant
 
 SEED = 20261204
 COUNT = 2500

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nbtools import EXAMPLES
 
 from nb2pipe.compiler import compile_source
+from tests.support.nbtools import EXAMPLES
 
 GOLDEN = Path(__file__).parent / "golden"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))

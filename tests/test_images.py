@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from kfpspec import parse_ir
-from loopback import LoopbackServer, Recorded
-from nbtools import EXAMPLES, code, notebook, write_notebook
 
 from nb2pipe.compiler import compile_notebook
 from nb2pipe.environment import default_base_image, distribution_of, notebook_server_image, packaging_for
+from tests.support.kfpspec import parse_ir
+from tests.support.loopback import LoopbackServer, Recorded
+from tests.support.nbtools import EXAMPLES, code, notebook, write_notebook
 
 
 def containers(yaml_text: str) -> dict[str, tuple[str, str]]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from kfpspec import dag, parse_ir
-from nbtools import EXAMPLES
-
 from nb2pipe.analysis.graph import transitive_reduction
 from nb2pipe.compiler import compile_source
+from tests.support.kfpspec import dag, parse_ir
+from tests.support.nbtools import EXAMPLES
 
 
 def kale_dag(path) -> dict[str, list[str]]:

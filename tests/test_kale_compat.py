@@ -9,7 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from nbtools import (
+
+from nb2pipe.compiler import compile_source
+from nb2pipe.errors import Severity
+from nb2pipe.ir import PipelinePlan
+from nb2pipe.runners.local import METRICS_SCHEMA, run_notebook
+from tests.support.nbtools import (
     code,
     codes,
     diagnostics_of,
@@ -20,11 +25,6 @@ from nbtools import (
     upstream,
     write_notebook,
 )
-
-from nb2pipe.compiler import compile_source
-from nb2pipe.errors import Severity
-from nb2pipe.ir import PipelinePlan
-from nb2pipe.runners.local import METRICS_SCHEMA, run_notebook
 
 
 def metrics(plan: PipelinePlan) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbtools import code, notebook, plan_of
+from tests.support.nbtools import code, notebook, plan_of
 
 
 def kinds(step_code: str, prelude: str = "") -> dict[str, str]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from nbtools import code, codes, diagnostics_of, notebook, plan_of
-
 from nb2pipe.errors import Severity
 from nb2pipe.ir import Resources, SecretEnv
+from tests.support.nbtools import code, codes, diagnostics_of, notebook, plan_of
 
 
 def test_step_options_from_tags_and_kale_limits():

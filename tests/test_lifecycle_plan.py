@@ -4,12 +4,12 @@ register/deploy tasks they add to the compiled pipeline."""
 from __future__ import annotations
 
 import pytest
-from kfpspec import dag, parse_ir
-from nbtools import EXAMPLES, code, codes, diagnostics_of, notebook, notebook_text, plan_of
 
 from nb2pipe.compiler import compile_source
 from nb2pipe.ir import Resources, Tag
 from nb2pipe.notebook.tags import TagProblem, parse_tag
+from tests.support.kfpspec import dag, parse_ir
+from tests.support.nbtools import EXAMPLES, code, codes, diagnostics_of, notebook, notebook_text, plan_of
 
 LOAD = (
     "from sklearn.datasets import load_iris\n"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from equivalence import notebook_final_variables
-from nbtools import EXAMPLES
-from served import Server
 
 from nb2pipe.lifecycle.endpoints import list_endpoints, read_endpoint, stop_endpoint
 from nb2pipe.store.registry import TRACKING_ENV
+from tests.support.equivalence import notebook_final_variables
+from tests.support.nbtools import EXAMPLES
+from tests.support.served import Server
 
 
 @pytest.fixture(scope="module")

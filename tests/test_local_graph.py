@@ -4,12 +4,12 @@ as a guard, their inputs traced through the condition to where they come from.""
 from __future__ import annotations
 
 import pytest
-from kfpspec import parse_ir
-from nbtools import EXAMPLES
 
 from nb2pipe.compiler import compile_source
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners.graph import Guard, guard_holds, task_graph
+from tests.support.kfpspec import parse_ir
+from tests.support.nbtools import EXAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbtools import EXAMPLES
 
 from nb2pipe.compiler import compile_source
+from tests.support.nbtools import EXAMPLES
 
 
 def notebook_values(path: Path, names: list[str], workdir: Path) -> dict[str, float]:
@@ -44,7 +44,8 @@ def test_parameters_metrics_pipeline_runs_locally_and_matches_the_notebook(tmp_p
 def test_mutations_replays_and_awkward_names_survive_a_local_run(tmp_path: Path, monkeypatch):
     from kfp import local
     from kfp.components import load_component_from_text
-    from nbtools import code, notebook, write_notebook
+
+    from tests.support.nbtools import code, notebook, write_notebook
 
     nb = notebook(
         code("import math", "imports"),

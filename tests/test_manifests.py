@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from crd_schema import KSERVE_SCHEMAS, load_crd_schema, validate_resource
+
+from tests.support.crd_schema import KSERVE_SCHEMAS, load_crd_schema, validate_resource
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
@@ -547,7 +548,7 @@ def test_dockerignore_lets_every_copied_path_through() -> None:
                 assert source.rstrip("/") in allowed, f"{source} is excluded from the build context"
 
 
-# --- tests/crd_schema.py --------------------------------------------------------------------
+# --- tests/support/crd_schema.py --------------------------------------------------------------------
 
 
 def isvc(**predictor: Any) -> Doc:

@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from kfpspec import dag, parse_ir
-from nbtools import ROOT, code, codes, diagnostics_of, notebook, notebook_text, plan_of
 
 from nb2pipe.compiler import compile_source
 from nb2pipe.errors import CompileError
 from nb2pipe.ir import DriftOptions, Tag
 from nb2pipe.notebook.tags import TagProblem, parse_tag
+from tests.support.kfpspec import dag, parse_ir
+from tests.support.nbtools import ROOT, code, codes, diagnostics_of, notebook, notebook_text, plan_of
 
 LOAD = (
     "import pandas as pd\n"

@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from kfpspec import parse_ir
-from nbtools import code, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 from nb2pipe.compiler import compile_notebook, compile_source
 from nb2pipe.emit.step_source import step_function
@@ -20,6 +18,8 @@ from nb2pipe.identifiers import is_kfp_identifier
 from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, PipelinePlan
 from nb2pipe.runners.local import run_notebook
 from nb2pipe.runners.run_folder import load_variables
+from tests.support.kfpspec import parse_ir
+from tests.support.nbtools import code, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 #: names KFP refuses as they are, each bound to a distinct number
 AWKWARD = {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from nbtools import code, codes, diagnostics_of, notebook, plan_of
+
+from tests.support.nbtools import code, codes, diagnostics_of, notebook, plan_of
 
 
 def test_types_defaults_and_annotations():

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from registered import train_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
+from tests.support.registered import train_classifier
 
 
 @pytest.fixture(scope="module")

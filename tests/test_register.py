@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registered import train_classifier
 
 from nb2pipe.lifecycle.register import PROMOTION_TAG, PromotionRule, Registration, register_model
 from nb2pipe.store.registry import TRACKING_ENV, RegistryError, resolve_model
+from tests.support.registered import train_classifier
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbtools import EXAMPLES, ROOT
 from sklearn.datasets import load_breast_cancer
+
+from tests.support.nbtools import EXAMPLES, ROOT
 
 SERVICE = "breast-cancer"
 

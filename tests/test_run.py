@@ -11,9 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from equivalence import notebook_final_variables, same
-from example_runs import ExampleRun
-from nbtools import EXAMPLES, code, notebook, write_notebook
 
 from nb2pipe.analysis.names import analyze_cell
 from nb2pipe.compiler import compile_source
@@ -21,6 +18,9 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners.local import run_notebook
 from nb2pipe.runners.run_folder import load_variables
 from nb2pipe.runners.state import RunState
+from tests.support.equivalence import notebook_final_variables, same
+from tests.support.example_runs import ExampleRun
+from tests.support.nbtools import EXAMPLES, code, notebook, write_notebook
 
 EXAMPLE_NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 

@@ -17,11 +17,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from nbtools import code, notebook, write_notebook
 
 from nb2pipe.runners.local import RunResult, run_notebook
 from nb2pipe.runners.state import RunState
 from nb2pipe.runtime.step import ERROR_MARKER, StepError, load_value, run_step, save_value
+from tests.support.nbtools import code, notebook, write_notebook
 
 #: far beyond what any of these runs needs (1-3 s), short of a hang
 RUN_LIMIT_SECONDS = 90

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from loopback import LoopbackServer
-from nbtools import EXAMPLES
 
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.retrain import retrain_every
+from tests.support.loopback import LoopbackServer
+from tests.support.nbtools import EXAMPLES
 
 MONITORED = EXAMPLES / "monitoring.ipynb"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from registered import RegisteredModel
-from served import Server, serving
 
 from nb2pipe.store.payloads import read_payloads
+from tests.support.registered import RegisteredModel
+from tests.support.served import Server, serving
 
 
 @pytest.fixture(scope="module")

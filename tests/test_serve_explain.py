@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from crd_schema import validate_resource
-from registered import RegisteredModel
-from served import Server, serving
 
 from nb2pipe.cli import main
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.inference_service import SERVER_IMAGE, ServedModel, inference_service
 from nb2pipe.store.registry import TRACKING_ENV
+from tests.support.crd_schema import validate_resource
+from tests.support.registered import RegisteredModel
+from tests.support.served import Server, serving
 
 S3 = "s3://models/cancer/3"
 TRACKING = "http://mlflow.kubeflow.svc:5000"

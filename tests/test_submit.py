@@ -7,12 +7,12 @@ import socket
 import time
 
 import pytest
-from fake_kfp import API
-from nbtools import EXAMPLES
 
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners.kubeflow import kfp_cron, parse_duration, submit_notebook
+from tests.support.fake_kfp import API
+from tests.support.nbtools import EXAMPLES
 
 EXAMPLE = EXAMPLES / "parameters_metrics.ipynb"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from registered import RegisteredModel
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.drift import DriftSettings
@@ -26,6 +25,7 @@ from nb2pipe.store.tables import (
     named_like,
     payload_table,
 )
+from tests.support.registered import RegisteredModel
 
 FRAME = pd.DataFrame({"width": [1.5, 2.5, 3.5], "colour": ["red", "blue", "red"], "count": [1, 2, 3]})
 

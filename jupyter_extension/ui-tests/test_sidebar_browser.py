@@ -24,10 +24,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nb2pipe.compiler import compile_notebook
+from tests.support.served import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # nb2pipe's test helpers
-from served import free_port, stop  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -223,8 +222,8 @@ def test_panel_tags_compile_and_run(lab: Lab, page: Page, tmp_path: Path) -> Non
 def test_panel_submits_to_kubeflow(lab: Lab, page: Page) -> None:
     """Submit with the KFP host from the panel's settings: the recording KFP API on loopback
     gets the pipeline and the run, and the panel links to the run in the Kubeflow UI."""
-    from fake_kfp import FakeKfp
-    from loopback import LoopbackServer
+    from tests.support.fake_kfp import FakeKfp
+    from tests.support.loopback import LoopbackServer
 
     kfp = FakeKfp()
     with LoopbackServer(kfp) as server:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,6 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
-# nb2pipe's test helpers: the loopback HTTP server and the fake KFP API it answers with
-sys.path.insert(0, str(REPO / "tests"))
 
 #: examples copied into the server's root directory
 NOTEBOOKS = ("sklearn_train.ipynb", "lifecycle.ipynb", "parameters_metrics.ipynb", "kale_five_models.ipynb")

@@ -252,8 +252,8 @@ async def test_a_run_with_a_bad_parameter_is_422(root: Path, fetch: Fetch) -> No
 
 
 async def test_submit_to_the_recording_kfp_server(root: Path, fetch: Fetch) -> None:
-    from fake_kfp import FakeKfp
-    from loopback import LoopbackServer
+    from tests.support.fake_kfp import FakeKfp
+    from tests.support.loopback import LoopbackServer
 
     fake = FakeKfp()
     with LoopbackServer(fake) as server:

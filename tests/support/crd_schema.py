@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-KSERVE_SCHEMAS = Path(__file__).resolve().parents[1].parent / "shared" / "schemas" / "kserve"
+KSERVE_SCHEMAS = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "kserve"
 
 GROUP = "serving.kserve.io"
 

@@ -1,4 +1,4 @@
-"""Compiling a mutant (tests/mutants.py) and judging what happened, for the fuzz test
+"""Compiling a mutant (tests/support/mutants.py) and judging what happened, for the fuzz test
 (tests/test_fuzz.py) and bench/fuzz.py.
 
 :func:`run_mutant` compiles one mutant, in-process (``compile_source``) or through real files
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mutants import ROOT, Mutant, make_mutant
+from tests.support.mutants import ROOT, Mutant, make_mutant
 
 # --- compiling a mutant and judging what happened -----------------------------------------------
 

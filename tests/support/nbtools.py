@@ -14,7 +14,7 @@ from nb2pipe.compiler import plan_source
 from nb2pipe.errors import CompileError, Diagnostic
 from nb2pipe.ir import PipelinePlan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from loopback import LoopbackServer, Recorded
+
+from tests.support.loopback import LoopbackServer, Recorded
 
 API = "/apis/v2beta1"
 

@@ -1,12 +1,12 @@
 """Seeded mutants of the example notebooks, for the fuzz test (tests/test_fuzz.py) and
-bench/fuzz.py; tests/mutant_judge.py compiles them and judges what happened.
+bench/fuzz.py; tests/support/mutant_judge.py compiles them and judges what happened.
 
 Mutant ``number`` of ``seed`` is rebuilt from those two numbers alone (its own
 ``random.Random``), so a failure names its mutant fully and any one can be replayed:
 ``python bench/fuzz.py --seed S --show N``. Each mutant applies 1-3 mutations drawn from
 :data:`MUTATORS` (tags, cells, sources, parameters, metadata) and, now and then, one from
 :data:`FILE_MUTATORS` (broken JSON, bytes that are not UTF-8, a folder in place of the file).
-The values and places mutations draw are in tests/mutation_values.py.
+The values and places mutations draw are in tests/support/mutation_values.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mutation_values import (
+from tests.support.mutation_values import (
     METADATA_KEYS,
     METADATA_VALUES,
     METRICS_LINES,
@@ -39,7 +39,7 @@ from mutation_values import (
     weighted,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 _BASES: list[tuple[str, Notebook]] = []

@@ -1,4 +1,4 @@
-"""What notebook mutations draw from (see tests/mutants.py, which applies them).
+"""What notebook mutations draw from (see tests/support/mutants.py, which applies them).
 
 The fixed vocabularies: odd tag values, good values per tag kind, foreign tags, code
 snippets by family, odd parameter and metrics lines, odd notebook metadata and notebook

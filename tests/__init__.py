@@ -1,0 +1,1 @@
+"""nb2pipe's test suite (a package so its helpers import as ``tests.support``)."""
