@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nb2pipe.analysis.kinds import Provenance, provenance, qualify
 from nb2pipe.analysis.magics import gc_paused
@@ -20,6 +20,9 @@ from nb2pipe.analysis.origins import Origin
 from nb2pipe.analysis.scopes import FunctionFacts
 from nb2pipe.errors import Location
 from nb2pipe.ir import Cell, CodeBlock
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 PARAMETER = "<parameter>"
 PRELUDE = "<prelude>"
@@ -48,6 +51,17 @@ class Binding(NamedTuple):
     replay: CodeBlock | None = None
     facts: FunctionFacts | None = None
     deleted: bool = False
+
+    @property
+    def from_step(self) -> bool:
+        """Made by a notebook step, not handed to every step (a parameter or the prelude)."""
+        return self.provider not in (PARAMETER, PRELUDE)
+
+
+def computed_by_step(binding: Binding | None) -> TypeIs[Binding]:
+    """A value a step computes and saves for steps below: present, not deleted, not a
+    parameter or prelude value, and not a function or class replayed in each step."""
+    return binding is not None and not binding.deleted and binding.from_step and binding.replay is None
 
 
 @dataclass(frozen=True)

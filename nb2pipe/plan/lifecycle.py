@@ -12,7 +12,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nb2pipe.analysis.dataflow import PARAMETER, PRELUDE, AnalyzedCell, Binding
+from nb2pipe.analysis.dataflow import AnalyzedCell, Binding, computed_by_step
 from nb2pipe.analysis.magics import parse_code
 from nb2pipe.errors import Diagnostic, error, warning
 from nb2pipe.ir import ArtifactKind, LifecycleTask, ModelDeployment, ModelRegistration, StepInput, StepSpec
@@ -56,7 +56,7 @@ def snapshot(
             return None
         name = models[0]
     binding = known.get(name)
-    if binding is None or binding.deleted or binding.provider in (PARAMETER, PRELUDE) or binding.replay is not None:
+    if not computed_by_step(binding):
         diagnostics.append(
             error(
                 "register-model",
@@ -73,13 +73,7 @@ def snapshot(
         return None
     example = _training_data(cells, name)
     example_binding = known.get(example) if example else None
-    usable = (
-        example_binding is not None
-        and not example_binding.deleted
-        and example_binding.provider not in (PARAMETER, PRELUDE)
-        and example_binding.replay is None
-        and not example_binding.provenance.unserializable
-    )
+    usable = computed_by_step(example_binding) and not example_binding.provenance.unserializable
     if not usable:
         diagnostics.append(
             warning(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nb2pipe.analysis.dataflow import PARAMETER, PRELUDE, Binding
+from nb2pipe.analysis.dataflow import PARAMETER, Binding
 from nb2pipe.analysis.magics import strip_magics
 from nb2pipe.analysis.parameters import parse_metrics
 from nb2pipe.errors import Location, error, warning
@@ -41,7 +41,7 @@ def _metric_step(
     """The step that logs metric ``name``: the step that computes it. A pipeline parameter or a
     prelude value (every step has those) is logged by the last step above that reads it, else by
     the last step above, which then takes it in; Kale too logs them from a step that names them."""
-    if binding is None or binding.deleted or (not above and binding.provider in (PARAMETER, PRELUDE)):
+    if binding is None or binding.deleted or (not above and not binding.from_step):
         planner.diagnostics.append(
             error(
                 "undefined-metric",
@@ -64,7 +64,7 @@ def _metric_step(
             error("undefined-metric", f"metric {name!r} is {what}, not a number", at, _METRIC_HINT)
         )
         return None
-    if binding.provider not in (PARAMETER, PRELUDE):
+    if binding.from_step:
         return flows[binding.provider]
     if binding.provider == PARAMETER:
         flow = next((f for f in reversed(above) if name in f.parameter_inputs), above[-1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from nb2pipe.analysis.dataflow import PARAMETER, PRELUDE, Binding
+from nb2pipe.analysis.dataflow import Binding, computed_by_step
 from nb2pipe.errors import CompileError, Diagnostic, Location, error
 from nb2pipe.ir import (
     FORCE_PARAMETER,
@@ -53,7 +53,7 @@ def _data(
     name: str, step: str, check: DriftCheck, known: Mapping[str, Binding], diagnostics: list[Diagnostic]
 ) -> tuple[str, Binding] | None:
     binding = known.get(name)
-    if binding is None or binding.deleted or binding.provider in (PARAMETER, PRELUDE) or binding.replay is not None:
+    if not computed_by_step(binding):
         diagnostics.append(
             error(
                 "drift-data",
