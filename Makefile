@@ -23,7 +23,7 @@ LAB_SOURCES := $(LAB)/package.json $(LAB)/tsconfig.json $(LAB)/pyproject.toml \
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench golden clean bytecode lab
+.PHONY: demo test check lint bench golden clean bytecode lab
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -88,9 +88,14 @@ lint: bytecode
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# the whole suite, with the lab extension built and the browser test's chromium
 test: lint $(LAB_STAMP) $(CHROMIUM)
 	cd $(LAB) && $(JLPM) test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
+
+# a couple of minutes: lint and the tests not marked slow (no lab build, no browser)
+check: lint
+	$(BIN)/python -m pytest -m "not slow" -q
 
 bench: bytecode
 	$(BIN)/python -m bench.compile

@@ -11,7 +11,7 @@ everything.
 Cell kinds: ``chain`` (``x1 = x0 + 1`` ...), ``rebind`` (``v = v + 1`` ...) and ``mixed``
 (calls, attributes, subscripts and a list the cell appends to).
 
-    python bench/big_cells.py [--sizes 30000 100000 300000] [--kinds chain rebind mixed]
+    python -m bench.big_cells [--sizes 30000 100000 300000] [--kinds chain rebind mixed]
                               [--repeat 3] [--json bench/results/big_cells.json]
 """
 

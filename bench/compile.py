@@ -3,7 +3,7 @@
 Targets (issue 2): <= 0.5 s of compile work and <= 1.0 s per process for a 50-cell /
 10-step notebook and every example; `nb2pipe --help` <= 0.5 s.
 
-    python bench/compile.py [--repeat 5] [--json bench/results/compile.json]
+    python -m bench.compile [--repeat 5] [--json bench/results/compile.json]
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ in-process and judged (tests/support/mutant_judge.py); prints how many compiled,
 (by code) or crashed (by exception type and site), timing percentiles, and one mutant of each
 failing class.
 
-    python bench/fuzz.py [--count 6000] [--seed 20261204] [--workers 2] [--json OUT.json]
-    python bench/fuzz.py --seed S --show N      # one mutant: its notebook, mutations and outcome
+    python -m bench.fuzz [--count 6000] [--seed 20261204] [--workers 2] [--json OUT.json]
+    python -m bench.fuzz --seed S --show N      # one mutant: its notebook, mutations and outcome
 """
 
 from __future__ import annotations

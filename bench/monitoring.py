@@ -5,7 +5,7 @@ counting the first import of alibi-detect; warm Anchor and Integrated Gradients 
 of one tabular row, p50 <= 0.5 s (the explainer built and warmed once, as `nb2pipe serve
 --explainer` does at start).
 
-    python bench/monitoring.py [--repeat 7] [--rows 25] [--json bench/results/monitoring.json]
+    python -m bench.monitoring [--repeat 7] [--rows 25] [--json bench/results/monitoring.json]
 
 Explanation latency is over --rows different held-out rows (an anchor search's length varies
 from row to row), each explained once.

@@ -17,7 +17,7 @@ budget), then simulates a week of days 8-14 under each policy:
 Acceptance (issue 7): planner cost <= 0.6 x reactive with SLO violations <= 1 % and <=
 reactive's, and cost <= 1.2 x oracle's. Misses are reported, not errors (exit status 0).
 
-    python bench/planner.py [--profile tests/data/digits_forests.profile.json] [--slo-ms 150]
+    python -m bench.planner [--profile tests/data/digits_forests.profile.json] [--slo-ms 150]
                             [--scales 1 10] [--cold-start-s 30] [--json bench/results/planner.json]
 """
 

@@ -12,7 +12,7 @@ may be shared: a variant is measured again (best of 3) when other processes took
 Writes ``tests/data/digits_forests.profile.json`` (the planner tests' input) and
 ``bench/results/profile_variants.json`` (the same profile, plus how it was made).
 
-    python bench/profile_variants.py [--requests 200] [--quick]
+    python -m bench.profile_variants [--requests 200] [--quick]
 """
 
 from __future__ import annotations

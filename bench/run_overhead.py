@@ -7,7 +7,7 @@ steps overlapped in time (with the average number of busy cores).
 
 Targets (issue 3): ratio <= 2.0 and <= 2.5 s of overhead per step on a 2-core machine.
 
-    python bench/run_overhead.py [--json bench/results/run_overhead.json] [NOTEBOOK ...]
+    python -m bench.run_overhead [--json bench/results/run_overhead.json] [NOTEBOOK ...]
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ worker, on 127.0.0.1, and its process group is stopped by PID afterwards.
 Targets (issue 4): nb2pipe sequential p50 <= 4 ms and p99 <= 8 ms; throughput >= 1.5x
 MLflow's at concurrency 8. Missing one is reported, not an error (exit status 0).
 
-    python bench/serve.py [--requests 2000] [--duration 5] [--concurrency 1 8 32] [--quick]
+    python -m bench.serve [--requests 2000] [--duration 5] [--concurrency 1 8 32] [--quick]
                           [--client auto|threads|processes] [--model-uri URI --tracking-uri URI]
                           [--json bench/results/serve.json]
 """
@@ -32,17 +32,17 @@ import os
 import platform
 import queue
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nb2pipe.processes import ProcessError, free_port, http_ready, spawn, stop_group, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +50,10 @@ TRACKING_ENV = "MLFLOW_TRACKING_URI"
 # nothing but 127.0.0.1 may be contacted: MLflow would otherwise fetch its telemetry config
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 READY_TIMEOUT_S = 120.0
+#: seconds a server has to exit after SIGTERM before its group gets SIGKILL
+STOP_GRACE_S = 15.0
+#: log lines shown when a server does not start
+LOG_LINES = 60
 WARMUP = 200
 MODEL_NAME = "bench"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -156,12 +160,6 @@ def targets(model: Model, port: int) -> dict[str, Target]:
 # --- the servers ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def running(target: Target, port: int, folder: Path, tracking_uri: str) -> Iterator[float]:
     """Start the server, wait until it answers ready (yields the seconds that took), and stop
@@ -175,52 +173,16 @@ def running(target: Target, port: int, folder: Path, tracking_uri: str) -> Itera
     if tracking_uri:
         environment[TRACKING_ENV] = tracking_uri
     started = time.monotonic()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            target.command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=folder, start_new_session=True
-        )
+    process = spawn(target.command, log=log_path, env=environment, cwd=folder)
+    try:
+        ready = http_ready(f"http://127.0.0.1:{port}{target.ready_path}")
         try:
-            yield wait_ready(target, port, process, log_path, started)
-        finally:
-            stop(process)
-
-
-def wait_ready(target: Target, port: int, process: subprocess.Popen[bytes], log_path: Path, started: float) -> float:
-    deadline = started + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"{target.name} exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", target.ready_path)
-            response = connection.getresponse()
-            response.read()
-            if response.status == 200:
-                return time.monotonic() - started
-        except (OSError, http.client.HTTPException):
-            pass
-        finally:
-            connection.close()
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{target.name} not ready after {READY_TIMEOUT_S:.0f} s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the group, up to 15 s for all of it to exit, then SIGKILL to what is left."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader: a zombie still counts as a member of its group
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+            wait_until(ready, process, READY_TIMEOUT_S, target.name, log=log_path, log_lines=LOG_LINES)
+        except ProcessError as exc:
+            raise SystemExit(str(exc)) from None
+        yield time.monotonic() - started
+    finally:
+        stop_group(process, grace=STOP_GRACE_S)
 
 
 # --- measuring -----------------------------------------------------------------------------

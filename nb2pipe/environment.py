@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib.metadata as metadata
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from nb2pipe.ir import Packaging
 
@@ -83,12 +84,12 @@ def _provides(distribution: str, module: str) -> bool:
 
 
 @cache
-def _all_providers() -> dict[str, list[str]]:
+def _all_providers() -> Mapping[str, list[str]]:
     """Every installed module -> distributions map; slow (reads every RECORD), so last resort."""
     return metadata.packages_distributions()
 
 
-def notebook_server_image(core_api: object | None = None) -> str | None:
+def notebook_server_image(core_api: Any | None = None) -> str | None:
     """Inside a Kubeflow notebook server, the image the server runs (as Kale does).
 
     The notebook controller sets ``NB_PREFIX``; the pod is read through the Kubernetes API
@@ -103,7 +104,7 @@ def notebook_server_image(core_api: object | None = None) -> str | None:
             config.load_incluster_config()
             core_api = client.CoreV1Api()
         namespace = os.environ.get("NB2PIPE_NAMESPACE") or (_SERVICE_ACCOUNT / "namespace").read_text().strip()
-        pod = core_api.read_namespaced_pod(name=os.environ["HOSTNAME"], namespace=namespace)  # type: ignore[attr-defined]
+        pod = core_api.read_namespaced_pod(name=os.environ["HOSTNAME"], namespace=namespace)
     except Exception:  # not a pod we can read: fall back to the default image
         return None
     containers = pod.spec.containers or []

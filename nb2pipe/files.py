@@ -34,14 +34,14 @@ def check_outputs(
     be written: it is (a link to, another name of) an input or another output, a folder, a
     link, not a regular file, or its folder is missing (unless ``folders_made``: the writer
     makes it, as :func:`write_whole` does) or not writable."""
-    inputs = [source for source in inputs if source]
+    given = [source for source in inputs if source]
     for index, (what, path) in enumerate(outputs):
         problem = target_problem(Path(path), folders_made=folders_made)
         if not problem and str(path).endswith(("/", os.sep)):  # Path() drops the slash that meant "a folder"
             problem = "names a folder that is not there; give a file name"
         if problem:
             raise Nb2PipeError(f"{what} {path}: {problem}")
-        for source in inputs:
+        for source in given:
             if same_file(path, source):
                 raise Nb2PipeError(f"{what} {path}: that is the input {source}; writing it would destroy it")
         for other_what, other in outputs[:index]:

@@ -39,6 +39,8 @@ PAYLOADS_PARAMETER = "payloads"
 
 #: drift tests (nb2pipe.monitoring.drift) and their multiple-testing corrections
 DRIFT_METHODS = ("tabular", "ks", "chi2", "mmd")
+#: explanation methods (nb2pipe.monitoring.explain): Anchor and Integrated Gradients
+EXPLAIN_METHODS = ("anchor", "ig")
 DRIFT_CORRECTIONS = ("bonferroni", "fdr")
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.example_runs import example_run  # noqa: F401  (a session fixture)
 from tests.support.fake_kfp import kfp_server  # noqa: F401  (a fixture)
+from tests.support.fake_kserve import kserve_server  # noqa: F401  (a fixture)
 from tests.support.registered import registered_model  # noqa: F401  (a session fixture)
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration

@@ -16,6 +16,8 @@ from nb2pipe.capacity.scenario import Choices, fitted_forecaster, scenario_for
 from nb2pipe.capacity.simulate import Report, simulate
 from nb2pipe.capacity.trace import DaySpan, read_trace
 
+pytestmark = pytest.mark.slow  # simulates a week of the trace under three policies
+
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
 PROFILE = ROOT / "tests" / "data" / "digits_forests.profile.json"

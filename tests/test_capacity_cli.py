@@ -18,7 +18,7 @@ import pytest
 from nb2pipe.capacity.plan import read_plan
 from nb2pipe.capacity.profile import write_profile
 from nb2pipe.capacity.trace import DAY_S, DaySpan, read_trace, select_days
-from tests.test_capacity_plan import synthetic_profile
+from tests.support.capacity_profiles import synthetic_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
@@ -80,6 +80,7 @@ def day8() -> np.ndarray:
     return select_days(read_trace(TRACE), DaySpan(8, 8))
 
 
+@pytest.mark.slow
 def test_simulate_reports_both_policies_on_the_same_requests(runs: Runs, day8: np.ndarray) -> None:
     assert runs.simulate.returncode == 0, runs.simulate.stderr
     reports = json.loads(runs.simulate.stdout)
@@ -103,6 +104,7 @@ def test_simulate_reports_both_policies_on_the_same_requests(runs: Runs, day8: n
     assert planner["violation_percent"] < 1.0
 
 
+@pytest.mark.slow
 def test_plan_writes_a_plan_that_read_plan_accepts(runs: Runs) -> None:
     assert runs.planned.returncode == 0, runs.planned.stderr
     assert f"wrote {runs.plan}" in runs.planned.stdout

@@ -22,13 +22,14 @@ from nb2pipe.capacity.model import VariantOption, with_slo_rates
 from nb2pipe.capacity.optimize import Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, VariantServing, build_plan, read_plan, write_plan
 from nb2pipe.capacity.planning import plan_from_trace
-from nb2pipe.capacity.profile import BatchProfile, Profile, Variant, write_profile
+from nb2pipe.capacity.profile import Profile, write_profile
 from nb2pipe.capacity.scenario import Choices
 from nb2pipe.capacity.trace import DAY_S, DaySpan, interval_peaks, read_trace, select_days
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
 from nb2pipe.store.registry import TRACKING_ENV
+from tests.support.capacity_profiles import BATCH_SIZES, synthetic_profile
 from tests.support.crd_schema import validate_resource
 from tests.support.registered import RegisteredModel
 
@@ -36,26 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
 SLO_MS = 150.0
 INTERVAL_S = 30
-BATCH_SIZES = (1, 2, 4, 8, 16)
 CLI_TIMEOUT_S = 300
-
-
-# --- a synthetic profile ---------------------------------------------------------------------
-
-
-def service_ms(base_ms: float, per_row_ms: float, batch: int) -> tuple[float, ...]:
-    """A batch's service-time quantiles: a fixed cost plus one per row, spread +-20 % (uniform)."""
-    return tuple((base_ms + per_row_ms * batch) * (0.8 + 0.4 * i / 100) for i in range(101))
-
-
-def synthetic_profile(model_uri: str | None = None) -> Profile:
-    """Two variants: a small fast one and a large accurate one, measured at batch 1..16."""
-
-    def variant(name: str, base_ms: float, per_row_ms: float, accuracy: float) -> Variant:
-        batches = tuple(BatchProfile(b, service_ms(base_ms, per_row_ms, b)) for b in BATCH_SIZES)
-        return Variant(name, batches, model_uri, accuracy)
-
-    return Profile((variant("small", 2.0, 1.0, 0.90), variant("large", 6.0, 4.0, 0.95)))
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +116,7 @@ def check_intervals(plan: CapacityPlan) -> None:
             assert share.batch_size in BATCH_SIZES
 
 
+@pytest.mark.slow
 def test_online_plans_for_day_8_at_scale_1_and_4(online_plans: dict[float, CapacityPlan], trace: np.ndarray) -> None:
     for scale, plan in online_plans.items():
         assert (plan.slo_ms, plan.interval_s) == (SLO_MS, INTERVAL_S)
@@ -154,6 +137,7 @@ def test_online_plans_for_day_8_at_scale_1_and_4(online_plans: dict[float, Capac
     assert max(s.max_replicas for s in large.serving) > max(s.max_replicas for s in small.serving)
 
 
+@pytest.mark.slow
 def test_each_variant_runs_at_its_best_batch_size(online_plans: dict[float, CapacityPlan], rated: Profile) -> None:
     for option in online_plans[1.0].options:
         batches = rated.variant(option.name).batches
@@ -183,6 +167,7 @@ def test_plans_refuse_an_interval_that_does_not_divide_a_day(rated: Profile, tra
 # --- the plan file ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_plan_survives_its_json_file(online_plans: dict[float, CapacityPlan], tmp_path: Path) -> None:
     plan = online_plans[4.0]
     path = write_plan(tmp_path / "plan.json", plan)
@@ -213,6 +198,7 @@ def plan_error(path: Path) -> str:
     return str(caught.value)
 
 
+@pytest.mark.slow
 def test_read_plan_errors_name_the_file(tmp_path: Path, online_plans: dict[float, CapacityPlan]) -> None:
     assert "no such file; make one with nb2pipe plan" in plan_error(tmp_path / "missing.json")
 
@@ -281,6 +267,7 @@ def predictor_matches(resource: dict[str, Any], serving: VariantServing) -> None
     assert predictor["batcher"] == {"maxBatchSize": serving.max_batch_size, "maxLatency": serving.max_latency_ms}
 
 
+@pytest.mark.slow
 def test_a_one_variant_plan_renders_one_inference_service(
     registry: RegisteredModel, rated: Profile, trace: np.ndarray, tmp_path: Path
 ) -> None:
@@ -308,6 +295,7 @@ def test_a_one_variant_plan_renders_one_inference_service(
     assert yaml.safe_load(planned.yaml) == resource
 
 
+@pytest.mark.slow
 def test_a_two_variant_plan_renders_services_and_a_splitting_graph(registry: RegisteredModel, tmp_path: Path) -> None:
     plan = read_plan(write_plan(tmp_path / "plan.json", two_variant_plan(registry.model_uri)))
     percents = {s.variant: s.traffic_percent for s in plan.serving}
@@ -338,6 +326,7 @@ def test_variant_service_names_are_dns_labels() -> None:
     assert len(variant_service("s" * 60, "variant")) <= 63
 
 
+@pytest.mark.slow
 def test_render_plan_refusals(registry: RegisteredModel) -> None:
     plan = two_variant_plan(registry.model_uri)
     with pytest.raises(Nb2PipeError, match="no variant 'medium'"):
@@ -362,6 +351,7 @@ def run_cli(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> su
     )
 
 
+@pytest.mark.slow
 def test_cli_deploy_plan_dry_run_writes_valid_yaml(registered_model: RegisteredModel, tmp_path: Path) -> None:
     plan_path = write_plan(tmp_path / "plan.json", two_variant_plan(registered_model.model_uri))
     out = tmp_path / "out.yaml"

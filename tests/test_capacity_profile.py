@@ -79,6 +79,7 @@ def gone(pid: int) -> bool:
     return state == "Z"
 
 
+@pytest.mark.slow
 def test_profile_measures_the_registered_model(registered_model: RegisteredModel, tmp_path: Path) -> None:
     from sklearn.datasets import load_breast_cancer
 
@@ -127,6 +128,7 @@ def test_profile_measures_the_registered_model(registered_model: RegisteredModel
     assert set(serve_processes()) <= before
 
 
+@pytest.mark.slow
 def test_unknown_model_is_one_line_and_exit_1(registered_model: RegisteredModel, tmp_path: Path) -> None:
     done = run_profile(registered_model.tracking_uri, "models:/no-such-model/1", "-o", "p.json", cwd=tmp_path)
     assert done.returncode == 1
@@ -137,6 +139,7 @@ def test_unknown_model_is_one_line_and_exit_1(registered_model: RegisteredModel,
     assert not (tmp_path / "p.json").exists()
 
 
+@pytest.mark.slow
 def test_a_model_without_kept_rows_asks_for_input(registered_model: RegisteredModel, tmp_path: Path) -> None:
     # the model's own folder: a model, but no registered version keeping training data
     folder = next(registered_model.folder.glob("mlartifacts/**/MLmodel")).parent

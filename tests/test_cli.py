@@ -25,6 +25,18 @@ def test_help_and_version_do_not_load_kfp():
     assert done.stdout.strip() == f"nb2pipe {__version__}"
 
 
+def test_help_and_compile_load_no_heavy_library(tmp_path: Path):
+    notebook, output = str(EXAMPLES / "fan_out.ipynb"), str(tmp_path / "out.yaml")
+    probe = (
+        "import sys\nfrom nb2pipe.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"assert main(['compile', {notebook!r}, '-o', {output!r}]) == 0\n"
+        "heavy = {'mlflow', 'kserve', 'alibi', 'alibi_detect', 'tensorflow', 'numba'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_compile_json_reports_steps_and_edges(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     target = tmp_path / "out.yaml"
     assert main(["compile", str(EXAMPLES / "fan_out.ipynb"), "-o", str(target), "--json"]) == 0

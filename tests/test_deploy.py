@@ -20,7 +20,8 @@ from nb2pipe.lifecycle.deploy import check_request
 from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
-from tests.support.loopback import LoopbackServer, Recorded
+from tests.support.fake_kserve import API, FakeKServe, merge_patch, service_url
+from tests.support.loopback import LoopbackServer
 from tests.support.registered import RegisteredModel
 
 FULL = DeploySettings(
@@ -212,6 +213,7 @@ def _local_path(uri: str) -> Path:
     return Path(uri.removeprefix("file://"))
 
 
+@pytest.mark.slow
 def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys):
     from mlflow import MlflowClient
 
@@ -250,6 +252,7 @@ def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys
     assert "a cluster cannot fetch it" in warning[0]
 
 
+@pytest.mark.slow
 def test_cli_dry_run_without_output_prints_the_yaml(registry, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["deploy", registry.model_uri, "--name", "cancer-v2", "--log-url", "http://logger.example/"]
@@ -266,6 +269,7 @@ def test_cli_dry_run_without_output_prints_the_yaml(registry, tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.slow
 def test_cli_dry_run_json_reports_resource_and_warnings(registry, capsys):
     assert main(["deploy", registry.model_uri, "--name", "cancer", "--dry-run", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
@@ -274,6 +278,7 @@ def test_cli_dry_run_json_reports_resource_and_warnings(registry, capsys):
     assert len(outcome["warnings"]) == 1 and "is on this machine" in outcome["warnings"][0]
 
 
+@pytest.mark.slow
 def test_cli_unknown_model_fails_and_keeps_the_existing_output(registry, tmp_path, capsys):
     out = tmp_path / "cancer.yaml"
     out.write_text("previous: content\n", encoding="utf-8")
@@ -295,6 +300,7 @@ def test_cli_refuses_a_bad_name_before_resolving_the_model(tmp_path, capsys, mon
     assert not (tmp_path / ".nb2pipe").exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_inconsistent_settings(registry, capsys):
     argv = ["deploy", registry.model_uri, "--name", "cancer", "--min-replicas", "5", "--max-replicas", "2"]
     assert main([*argv, "--canary", "150", "--dry-run"]) == 1
@@ -307,31 +313,9 @@ def test_cli_refuses_inconsistent_settings(registry, capsys):
 # --- the cluster: a recording Kubernetes API server on loopback ---------------------------
 
 TOKEN = "test-token-123"
-COLLECTION = "/apis/serving.kserve.io/v1beta1/namespaces/models/inferenceservices"
+COLLECTION = f"{API}/namespaces/models/inferenceservices"
 ITEM = f"{COLLECTION}/cancer"
-SERVICE_URL = "http://cancer.models.example.com"
-
-
-def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-
-
-def not_found() -> tuple[int, Any]:
-    return 404, status_body(404, "NotFound", 'inferenceservices.serving.kserve.io "cancer" not found')
-
-
-def ready(resource: dict[str, Any], flag: str = "True", message: str = "") -> dict[str, Any]:
-    condition = {"type": "Ready", "status": flag}
-    if message:
-        condition["message"] = message
-    return {**resource, "status": {"url": SERVICE_URL, "conditions": [condition]}}
+SERVICE_URL = service_url("models", "cancer")
 
 
 def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
@@ -364,68 +348,53 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str
     return write
 
 
+@pytest.fixture
+def cluster(kserve_server: LoopbackServer, kubeconfig: Callable[[str], Path]) -> LoopbackServer:
+    """The fake KServe API server, with the kubeconfig pointing at it."""
+    kubeconfig(kserve_server.url)
+    return kserve_server
+
+
 def resource_for(settings: DeploySettings = FULL) -> dict[str, Any]:
     return inference_service("cancer", served("sklearn"), settings)
 
 
-def test_a_new_service_is_created_and_waited_for(kubeconfig):
+def test_a_new_service_is_created_and_waited_for(cluster):
     resource = resource_for()
-    stored: dict[str, Any] = {}
-    reads = 0
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        nonlocal reads
-        if request.method == "GET" and request.path == ITEM:
-            reads += 1
-            if not stored:
-                return not_found()
-            # not Ready at first, then Ready: the wait has to poll
-            return 200, ready(stored, "True" if reads > 3 else "False", "Predictor ingress not created")
-        if request.method == "POST" and request.path == COLLECTION:
-            stored.update(request.json())
-            return 201, request.json()
-        return 500, status_body(500, "Unexpected", f"{request.method} {request.path}")
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        applied = apply_inference_service(resource, wait_seconds=5, poll=0.05)
+    # not Ready at first, then Ready: the wait has to poll
+    cluster.fake.ready_after_reads = 2
+    cluster.fake.not_ready_message = "Predictor ingress not created"
+    applied = apply_inference_service(resource, wait_seconds=5, poll=0.05)
 
     assert applied.action == "created"
     assert applied.ready is True
     assert applied.url == SERVICE_URL
     assert (applied.name, applied.namespace) == ("cancer", "models")
-    calls = [(r.method, r.path) for r in server.requests]
+    calls = [(r.method, r.path) for r in cluster.requests]
     assert calls[:2] == [("GET", ITEM), ("POST", COLLECTION)]
     assert calls[2:] == [("GET", ITEM)] * 3  # polled until Ready, then stopped
-    (post,) = [r for r in server.requests if r.method == "POST"]
+    (post,) = [r for r in cluster.requests if r.method == "POST"]
     expected = {**resource, "metadata": {**resource["metadata"], "namespace": "models"}}
     assert post.json() == expected
     assert post.headers["content-type"] == "application/json"
-    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in server.requests)
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in cluster.requests)
     assert "namespace" not in resource["metadata"]  # the caller's dict is not changed
+    assert cluster.fake.service("models", "cancer") == expected
 
 
-def test_an_existing_service_is_merge_patched_clearing_old_fields(kubeconfig):
+def test_an_existing_service_is_merge_patched_clearing_old_fields(cluster):
     # an earlier deployment had a canary and a logger; the new one sets neither
     old = resource_for()
     new = resource_for(DeploySettings(min_replicas=1, max_replicas=2, scale_metric="rps", scale_target=50))
     validate_resource(new)
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET" and request.path == ITEM:
-            return 200, ready({**old, "metadata": {**old["metadata"], "namespace": "models"}})
-        if request.method == "PATCH" and request.path == ITEM:
-            return 200, request.json()
-        return 500, status_body(500, "Unexpected", f"{request.method} {request.path}")
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        applied = apply_inference_service(new, wait_seconds=5, poll=0.05)
+    cluster.fake.store(old, "models")
+    applied = apply_inference_service(new, wait_seconds=5, poll=0.05)
 
     assert (applied.action, applied.ready, applied.url) == ("updated", True, SERVICE_URL)
-    assert [r.method for r in server.requests] == ["GET", "PATCH", "GET"]
-    assert not any(r.method in ("POST", "PUT") for r in server.requests)
-    patch = server.requests[1]
+    assert [r.method for r in cluster.requests] == ["GET", "PATCH", "GET"]
+    assert not any(r.method in ("POST", "PUT") for r in cluster.requests)
+    patch = cluster.requests[1]
+    assert patch.path == ITEM
     # CustomObjectsApi sends a JSON merge patch for a dict body (RFC 7386: null deletes)
     assert patch.headers["content-type"] == "application/merge-patch+json"
     assert patch.headers["authorization"] == f"Bearer {TOKEN}"
@@ -441,117 +410,70 @@ def test_an_existing_service_is_merge_patched_clearing_old_fields(kubeconfig):
     assert body["metadata"]["annotations"] == new["metadata"]["annotations"]
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386, as the API server applies application/merge-patch+json."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
-
-
-def test_a_redeployment_leaves_nothing_of_the_earlier_predictor(kubeconfig):
+def test_a_redeployment_leaves_nothing_of_the_earlier_predictor(cluster):
     # deployed once with a GPU, container concurrency, a canary and a logger; then again
     # with none of them: the cluster's predictor must be the new one, not a mix
-    old = {**resource_for(), "metadata": {**resource_for()["metadata"], "namespace": "models"}}
+    cluster.fake.store(resource_for(), "models")
     new = resource_for(DeploySettings(min_replicas=1, max_replicas=2, scale_metric="rps", scale_target=50))
-    stored = {"object": old}
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET" and request.path == ITEM:
-            return 200, ready(stored["object"])
-        if request.method == "PATCH" and request.path == ITEM:
-            assert request.headers["content-type"] == "application/merge-patch+json"
-            stored["object"] = merge_patch(stored["object"], request.json())
-            return 200, stored["object"]
-        if request.method == "PUT" and request.path == ITEM:
-            stored["object"] = request.json()
-            return 200, stored["object"]
-        return 500, status_body(500, "Unexpected", f"{request.method} {request.path}")
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        applied = apply_inference_service(new, wait_seconds=5, poll=0.05)
+    applied = apply_inference_service(new, wait_seconds=5, poll=0.05)
 
     assert applied.action == "updated"
-    assert stored["object"]["spec"]["predictor"] == new["spec"]["predictor"]
-    validate_resource(stored["object"])
+    patches = [r for r in cluster.requests if r.method == "PATCH"]
+    assert all(r.headers["content-type"] == "application/merge-patch+json" for r in patches)
+    stored = cluster.fake.service("models", "cancer")
+    assert stored["spec"]["predictor"] == new["spec"]["predictor"]
+    validate_resource(stored)
 
 
-def test_a_service_that_never_gets_ready_fails_after_the_wait(kubeconfig):
+def test_a_service_that_never_gets_ready_fails_after_the_wait(cluster):
     reason = "Revision cancer-predictor-00001 failed: ImagePullBackOff"
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET":
-            created = any(r.method == "POST" for r in server.requests)
-            return (200, ready(resource_for(), "False", reason)) if created else not_found()
-        return 201, request.json()
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        with pytest.raises(DeployError) as caught:
-            apply_inference_service(resource_for(), wait_seconds=0.3, poll=0.05)
+    cluster.fake.ready_after_reads = None
+    cluster.fake.not_ready_message = reason
+    with pytest.raises(DeployError) as caught:
+        apply_inference_service(resource_for(), wait_seconds=0.3, poll=0.05)
 
     message = str(caught.value)
     assert "InferenceService models/cancer was created but is not Ready after 0.3 s" in message
     assert reason in message
     assert "kubectl describe inferenceservice cancer -n models" in message
-    polls = [r for r in server.requests if r.method == "GET"][1:]
+    assert [r.method for r in cluster.requests[:2]] == ["GET", "POST"]
+    polls = [r for r in cluster.requests if r.method == "GET"][1:]
     assert 2 <= len(polls) <= 20  # it polled for ~0.3 s, then gave up
 
 
-def test_wait_zero_applies_without_waiting(kubeconfig):
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET":
-            return not_found()
-        return 201, request.json()
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        applied = apply_inference_service(resource_for(), wait_seconds=0)
+def test_wait_zero_applies_without_waiting(cluster):
+    applied = apply_inference_service(resource_for(), wait_seconds=0)
 
     assert (applied.action, applied.ready, applied.url) == ("created", False, None)
-    assert [r.method for r in server.requests] == ["GET", "POST"]
+    assert [r.method for r in cluster.requests] == ["GET", "POST"]
+    assert ("models", "cancer") in cluster.fake.services
 
 
-def test_a_refused_create_reports_the_servers_message(kubeconfig):
+def test_a_refused_create_reports_the_servers_message(cluster):
     denial = (
         'inferenceservices.serving.kserve.io is forbidden: User "tester" cannot create resource '
         '"inferenceservices" in API group "serving.kserve.io" in the namespace "models"'
     )
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET":
-            return not_found()
-        return 403, status_body(403, "Forbidden", denial)
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        with pytest.raises(DeployError) as caught:
-            apply_inference_service(resource_for(), wait_seconds=5, poll=0.05)
+    cluster.fake.refuse_create_with = (403, denial)
+    with pytest.raises(DeployError) as caught:
+        apply_inference_service(resource_for(), wait_seconds=5, poll=0.05)
 
     assert str(caught.value) == f"the cluster refused InferenceService models/cancer: {denial}"
-    assert [r.method for r in server.requests] == ["GET", "POST"]  # no waiting after a refusal
+    assert [r.method for r in cluster.requests] == ["GET", "POST"]  # no waiting after a refusal
+    assert not cluster.fake.services
 
 
-def test_a_failing_read_is_not_taken_for_a_missing_service(kubeconfig):
-    def respond(request: Recorded) -> tuple[int, Any]:
-        return 401, status_body(401, "Unauthorized", "Unauthorized")
+def test_a_failing_read_is_not_taken_for_a_missing_service(cluster):
+    cluster.fake.fail_reads_with = (401, "Unauthorized")
+    with pytest.raises(DeployError, match="refused InferenceService models/cancer: Unauthorized"):
+        apply_inference_service(resource_for(), wait_seconds=5, poll=0.05)
 
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        with pytest.raises(DeployError, match="refused InferenceService models/cancer: Unauthorized"):
-            apply_inference_service(resource_for(), wait_seconds=5, poll=0.05)
-
-    assert [r.method for r in server.requests] == ["GET"]  # nothing created
+    assert [r.method for r in cluster.requests] == ["GET"]  # nothing created
+    assert not cluster.fake.services
 
 
 def test_an_unreachable_api_server_is_a_deploy_error(kubeconfig):
-    with LoopbackServer(lambda request: (200, {})) as server:
+    with LoopbackServer(FakeKServe()) as server:
         url = server.url  # a port that nothing listens on once the server is closed
     kubeconfig(url)
     with pytest.raises(DeployError) as caught:
@@ -571,23 +493,14 @@ def test_without_a_kubeconfig_the_error_points_at_dry_run(tmp_path, monkeypatch)
     assert "KUBECONFIG" in message
 
 
-def test_cli_deploy_to_the_cluster_reports_the_url(registry, kubeconfig, capsys):
-    stored: dict[str, Any] = {}
-
-    def respond(request: Recorded) -> tuple[int, Any]:
-        if request.method == "GET" and request.path == ITEM:
-            return (200, ready(stored)) if stored else not_found()
-        if request.method == "POST" and request.path == COLLECTION:
-            stored.update(request.json())
-            return 201, request.json()
-        return 500, status_body(500, "Unexpected", f"{request.method} {request.path}")
-
-    with LoopbackServer(respond) as server:
-        kubeconfig(server.url)
-        assert main(["deploy", registry.model_uri, "--name", "cancer", "--canary", "25", "--wait", "5"]) == 0
+@pytest.mark.slow
+def test_cli_deploy_to_the_cluster_reports_the_url(registry, cluster, capsys):
+    assert main(["deploy", registry.model_uri, "--name", "cancer", "--canary", "25", "--wait", "5"]) == 0
 
     out = capsys.readouterr().out
     assert out.strip() == f"created InferenceService models/cancer: ready at {SERVICE_URL}"
+    assert [(r.method, r.path) for r in cluster.requests] == [("GET", ITEM), ("POST", COLLECTION), ("GET", ITEM)]
+    stored = cluster.fake.service("models", "cancer")
     validate_resource(stored)
     assert stored["metadata"]["namespace"] == "models"
     assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 25

@@ -57,6 +57,7 @@ def mixed_tables(seed: int = 0, rows: int = 1000) -> tuple[pd.DataFrame, pd.Data
 # --- the acceptance criteria: 20 numeric features, n = 1000, p = 0.05 ---------------------
 
 
+@pytest.mark.slow
 def test_no_drift_is_rarely_reported() -> None:
     # Bonferroni keeps the family-wise error at or below 5 %; KS's asymptotic p-values are a
     # little conservative here (about 3.6 % over 1000 seeded trials)
@@ -64,6 +65,7 @@ def test_no_drift_is_rarely_reported() -> None:
     assert sum(flagged) <= 5
 
 
+@pytest.mark.slow
 def test_a_half_sigma_shift_on_three_features_is_found() -> None:
     results = [check_drift(*normal_tables(1000 + seed, shift=0.5)) for seed in range(100)]
     assert sum(result.is_drift for result in results) >= 95
@@ -74,6 +76,7 @@ def test_a_half_sigma_shift_on_three_features_is_found() -> None:
     assert false_alarms <= 10
 
 
+@pytest.mark.slow
 def test_fdr_threshold_grows_with_the_discoveries() -> None:
     result = check_drift(*normal_tables(7, shift=0.5), DriftSettings(correction="fdr"))
     assert {feature.name for feature in result.drifted} == set(SHIFTED)
@@ -84,6 +87,7 @@ def test_fdr_threshold_grows_with_the_discoveries() -> None:
 # --- methods and encodings --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tabular_tests_categories_with_chi2() -> None:
     result = check_drift(*mixed_tables())
     features = {feature.name: feature for feature in result.features}
@@ -92,6 +96,7 @@ def test_tabular_tests_categories_with_chi2() -> None:
     assert result.is_drift and features["colour"].is_drift and not features["size"].is_drift
 
 
+@pytest.mark.slow
 def test_a_category_has_one_code_in_both_tables_whatever_their_dtypes() -> None:
     reference, _ = mixed_tables()
     # the same values: as a categorical with its categories in another order, and as text
@@ -101,6 +106,7 @@ def test_a_category_has_one_code_in_both_tables_whatever_their_dtypes() -> None:
     assert colour.p_value == pytest.approx(1.0) and not result.is_drift
 
 
+@pytest.mark.slow
 def test_listed_columns_are_categorical_even_when_numeric() -> None:
     generator = np.random.default_rng(3)
     reference = pd.DataFrame({"grade": generator.integers(0, 4, 500), "score": generator.normal(size=500)})
@@ -114,12 +120,14 @@ def test_ks_refuses_categorical_columns_by_name() -> None:
         check_drift(*mixed_tables(), DriftSettings(method="ks"))
 
 
+@pytest.mark.slow
 def test_ks_on_numeric_columns() -> None:
     result = check_drift(*normal_tables(5, shift=1.0), DriftSettings(method="ks"))
     assert result.method == "ks" and {feature.name for feature in result.drifted} == set(SHIFTED)
     assert all(feature.test == "ks" for feature in result.features)
 
 
+@pytest.mark.slow
 def test_chi2_treats_every_column_as_categorical() -> None:
     generator = np.random.default_rng(4)
     reference = pd.DataFrame({"stars": generator.integers(1, 6, 800), "rooms": generator.integers(1, 4, 800)})
@@ -134,6 +142,7 @@ def test_chi2_treats_every_column_as_categorical() -> None:
     assert [feature.is_drift for feature in result.features] == [True, False]
 
 
+@pytest.mark.slow
 def test_mmd_finds_a_clear_shift_on_a_bounded_sample() -> None:
     reference, current = normal_tables(6, shift=1.0, rows=MMD_MAX_ROWS + 100)
     result = check_drift(reference[FEATURES[:5]], current[FEATURES[:5]], DriftSettings(method="mmd"))
@@ -143,6 +152,7 @@ def test_mmd_finds_a_clear_shift_on_a_bounded_sample() -> None:
     assert result.metrics()["is_drift"] == 1.0 and "p_value" in result.metrics()
 
 
+@pytest.mark.slow
 def test_mmd_without_a_shift() -> None:
     reference, current = normal_tables(8, rows=150)
     result = check_drift(reference[FEATURES[:5]], current[FEATURES[:5]], DriftSettings(method="mmd"))
@@ -217,6 +227,7 @@ def test_metrics_are_flat_numbers_with_safe_unique_names() -> None:
     }
 
 
+@pytest.mark.slow
 def test_to_json_is_json() -> None:
     result = check_drift(*mixed_tables())
     data = json.loads(json.dumps(result.to_json()))
@@ -246,6 +257,7 @@ def test_importing_the_modules_loads_no_heavy_library() -> None:
 # --- the HTML report ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_shows_the_verdict_features_and_a_chart_each() -> None:
     reference, current = mixed_tables()
     hostile = "<script>alert('x')</script>"
@@ -262,6 +274,7 @@ def test_report_shows_the_verdict_features_and_a_chart_each() -> None:
     assert "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing fetched
 
 
+@pytest.mark.slow
 def test_report_of_no_drift_and_of_mmd() -> None:
     reference, current = normal_tables(9, rows=150)
     calm = check_drift(reference, current)
@@ -311,6 +324,7 @@ def table_files(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tmp_path / "reference.csv", tmp_path / "current.parquet", tmp_path / "same.csv"
 
 
+@pytest.mark.slow
 def test_cli_prints_the_verdict_and_drifted_features(
     table_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -321,6 +335,7 @@ def test_cli_prints_the_verdict_and_drifted_features(
     assert lines[1].split()[:2] == ["colour", "chi2"] and len(lines) == 2
 
 
+@pytest.mark.slow
 def test_cli_json_and_report(
     table_files: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -334,6 +349,7 @@ def test_cli_json_and_report(
     assert sorted(path.name for path in report.parent.iterdir()) == ["drift.html"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_cli_fail_on_drift(table_files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     reference, current, same = table_files
     assert drift_cli("--reference", str(reference), "--current", str(current), "--fail-on-drift") == 3

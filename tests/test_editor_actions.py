@@ -68,6 +68,7 @@ def test_deploy_refuses_before_anything_is_registered(tmp_path: Path, monkeypatc
         deploy_champions(path, "moon")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_deploy_reads_the_notebook_mlflow_server_and_wants_every_champion(
     tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch
 ):
@@ -90,6 +91,7 @@ def _deploying_notebook(tmp_path: Path, tracking_uri: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_cluster_deploy_leaves_the_tracking_variable_alone(
     tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch
 ):
@@ -110,6 +112,7 @@ def test_a_cluster_deploy_leaves_the_tracking_variable_alone(
     assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
+@pytest.mark.slow
 def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch):
     """The Deploy button on a notebook whose MLflow URI (panel settings) holds a champion:
     an nb2pipe serve process answers predictions on loopback until it is stopped by PID."""

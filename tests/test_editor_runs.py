@@ -35,6 +35,7 @@ def _wait(runs: BackgroundRuns, run_id: str, seconds: float = 180):
     return view
 
 
+@pytest.mark.slow
 def test_a_background_run_reaches_succeeded(tmp_path: Path):
     path = _copy(tmp_path)
     runs = BackgroundRuns(tmp_path)

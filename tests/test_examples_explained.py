@@ -17,9 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nb2pipe.ir import EXPLANATION_OUTPUT
 from tests.support.example_runs import ExampleRun, as_json
 from tests.support.nbtools import EXAMPLES
+
+pytestmark = pytest.mark.slow  # runs the Keras examples on kfp.local
 
 
 def run_example(name: str, example_run: ExampleRun) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.explain import build_explainer
 from nb2pipe.monitoring.explain_report import explanation_html
 
+pytestmark = pytest.mark.slow  # alibi and TensorFlow
+
 SPORT = ["goal", "match", "team", "player", "score", "coach", "league", "ball", "stadium", "referee"]
 COOKING = ["recipe", "oven", "flour", "sugar", "bake", "kitchen", "dinner", "salt", "butter", "soup"]
 FILLER = ["the", "a", "today", "we", "saw", "really", "very", "new", "our"]

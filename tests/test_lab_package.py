@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # builds a wheel and asks JupyterLab; needs the lab extension built (make test)
+
 REPO = Path(__file__).resolve().parents[1]
 EXTENSION = REPO / "jupyter_extension"
 SHARE = "jupyterlab_nb2pipe-0.1.0.data/data/share/jupyter/labextensions/jupyterlab-nb2pipe"

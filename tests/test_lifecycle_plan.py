@@ -9,23 +9,8 @@ from nb2pipe.compiler import compile_source
 from nb2pipe.ir import Resources, Tag
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from tests.support.kfpspec import dag, parse_ir
+from tests.support.lifecycle_notebooks import LOAD, TRAIN, lifecycle_notebook
 from tests.support.nbtools import EXAMPLES, code, codes, diagnostics_of, notebook, notebook_text, plan_of
-
-LOAD = (
-    "from sklearn.datasets import load_iris\n"
-    "from sklearn.linear_model import LogisticRegression\n"
-    "X, y = load_iris(return_X_y=True, as_frame=True)"
-)
-TRAIN = "model = LogisticRegression(max_iter=200)\nmodel.fit(X, y)"
-
-
-def lifecycle_notebook(*train_tags: str, deploy_tags: tuple[str, ...] = (), train: str = TRAIN) -> dict:
-    cells = [code(LOAD, "step:load"), code(train, "step:train", *train_tags)]
-    if deploy_tags:
-        cells.append(code("# serving", *deploy_tags))
-    cells.append(code("accuracy = model.score(X, y)\nprint(accuracy)", "step:evaluate"))
-    cells.append(code("accuracy", "metrics"))
-    return notebook(*cells)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from tests.support.equivalence import notebook_final_variables
 from tests.support.nbtools import EXAMPLES
 from tests.support.served import Server
 
+pytestmark = pytest.mark.slow  # runs, registers in MLflow and serves
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

@@ -13,6 +13,8 @@ from nbclient import NotebookClient
 from nb2pipe.compiler import compile_source
 from tests.support.nbtools import EXAMPLES
 
+pytestmark = pytest.mark.slow  # runs notebooks in a kernel and on kfp.local
+
 
 def notebook_values(path: Path, names: list[str], workdir: Path) -> dict[str, float]:
     nb = nbformat.read(path, as_version=4)

@@ -106,10 +106,10 @@ def test_drift_settings_come_from_notebook_metadata():
 @pytest.mark.parametrize(
     ("settings", "needle"),
     [
-        ({"method": "wasserstein"}, "tabular, ks, chi2, mmd"),
-        ({"p_value": 2}, "between 0 and 1"),
-        ({"pvalue": 0.1}, "no setting 'pvalue'"),
-        ({"min_rows": "many"}, "wrong type"),
+        ({"method": "wasserstein"}, "nb2pipe.drift.method must be one of tabular, ks, chi2, mmd"),
+        ({"p_value": 2}, "nb2pipe.drift.p_value must be above 0 and below 1, not 2"),
+        ({"pvalue": 0.1}, "nb2pipe.drift has no setting 'pvalue'"),
+        ({"min_rows": "many"}, 'nb2pipe.drift.min_rows must be a whole number, not "many"'),
     ],
 )
 def test_bad_drift_metadata_is_reported(settings: dict, needle: str):

@@ -21,6 +21,7 @@ from nb2pipe.identifiers import is_kfp_identifier, kfp_identifier, kfp_identifie
 from nb2pipe.runners.local import run_notebook
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.run_folder import load_variables
+from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.nbtools import code, codes, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 KFP_TYPES = {"int": "NUMBER_INTEGER", "float": "NUMBER_DOUBLE", "str": "STRING", "bool": "BOOLEAN"}
@@ -362,8 +363,6 @@ def test_parameters_kfp_cannot_name_get_pipeline_inputs_it_accepts():
 
 
 def test_monitoring_inputs_keep_their_reserved_parameter_diagnostic():
-    from tests.test_lifecycle_plan import lifecycle_notebook
-
     nb = lifecycle_notebook("register:iris")
     nb.cells.insert(0, code("payloads = 'x'\n_force_retrain = False", "parameters"))
     with pytest.raises(CompileError) as caught:

@@ -14,6 +14,8 @@ from nb2pipe.lifecycle.register import PROMOTION_TAG, PromotionRule, Registratio
 from nb2pipe.store.registry import TRACKING_ENV, RegistryError, resolve_model
 from tests.support.registered import train_classifier
 
+pytestmark = pytest.mark.slow  # MLflow registrations
+
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:

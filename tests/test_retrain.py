@@ -21,6 +21,8 @@ from sklearn.datasets import load_breast_cancer
 
 from tests.support.nbtools import EXAMPLES, ROOT
 
+pytestmark = pytest.mark.slow  # trains, serves, drifts and retrains through the CLI
+
 SERVICE = "breast-cancer"
 
 

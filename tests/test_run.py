@@ -22,6 +22,8 @@ from tests.support.equivalence import notebook_final_variables, same
 from tests.support.example_runs import ExampleRun
 from tests.support.nbtools import EXAMPLES, code, notebook, write_notebook
 
+pytestmark = pytest.mark.slow  # every test runs notebooks on kfp.local
+
 EXAMPLE_NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
@@ -127,6 +129,11 @@ def test_failure_names_cell_and_line_and_resume_finishes_without_rerunning(tmp_p
     assert {s.step: s.reused for s in result.steps} == {"first": True, "second": False, "third": False}
     assert (tmp_path / "first-ran.txt").read_text() == "x"  # the first step ran once
     assert result.metrics == {"result": 43.0}
+    # the reused step keeps the outputs it made in the first run, in the run's state too
+    resumed = RunState.load(run_dir.parent / result.run_id)
+    first = resumed.steps["first"]
+    assert first.reused and not first.waiting
+    assert first.outputs == state.steps["first"].outputs and "base" in first.outputs
 
 
 def test_ctrl_c_stops_cleanly_and_resume_works(tmp_path: Path):

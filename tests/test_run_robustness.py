@@ -62,6 +62,7 @@ def three_steps(folder: Path, middle: str, *tags: str, name: str = "nb.ipynb") -
 # --- 1. a step cannot end the process early ---------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("form", "told"),
     [
@@ -110,6 +111,7 @@ def test_system_exit_in_the_runtime_is_a_step_error_with_its_cell_and_line(capsy
 # --- 1b. a step that ends without its outputs failed -------------------------------------
 
 
+@pytest.mark.slow
 def test_a_step_that_exits_0_without_its_outputs_fails_and_its_children_are_skipped(tmp_path: Path, bounded: None):
     # os._exit skips everything: the component process ends with 0 and kfp.local calls it a success
     path = three_steps(tmp_path, "os._exit(0)")
@@ -138,6 +140,7 @@ def test_waiting_for_an_input_gives_up_when_the_runner_is_gone(tmp_path: Path, m
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_steps_end_on_their_own_when_the_runner_is_killed(tmp_path: Path):
     nb = notebook(
         code("import os\nimport time", "imports"),
@@ -187,6 +190,7 @@ def _processes_running(marker: str) -> list[int]:
 # --- 1d. timeout: -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_step_past_its_timeout_is_stopped_and_fails(tmp_path: Path, bounded: None):
     path = three_steps(tmp_path, "while True:  # spin-forever\n    pass", "timeout:1")
     started = time.monotonic()
@@ -200,6 +204,7 @@ def test_a_step_past_its_timeout_is_stopped_and_fails(tmp_path: Path, bounded: N
     assert not _processes_running("spin-forever")
 
 
+@pytest.mark.slow
 def test_input_in_a_step_fails_instead_of_waiting_for_a_keyboard(tmp_path: Path, bounded: None):
     path = three_steps(tmp_path, "answer = input('continue? ')")
     result = run_notebook(path, workdir=tmp_path / "work")
@@ -256,6 +261,7 @@ def test_a_value_that_cannot_be_saved_is_named_with_its_type_and_a_fix(tmp_path:
         assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_dmatrix_passes_between_steps_of_a_run(tmp_path: Path, bounded: None):
     nb = notebook(
         code("import numpy as np\nimport xgboost as xgb", "imports"),

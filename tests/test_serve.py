@@ -15,6 +15,8 @@ from nb2pipe.store.payloads import read_payloads
 from tests.support.registered import RegisteredModel
 from tests.support.served import Server, serving
 
+pytestmark = pytest.mark.slow  # a real model server on a model registered in MLflow
+
 
 @pytest.fixture(scope="module")
 def payload_dir(registered_model: RegisteredModel) -> Path:

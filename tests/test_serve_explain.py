@@ -46,6 +46,7 @@ def test_no_explainer_no_explainer_component():
     assert "explainer" not in resource["spec"]
 
 
+@pytest.mark.slow
 def test_deploy_dry_run_with_an_explainer_warns_about_a_local_tracking_store(
     registered_model: RegisteredModel, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
@@ -70,6 +71,7 @@ def explaining(registered_model: RegisteredModel) -> Iterator[Server]:
         yield running
 
 
+@pytest.mark.slow
 def test_the_server_explains_a_row_with_an_anchor(explaining: Server, registered_model: RegisteredModel):
     row = registered_model.features.iloc[:1].values.tolist()
     status, answer = explaining.post_json("/v1/models/cancer:explain", {"instances": row})
@@ -85,6 +87,7 @@ def test_the_server_explains_a_row_with_an_anchor(explaining: Server, registered
     assert status == 200 and predicted["predictions"] == [explained["prediction"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "body",
     [
@@ -101,6 +104,7 @@ def test_bad_explain_requests_get_400(explaining: Server, body: dict):
     assert "error" in answer
 
 
+@pytest.mark.slow
 def test_a_server_without_an_explainer_says_how_to_get_one(registered_model: RegisteredModel):
     with serving("models:/cancer@champion", "cancer", registered_model.tracking_uri, registered_model.folder) as plain:
         status, answer = plain.post_json("/v1/models/cancer:explain", {"instances": [[0.0] * 30]})

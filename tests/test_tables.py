@@ -184,6 +184,7 @@ def test_a_reference_that_cannot_be_saved(tmp_path: Path) -> None:
         load_reference(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_registered_models_training_data_is_the_reference(
     registered_model: RegisteredModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

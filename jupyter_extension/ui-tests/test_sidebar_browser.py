@@ -14,8 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nb2pipe.compiler import compile_notebook
-from tests.support.served import free_port, stop
+from nb2pipe.processes import free_port, http_ready, spawn, stop_group, wait_until
+
+pytestmark = pytest.mark.slow  # JupyterLab in chromium
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +44,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PIPELINE_NAME = "breast-cancer-forest"
+#: seconds JupyterLab has to exit after SIGTERM before its process group gets SIGKILL
+STOP_GRACE_S = 20.0
 #: cell index -> the tags the panel writes (the example's own tags for those cells)
 PANEL_CELLS = {5: ["step:train", "cpu:1", "memory:1Gi"], 6: ["step:evaluate"]}
 
@@ -87,24 +89,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         *(["--allow-root"] if os.geteuid() == 0 else []),  # CI runs as root
     ]
     log = home / "jupyterlab.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=root)
+    process = spawn(command, log=log, env=environment, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, f"JupyterLab exited:\n{log.read_text()}"
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"JupyterLab not up:\n{log.read_text()}"
-            time.sleep(0.3)
+        wait_until(http_ready(f"{url}/api/status?token={token}"), process, 90, "JupyterLab", log=log, log_lines=200)
         yield Lab(url, token, root)
     finally:
-        stop(process)
+        stop_group(process, STOP_GRACE_S)
         endpoints = root / ".nb2pipe"
         if endpoints.exists():
             subprocess.run(

@@ -41,7 +41,7 @@ def value_origin(node: ast.expr) -> Origin:
             return Origin("alias", base=node.left.id)
     elif not isinstance(node, ast.UnaryOp):
         return _operand_origin(node)
-    pending = [node]
+    pending: list[ast.expr] = [node]
     while True:
         node = pending.pop()
         while isinstance(node, ast.BinOp | ast.UnaryOp):

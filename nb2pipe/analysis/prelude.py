@@ -42,9 +42,10 @@ def _block_units(block: CodeBlock) -> list[PreludeUnit]:
     for stmt in tree.body:
         if isinstance(stmt, ast.Import | ast.ImportFrom) and not any(a.name == "*" for a in stmt.names):
             for alias in stmt.names:
-                single = type(stmt)(
-                    names=[alias],
-                    **({"module": stmt.module, "level": stmt.level} if isinstance(stmt, ast.ImportFrom) else {}),
+                single = (
+                    ast.ImportFrom(module=stmt.module, names=[alias], level=stmt.level)
+                    if isinstance(stmt, ast.ImportFrom)
+                    else ast.Import(names=[alias])
                 )
                 name = alias.asname or alias.name.split(".")[0]
                 code = CodeBlock(

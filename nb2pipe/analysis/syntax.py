@@ -80,7 +80,7 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
     """``ast.iter_child_nodes`` as a list, less the context and operator markers, which carry
     no names (and make up a third of a big cell's nodes)."""
     children: list[ast.AST] = []
-    for name in _node_fields(type(node)):
+    for name in _node_fields(type(node)):  # type: ignore[arg-type]  # mypy#11470: a class is Hashable
         value = getattr(node, name, None)
         if isinstance(value, ast.AST):
             children.append(value)

@@ -6,8 +6,11 @@ KServe's v1 protocol (``POST /v1/models/NAME:predict`` with ``{"instances": [...
 keep-alive connections. Per batch size: the service time with one client (no queueing) as 101
 quantiles, then closed-loop load points, ``c`` clients sending back to back.
 
-The measurement itself (:func:`measure_endpoint`, :func:`measure_load`) takes any URL, apart
-from starting and stopping servers (:func:`serving`). mlflow is imported inside functions.
+The measurement itself (:func:`measure_endpoint`, :func:`measure_load`) takes any URL. The other
+parts live beside it: the models and their rows in :mod:`~nb2pipe.capacity.targets` and
+:mod:`~nb2pipe.capacity.request_rows`, starting and stopping servers in
+:mod:`~nb2pipe.capacity.serving`; their names stay importable from here. mlflow is imported
+inside functions.
 """
 
 from __future__ import annotations
@@ -19,14 +22,10 @@ import json
 import os
 import platform
 import re
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,19 +34,47 @@ from urllib.parse import urlsplit
 
 import numpy
 
+from nb2pipe.capacity.measure_error import MeasureError
 from nb2pipe.capacity.profile import QUANTILES, BatchProfile, LoadPoint, Profile, Variant
-from nb2pipe.errors import Nb2PipeError
+from nb2pipe.capacity.request_rows import MAX_BODIES, MAX_INPUT_ROWS, read_input, request_bodies, request_rows
+from nb2pipe.capacity.serving import HOST, serving
+from nb2pipe.capacity.targets import Target, prepare_target, run_accuracy
+
+# public names, those of the parts split off included: callers import them from here
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "CLIENTS",
+    "DEFAULT_BATCH_SIZES",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_REQUESTS",
+    "DEFAULT_WARMUP",
+    "HOST",
+    "MAX_BODIES",
+    "MAX_INPUT_ROWS",
+    "READY_SECONDS",
+    "MeasureError",
+    "MeasureOptions",
+    "Progress",
+    "Target",
+    "answered",
+    "measure_endpoint",
+    "measure_load",
+    "measure_profile",
+    "measure_service",
+    "predict_path",
+    "prepare_target",
+    "read_input",
+    "request_bodies",
+    "request_rows",
+    "run_accuracy",
+    "serving",
+]
 
 DEFAULT_BATCH_SIZES = (1, 2, 4, 8, 16)
 DEFAULT_CONCURRENCY = (1, 4)
 DEFAULT_REQUESTS = 200
 DEFAULT_WARMUP = 20
 READY_SECONDS = 120.0
-HOST = "127.0.0.1"
-#: rows kept from the input: enough distinct batches, without holding a large file
-MAX_INPUT_ROWS = 4096
-#: distinct request bodies per batch size, encoded once so timing excludes JSON encoding
-MAX_BODIES = 32
 CALL_TIMEOUT_S = 60.0
 # Load clients are threads of this process, each with its own keep-alive connection. Measured
 # on a 2-core machine against `nb2pipe serve` (breast-cancer model, 4 clients, 2000 calls, 3
@@ -59,19 +86,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 Progress = Callable[[str], None]
-
-
-class MeasureError(Nb2PipeError):
-    """A model could not be served or measured."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """One variant to profile: its name, model URI, and accuracy when known."""
-
-    name: str
-    model_uri: str
-    accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,14 +116,6 @@ class MeasureOptions:
             raise MeasureError(f"--warmup must be 0 or more, found {self.warmup}")
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    target: Target
-    rows: list[Any]
-    accuracy: float | None
-    row_format: str
-
-
 # --- whole profile ---------------------------------------------------------------------------
 
 
@@ -128,7 +134,9 @@ def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress
         if not _NAME.match(name):
             raise MeasureError(f"variant name {name!r}: use letters, digits, '.', '_' or '-'")
     # every model resolved and its rows found before any is served: a typo fails in seconds
-    prepared = [_prepare(target, options) for target in targets]
+    prepared = [
+        prepare_target(target, options.input_path, options.store, options.accuracy_metric) for target in targets
+    ]
     started = datetime.now(UTC).isoformat(timespec="seconds")
     # anything else busy on the host slows the server down: kept so a reader can judge the figures
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
@@ -153,167 +161,6 @@ def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress
         "row_format": {item.target.name: item.row_format for item in prepared},
     }
     return Profile(tuple(variants), None, measured)
-
-
-def _prepare(target: Target, options: MeasureOptions) -> _Prepared:
-    from nb2pipe.store.registry import input_columns, resolve_model, tracking_env_kept
-
-    with tracking_env_kept():  # resolving exports the tracking URI; leave the caller's environment alone
-        source = resolve_model(target.model_uri, options.store)
-        columns, _ = input_columns(source)
-        if options.input_path:
-            table = read_input(options.input_path)
-        else:
-            table = _reference_table(target.model_uri, options.store)
-        accuracy = target.accuracy
-        if accuracy is None:
-            accuracy = run_accuracy(target.model_uri, source.name, source.version, options.accuracy_metric)
-    rows = request_rows(table, columns, options.input_path or f"the training data of {target.model_uri}")
-    return _Prepared(target, rows, accuracy, "objects by column name" if columns else "lists of values")
-
-
-def _reference_table(model_uri: str, store: str | Path | None) -> Any:
-    from nb2pipe.store.reference import load_reference
-    from nb2pipe.store.registry import download_reference
-    from nb2pipe.store.tables import as_table
-
-    kept = download_reference(model_uri, store)
-    if kept is None:
-        raise MeasureError(
-            f"{model_uri} kept no training data to send as requests; "
-            "pass --input FILE (CSV, parquet or a JSON list of rows)"
-        )
-    return as_table(load_reference(kept), model_uri)
-
-
-def read_input(path: str | Path) -> Any:
-    """The rows of ``--input``: a CSV or parquet file, or JSON (a list of rows, each a list of
-    values or an object of column: value, or ``{"instances": [...]}``), as a DataFrame."""
-    import pandas
-
-    from nb2pipe.store.tables import generic_names, load_table
-
-    location = Path(path).expanduser()
-    if not location.is_file():
-        raise MeasureError(f"--input {path}: no such file; give a CSV, parquet or JSON file of rows")
-    if location.suffix.lower() != ".json":
-        return load_table(location)
-    try:
-        data = json.loads(location.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MeasureError(f"--input {path}: cannot read it as JSON ({exc})") from None
-    if isinstance(data, dict):
-        data = data.get("instances", data.get("inputs"))
-    if not isinstance(data, list) or not data:
-        raise MeasureError(f'--input {path}: expected a JSON list of rows (or {{"instances": [...]}})')
-    if all(isinstance(row, dict) for row in data):
-        return pandas.DataFrame.from_records(data)
-    if all(isinstance(row, list) for row in data):
-        widths = {len(row) for row in data}
-        if len(widths) != 1:
-            raise MeasureError(f"--input {path}: rows have different lengths ({sorted(widths)})")
-        return pandas.DataFrame(data, columns=generic_names(widths.pop()))
-    raise MeasureError(f"--input {path}: each row must be a list of values or an object of column: value")
-
-
-def request_rows(table: Any, columns: list[str] | None, where: str) -> list[Any]:
-    """Rows as ``nb2pipe serve`` takes them: objects by column name when the model's signature
-    names its columns (robust to the input's column order), else lists of values."""
-    from nb2pipe.store.tables import generic_names
-
-    table = table.dropna().head(MAX_INPUT_ROWS)  # the server rejects NaN in numeric inputs
-    if len(table) == 0:
-        raise MeasureError(f"{where} holds no complete row (every row has a missing value); pass --input FILE")
-    values = table.astype(object).to_numpy().tolist()  # object dtype: plain Python numbers for JSON
-    if not columns:
-        return values
-    present = [str(c) for c in table.columns]
-    if present == generic_names(len(present)) and len(present) == len(columns):
-        present = list(columns)  # unnamed rows in the signature's order
-    missing = [c for c in columns if c not in present]
-    if missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise MeasureError(f"{where} lacks columns the model takes: {shown}; pass --input FILE with them")
-    index = [present.index(c) for c in columns]
-    return [{name: row[i] for name, i in zip(columns, index, strict=True)} for row in values]
-
-
-def run_accuracy(model_uri: str, name: str | None, version: str | None, metric: str) -> float | None:
-    """The ``metric`` logged by the run that produced the model, or None when there is none."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    try:
-        if name and version:
-            run_id = client.get_model_version(name, version).run_id
-        elif model_uri.startswith("runs:/"):
-            run_id = model_uri.removeprefix("runs:/").split("/", 1)[0]
-        else:
-            return None
-        if not run_id:
-            return None
-        value = client.get_run(run_id).data.metrics.get(metric)
-    except MlflowException:
-        return None
-    if value is None:
-        return None
-    if not 0 <= value <= 1:
-        raise MeasureError(
-            f"{model_uri}: its run's metric {metric!r} is {value:g}, not an accuracy between 0 and 1; "
-            "pass --accuracy-metric with another metric or --accuracy A"
-        )
-    return float(value)
-
-
-# --- starting and stopping a server ----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serving(
-    name: str, model_uri: str, store: str | Path | None, ready_seconds: float, progress: Progress
-) -> Iterator[str]:
-    """``nb2pipe serve`` on a free port of 127.0.0.1 until the block ends (yields its URL); then
-    stopped by PID, whatever happened."""
-    from nb2pipe.lifecycle.endpoints import free_port, wait_until_ready
-    from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
-
-    port = free_port(HOST)
-    url = f"http://{HOST}:{port}"
-    command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", name, "--host", HOST, "--port", str(port)]
-    environment = {**QUIET_MLFLOW, **os.environ, TRACKING_ENV: tracking_uri(store)}
-    with tempfile.TemporaryDirectory(prefix="nb2pipe-profile-") as folder:
-        log = Path(folder) / "serve.log"
-        with log.open("wb") as output:
-            # a session of its own: the whole group is signalled, and ^C in a terminal reaches only us
-            process = subprocess.Popen(
-                command,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=environment,
-                start_new_session=True,
-            )
-        try:
-            progress(f"{name}: starting nb2pipe serve {model_uri} on {url} (pid {process.pid})")
-            began = time.monotonic()
-            wait_until_ready(process, url, name, log, ready_seconds)
-            progress(f"{name}: ready after {time.monotonic() - began:.1f} s")
-            yield url
-        finally:
-            stop_server(process)
-            progress(f"{name}: server stopped (pid {process.pid})")
-
-
-def stop_server(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM to the server's process group, up to ``grace`` s to exit, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # the server, or anything it left in its group
-    process.wait()
 
 
 # --- measuring one endpoint ------------------------------------------------------------------
@@ -342,23 +189,6 @@ class _Client:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def request_bodies(rows: Sequence[Any], batch_size: int) -> list[bytes]:
-    """Distinct ``{"instances": [...]}`` bodies of ``batch_size`` rows, cycling through the rows."""
-    if not rows:
-        raise MeasureError("no rows to send; pass --input FILE")
-    count = max(1, min(MAX_BODIES, -(-len(rows) // batch_size)))
-    return [
-        json.dumps(
-            {"instances": [rows[(k * batch_size + i) % len(rows)] for i in range(batch_size)]}, default=_json_value
-        ).encode()
-        for k in range(count)
-    ]
-
-
-def _json_value(value: Any) -> Any:
-    return value.item() if isinstance(value, numpy.generic) else str(value)
 
 
 def answered(status: int, data: bytes, batch_size: int) -> bool:

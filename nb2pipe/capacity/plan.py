@@ -25,6 +25,7 @@ from typing import Any
 from nb2pipe.capacity.model import VariantOption
 from nb2pipe.capacity.optimize import Allocation, Optimizer, Share
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import ScaleMetric
 
 PLAN_FORMAT = "nb2pipe.plan/1"
 
@@ -54,7 +55,7 @@ class VariantServing:
     max_latency_ms: int
     #: percent of the traffic (the busiest interval's split)
     traffic_percent: int
-    scale_metric: str = "rps"
+    scale_metric: ScaleMetric = "rps"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nb2pipe.errors import Nb2PipeError
 
@@ -214,7 +214,7 @@ def _batch(reader: _Reader, data: Any, where: str) -> BatchProfile:
 class _Reader:
     source: str
 
-    def fail(self, where: str, message: str) -> None:
+    def fail(self, where: str, message: str) -> NoReturn:
         place = f"{self.source}: {where}" if where else self.source
         raise ProfileError(f"{place}: {message}")
 

@@ -54,7 +54,7 @@ class Choices:
             raise Nb2PipeError("--accuracy-value cannot be negative")
 
 
-def spans(rates: np.ndarray, choices: Choices, source: str) -> tuple[DaySpan, DaySpan | None]:
+def spans(rates: np.ndarray, choices: Choices, source: str) -> tuple[DaySpan, DaySpan]:
     """(fit days, simulated days): by default every day but the last is history."""
     whole = rates.size // DAY_S
     if whole < 1:

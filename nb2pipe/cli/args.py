@@ -1,8 +1,10 @@
-"""Argument types of the ``nb2pipe`` command line: numbers within the range the setting can
-hold, paths that are not empty. A bad value is a usage error naming the option (exit 2).
+"""Argument types of the ``nb2pipe`` command line, and the options several command groups
+share (the notebook, ``--json``, ``--workdir``, ``--param``...), defined once.
 
-``int()`` and ``float()`` alone would take ``'١٢'`` (Arabic-Indic digits), ``'1_000'``, ``'nan'``
-and ``'inf'``, and numbers no Kubernetes field or protobuf integer holds.
+Numbers are held to the range the setting can hold and paths must not be empty; a bad value
+is a usage error naming the option (exit 2). ``int()`` and ``float()`` alone would take
+``'١٢'`` (Arabic-Indic digits), ``'1_000'``, ``'nan'`` and ``'inf'``, and numbers no Kubernetes
+field or protobuf integer holds.
 """
 
 from __future__ import annotations
@@ -10,12 +12,19 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    #: what ``add_subparsers()`` returns: each command group's ``add_commands`` adds to it
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 #: protobuf and Kubernetes integer limits (KServe's replica counts are int32, timeouts int64)
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 #: numpy's seeds are unsigned 32-bit
 SEED_MAX = 2**32 - 1
+#: --json's help where the command prints its result
+JSON_RESULT = "print the result as one JSON object"
 
 
 def integer(low: int | None = None, high: int = INT64_MAX) -> Callable[[str], int]:
@@ -71,6 +80,30 @@ def non_empty(text: str) -> str:
     if "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} holds a NUL character, which no path can")
     return text
+
+
+def add_notebook(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
+
+
+def add_json(parser: argparse.ArgumentParser, help: str = JSON_RESULT) -> None:
+    parser.add_argument("--json", action="store_true", help=help)
+
+
+def add_workdir(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--workdir", metavar="DIR", type=non_empty, help=help)
+
+
+def add_parameters(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=help)
+
+
+def add_kubeflow_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", metavar="NS", help="Kubeflow profile namespace (multi-user clusters)")
+
+
+def add_html_report(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--report", metavar="OUT.html", type=non_empty, help=help)
 
 
 def _whole(low: int | None, high: int) -> str:

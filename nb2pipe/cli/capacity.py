@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nb2pipe.cli.args import INT32_MAX, SEED_MAX, integer, non_empty, real
+from nb2pipe.cli.args import INT32_MAX, SEED_MAX, add_json, integer, non_empty, real
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import check_outputs
 
+if TYPE_CHECKING:
+    from nb2pipe.capacity.scenario import Choices
+    from nb2pipe.cli.args import Commands
 
-def add_commands(commands: Any) -> None:
+
+def add_commands(commands: Commands) -> None:
     plan = commands.add_parser(
         "plan",
         help="plan serving capacity from a latency profile and a load trace",
@@ -27,7 +31,7 @@ def add_commands(commands: Any) -> None:
     plan.add_argument(
         "-o", "--output", metavar="PLAN.json", type=non_empty, help="write the plan (nb2pipe deploy --plan reads it)"
     )
-    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add_json(plan, "print the plan as JSON")
     plan.set_defaults(handler=_plan)
 
     simulate = commands.add_parser(
@@ -65,7 +69,7 @@ def add_commands(commands: Any) -> None:
     simulate.add_argument(
         "--seed", type=integer(0, SEED_MAX), default=0, help="random seed of the arrivals and service times"
     )
-    simulate.add_argument("--json", action="store_true", help="print the reports as JSON")
+    add_json(simulate, "print the reports as JSON")
     simulate.set_defaults(handler=_simulate)
 
 
@@ -105,7 +109,7 @@ def _add_world(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _choices(args: argparse.Namespace) -> Any:
+def _choices(args: argparse.Namespace) -> Choices:
     from nb2pipe.capacity.policies import Reactive
     from nb2pipe.capacity.scenario import Choices
     from nb2pipe.capacity.trace import DaySpan

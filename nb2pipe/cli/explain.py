@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nb2pipe.cli.args import INT32_MAX, integer, non_empty
+from nb2pipe.cli.args import INT32_MAX, add_html_report, add_json, add_workdir, integer, non_empty
+from nb2pipe.ir import EXPLAIN_METHODS
+
+if TYPE_CHECKING:
+    from nb2pipe.cli.args import Commands
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Commands) -> None:
     explain = commands.add_parser(
         "explain",
         help="explain a model's predictions for a few rows (Anchor rules or Integrated Gradients)",
@@ -30,17 +34,13 @@ def add_commands(commands: Any) -> None:
         help="a CSV or parquet file, or a folder an nb2pipe step saved a value in (default: the training data kept "
         "with the registered version)",
     )
-    explain.add_argument("--method", choices=("anchor", "ig"), default="anchor", help="default: anchor")
+    explain.add_argument("--method", choices=EXPLAIN_METHODS, default="anchor", help="default: anchor")
     explain.add_argument(
         "--rows", type=integer(1, INT32_MAX), default=3, metavar="N", help="explain the first N rows (default 3)"
     )
-    explain.add_argument(
-        "--report", metavar="OUT.html", type=non_empty, help="also write the explanation as an HTML page"
-    )
-    explain.add_argument("--json", action="store_true", help="print the explanation as one JSON object")
-    explain.add_argument(
-        "--workdir", metavar="DIR", type=non_empty, help="nb2pipe's local store (default: .nb2pipe/ here)"
-    )
+    add_html_report(explain, "also write the explanation as an HTML page")
+    add_json(explain, "print the explanation as one JSON object")
+    add_workdir(explain, "nb2pipe's local store (default: .nb2pipe/ here)")
     explain.set_defaults(handler=_explain)
 
 

@@ -9,17 +9,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nb2pipe.cli.args import INT32_MAX, INT64_MAX, integer, non_empty, real
+from nb2pipe.cli.args import (
+    INT32_MAX,
+    INT64_MAX,
+    add_json,
+    add_workdir,
+    integer,
+    non_empty,
+    real,
+)
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import SCALE_METRICS
+from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS
+
+if TYPE_CHECKING:
+    from nb2pipe.cli.args import Commands
+    from nb2pipe.ir import DeploySettings
 
 #: a year: any longer wait is a mistake (and sleeps past threading.TIMEOUT_MAX overflow)
 WAIT_MAX = 365 * 24 * 3600
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Commands) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve an MLflow model on KServe's model server (v1 and v2 protocols)",
@@ -37,7 +49,7 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
         "--explainer",
-        choices=("anchor", "ig"),
+        choices=EXPLAIN_METHODS,
         help="also answer /v1/models/NAME:explain with Anchor or Integrated Gradients (needs nb2pipe[explain])",
     )
     serve.add_argument(
@@ -81,7 +93,7 @@ def add_commands(commands: Any) -> None:
     )
     deploy.add_argument("--variant", metavar="NAME", help="with --plan: deploy only this variant of the plan")
     deploy.add_argument("--log-url", metavar="URL", help="send request/response payloads to URL (KServe logger)")
-    deploy.add_argument("--explainer", choices=("anchor", "ig"), help="add an explainer container answering :explain")
+    deploy.add_argument("--explainer", choices=EXPLAIN_METHODS, help="add an explainer container answering :explain")
     deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
     deploy.add_argument("--dry-run", action="store_true", help="do not apply; print the YAML (or write it with -o)")
     deploy.add_argument(
@@ -90,7 +102,7 @@ def add_commands(commands: Any) -> None:
     deploy.add_argument(
         "--wait", type=real(0, WAIT_MAX), default=300, metavar="SECONDS", help="how long to wait for Ready"
     )
-    deploy.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    add_json(deploy, "print the outcome as one JSON object")
     deploy.set_defaults(handler=_deploy)
 
     endpoints = commands.add_parser(
@@ -99,15 +111,10 @@ def add_commands(commands: Any) -> None:
         description="Local endpoints are nb2pipe serve processes a deploy step of nb2pipe run started on this "
         "machine, recorded in WORKDIR/endpoints/.",
     )
-    endpoints.add_argument(
-        "--workdir",
-        metavar="DIR",
-        type=non_empty,
-        help="the run's --workdir (default: .nb2pipe/ in the current folder)",
-    )
+    add_workdir(endpoints, "the run's --workdir (default: .nb2pipe/ in the current folder)")
     endpoints.add_argument("--stop", metavar="SERVICE", action="append", default=[], help="stop SERVICE")
     endpoints.add_argument("--stop-all", action="store_true", help="stop every local endpoint")
-    endpoints.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json(endpoints, "print one JSON object")
     endpoints.set_defaults(handler=_endpoints)
 
 
@@ -193,7 +200,7 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deploy_plan(args: argparse.Namespace, settings: Any) -> int:
+def _deploy_plan(args: argparse.Namespace, settings: DeploySettings) -> int:
     from pathlib import Path
 
     from nb2pipe.capacity.deployment import render_plan

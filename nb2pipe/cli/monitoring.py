@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nb2pipe.cli.args import non_empty, real
+from nb2pipe.cli.args import add_html_report, add_json, add_workdir, non_empty, real
 from nb2pipe.ir import DRIFT_CORRECTIONS, DRIFT_METHODS
+
+if TYPE_CHECKING:
+    from nb2pipe.cli.args import Commands
 
 #: the exit code of --fail-on-drift when the data drifted (1 is a problem with the input)
 DRIFT_EXIT_CODE = 3
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Commands) -> None:
     drift = commands.add_parser(
         "drift",
         help="test whether current data drifted from reference data (alibi-detect)",
@@ -49,15 +52,11 @@ def add_commands(commands: Any) -> None:
         metavar="COL",
         help="columns to test as categories (default: text, category and bool columns)",
     )
-    drift.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    drift.add_argument(
-        "--report", metavar="OUT.html", type=non_empty, help="write an HTML report with distribution plots"
-    )
-    drift.add_argument(
-        "--workdir",
-        metavar="DIR",
-        type=non_empty,
-        help="the MLflow store of models:/ references (default: .nb2pipe/ in the current folder; "
+    add_json(drift)
+    add_html_report(drift, "write an HTML report with distribution plots")
+    add_workdir(
+        drift,
+        "the MLflow store of models:/ references (default: .nb2pipe/ in the current folder; "
         "MLFLOW_TRACKING_URI wins when set)",
     )
     drift.add_argument("--fail-on-drift", action="store_true", help=f"exit with {DRIFT_EXIT_CODE} on drift")

@@ -15,22 +15,23 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nb2pipe.cli.args import INT32_MAX, non_empty
+from nb2pipe.cli.args import INT32_MAX, add_json, non_empty
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import check_outputs
 
 if TYPE_CHECKING:
     from nb2pipe.capacity.measure import Target
     from nb2pipe.capacity.profile import Profile
+    from nb2pipe.cli.args import Commands
 
 DEFAULT_BATCH_SIZES = "1,2,4,8,16"
 DEFAULT_CONCURRENCY = "1,4"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Commands) -> None:
     profile = commands.add_parser(
         "profile",
         help="measure served models' latency and throughput per batch size into PROFILE.json",
@@ -69,7 +70,7 @@ def add_commands(commands: Any) -> None:
     profile.add_argument(
         "-o", "--output", required=True, metavar="PROFILE.json", type=non_empty, help="where to write the profile"
     )
-    profile.add_argument("--json", action="store_true", help="print the profile as JSON instead of a table")
+    add_json(profile, "print the profile as JSON instead of a table")
     profile.set_defaults(handler=_profile)
 
 

@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from nb2pipe.cli.args import INT64_MAX, duration, integer, non_empty
+from nb2pipe.cli.args import (
+    INT64_MAX,
+    add_json,
+    add_kubeflow_namespace,
+    add_notebook,
+    add_parameters,
+    add_workdir,
+    duration,
+    integer,
+    non_empty,
+)
+
+if TYPE_CHECKING:
+    from nb2pipe.cli.args import Commands
+    from nb2pipe.monitoring.retrain import RetrainOutcome
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Commands) -> None:
     retrain = commands.add_parser(
         "retrain",
         help="run a notebook's monitoring pipeline once, locally",
@@ -19,9 +33,9 @@ def add_commands(commands: Any) -> None:
         "against the data it was trained on; on drift rerun the training steps, register a candidate, promote it "
         "only if it beats the champion, and redeploy. For cron or CI.",
     )
-    retrain.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
+    add_notebook(retrain)
     _add_run_options(retrain)
-    retrain.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_json(retrain)
     retrain.set_defaults(handler=_retrain)
 
     schedule = commands.add_parser(
@@ -30,7 +44,7 @@ def add_commands(commands: Any) -> None:
         description="Compile the notebook's monitoring pipeline and create a Kubeflow Pipelines recurring run of it "
         "(--host with --cron or --every), or keep running it here in the foreground (--local --every).",
     )
-    schedule.add_argument("notebook", metavar="NB", type=non_empty, help="the .ipynb file")
+    add_notebook(schedule)
     when = schedule.add_mutually_exclusive_group(required=True)
     when.add_argument("--cron", metavar="CRON", help="5-field cron schedule, e.g. '0 3 * * *' (Kubeflow only)")
     when.add_argument("--every", metavar="DURATION", type=duration, help="interval between runs, e.g. 1h or 30m")
@@ -38,10 +52,10 @@ def add_commands(commands: Any) -> None:
     where.add_argument("--host", metavar="URL", help="Kubeflow Pipelines endpoint")
     where.add_argument("--local", action="store_true", help="run here, in the foreground, until Ctrl-C")
     schedule.add_argument("--experiment", metavar="NAME", help="Kubeflow experiment (default: notebook metadata)")
-    schedule.add_argument("--namespace", metavar="NS", help="Kubeflow profile namespace (multi-user clusters)")
+    add_kubeflow_namespace(schedule)
     schedule.add_argument("--runs", type=integer(1, INT64_MAX), metavar="N", help="with --local: stop after N runs")
     _add_run_options(schedule)
-    schedule.add_argument("--json", action="store_true", help="print each result as one JSON object")
+    add_json(schedule, "print each result as one JSON object")
     schedule.set_defaults(handler=_schedule)
 
 
@@ -54,10 +68,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "on Kubeflow, a path the pipeline's pods can read)",
     )
     parser.add_argument("--force", action="store_true", help="retrain whatever the drift test says")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="set a notebook parameter")
-    parser.add_argument(
-        "--workdir", metavar="DIR", type=non_empty, help="local state and runs (default: .nb2pipe/ by the notebook)"
-    )
+    add_parameters(parser, "set a notebook parameter")
+    add_workdir(parser, "local state and runs (default: .nb2pipe/ by the notebook)")
 
 
 def _retrain(args: argparse.Namespace) -> int:
@@ -77,7 +89,7 @@ def _retrain(args: argparse.Namespace) -> int:
     return 0 if outcome.status == "succeeded" else 1
 
 
-def _print_outcome(outcome: Any, as_json: bool) -> None:
+def _print_outcome(outcome: RetrainOutcome, as_json: bool) -> None:
     from nb2pipe.runners.progress import lifecycle_lines
 
     if as_json:

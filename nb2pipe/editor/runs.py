@@ -19,6 +19,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOYMENT_OUTPUT
+from nb2pipe.processes import spawn
 from nb2pipe.runners import state as states
 from nb2pipe.runners.local import METRICS_SCHEMA
 from nb2pipe.runners.run_folder import new_run_id
@@ -126,18 +127,9 @@ class BackgroundRuns:
             command += ["--run-id", run_id, "--json"]
             for assignment in assignments:
                 command += ["--param", assignment]
-            with log.open("wb") as output:
-                # a session of its own: the run outlives the server, and a signal to the
-                # server's process group does not reach it
-                process = subprocess.Popen(
-                    command,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=str(path.parent),
-                    env=environment,
-                    start_new_session=True,
-                )
+            # a session of its own: the run outlives the server, and a signal to the
+            # server's process group does not reach it
+            process = spawn(command, log=log, env=environment, cwd=path.parent)
             started = _Started(run_id, self._shown(path), workdir / "runs" / run_id, log, process, order)
             self._runs[run_id] = started
         # wait() in a thread reaps the child the moment it ends: no zombie while nobody asks

@@ -20,6 +20,7 @@ from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
 from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
 from nb2pipe.emit.tasks import ExtraTask, extra_container
+from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import RETRAIN_OUTPUT, Packaging, Parameter, PipelinePlan
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -119,7 +120,7 @@ def _interface_function(function: StepFunction) -> Callable[..., None]:
     parameters = []
     split = first_keyword_only(function.arguments)
     for index, argument in enumerate(function.arguments):
-        resolved = namespace[argument.type_name]
+        resolved: Any = namespace[argument.type_name]  # a runtime annotation (kfp's classes), not a static type
         if argument.wrapper == "OutputPath":
             resolved = dsl.OutputPath(resolved)
         elif argument.wrapper:
@@ -146,8 +147,8 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
         with _gated(plan, components, values):
             _add_tasks(plan, components, values, tasks)
 
-    pipeline.__signature__ = inspect.Signature(
-        [  # type: ignore[attr-defined]
+    signature = inspect.Signature(
+        [
             inspect.Parameter(
                 p.pipeline_input,
                 inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -157,6 +158,7 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
             for p in plan.parameters
         ]
     )
+    pipeline.__signature__ = signature  # type: ignore[attr-defined]
     pipeline.__name__ = plan.name.replace("-", "_")
     pipeline.__doc__ = None
     return pipeline
@@ -189,7 +191,7 @@ def _gated(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any
 def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any], tasks: dict[str, Any]) -> None:
     for step in plan.steps:
         arguments = {
-            item.arg: values[item.name] if item.is_parameter else tasks[item.source_step].outputs[item.source_output]
+            item.arg: values[item.name] if item.is_parameter else _output(tasks, item.source_step, item.source_output)
             for item in step.inputs
         }
         task = components[step.name](**arguments)
@@ -200,7 +202,7 @@ def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str,
         tasks[step.name] = task
     for extra in extra_tasks(plan):
         arguments = {
-            wire.arg: values[wire.parameter] if wire.parameter else tasks[wire.task].outputs[wire.output]
+            wire.arg: values[wire.parameter] if wire.parameter else _output(tasks, wire.task, wire.output)
             for wire in extra.wires
         }
         task = components[extra.name](**arguments)
@@ -208,6 +210,13 @@ def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str,
         if extra.side_effects:
             task.set_caching_options(False)  # registering and deploying change the world
         tasks[extra.name] = task
+
+
+def _output(tasks: dict[str, Any], task: str | None, output: str | None) -> Any:
+    """The output channel an argument is wired to; one wired to no parameter and no output is a planner bug."""
+    if task is None or output is None:
+        raise Nb2PipeError(f"an argument is wired to no parameter and no output (task {task!r}, output {output!r})")
+    return tasks[task].outputs[output]
 
 
 def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -> str:

@@ -4,6 +4,7 @@ apply exactly the same settings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal
 
 from nb2pipe.ir import StepOptions
@@ -53,9 +54,11 @@ def option_calls(options: StepOptions) -> list[OptionCall]:
 def apply_options(task: Any, options: StepOptions) -> None:
     """Apply the options to a kfp ``PipelineTask``."""
     calls = option_calls(options)
-    kubernetes = None
+    kubernetes: ModuleType | None = None
     if any(call.target == "kubernetes" for call in calls):
-        from kfp import kubernetes  # kfp-kubernetes; only imported when a step needs it
+        from kfp import kubernetes as kfp_kubernetes  # kfp-kubernetes; only imported when a step needs it
+
+        kubernetes = kfp_kubernetes
     for call in calls:
         if call.target == "task":
             getattr(task, call.name)(*call.args, **call.kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import sys
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -177,8 +178,9 @@ def step_function(step: Step, plan: PipelinePlan) -> StepFunction:
         body=[ast.Expr(run_step_call(step, plan))],
         decorator_list=[],
         returns=None,
-        type_params=[],
     )
+    if sys.version_info >= (3, 12):  # a FunctionDef field only from Python 3.12 on
+        function.type_params = []
     module = ast.fix_missing_locations(ast.Module(body=[function], type_ignores=[]))
     # The spec is plain data (dicts, lists, str, int, None), whose repr is what ast.unparse
     # prints for it; splicing it in spares an AST of every name and line of a big cell.

@@ -5,21 +5,18 @@ deploy step on the embedded default, one per service, recorded in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
+from nb2pipe.processes import free_port, http_ready, is_alive, port_is_free, spawn, stop_group, wait_until
 from nb2pipe.store.registry import QUIET_MLFLOW, STORE_ENV, TRACKING_ENV, local_store, tracking_uri
 
 DEFAULT_PORT = 8080
@@ -69,7 +66,7 @@ def start_local(
     if previous is not None:
         stop_endpoint(service, store)
         preferred = settings.port or int(previous.url.rsplit(":", 1)[1])
-    port = preferred if _port_free(host, preferred) else free_port(host)
+    port = preferred if port_is_free(host, preferred) else free_port(host)
     log = folder / f"{service}.log"
     payloads = str(local_store(store) / "payloads" / service) if settings.monitor else None
     command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", service]
@@ -84,17 +81,8 @@ def start_local(
         TRACKING_ENV: tracking_uri(store, notebook_uri),
         STORE_ENV: str(local_store(store)),
     }
-    with log.open("w", encoding="utf-8") as output:
-        # a session of its own: the server outlives the pipeline step that started it
-        process = subprocess.Popen(
-            command,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=str(local_store(store).parent),
-            env=environment,
-            start_new_session=True,
-        )
+    # a session of its own: the server outlives the pipeline step that started it
+    process = spawn(command, log=log, env=environment, cwd=local_store(store).parent)
     url = f"http://{host}:{port}"
     # an explainer imports alibi and TensorFlow and is fitted before the server is ready
     wait_until_ready(process, url, service, log, wait_seconds or (240 if settings.explainer else 90))
@@ -109,23 +97,14 @@ def start_local(
 def wait_until_ready(process: subprocess.Popen[bytes], url: str, service: str, log: Path, seconds: float) -> None:
     """Poll ``url``'s v2 readiness of ``service`` until 200; an exit or a timeout (the server is
     then stopped) raises :class:`EndpointError` with the end of its log."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise EndpointError(f"the server for {service!r} exited ({process.returncode}):\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(f"{url}/v2/models/{service}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    _terminate(process.pid)
-    raise EndpointError(f"the server for {service!r} was not ready after {seconds:g} s; see {log}:\n{_tail(log)}")
-
-
-def _tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:])
+    wait_until(
+        http_ready(f"{url}/v2/models/{service}/ready"),
+        process,
+        seconds,
+        f"the server for {service!r}",
+        log=log,
+        error=EndpointError,
+    )
 
 
 def read_endpoint(service: str, store: str | Path | None = None) -> Endpoint | None:
@@ -152,62 +131,17 @@ def stop_endpoint(service: str, store: str | Path | None = None) -> bool:
         return False
     running = endpoint.alive
     if running:
-        _terminate(endpoint.pid)
+        stop_group(endpoint.pid)
     (endpoints_dir(store) / f"{service}.json").unlink(missing_ok=True)
     return running
 
 
-def _terminate(pid: int, grace: float = 10.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _exists(pid):
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _exists(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _state(pid) != "Z"
-
-
-def _state(pid: int) -> str:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return text.rsplit(")", 1)[-1].split()[0]
-
-
 def _is_our_server(pid: int) -> bool:
     """The pid still runs ``nb2pipe serve`` (and was not reused by something else)."""
-    if not _exists(pid):
+    if not is_alive(pid):
         return False
     try:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc (macOS): trust the record
     return b"nb2pipe" in arguments and b"serve" in arguments
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])

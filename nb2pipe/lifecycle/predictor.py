@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,13 +139,13 @@ class Predictor:
         columns: dict[str, Any] = {}
         length: int | None = None
         for name, shape, data in tensors:
-            array = np.asarray(data).reshape(-1) if len(shape) in (1, 2) else None
-            if array is None or (len(shape) == 2 and shape[1] != 1):
+            column = np.asarray(data).reshape(-1) if len(shape) in (1, 2) else None
+            if column is None or (len(shape) == 2 and shape[1] != 1):
                 raise BadPayload(f"input {name!r} must have shape [N] or [N, 1] when inputs are columns")
-            if length is not None and len(array) != length:
+            if length is not None and len(column) != length:
                 raise BadPayload("all column inputs must have the same length")
-            length = len(array)
-            columns[name] = array.tolist()
+            length = len(column)
+            columns[name] = column.tolist()
         order = self.columns or list(columns)
         missing = [name for name in order if name not in columns]
         if missing:
@@ -164,7 +164,7 @@ class Predictor:
         return np.asarray(result).tolist()
 
 
-def answers_matrices_like_frames(model: Any, columns: list[str]) -> bool:
+def answers_matrices_like_frames(model: Any, columns: Sequence[Hashable]) -> bool:
     """Whether an estimator fitted on a named frame answers a plain float matrix the same
     (it does unless it picks columns by name). A matrix skips building a frame and
     scikit-learn's column-name checks: a one-row prediction costs about a third."""

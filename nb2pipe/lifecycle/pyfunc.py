@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 
 
-class PredictWrapper(mlflow.pyfunc.PythonModel):
+class PredictWrapper(PythonModel):
     def __init__(self, model: Any) -> None:
         self.model = model
 

@@ -67,7 +67,7 @@ def model_class() -> type:
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-    class MlflowModel(kserve.Model):  # type: ignore[misc,name-defined]
+    class MlflowModel(kserve.Model):  # type: ignore[name-defined]
         """Template method as KServe defines it: ``load`` once, ``predict`` per request."""
 
         def __init__(
@@ -285,7 +285,7 @@ def _host_bound_server_class() -> type:
     from kserve.model_server import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
 
-    class HostBoundModelServer(kserve.ModelServer):  # type: ignore[misc,name-defined]
+    class HostBoundModelServer(kserve.ModelServer):  # type: ignore[name-defined]
         """KServe's ModelServer with the REST server bound to a chosen host."""
 
         def __init__(self, host: str, **kwargs: Any) -> None:

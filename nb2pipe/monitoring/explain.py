@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import EXPLAIN_METHODS
 
-METHODS = ("anchor", "ig")
 #: a gap smaller than this share of the score range counts against this floor, not against ~0
 GAP_FLOOR = 0.01
 
@@ -218,9 +218,9 @@ def build_explainer(
 
 def check_method(method: str) -> str:
     chosen = str(method).strip().lower()
-    if chosen in METHODS:
+    if chosen in EXPLAIN_METHODS:
         return chosen
-    close = difflib.get_close_matches(chosen, METHODS, n=1, cutoff=0.3)
+    close = difflib.get_close_matches(chosen, EXPLAIN_METHODS, n=1, cutoff=0.3)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise Nb2PipeError(f"unknown explanation method {method!r}: use 'anchor' or 'ig'{hint}")
 

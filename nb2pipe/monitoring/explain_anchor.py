@@ -124,7 +124,7 @@ def _tabular(predictor: Callable[[Any], Any], form: InputForm, seed: int) -> Any
     import numpy
     from alibi.explainers import AnchorTabular
 
-    class ExactAnchorTabular(AnchorTabular):  # type: ignore[misc]
+    class ExactAnchorTabular(AnchorTabular):
         """Keeps the anchor's encoded predicates, which alibi replaces by names rounded to
         two decimals (``0.06 < mean fractal dimension <= 0.06``): the exact bounds come from them."""
 

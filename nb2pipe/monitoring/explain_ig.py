@@ -40,6 +40,9 @@ class IGExplainer(Explainer):
             )
         self.form, self.modality, self.feature_names = form, form.modality, form.feature_names
         self._model = model
+        # a text model's TextVectorization layer (None for other inputs), and the model from its output on
+        self._vectorizer: Any
+        self._core: Any
         self._vectorizer, self._core = split_text_model(model) if form.modality == TEXT else (None, model)
         self._embedding = input_embedding(self._core)
         from alibi.explainers import IntegratedGradients

@@ -223,7 +223,7 @@ def model_columns(model: Any) -> list[str] | None:
     if declared is not None:
         return [str(name) for name in declared]
     metadata = getattr(model, "metadata", None)
-    schema = metadata.get_input_schema() if hasattr(metadata, "get_input_schema") else None
+    schema = metadata.get_input_schema() if metadata is not None and hasattr(metadata, "get_input_schema") else None
     if schema is not None and schema.has_input_names():
         return list(schema.input_names())
     return None

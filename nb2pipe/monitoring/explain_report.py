@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -83,10 +84,12 @@ def _row_values(explanation: Explanation, rows: Any) -> list[Any]:
 
 def _section(explanation: Explanation, index: int, record: Any, value: Any) -> str:
     head = f"<h2>Row {index}: prediction <code>{escape(str(record.prediction))}</code></h2>"
+    bodies: dict[str, Callable[[Any, Any], str]]
     if isinstance(record, AnchorRow):
-        body = {"tabular": _tabular_anchor, "text": _text_anchor, "image": _image_anchor}[explanation.modality]
+        bodies = {"tabular": _tabular_anchor, "text": _text_anchor, "image": _image_anchor}
     else:
-        body = {"tabular": _tabular_ig, "text": _text_ig, "image": _image_ig}[explanation.modality]
+        bodies = {"tabular": _tabular_ig, "text": _text_ig, "image": _image_ig}
+    body = bodies[explanation.modality]
     return f'<section class="row">{head}{body(record, value)}</section>'
 
 

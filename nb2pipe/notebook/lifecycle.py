@@ -24,6 +24,7 @@ from nb2pipe.ir import (
     Tag,
     deploy_problems,
 )
+from nb2pipe.notebook.metadata import FLAG, LIST, TEXT, WHOLE, Field, MetadataReader
 
 LIFECYCLE_KINDS = frozenset(
     {"register", "promote", "deploy", "replicas", "scale", "canary", "monitor", "explain", "drift"}
@@ -31,109 +32,59 @@ LIFECYCLE_KINDS = frozenset(
 #: kinds that configure the deployment when they sit on the deploy: cell
 DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "monitor"})
 
-_METADATA_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "gpu": int,
-    "gpu_type": str,
-    "cpu": str,
-    "memory": str,
-    "min_replicas": int,
-    "max_replicas": int,
-    "scale_metric": str,
-    "scale_target": int,
-    "container_concurrency": int,
-    "canary_percent": int,
-    "monitor": bool,
-    "logger_url": str,
-    "namespace": str,
-    "port": int,
-    "explainer": str,
+#: ``metadata.nb2pipe.deploy``: the fields of :class:`DeploySettings` a notebook may set
+DEPLOY_FIELDS: dict[str, Field] = {
+    "gpu": WHOLE,
+    "gpu_type": TEXT,
+    "cpu": TEXT,
+    "memory": TEXT,
+    "min_replicas": WHOLE,
+    "max_replicas": WHOLE,
+    "scale_metric": TEXT,
+    "scale_target": WHOLE,
+    "container_concurrency": WHOLE,
+    "canary_percent": WHOLE,
+    "monitor": FLAG,
+    "logger_url": TEXT,
+    "namespace": TEXT,
+    "port": WHOLE,
+    "explainer": TEXT,
 }
 
-_DRIFT_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "method": str,
-    "p_value": (float, int),
-    "correction": str,
-    "categorical": list,
-    "min_rows": int,
+#: ``metadata.nb2pipe.drift``: the fields of :class:`DriftOptions`
+DRIFT_FIELDS: dict[str, Field] = {
+    "method": Field((str,), choices=DRIFT_METHODS),
+    "p_value": Field((float,), low=0, high=1, open_range=True),
+    "correction": Field((str,), choices=DRIFT_CORRECTIONS),
+    "categorical": LIST,
+    "min_rows": Field((int,), low=2),
 }
 
 
 def deploy_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DeploySettings:
     """``metadata.nb2pipe.deploy``: the same fields as :class:`DeploySettings`."""
-    section = (metadata.get("nb2pipe") or {}).get("deploy") if isinstance(metadata.get("nb2pipe"), dict) else None
+    reader = MetadataReader(where, diagnostics)
+    section = reader.section(metadata, "nb2pipe.deploy")
     if section is None:
         return DeploySettings()
-    known = ", ".join(sorted(_METADATA_FIELDS))
-    if not isinstance(section, dict):
-        diagnostics.append(error("invalid-metadata", "notebook metadata nb2pipe.deploy is not an object", where, ""))
-        return DeploySettings()
-    values: dict[str, Any] = {}
-    for key, value in section.items():
-        wanted = _METADATA_FIELDS.get(key)
-        if wanted is None:
-            diagnostics.append(
-                error("invalid-metadata", f"nb2pipe.deploy has no setting {key!r}", where, f"settings are: {known}")
-            )
-        elif not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-            diagnostics.append(
-                error(
-                    "invalid-metadata",
-                    f"nb2pipe.deploy.{key} must be {getattr(wanted, '__name__', wanted)}, not {value!r}",
-                    where,
-                    "fix it in the notebook metadata",
-                )
-            )
-        else:
-            values[key] = value
-    settings = replace(DeploySettings(), **values)
+    settings = replace(DeploySettings(), **reader.fields(section, "nb2pipe.deploy", DEPLOY_FIELDS))
     for problem in deploy_problems(settings):
-        diagnostics.append(error("invalid-metadata", f"nb2pipe.deploy: {problem}", where, "fix the notebook metadata"))
+        reader.report_settings("nb2pipe.deploy", problem)
     return settings
 
 
 def drift_defaults(metadata: Mapping[str, Any], where: Location, diagnostics: list[Diagnostic]) -> DriftOptions:
     """``metadata.nb2pipe.drift``: method, p_value, correction, categorical, min_rows."""
-    section = (metadata.get("nb2pipe") or {}).get("drift") if isinstance(metadata.get("nb2pipe"), dict) else None
+    reader = MetadataReader(where, diagnostics)
+    section = reader.section(metadata, "nb2pipe.drift")
     if section is None:
         return DriftOptions()
-    if not isinstance(section, dict):
-        diagnostics.append(error("invalid-metadata", "notebook metadata nb2pipe.drift is not an object", where, ""))
-        return DriftOptions()
-    values: dict[str, Any] = {}
-    for key, value in section.items():
-        wanted = _DRIFT_FIELDS.get(key)
-        if wanted is None:
-            known = ", ".join(sorted(_DRIFT_FIELDS))
-            diagnostics.append(
-                error("invalid-metadata", f"nb2pipe.drift has no setting {key!r}", where, f"settings are: {known}")
-            )
-        elif not isinstance(value, wanted) or isinstance(value, bool):
-            diagnostics.append(
-                error("invalid-metadata", f"nb2pipe.drift.{key} has the wrong type: {value!r}", where, "fix it")
-            )
-        else:
-            values[key] = value
-    problem = _drift_problem(values)
-    if problem:
-        diagnostics.append(error("invalid-metadata", f"nb2pipe.drift: {problem}", where, "fix the notebook metadata"))
-        return DriftOptions()
+    values = reader.fields(section, "nb2pipe.drift", DRIFT_FIELDS)
     if "categorical" in values:
         values["categorical"] = tuple(str(c) for c in values["categorical"])
     if "p_value" in values:
         values["p_value"] = float(values["p_value"])
     return replace(DriftOptions(), **values)
-
-
-def _drift_problem(values: Mapping[str, Any]) -> str:
-    if values.get("method", "tabular") not in DRIFT_METHODS:
-        return f"method must be one of {', '.join(DRIFT_METHODS)}"
-    if not 0 < float(values.get("p_value", 0.05)) < 1:
-        return "p_value must lie between 0 and 1"
-    if values.get("correction", "bonferroni") not in DRIFT_CORRECTIONS:
-        return "correction must be bonferroni or fdr"
-    if int(values.get("min_rows", 50)) < 2:
-        return "min_rows must be at least 2"
-    return ""
 
 
 def drift_checks(tagged: Sequence[tuple[Tag, Location]]) -> tuple[DriftCheck, ...]:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from nb2pipe.errors import Diagnostic, Location, error, warning
 from nb2pipe.ir import Notebook, PipelineSettings, Resources, SecretEnv, StepOptions, Tag
+from nb2pipe.notebook.metadata import TEXT, Field, MetadataReader
 from nb2pipe.notebook.tags import TagProblem, parse_tag, split_packages
 
 #: Tag kinds that configure the step a cell belongs to.
@@ -124,22 +125,16 @@ def pipeline_settings(
     image: str | None,
     fallback_image: str | None,
 ) -> PipelineSettings:
-    """Notebook-level settings: ``metadata.nb2pipe`` over Kale's ``metadata.kubeflow_notebook``."""
+    """Notebook-level settings: ``metadata.nb2pipe`` over Kale's ``metadata.kubeflow_notebook``.
+
+    A setting's type is checked where it is used: one that ``--name`` or ``--image``, or the
+    same key in ``metadata.nb2pipe``, overrides is not read at all."""
     where = Location(notebook.path)
+    reader = MetadataReader(where, diagnostics)
     merged: dict[str, object] = {}
     own: dict[str, object] = {}
     for key in ("kubeflow_notebook", "nb2pipe"):
-        section = notebook.metadata.get(key) or {}
-        if not isinstance(section, dict):
-            diagnostics.append(
-                error(
-                    "invalid-metadata",
-                    f"notebook metadata {key!r} is not an object",
-                    where,
-                    "fix it in JupyterLab's notebook metadata editor",
-                )
-            )
-            continue
+        section = reader.section(notebook.metadata, key) or {}
         present = {k: v for k, v in section.items() if v not in (None, "", [])}
         merged.update(present)
         if key == "nb2pipe":
@@ -148,22 +143,15 @@ def pipeline_settings(
     def text(*keys: str, source: dict[str, object] = merged) -> str | None:
         for key in keys:
             value = source.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-            if value is not None and not isinstance(value, str):
-                diagnostics.append(
-                    error(
-                        "invalid-metadata",
-                        f"notebook metadata {key!r} must be a string",
-                        where,
-                        "set it to a string in the notebook metadata",
-                    )
-                )
+            name = f"{'nb2pipe' if key in own else 'kubeflow_notebook'}.{key}"
+            if value is not None and reader.check(value, name, TEXT) and str(value).strip():
+                return str(value).strip()
         return None
 
     experiment = text("experiment_name")
-    if experiment is None and isinstance(merged.get("experiment"), dict):
-        value = merged["experiment"].get("name")  # type: ignore[union-attr]
+    kale_experiment = merged.get("experiment")  # Kale's {"name": ..., "id": ...}
+    if experiment is None and isinstance(kale_experiment, dict):
+        value = kale_experiment.get("name")
         experiment = value if isinstance(value, str) and value else None
     if merged.get("volumes"):
         diagnostics.append(
@@ -184,7 +172,7 @@ def pipeline_settings(
                 "run it per setting with --param NAME=VALUE, or set katib_run to false to silence this",
             )
         )
-    default_tags, default_image = _step_defaults(merged.get("steps_defaults"), where, diagnostics)
+    default_tags, default_image = _step_defaults(merged.get("steps_defaults"), "steps_defaults" in own, reader)
     return PipelineSettings(
         name=sanitize_pipeline_name(name or text("pipeline_name") or identifier_from_file(notebook.name)),
         description=text("pipeline_description") or f"Compiled by nb2pipe from {notebook.name}",
@@ -197,22 +185,26 @@ def pipeline_settings(
     )
 
 
-def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]) -> tuple[list[Tag], str | None]:
-    """``steps_defaults`` as option tags, and the image it names (which sets the pipeline's image)."""
+#: ``steps_defaults``: option tags (or Kale's parsed form of them, turned back into tags)
+STEP_DEFAULTS = Field(
+    (list,),
+    items=(str,),
+    kind="a list of tags",
+    example='e.g. ["label:team:ml", "limit:memory:4Gi"] (or Kale\'s {"labels": {"team": "ml"}})',
+)
+
+
+def _step_defaults(value: object, own: bool, reader: MetadataReader) -> tuple[list[Tag], str | None]:
+    """``steps_defaults`` (``own``: from ``metadata.nb2pipe``) as option tags, and the image it
+    names (which sets the pipeline's image)."""
     if value is None:
         return [], None
     if isinstance(value, dict):  # the form Kale parses the list into: {"labels": {KEY: VALUE}, ...}
         value = _tags_from_kale_defaults(value)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        diagnostics.append(
-            error(
-                "invalid-metadata",
-                "notebook metadata 'steps_defaults' must be a list of tags",
-                where,
-                'e.g. ["label:team:ml", "limit:memory:4Gi"] (or Kale\'s {"labels": {"team": "ml"}})',
-            )
-        )
+    name = f"{'nb2pipe' if own else 'kubeflow_notebook'}.steps_defaults"
+    if not reader.check(value, name, STEP_DEFAULTS) or not isinstance(value, list):
         return [], None
+    where, diagnostics = reader.where, reader.diagnostics
     tags: list[Tag] = []
     image = None
     for text in value:
@@ -238,12 +230,12 @@ def _step_defaults(value: object, where: Location, diagnostics: list[Diagnostic]
 _KALE_DEFAULT_KINDS = {"annotations": "annotation", "labels": "label", "limits": "limit"}
 
 
-def _tags_from_kale_defaults(value: dict[object, object]) -> list[str] | None:
-    """Kale's parsed ``steps_defaults`` back into tags; None when it is not of that form."""
+def _tags_from_kale_defaults(value: dict[object, object]) -> list[str] | dict[object, object]:
+    """Kale's parsed ``steps_defaults`` back into tags; ``value`` itself when it is not of that form."""
     tags: list[str] = []
     for key, entries in value.items():
         kind = _KALE_DEFAULT_KINDS.get(key) if isinstance(key, str) else None
         if kind is None or not isinstance(entries, dict):
-            return None
+            return value
         tags += [f"{kind}:{name}:{setting}" for name, setting in entries.items()]
     return tags

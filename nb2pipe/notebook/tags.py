@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2pipe.ir import SCALE_METRICS, Tag
+from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS, Tag
 from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
@@ -292,7 +292,7 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("canary", ("canary",), 1, "canary:PCT", _check_percent),
     TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
     TagSpec("drift", ("drift",), 2, "drift:CURRENT[:REFERENCE]", _check_drift, rest_keeps_colons=True),
-    TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of("anchor", "ig")),
+    TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of(*EXPLAIN_METHODS)),
 )
 
 #: Tags whose fields after the first are optional (``gpu:N[:TYPE]``, ``register:NAME[:VARIABLE]``).

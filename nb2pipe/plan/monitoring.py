@@ -131,12 +131,12 @@ def monitoring_plan(plan: PipelinePlan, path: str | None = None) -> PipelinePlan
             )
         )
     if len(plan.lifecycle) > 1:
-        names = ", ".join(item.registration.model_name for item in plan.lifecycle)
+        models = ", ".join(item.registration.model_name for item in plan.lifecycle)
         raise CompileError(
             (
                 error(
                     "several-registered-models",
-                    f"a monitoring pipeline watches one model; this notebook registers {names}",
+                    f"a monitoring pipeline watches one model; this notebook registers {models}",
                     where,
                     "split the notebook, one registered model each",
                 ),

@@ -256,27 +256,27 @@ def _undefined_hint(planner: Planner, name: str, binding: Binding | None, flow: 
         )
     layout = planner.layout
     for cell in (*layout.skipped, *layout.unassigned):
-        analyzed = planner.analyze(cell, report=False)
-        if analyzed and any(e.kind == "bind" and e.name == name for e in analyzed.facts.events):
+        found = planner.analyze(cell, report=False)
+        if found and any(e.kind == "bind" and e.name == name for e in found.facts.events):
             why = "is tagged skip" if cell in layout.skipped else "belongs to no step"
             return f"it is defined in cell {cell.index + 1}, which {why}; tag that cell imports or step:NAME"
     for spec in layout.steps:
         if spec.name == flow.spec.name or not spec.cells or spec.cells[0].index < flow.spec.cells[0].index:
             continue
         for cell in spec.cells:
-            analyzed = planner.analyzed.get(cell.index)
-            if analyzed and any(e.kind == "bind" and e.name == name for e in analyzed.facts.events):
+            found = planner.analyzed.get(cell.index)
+            if found and any(e.kind == "bind" and e.name == name for e in found.facts.events):
                 return (
                     f"step {spec.name!r} defines it further down (cell {cell.index + 1}); "
                     "a step can only use values from the steps above it"
                 )
     bound = _all_bound_names(planner)
     if name in bound:  # defined somewhere, but nowhere that runs before this use: never suggest the name itself
-        cell = min(
+        first = min(
             i for i, a in planner.analyzed.items() if any(e.kind == "bind" and e.name == name for e in a.facts.events)
         )
         return (
-            f"it is defined in cell {cell + 1}, which does not run before step {flow.spec.name!r} uses it; "
+            f"it is defined in cell {first + 1}, which does not run before step {flow.spec.name!r} uses it; "
             "define it in an earlier step or an imports cell"
         )
     close = difflib.get_close_matches(name, bound, n=1)

@@ -147,6 +147,7 @@ def _operand(node: ast.expr, guard: Guard, value_of: Callable[[Source], Any]) ->
         and isinstance(node.value, ast.Attribute)
         and node.value.attr == "parameter_values"
         and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
         and node.slice.value in guard.inputs
     ):
         return value_of(guard.inputs[node.slice.value])

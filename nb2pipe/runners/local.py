@@ -148,8 +148,8 @@ class LocalRun:
                     old.started,
                     old.finished,
                     fingerprint,
-                    True,
-                    old.outputs,
+                    reused=True,
+                    outputs=old.outputs,
                 )
             else:
                 run.steps[name] = StepState(name, self.nodes[name].step, fingerprint=fingerprint)
@@ -279,7 +279,9 @@ class LocalRun:
         """Past its ``timeout:`` since its inputs were ready (KFP counts from the pod's start,
         which on a cluster is when they are)."""
         step, limit = run.steps[name], self._timeout(name)
-        return bool(limit) and not step.waiting and step.started is not None and time.time() - step.started > limit
+        if not limit:
+            return False
+        return not step.waiting and step.started is not None and time.time() - step.started > limit
 
     def _blocked(self, run: RunState, name: str) -> bool:
         bad = (states.FAILED, states.SKIPPED, states.INTERRUPTED)
@@ -367,10 +369,11 @@ class LocalRun:
 
     def _collect(self, run: RunState, run_dir: Path, name: str, code: int) -> None:
         step = run.steps[name]
-        step.finished = time.time()
+        finished = step.finished = time.time()
         if step.waiting:  # it finished in the same pass its inputs appeared
-            parents = [run.steps[parent].finished or step.started for parent in self.nodes[name].upstream]
-            step.started, step.waiting = max([step.started or step.finished, *parents]), False
+            started = step.started or finished
+            parents = [run.steps[parent].finished or started for parent in self.nodes[name].upstream]
+            step.started, step.waiting = max([started, *parents]), False
         task_dir = run_dir / name
         result = read_result(str(task_dir / "nb2pipe-task.json"))
         report = task_dir / REPORT_OUTPUT

@@ -10,7 +10,6 @@ task together with everything it started.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import multiprocessing
 import os
@@ -21,6 +20,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
+
+from nb2pipe.processes import stop_group
 
 SCHEMA_VERSION = "0.0.1"
 
@@ -70,24 +71,12 @@ class TaskProcess:
         return self._process.exitcode
 
     def stop(self, grace_seconds: float = 5.0) -> None:
-        """SIGTERM the task's process group, then SIGKILL whatever is left."""
-        pid = self._process.pid
-        if pid is None or self._process.exitcode is not None:
+        """SIGTERM the task's process group, up to ``grace_seconds`` for all of it to exit, then
+        SIGKILL whatever is left (:func:`nb2pipe.processes.stop_group`). A task that has ended
+        is left alone."""
+        if self._process.pid is None or self._process.exitcode is not None:
             return
-        for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, grace_seconds)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            self._process.join(wait)
-            if self._process.exitcode is not None:
-                break
-        self._reap_group(pid)
-
-    @staticmethod
-    def _reap_group(pid: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # grandchildren that outlived their parent
+        stop_group(self._process, grace_seconds)
 
 
 def read_result(path: str) -> dict[str, Any] | None:

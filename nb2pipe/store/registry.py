@@ -128,6 +128,7 @@ def resolve_model(uri: str, store: str | Path | None = None, notebook_uri: str |
     from mlflow.models import Model
 
     local = Path(uri).expanduser()
+    storage: str | None
     if local.exists():
         if not (local / "MLmodel").is_file():
             raise RegistryError(f"{uri} is not an MLflow model folder (no MLmodel file in it)")
@@ -183,6 +184,7 @@ def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
     from nb2pipe.store.reference import REFERENCE_DIR
 
     client = MlflowClient()
+    run_id: str | None
     if uri.startswith("runs:/"):
         run_id = uri.removeprefix("runs:/").split("/", 1)[0]
     else:

@@ -5,32 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.processes import free_port, http_ready, spawn, stop_group, wait_until
 
-def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
-    """Stop a server the test started, by its PID: SIGTERM, then SIGKILL after ``grace`` s."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+#: seconds a server has to exit after SIGTERM before its process group gets SIGKILL
+STOP_GRACE_S = 20.0
 
 
 @dataclass
@@ -63,25 +49,15 @@ class Server:
 def serving(
     model_uri: str, name: str, tracking_uri: str, folder: Path, *extra: str, ready_seconds: float = 120
 ) -> Iterator[Server]:
-    """Run ``nb2pipe serve`` until the block ends, then stop it by PID."""
+    """Run ``nb2pipe serve`` until the block ends, then stop its process group by PID."""
     port = free_port()
     log = folder / f"serve-{port}.log"
     environment = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", name, "--port", str(port), *extra]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment, cwd=folder)
-    server = Server(port, process, log)
+    process = spawn(command, log=log, env=environment, cwd=folder)
     try:
-        deadline = time.monotonic() + ready_seconds
-        while True:
-            assert process.poll() is None, f"nb2pipe serve exited:\n{log.read_text()}"
-            try:
-                if server.request("GET", f"/v2/models/{name}/ready")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"nb2pipe serve not ready:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield server
+        ready = http_ready(f"http://127.0.0.1:{port}/v2/models/{name}/ready")
+        wait_until(ready, process, ready_seconds, "nb2pipe serve", log=log, log_lines=200)
+        yield Server(port, process, log)
     finally:
-        stop(process)
+        stop_group(process, STOP_GRACE_S)

@@ -46,6 +46,7 @@ def test_interface_is_the_documented_one() -> None:
     assert all(f"`{name}`" in readme for name in [*inputs, *outputs])
 
 
+@pytest.mark.slow
 def test_runs_on_kfp_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kfp import dsl, local
     from kfp.local import config

@@ -58,6 +58,7 @@ def run_step(tmp_path: Path, model: Any, data: Any, method: str) -> tuple[str, d
     return Path(report.path).read_text(encoding="utf-8"), metrics.logged
 
 
+@pytest.mark.slow
 def test_the_step_explains_a_saved_model_with_anchors(tmp_path: Path, iris: tuple[Any, Any]) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -73,6 +74,7 @@ def test_the_step_explains_a_saved_model_with_anchors(tmp_path: Path, iris: tupl
     assert logged["anchor_precision"] >= 0.95 and 0 < logged["anchor_coverage"] <= 1
 
 
+@pytest.mark.slow
 def test_the_step_explains_a_saved_keras_model_with_integrated_gradients(tmp_path: Path, iris: tuple[Any, Any]) -> None:
     import keras
 

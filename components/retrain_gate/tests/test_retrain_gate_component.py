@@ -90,6 +90,7 @@ def served(folder: Path, features: Any, shift: float) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_drifted_traffic_means_retrain(champion: Any, tmp_path: Path) -> None:
     answer, metrics, report = gate(tmp_path, "gate-test", served(tmp_path / "drifted", champion, 1.0))
     assert answer is True
@@ -98,6 +99,7 @@ def test_drifted_traffic_means_retrain(champion: Any, tmp_path: Path) -> None:
     assert "mean radius" in report
 
 
+@pytest.mark.slow
 def test_traffic_like_the_training_data_means_no_retraining(champion: Any, tmp_path: Path) -> None:
     answer, metrics, _ = gate(tmp_path, "gate-test", served(tmp_path / "same", champion, 0.0))
     assert answer is False and metrics.metrics["retrain"] == 0.0
@@ -105,11 +107,13 @@ def test_traffic_like_the_training_data_means_no_retraining(champion: Any, tmp_p
     assert forced is True
 
 
+@pytest.mark.slow
 def test_no_champion_yet_means_train_one(champion: Any, tmp_path: Path) -> None:
     answer, _, report = gate(tmp_path, "never-registered", tmp_path)
     assert answer is True and "no champion" in report
 
 
+@pytest.mark.slow
 def test_too_little_traffic_waits(champion: Any, tmp_path: Path) -> None:
     from nb2pipe.store.payloads import PayloadLog
 

@@ -224,6 +224,7 @@ async def test_compile_writes_the_pipeline(root: Path, fetch: Fetch) -> None:
         assert reply["diagnostics"] == []
 
 
+@pytest.mark.slow
 async def test_a_background_run_succeeds(root: Path, fetch: Fetch) -> None:
     status, run = await fetch(
         "POST", "nb2pipe/runs", {"path": "parameters_metrics.ipynb", "parameters": {"n_samples": "300"}}
