@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nb2pipe.analysis.magics import gc_paused
+from nb2pipe.environment import notebook_server_image, packaging_for
 from nb2pipe.errors import CompileError, Diagnostic, Location, Nb2PipeError, error
 from nb2pipe.files import Output, check_outputs, read_regular_file, write_all_or_nothing
 from nb2pipe.ir import Packaging, PipelinePlan
@@ -88,8 +89,6 @@ def environment_packaging(base_image: str | None = None) -> Callable[[PipelinePl
     """Pin a plan's imports to this environment's installed versions."""
 
     def pin(plan: PipelinePlan) -> Packaging:
-        from nb2pipe.environment import packaging_for
-
         return packaging_for(plan.modules, base_image)
 
     return pin
@@ -108,7 +107,6 @@ def compile_with_environment(
     """Compile for a cluster: steps with no image named anywhere run the Kubeflow notebook
     server's own image when compiled inside one, else ``base_image`` plus the notebook's
     imports pinned to the versions installed here."""
-    from nb2pipe.environment import notebook_server_image
 
     return compile_source(
         text,

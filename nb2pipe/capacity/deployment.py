@@ -15,6 +15,8 @@ from typing import Any
 from nb2pipe.capacity.plan import CapacityPlan, VariantServing
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.deploy import render
+from nb2pipe.lifecycle.inference_service import MANAGED_BY
 
 GRAPH_API_VERSION = "serving.kserve.io/v1alpha1"
 
@@ -59,8 +61,6 @@ def render_plan(
     """Every resource the plan needs; ``variant`` picks one of a plan's variants."""
     import yaml
 
-    from nb2pipe.lifecycle.deploy import render
-
     entries = plan.serving
     if variant is not None:
         entries = tuple(s for s in plan.serving if s.variant == variant)
@@ -97,8 +97,6 @@ def inference_graph(service: str, entries: tuple[VariantServing, ...], namespace
         V1alpha1InferenceStep,
     )
     from kubernetes.client import ApiClient, V1ObjectMeta
-
-    from nb2pipe.lifecycle.inference_service import MANAGED_BY
 
     steps = [
         V1alpha1InferenceStep(service_name=variant_service(service, e.variant), weight=e.traffic_percent)

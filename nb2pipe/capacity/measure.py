@@ -39,6 +39,7 @@ from nb2pipe.capacity.profile import QUANTILES, BatchProfile, LoadPoint, Profile
 from nb2pipe.capacity.request_rows import MAX_BODIES, MAX_INPUT_ROWS, read_input, request_bodies, request_rows
 from nb2pipe.capacity.serving import HOST, serving
 from nb2pipe.capacity.targets import Target, prepare_target, run_accuracy
+from nb2pipe.version import __version__
 
 # public names, those of the parts split off included: callers import them from here
 __all__ = [
@@ -121,7 +122,6 @@ class MeasureOptions:
 
 def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress: Progress | None = None) -> Profile:
     """Serve each target in turn, measure it, stop it; the profile of them all."""
-    from nb2pipe.version import __version__
 
     options.check()
     say = progress or (lambda _: None)

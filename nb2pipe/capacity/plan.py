@@ -25,6 +25,7 @@ from typing import Any
 from nb2pipe.capacity.model import VariantOption
 from nb2pipe.capacity.optimize import Allocation, Optimizer, Share
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import read_json, write_whole
 from nb2pipe.ir import ScaleMetric
 
 PLAN_FORMAT = "nb2pipe.plan/1"
@@ -184,16 +185,12 @@ def plan_to_json(plan: CapacityPlan) -> dict[str, Any]:
 
 
 def write_plan(path: str | Path, plan: CapacityPlan) -> Path:
-    from nb2pipe.files import write_whole
-
     target = Path(path)
     write_whole(target, json.dumps(plan_to_json(plan), indent=1) + "\n")
     return target
 
 
 def read_plan(path: str | Path) -> CapacityPlan:
-    from nb2pipe.files import read_json
-
     source = Path(path)
     data = read_json(source, f"make one with nb2pipe plan ... -o {source}", PlanError)
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:

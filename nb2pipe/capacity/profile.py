@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import read_json, write_whole
 
 PROFILE_FORMAT = "nb2pipe.profile/1"
 QUANTILES = 101  # service time at probabilities 0, 0.01, ..., 1
@@ -143,16 +144,12 @@ def profile_to_json(profile: Profile) -> dict[str, Any]:
 
 
 def write_profile(path: str | Path, profile: Profile) -> Path:
-    from nb2pipe.files import write_whole
-
     target = Path(path)
     write_whole(target, json.dumps(profile_to_json(profile), indent=2) + "\n")
     return target
 
 
 def read_profile(path: str | Path) -> Profile:
-    from nb2pipe.files import read_json
-
     source = Path(path)
     data = read_json(source, f"make one with nb2pipe profile MODEL_URI -o {source}", ProfileError)
     return profile_from_json(data, str(source))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy
 
 from nb2pipe.capacity.measure_error import MeasureError
+from nb2pipe.store.tables import generic_names, load_table
 
 #: rows kept from the input: enough distinct batches, without holding a large file
 MAX_INPUT_ROWS = 4096
@@ -23,8 +24,6 @@ def read_input(path: str | Path) -> Any:
     """The rows of ``--input``: a CSV or parquet file, or JSON (a list of rows, each a list of
     values or an object of column: value, or ``{"instances": [...]}``), as a DataFrame."""
     import pandas
-
-    from nb2pipe.store.tables import generic_names, load_table
 
     location = Path(path).expanduser()
     if not location.is_file():

@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from nb2pipe.lifecycle.endpoints import wait_until_ready
 from nb2pipe.processes import free_port, spawn, stop_group
+from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
 
 HOST = "127.0.0.1"
 
@@ -23,8 +25,6 @@ def serving(
     """``nb2pipe serve`` on a free port of 127.0.0.1 until the block ends (yields its URL); then
     stopped by PID, whatever happened. A server that exits or is not ready in ``ready_seconds``
     raises :class:`~nb2pipe.lifecycle.endpoints.EndpointError` with the end of its log."""
-    from nb2pipe.lifecycle.endpoints import wait_until_ready
-    from nb2pipe.store.registry import QUIET_MLFLOW, TRACKING_ENV, tracking_uri
 
     port = free_port(HOST)
     url = f"http://{HOST}:{port}"

@@ -10,6 +10,9 @@ from typing import Any
 
 from nb2pipe.capacity.measure_error import MeasureError
 from nb2pipe.capacity.request_rows import read_input, request_rows
+from nb2pipe.store.reference import load_reference
+from nb2pipe.store.registry import input_columns, resolve_model, tracking_env_kept
+from nb2pipe.store.tables import as_table
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,6 @@ def prepare_target(
 ) -> PreparedTarget:
     """Resolve ``target``'s model, read the rows to send (``input_path``, else the training data
     kept with the model) and its accuracy (given, else ``accuracy_metric`` of its run)."""
-    from nb2pipe.store.registry import input_columns, resolve_model, tracking_env_kept
 
     with tracking_env_kept():  # resolving exports the tracking URI; leave the caller's environment alone
         source = resolve_model(target.model_uri, store)
@@ -51,9 +53,7 @@ def prepare_target(
 
 def reference_table(model_uri: str, store: str | Path | None) -> Any:
     """The training data kept with the registered model, as a table."""
-    from nb2pipe.store.reference import load_reference
     from nb2pipe.store.registry import download_reference
-    from nb2pipe.store.tables import as_table
 
     kept = download_reference(model_uri, store)
     if kept is None:

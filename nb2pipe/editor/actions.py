@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from nb2pipe.compiler import plan_source, read_notebook_text
 from nb2pipe.editor.graph import NotebookGraph, describe_plan
 from nb2pipe.errors import Diagnostic, Nb2PipeError
+from nb2pipe.notebook.read import parse_notebook
+from nb2pipe.runners.kubeflow import submit_notebook
+from nb2pipe.store.registry import CHAMPION, quiet_mlflow, tracking_env_kept, tracking_uri
 
 Target = Literal["local", "cluster"]
 TARGETS: tuple[Target, ...] = ("local", "cluster")
@@ -53,7 +57,6 @@ def compile_for_editor(notebook: Path, shown: str | None = None) -> EditorCompil
     """``nb2pipe compile NB``: writes ``NB.pipeline.yaml`` beside it (all or nothing) and
     answers with the graph of the same plan. ``shown`` names the notebook in the graph."""
     from nb2pipe.compiler import compile_notebook, read_notebook_text
-    from nb2pipe.notebook.read import parse_notebook
 
     path = Path(notebook)
     text = read_notebook_text(path)
@@ -66,7 +69,6 @@ def compile_for_editor(notebook: Path, shown: str | None = None) -> EditorCompil
 def submit_for_editor(notebook: Path, host: str | None = None, experiment: str | None = None) -> dict[str, Any]:
     """``nb2pipe submit NB``: the host defaults to ``metadata.nb2pipe.kfp_host``, and neither
     is an :class:`Nb2PipeError` that says where to set one."""
-    from nb2pipe.runners.kubeflow import submit_notebook
 
     submission = submit_notebook(notebook, host=host or None, experiment=experiment or None)
     return {
@@ -94,7 +96,6 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
     + ``deploy:``), as its pipeline's deploy step would: locally an ``nb2pipe serve`` process
     per service (the MLflow store and endpoints of ``.nb2pipe/`` beside the notebook), on the
     cluster an InferenceService each. Nothing starts unless every champion exists."""
-    from nb2pipe.compiler import plan_source, read_notebook_text
 
     if target not in TARGETS:
         raise Nb2PipeError(f"deploy target {target!r}: choose local or cluster")
@@ -108,7 +109,6 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
         )
     store = path.parent / ".nb2pipe"
     models = {task.registration.model_name: f"models:/{task.registration.model_name}@champion" for task in wanted}
-    from nb2pipe.store.registry import tracking_env_kept
 
     with _MLFLOW_LOCK, tracking_env_kept():
         _require_champions(list(models), store, plan.mlflow_tracking_uri)
@@ -133,7 +133,6 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
 def _require_champions(names: list[str], store: Path, notebook_uri: str | None) -> None:
     """Every model has a version with alias ``champion``. A local store that was never made
     means nothing was registered: said without importing MLflow (or creating the store)."""
-    from nb2pipe.store.registry import CHAMPION, quiet_mlflow, tracking_uri
 
     uri = tracking_uri(store, notebook_uri)
     hint = "run the notebook (its register task makes the first version champion), then deploy"

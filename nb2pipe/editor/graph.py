@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nb2pipe.compiler import plan_source
 from nb2pipe.ir import PipelinePlan, Resources, Step
+from nb2pipe.notebook.read import parse_notebook
 
 STEP, REGISTER, DEPLOY, EXPLAIN, DRIFT = "step", "register", "deploy", "explain", "drift"
 DATA, ORDER = "data", "order"
@@ -91,8 +93,6 @@ class NotebookGraph:
 def describe_source(text: str, path: str) -> NotebookGraph:
     """Notebook JSON text -> its graph; raises :class:`~nb2pipe.errors.CompileError` with every
     problem found, as compiling does. ``path`` names the notebook in the graph and diagnostics."""
-    from nb2pipe.compiler import plan_source
-    from nb2pipe.notebook.read import parse_notebook
 
     plan = plan_source(text, path)
     # parsed a second time for its metadata: the plan keeps only what the pipeline needs

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOYMENT_OUTPUT
 from nb2pipe.processes import spawn
 from nb2pipe.runners import state as states
 from nb2pipe.runners.local import METRICS_SCHEMA
+from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.run_folder import new_run_id
 
 #: run statuses this module adds to run.json's own: before run.json exists
@@ -102,8 +104,6 @@ class BackgroundRuns:
         """Compile (raising :class:`~nb2pipe.errors.CompileError` as compiling does, and
         :class:`Nb2PipeError` for a bad parameter) before anything starts, then start
         ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once."""
-        from nb2pipe.compiler import compile_source, read_notebook_text
-        from nb2pipe.runners.parameters import coerce_parameters
 
         path = Path(notebook).resolve()
         plan = compile_source(read_notebook_text(path), str(path)).plan

@@ -7,7 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import write_all_or_nothing
 from nb2pipe.ir import DeploySettings, deploy_problems, is_service_name
+from nb2pipe.lifecycle.cluster import apply_inference_service
+from nb2pipe.lifecycle.inference_service import (
+    SERVER_IMAGE,
+    SERVER_IMAGE_ENV,
+    ServedModel,
+    inference_service,
+    is_cluster_storage,
+)
+from nb2pipe.store.registry import resolve_model, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -44,15 +54,6 @@ def render(
 
     import yaml
 
-    from nb2pipe.lifecycle.inference_service import (
-        SERVER_IMAGE,
-        SERVER_IMAGE_ENV,
-        ServedModel,
-        inference_service,
-        is_cluster_storage,
-    )
-    from nb2pipe.store.registry import resolve_model, tracking_uri
-
     check_request(service, settings)
     source = resolve_model(model_uri, store, notebook_uri)
     served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version, source.name)
@@ -88,8 +89,6 @@ def deploy_model(
     """Build the InferenceService; write it to ``output`` and/or apply it (unless dry run)."""
     from dataclasses import replace
 
-    from nb2pipe.files import write_all_or_nothing
-
     deployment = render(model_uri, service, settings, store=store, notebook_uri=notebook_uri)
     if output is not None:
         path = Path(output)
@@ -97,6 +96,5 @@ def deploy_model(
         deployment = replace(deployment, written=path)
     if dry_run:
         return deployment
-    from nb2pipe.lifecycle.cluster import apply_inference_service
 
     return replace(deployment, applied=apply_inference_service(deployment.resource, wait_seconds=wait_seconds))

@@ -17,6 +17,9 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
+from nb2pipe.store.reference import load_reference
+from nb2pipe.store.registry import load_explainable
+from nb2pipe.store.tables import load_table
 
 #: ``(method, model, reference) -> explainer`` with ``explain(rows)`` answering ``.to_json()``
 ExplainerBuilder = Callable[[str, Any, Any], Any]
@@ -50,7 +53,6 @@ class ServedExplainer:
     ) -> ServedExplainer:
         """``source``: the resolved model (registry.ModelSource); ``served_model``: what the
         predictor calls (reused unless gradients need the Keras model itself)."""
-        from nb2pipe.store.registry import load_explainable
 
         if build_explainer is None:
             raise ExplainerSetupError(f"no explainer backend was given to fit the {method} explainer")
@@ -84,9 +86,7 @@ class ServedExplainer:
 
 
 def _reference(source: Any, reference_path: str | None) -> Any:
-    from nb2pipe.store.reference import load_reference
     from nb2pipe.store.registry import download_reference
-    from nb2pipe.store.tables import load_table
 
     if reference_path:
         return load_table(reference_path)

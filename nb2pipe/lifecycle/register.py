@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.store.reference import REFERENCE_DIR, save_reference
 from nb2pipe.store.registry import (
     CANDIDATE,
     CHAMPION,
@@ -122,8 +123,6 @@ def _log_reference(example: Any) -> str | None:
     import tempfile
 
     import mlflow
-
-    from nb2pipe.store.reference import REFERENCE_DIR, save_reference
 
     with tempfile.TemporaryDirectory(prefix="nb2pipe-reference-") as folder:
         try:

@@ -23,6 +23,7 @@ from typing import Any
 from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
 from nb2pipe.store.payloads import PayloadLog
+from nb2pipe.store.registry import input_columns, load_native, resolve_model
 
 #: Largest request body accepted (bytes); bigger ones get 413 before they are read whole.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -91,8 +92,6 @@ def model_class() -> type:
             self.explainer: ServedExplainer | None = None
 
         def load(self) -> bool:
-            from nb2pipe.store.registry import input_columns, load_native, resolve_model
-
             source = resolve_model(self.model_uri)
             columns, types = input_columns(source)
             self.predictor = Predictor.build(load_native(source), columns, types)

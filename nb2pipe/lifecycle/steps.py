@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.files import write_whole
+from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.cluster import apply_inference_service, in_cluster
+from nb2pipe.lifecycle.deploy import render
+from nb2pipe.lifecycle.register import PromotionRule, Registration, register_model
+from nb2pipe.runtime.step import load_value
 from nb2pipe.store.data import inputs_may_be_pending
 
 DEPLOY_TARGET_ENV = "NB2PIPE_DEPLOY_TARGET"
@@ -33,9 +38,6 @@ def register_step(
     registered: Any,
     report: Any,
 ) -> None:
-    from nb2pipe.lifecycle.register import PromotionRule, Registration, register_model
-    from nb2pipe.runtime.step import load_value
-
     # the local runner may start this task while the steps it reads from still run
     wait = inputs_may_be_pending()
     values: dict[str, float] = {}
@@ -102,8 +104,6 @@ def _fmt(value: float | None) -> str:
 
 
 def deploy_step(config: Mapping[str, Any], *, registered: str, deployment: Any) -> None:
-    from nb2pipe.ir import DeploySettings
-
     while inputs_may_be_pending() and not os.path.exists(registered):
         time.sleep(0.05)
     info = json.loads(Path(registered).read_text(encoding="utf-8"))
@@ -131,15 +131,10 @@ def deploy_step(config: Mapping[str, Any], *, registered: str, deployment: Any) 
 
 
 def _in_cluster() -> bool:
-    from nb2pipe.lifecycle.cluster import in_cluster
-
     return in_cluster()
 
 
 def _deploy_to_kserve(uri: str, service: str, settings: Any, path: str) -> dict[str, Any]:
-    from nb2pipe.lifecycle.cluster import apply_inference_service
-    from nb2pipe.lifecycle.deploy import render
-
     rendered = render(uri, service, settings)
     Path(path).write_text(rendered.yaml, encoding="utf-8")  # the InferenceService, for the UI
     for warning in rendered.warnings:

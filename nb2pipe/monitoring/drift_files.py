@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nb2pipe.monitoring.drift import check_drift
 from nb2pipe.store.tables import load_reference_table, load_table, named_like
 
 if TYPE_CHECKING:
@@ -18,7 +19,6 @@ def drift_of_files(
 ) -> tuple[DriftResult, pandas.DataFrame, pandas.DataFrame]:
     """Load both tables (the reference may be a registered model's training data), give a
     table of generic column names the other's names, and test for drift."""
-    from nb2pipe.monitoring.drift import check_drift
 
     reference_table = load_reference_table(reference, store)
     current_table = named_like(load_table(current), reference_table)

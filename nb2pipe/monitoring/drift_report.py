@@ -11,6 +11,9 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nb2pipe.files import write_whole
+from nb2pipe.monitoring.drift import MMD_MAX_ROWS
+
 if TYPE_CHECKING:
     import numpy
     import pandas
@@ -101,7 +104,6 @@ def write_drift_report(
     result: DriftResult, reference: pandas.DataFrame, current: pandas.DataFrame, path: str | Path
 ) -> Path:
     """Write the report to ``path`` whole or not at all (a temporary file, then a rename)."""
-    from nb2pipe.files import write_whole
 
     target = Path(path)
     write_whole(target, drift_report_html(result, reference, current))
@@ -115,8 +117,6 @@ def _headline(result: DriftResult) -> str:
 
 
 def _facts(result: DriftResult) -> str:
-    from nb2pipe.monitoring.drift import MMD_MAX_ROWS
-
     rows = f"{result.reference_rows:,} reference, {result.current_rows:,} current"
     facts = [("method", _method_text(result.method))]
     if result.method == "mmd":

@@ -55,6 +55,8 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import EXPLAIN_METHODS
+from nb2pipe.monitoring.explain_inputs import input_form
+from nb2pipe.store.data import first_rows, load_data
 
 #: a gap smaller than this share of the score range counts against this floor, not against ~0
 GAP_FLOOR = 0.01
@@ -204,9 +206,8 @@ def build_explainer(
 ) -> Explainer:
     """An explainer of ``model`` fitted on ``reference`` (data like the training data)."""
     chosen = check_method(method)
-    from nb2pipe.monitoring.explain_inputs import input_form
-
     form = input_form(reference, model, feature_names)
+    # the backends build on this module's Explainer and Explanation: they load when chosen
     if chosen == "anchor":
         from nb2pipe.monitoring.explain_anchor import AnchorExplainer
 
@@ -238,7 +239,6 @@ def explain_model(
     chosen = check_method(method)
     if rows < 1:
         raise Nb2PipeError(f"rows={rows}: explain at least one row")
-    from nb2pipe.store.data import first_rows, load_data
     from nb2pipe.store.registry import download_reference, load_explainable, resolve_model
 
     source = resolve_model(uri, store)

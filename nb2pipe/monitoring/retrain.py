@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import FORCE_PARAMETER, PAYLOADS_PARAMETER, RETRAIN_OUTPUT
+from nb2pipe.ir import DRIFT_REPORT_OUTPUT, FORCE_PARAMETER, PAYLOADS_PARAMETER, RETRAIN_OUTPUT
+from nb2pipe.runners.local import LocalRun, SilentObserver
+from nb2pipe.runners.parameters import coerce_parameters
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,6 @@ def retrain_notebook(
     The payload folder defaults to the one the notebook's ``deploy:SERVICE`` with ``monitor``
     writes in ``workdir``; ``force`` retrains whatever the drift test says.
     """
-    from nb2pipe.compiler import compile_source, read_notebook_text
-    from nb2pipe.runners.local import LocalRun, SilentObserver
-    from nb2pipe.runners.parameters import coerce_parameters
 
     path = Path(notebook).resolve()
     compiled = compile_source(read_notebook_text(path), str(path), monitoring=True)
@@ -90,8 +90,6 @@ def _gate_verdict(result: Any, gate: str) -> bool | None:
 
 
 def _report(run_dir: Path, gate: str) -> Path | None:
-    from nb2pipe.ir import DRIFT_REPORT_OUTPUT
-
     found = run_dir / gate / DRIFT_REPORT_OUTPUT
     return found if found.is_file() else None
 

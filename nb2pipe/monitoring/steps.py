@@ -16,15 +16,17 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_whole
+from nb2pipe.monitoring.drift import DriftSettings, check_drift
+from nb2pipe.monitoring.drift_report import drift_report_html
 from nb2pipe.store.data import first_rows, load_data, load_model
-from nb2pipe.store.tables import as_table, named_like
+from nb2pipe.store.reference import load_reference
+from nb2pipe.store.registry import CHAMPION
+from nb2pipe.store.tables import as_table, named_like, payload_table
 
 
 def drift_step(
     config: Mapping[str, Any], *, reference: str, current: str, metrics: Any, report: Any, flag_path: str
 ) -> bool:
-    from nb2pipe.monitoring.drift import check_drift
-
     reference_table = as_table(load_data(reference), config.get("reference", "reference"))
     current_table = as_table(load_data(current), config.get("current", "current"))
     result = check_drift(reference_table, current_table, drift_settings(config.get("options", {})))
@@ -35,8 +37,6 @@ def drift_step(
 
 
 def drift_settings(options: Mapping[str, Any]) -> Any:
-    from nb2pipe.monitoring.drift import DriftSettings
-
     categorical = options.get("categorical")
     return DriftSettings(
         method=options.get("method", "tabular"),
@@ -49,8 +49,6 @@ def drift_settings(options: Mapping[str, Any]) -> Any:
 def write_drift_outputs(
     result: Any, reference: Any, current: Any, *, metrics: Any, report: Any, flag_path: str
 ) -> None:
-    from nb2pipe.monitoring.drift_report import drift_report_html
-
     for name, value in sorted(result.metrics().items()):
         metrics.log_metric(name, float(value))
     write_whole(Path(report.path), drift_report_html(result, reference, current))
@@ -80,9 +78,7 @@ def monitor_step(
 ) -> bool:
     """The monitoring pipeline's gate: retrain when the traffic the champion served drifted
     from the data it was trained on, when there is no champion yet, or when forced."""
-    from nb2pipe.store.reference import load_reference
     from nb2pipe.store.registry import download_reference, local_store, use_tracking
-    from nb2pipe.store.tables import payload_table
 
     use_tracking()
     name, service = config["model_name"], config.get("service")
@@ -121,16 +117,12 @@ def monitor_step(
 
 
 def check_drift_of(reference: Any, current: Any, options: Mapping[str, Any]) -> Any:
-    from nb2pipe.monitoring.drift import check_drift
-
     return check_drift(reference, current, drift_settings(options))
 
 
 def champion_version(name: str) -> str | None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
-    from nb2pipe.store.registry import CHAMPION
 
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS, Tag
+from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS, Tag, is_service_name
 from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
@@ -231,8 +231,6 @@ def _check_drift(fields: tuple[str, ...]) -> str:
 
 
 def _check_service(fields: tuple[str, ...]) -> str:
-    from nb2pipe.ir import is_service_name
-
     if is_service_name(fields[0]):
         return ""
     return f"{fields[0]!r} is not a service name: lowercase letters, digits and '-', starting with a letter"

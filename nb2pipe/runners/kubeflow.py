@@ -18,7 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.compiler import compile_with_environment, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.runners.parameters import coerce_parameters
 
 _PROBE_SECONDS = 4.0
 _REQUEST_SECONDS = 30.0
@@ -243,8 +245,6 @@ def submit_notebook(
 ) -> Submission:
     """Compile ``notebook`` as ``nb2pipe compile`` would (its monitoring pipeline when
     ``monitoring``), then submit it to ``host``, else the notebook's ``metadata.nb2pipe.kfp_host``."""
-    from nb2pipe.compiler import compile_with_environment, read_notebook_text
-    from nb2pipe.runners.parameters import coerce_parameters
 
     if cron and every:
         raise Nb2PipeError("choose one of --schedule and --every")

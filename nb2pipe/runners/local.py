@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nb2pipe.analysis.graph import topological_order
+from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT
 from nb2pipe.runners import state as states
@@ -436,8 +438,6 @@ class LocalRun:
 
 
 def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:
-    from nb2pipe.analysis.graph import topological_order
-
     return topological_order(list(nodes), {name: node.upstream for name, node in nodes.items()})
 
 
@@ -473,7 +473,6 @@ def run_notebook(
     """Compile ``notebook`` and run it on kfp.local; ``resume`` finishes an earlier run.
     ``run_id`` names a new run (an id that exists is refused) instead of one made of the
     pipeline's name and the time, so a caller that starts the run knows where it will be kept."""
-    from nb2pipe.compiler import compile_source, read_notebook_text
 
     path = Path(notebook).resolve()
     compiled = compile_source(read_notebook_text(path), str(path))

@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+from nb2pipe.store.registry import load_explainable, resolve_model
+from nb2pipe.store.tables import load_table
+
 #: set by the local runner when a step may start before its inputs are complete
 #: (nb2pipe.runtime.step reads the same variable: the embedded runtime imports nothing)
 WAIT_FOR_INPUTS_ENV = "NB2PIPE_WAIT_FOR_INPUTS"
@@ -19,24 +23,20 @@ def inputs_may_be_pending() -> bool:
 def load_data(path: str) -> Any:
     """A value a notebook step saved (a folder with nb2pipe's sidecar), else a data file or
     folder :func:`nb2pipe.store.tables.load_table` reads (CSV, parquet, payload log)."""
-    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
 
     wait = inputs_may_be_pending()
     if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
         return load_value(path, wait=wait)
-    from nb2pipe.store.tables import load_table
 
     return load_table(path)
 
 
 def load_model(path: str) -> Any:
     """A model a notebook step saved, else an MLflow model (folder or URI) in its own flavour."""
-    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
 
     wait = inputs_may_be_pending()
     if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
         return load_value(path, wait=wait)
-    from nb2pipe.store.registry import load_explainable, resolve_model
 
     return load_explainable(resolve_model(path))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.runtime.step import VALUE_SIDECAR, StepError, load_value, save_value
 
 REFERENCE_DIR = "reference"
 #: the saved value's folder inside REFERENCE_DIR
@@ -20,7 +21,6 @@ REFERENCE_VALUE = "data"
 
 def save_reference(example: Any, folder: str | Path) -> Path:
     """Save ``example`` under ``folder`` and return the saved value's folder."""
-    from nb2pipe.runtime.step import StepError, save_value
 
     target = Path(folder) / REFERENCE_VALUE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +40,6 @@ def save_reference(example: Any, folder: str | Path) -> Path:
 def load_reference(path: str | Path) -> Any:
     """The value :func:`save_reference` saved: ``path`` is its folder, or the ``reference``
     folder (as downloaded from MLflow) that holds it."""
-    from nb2pipe.runtime.step import VALUE_SIDECAR
 
     location = Path(path)
     if (location / VALUE_SIDECAR).is_file():
@@ -59,8 +58,6 @@ def load_reference(path: str | Path) -> Any:
 
 
 def _loaded(folder: Path) -> Any:
-    from nb2pipe.runtime.step import load_value
-
     try:
         return load_value(str(folder))
     except (OSError, ValueError, KeyError, ImportError, EOFError, pickle.UnpicklingError) as exc:

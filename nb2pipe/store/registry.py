@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.store.reference import REFERENCE_DIR
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 LOCAL_STORE = ".nb2pipe"
@@ -180,8 +181,6 @@ def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
     use_tracking(store)
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-
-    from nb2pipe.store.reference import REFERENCE_DIR
 
     client = MlflowClient()
     run_id: str | None

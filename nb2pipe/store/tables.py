@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+from nb2pipe.store.payloads import PREFIX, read_payloads
+from nb2pipe.store.reference import load_reference
 
 if TYPE_CHECKING:
     import pandas
@@ -66,9 +69,6 @@ def _read(path: Path, kind: str) -> pandas.DataFrame:
 
 
 def _folder_table(folder: Path) -> pandas.DataFrame:
-    from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
-    from nb2pipe.store.payloads import PREFIX
-
     if (folder / VALUE_SIDECAR).is_file():
         try:
             value = load_value(str(folder))
@@ -126,8 +126,6 @@ def payload_table(folder: str | Path, version: str | None = None) -> pandas.Data
     """
     import pandas
 
-    from nb2pipe.store.payloads import read_payloads
-
     frames: list[pandas.DataFrame] = []
     layout: Any = None
     rows: list[Any] = []
@@ -182,7 +180,6 @@ def load_reference_table(source: str | Path, store: str | Path | None = None) ->
     text = str(source)
     if not text.startswith(MODEL_URI_PREFIXES):
         return load_table(source)
-    from nb2pipe.store.reference import load_reference
     from nb2pipe.store.registry import download_reference
 
     kept = download_reference(text, store=store)
