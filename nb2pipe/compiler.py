@@ -43,8 +43,20 @@ def plan_source(
 ) -> PipelinePlan:
     """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found."""
     notebook = parse_notebook(text, path)
-    layout, diagnostics = build_layout(notebook, name=name, image=image, fallback_image=fallback_image)
-    return build_plan(layout, diagnostics)
+    try:
+        layout, diagnostics = build_layout(notebook, name=name, image=image, fallback_image=fallback_image)
+        return build_plan(layout, diagnostics)
+    except RecursionError:  # code Python parses but the analysis walks recursively, e.g. 600 elifs
+        raise CompileError(
+            (
+                error(
+                    "syntax-error",
+                    "the code is nested too deeply for nb2pipe's analysis",
+                    Location(path),
+                    "break deeply nested code (a long elif chain, a huge expression) into several statements",
+                ),
+            )
+        ) from None
 
 
 def compile_source(

@@ -24,7 +24,9 @@ from nb2pipe.errors import Nb2PipeError
 #: (what the output is, the path as the user gave it), e.g. ("-o", "nb.pipeline.yaml")
 Output = tuple[str, "str | Path"]
 
-_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+#: a new file only: O_EXCL fails on any existing name, a symlink included (even a dangling
+#: one), and O_NOFOLLOW says so again where O_EXCL alone is not enough (some network file systems)
+_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def check_outputs(

@@ -50,8 +50,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """Whether ``port`` of ``host`` can be bound now."""
+    """Whether a server could listen on ``port`` of ``host`` now. SO_REUSEADDR, as uvicorn
+    and http.server set it: connections left in TIME_WAIT (by readiness probes, say) do not
+    keep a server off its port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -136,5 +136,10 @@ def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, mo
             reply = json.loads(response.read())
         assert reply["predictions"] == registered_model.model.predict(rows).tolist()
         assert [e.service for e in list_endpoints(store)] == ["cancer"]
+        (first,) = list_endpoints(store)
+        # deploying again replaces the server at the same URL: the old one is stopped
+        (again,) = deploy_champions(path, "local")
+        (second,) = list_endpoints(store)
+        assert again.url == deployed.url and second.pid != first.pid and second.alive and not first.alive
     finally:
         assert stop_endpoint("cancer", store)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nb2pipe.cli import main
-from nb2pipe.editor.runs import BackgroundRuns, UnknownRun, _Started, _view
+from nb2pipe.editor.runs import BackgroundRuns, RunFolderOutsideRoot, UnknownRun, _Started, _view
 from nb2pipe.errors import CompileError, Nb2PipeError
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.store.registry import TRACKING_ENV, tracking_uri
@@ -123,3 +123,49 @@ def test_the_notebook_tracking_uri_yields_to_the_environment(tmp_path: Path, mon
     assert tracking_uri(tmp_path, None) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     monkeypatch.setenv(TRACKING_ENV, "http://from-env")
     assert tracking_uri(tmp_path, "http://mlflow:5000") == "http://from-env"
+
+
+def test_a_second_run_of_a_running_notebook_is_refused_until_it_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The runs' processes are stand-ins: each lives until its file ``stop-N`` appears."""
+    import nb2pipe.editor.runs as runs_module
+    from nb2pipe.editor.runs import RunInProgress
+    from nb2pipe.processes import spawn, stop_group
+
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def stand_in(command: list[str], *, log: Path, **_: object) -> subprocess.Popen[bytes]:
+        stop = tmp_path / f"stop-{len(spawned)}"
+        wait = f"import os, time\nwhile not os.path.exists({str(stop)!r}): time.sleep(0.05)"
+        spawned.append(spawn([sys.executable, "-c", wait], log=log))
+        return spawned[-1]
+
+    monkeypatch.setattr(runs_module, "spawn", stand_in)
+    path = _copy(tmp_path)
+    (tmp_path / "sub").mkdir()
+    runs = BackgroundRuns(tmp_path)
+    try:
+        first = runs.start(path)
+        with pytest.raises(RunInProgress) as refused:
+            runs.start(tmp_path / "sub" / ".." / path.name, {"noise": "0.1"})  # the same notebook
+        assert refused.value.run_id == first.run_id and first.run_id in str(refused.value)
+        assert isinstance(refused.value, Nb2PipeError) and runs.run_ids() == [first.run_id]
+        other = runs.start(_copy(tmp_path, "lifecycle.ipynb"))  # another notebook runs alongside
+        (tmp_path / "stop-0").touch()  # the first run ends
+        spawned[0].wait(10)
+        second = runs.start(path)
+        assert second.run_id not in (first.run_id, other.run_id)
+        stop_group(spawned[2])  # a run that crashes (killed) blocks nothing either
+        assert runs.start(path).run_id not in runs.run_ids()[:3]
+    finally:
+        for process in spawned:
+            stop_group(process)
+
+
+def test_a_run_folder_leading_out_of_the_root_is_refused_before_anything_is_written(tmp_path: Path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir(), outside.mkdir()
+    path = _copy(root)
+    (root / ".nb2pipe").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunFolderOutsideRoot, match="leads outside the root"):
+        BackgroundRuns(root).start(path)
+    assert list(outside.iterdir()) == []

@@ -21,8 +21,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from jupyterlab_nb2pipe.paths import NotebookNotFound, PathEscape, resolve_notebook
-from nb2pipe.editor.runs import BackgroundRuns, UnknownRun
+from jupyterlab_nb2pipe.paths import NotebookNotFound, PathEscape, confine_output, confine_workdir, resolve_notebook
+from nb2pipe.editor.runs import BackgroundRuns, RunFolderOutsideRoot, RunInProgress, UnknownRun
 from nb2pipe.errors import CompileError, Nb2PipeError
 
 #: key of the server's one :class:`BackgroundRuns` in ``web_app.settings``
@@ -43,10 +43,12 @@ def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
     """(status, body) for an exception, as API.md's error table says."""
     if isinstance(exc, BadRequest):
         return 400, {"message": exc.message, "diagnostics": []}
-    if isinstance(exc, PathEscape):
+    if isinstance(exc, PathEscape | RunFolderOutsideRoot):
         return 403, {"message": str(exc), "diagnostics": []}
     if isinstance(exc, NotebookNotFound | UnknownRun):
         return 404, {"message": str(exc), "diagnostics": []}
+    if isinstance(exc, RunInProgress):
+        return 409, {"message": str(exc), "diagnostics": [], "run_id": exc.run_id}
     if isinstance(exc, CompileError):
         errors = sum(1 for d in exc.diagnostics if d.severity == "error")
         message = f"{errors} error{'s' if errors != 1 else ''} in the notebook"
@@ -77,6 +79,8 @@ class Nb2PipeHandler(APIHandler):
             body = json.loads(self.request.body or b"")
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("the request body is not JSON") from None
+        except RecursionError:  # [[[[...]]]] deeper than the parser's recursion limit
+            raise BadRequest("the request body is nested too deeply") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
         return body
@@ -95,6 +99,13 @@ class Nb2PipeHandler(APIHandler):
     def notebook(self, body: dict[str, Any], must_exist: bool = True) -> tuple[Path, str]:
         path = self.field(body, "path", str, required=True)
         return resolve_notebook(self.root, path, must_exist), path
+
+    def workdir(self, notebook: Path) -> Path:
+        """The notebook's ``.nb2pipe/`` (runs, logs and the MLflow store, as BackgroundRuns and
+        deploy use it), refused unless it and what is directly in it stay in the root."""
+        workdir = notebook.parent / ".nb2pipe"
+        confine_workdir(self.root, workdir)
+        return workdir
 
     async def blocking(self, function: Callable[..., T], *args: Any) -> T:
         return await tornado.ioloop.IOLoop.current().run_in_executor(None, functools.partial(function, *args))
@@ -141,9 +152,11 @@ class CompileHandler(Nb2PipeHandler):
     @tornado.web.authenticated
     @authorized(action="write")
     async def post(self) -> None:
+        from nb2pipe.compiler import default_output
         from nb2pipe.editor.actions import compile_for_editor
 
         notebook, path = self.notebook(self.json_body())
+        confine_output(self.root, default_output(notebook), "compile output")
         result = await self.blocking(compile_for_editor, notebook, path)
         self.answer(result.to_json(self.root))
 
@@ -157,6 +170,7 @@ class RunsHandler(Nb2PipeHandler):
         parameters = self.field(body, "parameters", dict) or {}
         if not all(isinstance(value, str) for value in parameters.values()):
             raise BadRequest('field \'parameters\' maps parameter names to strings, e.g. {"n_estimators": "200"}')
+        self.workdir(notebook)
         view = await self.blocking(self.runs.start, notebook, parameters)
         self.answer(view.to_json(), 202)
 
@@ -193,6 +207,7 @@ class DeployHandler(Nb2PipeHandler):
         target = self.field(body, "target", str) or "local"
         if target not in TARGETS:
             raise BadRequest(f"field 'target' must be one of {', '.join(TARGETS)}")
+        self.workdir(notebook)
         deployed = await self.blocking(deploy_champions, notebook, target)
         self.answer(deployments_json(deployed))
 

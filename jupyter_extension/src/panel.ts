@@ -21,7 +21,9 @@ import {
   Action,
   DEFAULT_SETTINGS,
   NotebookState,
-  PanelSettings
+  PanelSettings,
+  actionDisabled,
+  runningRunId
 } from './panelState';
 import { markCells, renderDiagnosticList, renderRunBox } from './views';
 import { CompileResult, DeployResult, Diagnostic, Graph, Run, SubmitResult } from './types';
@@ -221,6 +223,12 @@ export class NB2PipePanel extends Widget {
       }
     } catch (error) {
       this._fail(state, `${ACTION_LABELS[action]} failed`, error);
+      const running = error instanceof NB2PipeError ? runningRunId(error.status, error.body) : null;
+      if (action === 'run' && running) {
+        // a run of this notebook started elsewhere (another tab, a reload): follow it
+        state.runId = running;
+        this._poll(state, running);
+      }
     } finally {
       state.busy.delete(action);
       this._render();
@@ -459,7 +467,7 @@ export class NB2PipePanel extends Widget {
     const hasNotebook = this._notebook !== null;
     for (const [action, button] of this._buttons) {
       const busy = state?.busy.has(action) ?? false;
-      button.disabled = !hasNotebook || busy;
+      button.disabled = actionDisabled(action, state, hasNotebook);
       button.classList.toggle('nb2pipe-busy', busy);
     }
     this._message.textContent = state?.message ?? (hasNotebook ? '' : 'Open a notebook to compile it into a pipeline.');

@@ -55,3 +55,26 @@ export class NotebookState {
   graphTimer: ReturnType<typeof setTimeout> | null = null;
   graphRequest = 0;
 }
+
+/** A run of the notebook this panel started (or was told of) is still being followed. */
+export function runGoing(state: NotebookState | null): boolean {
+  return state?.poller?.isPolling ?? false;
+}
+
+/**
+ * Whether an action's button is disabled: no notebook, the action already under way, or,
+ * for "Run locally", a run of this notebook still going (the server would answer 409).
+ */
+export function actionDisabled(action: Action, state: NotebookState | null, hasNotebook: boolean): boolean {
+  const busy = state?.busy.has(action) ?? false;
+  return !hasNotebook || busy || (action === 'run' && runGoing(state));
+}
+
+/** The id of the run still going, from a 409 answer to POST /nb2pipe/runs (else null). */
+export function runningRunId(status: number, body: unknown): string | null {
+  if (status !== 409 || typeof body !== 'object' || body === null) {
+    return null;
+  }
+  const runId = (body as { run_id?: unknown }).run_id;
+  return typeof runId === 'string' && runId ? runId : null;
+}

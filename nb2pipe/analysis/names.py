@@ -59,13 +59,24 @@ def analyze_code(source: str) -> tuple[CleanSource, CellFacts]:
 
 def _analyze_code(source: str) -> tuple[CleanSource, CellFacts]:
     clean, tree = parse_cell(source)
-    return clean, analyze_statements(tree.body, clean.source)
+    return clean, _within_depth(tree.body, clean.source)
 
 
 def analyze_cell(source: str) -> CellFacts:
     """Events of one cell's (magic-free, parseable) source."""
     with gc_paused():
-        return analyze_statements(parse_code(source).body, source)
+        return _within_depth(parse_code(source).body, source)
+
+
+def _within_depth(body: list[ast.stmt], source: str) -> CellFacts:
+    # Python parses some code deeper than the analysis can walk (e.g. 600 elif branches):
+    # that is the cell's problem to fix, reported like a syntax error at the cell
+    try:
+        return analyze_statements(body, source)
+    except RecursionError:
+        raise SyntaxError(
+            "this code is nested too deeply for nb2pipe's analysis; break it into several statements"
+        ) from None
 
 
 def analyze_statements(body: list[ast.stmt], source: str, lines: list[str] | None = None) -> CellFacts:

@@ -39,6 +39,19 @@ class UnknownRun(Nb2PipeError, KeyError):
         return str(self.args[0]) if self.args else "unknown run"
 
 
+class RunFolderOutsideRoot(Nb2PipeError):
+    """The notebook's ``.nb2pipe/`` leads outside the server's root (a symbolic link)."""
+
+
+class RunInProgress(Nb2PipeError):
+    """A run of the notebook is still going: a second one would race it for the notebook's
+    runs, models and endpoints. ``run_id`` names the running one."""
+
+    def __init__(self, run_id: str, notebook: str) -> None:
+        super().__init__(f"run {run_id} of {notebook} is still running; wait for it to end")
+        self.run_id = run_id
+
+
 @dataclass(frozen=True)
 class StepView:
     name: str
@@ -89,6 +102,8 @@ class _Started:
     process: subprocess.Popen[bytes]
     #: task names in the order the editor's graph shows them
     order: tuple[str, ...]
+    #: the notebook's resolved path
+    notebook: Path | None = None
 
 
 class BackgroundRuns:
@@ -103,7 +118,8 @@ class BackgroundRuns:
     def start(self, notebook: Path, parameters: Mapping[str, str] | None = None) -> RunView:
         """Compile (raising :class:`~nb2pipe.errors.CompileError` as compiling does, and
         :class:`Nb2PipeError` for a bad parameter) before anything starts, then start
-        ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once."""
+        ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once.
+        :class:`RunInProgress` while a run of the same notebook started here still runs."""
 
         path = Path(notebook).resolve()
         plan = compile_source(read_notebook_text(path), str(path)).plan
@@ -120,6 +136,12 @@ class BackgroundRuns:
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self._lock:
             self._reap()
+            running = self._running(path)
+            if running is not None:
+                raise RunInProgress(running.run_id, running.shown)
+            # checked again here, next to the writes: the route checked before compiling
+            if self.root is not None and not workdir.resolve().is_relative_to(self.root):
+                raise RunFolderOutsideRoot(f"{self._shown(path)}: its .nb2pipe folder leads outside the root")
             run_id = new_run_id(workdir / "runs", plan.name, taken=self._runs.keys())
             log = workdir / "logs" / f"{run_id}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +152,7 @@ class BackgroundRuns:
             # a session of its own: the run outlives the server, and a signal to the
             # server's process group does not reach it
             process = spawn(command, log=log, env=environment, cwd=path.parent)
-            started = _Started(run_id, self._shown(path), workdir / "runs" / run_id, log, process, order)
+            started = _Started(run_id, self._shown(path), workdir / "runs" / run_id, log, process, order, path)
             self._runs[run_id] = started
         # wait() in a thread reaps the child the moment it ends: no zombie while nobody asks
         threading.Thread(target=process.wait, name=f"nb2pipe-run-{run_id}", daemon=True).start()
@@ -148,6 +170,13 @@ class BackgroundRuns:
     def run_ids(self) -> list[str]:
         with self._lock:
             return list(self._runs)
+
+    def _running(self, notebook: Path) -> _Started | None:
+        """The run of ``notebook`` whose process still runs (its exit, a crash included, ends it)."""
+        for started in self._runs.values():
+            if started.notebook == notebook and started.process.poll() is None:
+                return started
+        return None
 
     def _reap(self) -> None:
         """Collect the exit status of every finished child (the waiting threads do too)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import shlex
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Optional
@@ -32,6 +33,10 @@ _LAUNCH = (
 )
 _PIP = "PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location"
 _PARAMETER_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+#: kfp's DSL keeps the pipeline being traced in a process-global (``kfp.dsl.pipeline_context``):
+#: two threads tracing at once fail with "Nested pipelines are not allowed." (the Jupyter server
+#: compiles in a thread pool), so building and tracing a pipeline holds this lock.
+_KFP_DSL_LOCK = threading.Lock()
 
 
 def install_script(packages: Sequence[str], kfp_version: str) -> str:
@@ -223,8 +228,9 @@ def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -
     """Compile the plan with kfp's DSL and compiler and return the IR YAML text."""
     from kfp import dsl
 
-    components = build_components(plan, packaging)
-    pipeline = dsl.pipeline(name=plan.name, description=plan.description)(pipeline_function(plan, components))
+    with _KFP_DSL_LOCK:  # tracing the pipeline function builds its PipelineSpec; serializing it is thread-safe
+        components = build_components(plan, packaging)
+        pipeline = dsl.pipeline(name=plan.name, description=plan.description)(pipeline_function(plan, components))
     return serialize_pipeline(pipeline)
 
 

@@ -4,12 +4,12 @@ and to resume it."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import write_all_or_nothing
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, INTERRUPTED = (
     "pending",
@@ -56,11 +56,9 @@ class RunState:
     steps: dict[str, StepState] = field(default_factory=dict)
 
     def save(self, run_dir: Path) -> None:
-        """Write atomically: an interrupted write never leaves a broken record."""
-        target = run_dir / STATE_FILE
-        temporary = run_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(temporary, target)
+        """Write atomically: an interrupted write never leaves a broken record, and a link
+        planted at the temporary or the record's name is never written through."""
+        write_all_or_nothing({run_dir / STATE_FILE: json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"})
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState:
