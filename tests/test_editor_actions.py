@@ -143,3 +143,29 @@ def test_deploy_serves_the_champion_locally(tmp_path: Path, registered_model, mo
         assert again.url == deployed.url and second.pid != first.pid and second.alive and not first.alive
     finally:
         assert stop_endpoint("cancer", store)
+
+
+@pytest.mark.slow
+def test_deploy_says_how_to_call_each_service(tmp_path: Path, registered_model, monkeypatch: pytest.MonkeyPatch):
+    """The Deploy answer carries the paths, the signature's columns and a curl that, run as
+    given in a POSIX shell, predicts the first row of the training data kept with the version."""
+    import subprocess
+
+    from nb2pipe.editor.actions import deployments_json
+    from nb2pipe.lifecycle.endpoints import stop_endpoint
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _deploying_notebook(tmp_path, registered_model.tracking_uri)
+    (deployed,) = deploy_champions(path, "local")
+    try:
+        (answer,) = deployments_json((deployed,))["deployments"]
+        call = answer["call"]
+        assert call["base_url"] == deployed.url
+        assert (call["predict_path"], call["infer_path"]) == ("/v1/models/cancer:predict", "/v2/models/cancer/infer")
+        features = registered_model.features
+        assert [(i["name"], i["type"]) for i in call["inputs"]] == [(c, "double") for c in features.columns]
+        assert call["curl"] and call["curl_note"] is None, call["curl_note"]
+        ran = subprocess.run(["sh", "-c", call["curl"]], capture_output=True, text=True, timeout=60, check=True)
+        assert json.loads(ran.stdout) == {"predictions": registered_model.model.predict(features.head(1)).tolist()}
+    finally:
+        assert stop_endpoint("cancer", tmp_path / ".nb2pipe")

@@ -169,3 +169,145 @@ def test_a_run_folder_leading_out_of_the_root_is_refused_before_anything_is_writ
     with pytest.raises(RunFolderOutsideRoot, match="leads outside the root"):
         BackgroundRuns(root).start(path)
     assert list(outside.iterdir()) == []
+
+
+# --- what a run shows in the panel: waiting steps, the failing cell, reports, history, log ---
+
+
+def _failed_record(run_dir: Path, run_id: str = "r1", notebook: str = "/x/nb.ipynb") -> RunState:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = RunState(run_id, notebook, "p", {}, status="failed")
+    error = {"step": "b", "message": "ZeroDivisionError: division by zero", "traceback": "", "log": "b/step.log"}
+    record.steps = {
+        "a": StepState("a", "a", "succeeded", started=10.0, finished=12.0),
+        "b": StepState("b", "b", "failed", started=12.0, finished=13.0, error={**error, "cell": 4, "line": 2}),
+    }
+    record.save(run_dir)
+    return record
+
+
+def test_a_failed_run_names_the_cell_and_a_waiting_step_is_told_apart(tmp_path: Path):
+    started = _started(tmp_path, "raise SystemExit(1)")
+    _failed_record(started.run_dir)
+    view = _view(started, started.process.poll()).to_json()
+    assert view["failure"] == {"step": "b", "cell": 4, "line": 2, "message": "ZeroDivisionError: division by zero"}
+    assert [s["waiting"] for s in view["steps"]] == [False, False]
+    record = RunState("r1", "nb.ipynb", "p", {})
+    record.steps = {
+        "a": StepState("a", "a", "running", started=1.0),
+        "b": StepState("b", "b", "running", started=1.0, waiting=True),
+    }
+    record.save(started.run_dir)
+    running = _view(started, None).to_json()
+    assert running["status"] == "running" and running["failure"] is None
+    assert [(s["name"], s["status"], s["waiting"]) for s in running["steps"]] == [
+        ("a", "running", False),
+        ("b", "running", True),
+    ]
+
+
+def _runs_with(tmp_path: Path, started: _Started) -> BackgroundRuns:
+    runs = BackgroundRuns(tmp_path)
+    runs._runs[started.run_id] = started
+    return runs
+
+
+def test_the_report_of_a_run_and_of_a_step(tmp_path: Path):
+    from nb2pipe.editor.runs import NoReport
+
+    started = _started(tmp_path, "pass")
+    runs = _runs_with(tmp_path, started)
+    _failed_record(started.run_dir)
+    with pytest.raises(NoReport, match="no report of run r1 yet"):
+        runs.report("r1")
+    (started.run_dir / "index.html").write_text("<h1>r1</h1>", encoding="utf-8")
+    (started.run_dir / "a").mkdir()
+    (started.run_dir / "a" / "report.html").write_text("<p>a</p>", encoding="utf-8")
+    assert runs.report("r1") == b"<h1>r1</h1>" and runs.report("r1", "a") == b"<p>a</p>"
+    with pytest.raises(NoReport, match="no report of step 'b'"):
+        runs.report("r1", "b")
+    with pytest.raises(NoReport, match="has no step 'zz'"):
+        runs.report("r1", "zz")
+    with pytest.raises(UnknownRun):
+        runs.report("r2")
+    # a report that is a link out of the run folder, or a folder, is no report
+    secret = tmp_path / "secret.html"
+    secret.write_text("secret", encoding="utf-8")
+    (started.run_dir / "b").mkdir()
+    (started.run_dir / "b" / "report.html").symlink_to(secret)
+    with pytest.raises(NoReport, match="leads outside its run folder"):
+        runs.report("r1", "b")
+    (started.run_dir / "index.html").unlink()
+    (started.run_dir / "index.html").mkdir()
+    with pytest.raises(NoReport, match="cannot be read"):
+        runs.report("r1")
+
+
+def test_a_run_kept_beside_the_notebook_is_found_by_its_notebook(tmp_path: Path):
+    notebook = tmp_path / "nb.ipynb"
+    run_dir = tmp_path / ".nb2pipe" / "runs" / "old-1"
+    _failed_record(run_dir, "old-1", str(notebook))
+    (run_dir / "index.html").write_text("old", encoding="utf-8")
+    runs = BackgroundRuns(tmp_path)
+    assert runs.report("old-1", notebook=notebook) == b"old"
+    with pytest.raises(UnknownRun):
+        runs.report("old-1")  # without the notebook: not a run of this server
+    with pytest.raises(UnknownRun, match="not a run id"):
+        runs.report("../old-1", notebook=notebook)
+
+
+def test_the_history_lists_the_notebooks_runs_newest_first(tmp_path: Path):
+    notebook = tmp_path / "nb.ipynb"
+    runs_dir = tmp_path / ".nb2pipe" / "runs"
+    for index in range(23):
+        record = RunState(f"nb-{index}", str(notebook), "p", {}, status="succeeded")
+        record.steps = {"a": StepState("a", "a", "succeeded", started=100.0 + index, finished=105.0 + index)}
+        (runs_dir / record.run_id).mkdir(parents=True)
+        record.save(runs_dir / record.run_id)
+    other = RunState("other-1", str(tmp_path / "other.ipynb"), "p", {}, status="succeeded")
+    other.steps = {"a": StepState("a", "a", "succeeded", started=500.0, finished=501.0)}
+    (runs_dir / "other-1").mkdir()
+    other.save(runs_dir / "other-1")
+    outside = tmp_path / "outside"
+    _failed_record(outside, "planted", str(notebook))
+    (runs_dir / "planted").symlink_to(outside, target_is_directory=True)  # a link is left out
+    (runs_dir / "damaged").mkdir()
+    (runs_dir / "damaged" / "run.json").write_text("{", encoding="utf-8")
+    history = BackgroundRuns(tmp_path).history(notebook)
+    assert len(history) == 20 and [row["run_id"] for row in history[:2]] == ["nb-22", "nb-21"]
+    assert history[0] == {"run_id": "nb-22", "status": "succeeded", "started": 122.0, "finished": 127.0}
+    every = [row["run_id"] for row in BackgroundRuns(tmp_path).history(notebook, limit=100)]
+    assert sorted(every) == sorted(f"nb-{index}" for index in range(23))  # no link, damaged record, other notebook
+    assert BackgroundRuns(tmp_path).history(tmp_path / "none.ipynb") == []
+
+
+def test_a_run_of_this_server_left_running_by_a_dead_process_is_interrupted_in_the_history(tmp_path: Path):
+    notebook = tmp_path / "nb.ipynb"
+    started = _started(tmp_path, "raise SystemExit(-9)")
+    started.notebook = notebook.resolve()
+    started.run_dir = tmp_path / ".nb2pipe" / "runs" / "r1"
+    started.run_dir.mkdir(parents=True)
+    record = RunState("r1", str(notebook), "p", {})
+    record.steps = {"a": StepState("a", "a", "running", started=1.0)}
+    record.save(started.run_dir)
+    assert BackgroundRuns(tmp_path).history(notebook)[0]["status"] == "running"  # another process's: as recorded
+    assert _runs_with(tmp_path, started).history(notebook) == [
+        {"run_id": "r1", "status": "interrupted", "started": 1.0, "finished": None}
+    ]
+
+
+def test_the_background_run_logs_readable_lines_not_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import nb2pipe.editor.runs as runs_module
+    from nb2pipe.processes import spawn
+
+    commands: list[list[str]] = []
+
+    def stand_in(command: list[str], *, log: Path, **_: object) -> subprocess.Popen[bytes]:
+        commands.append(command)
+        return spawn([sys.executable, "-c", "pass"], log=log)
+
+    monkeypatch.setattr(runs_module, "spawn", stand_in)
+    runs = BackgroundRuns(tmp_path)
+    started = runs.start(_copy(tmp_path))
+    runs._runs[started.run_id].process.wait(10)
+    assert "--json" not in commands[0] and commands[0][commands[0].index("--run-id") + 1] == started.run_id

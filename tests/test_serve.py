@@ -192,3 +192,23 @@ def test_payloads_are_logged_one_line_per_request(server: Server, registered_mod
 def test_unknown_model_name_is_404(server: Server, registered_model: RegisteredModel):
     status, _ = server.post_json("/v1/models/other:predict", {"instances": rows(registered_model, 1)})
     assert status == 404
+
+
+def test_v2_metadata_describes_the_signatures_inputs_and_output(server: Server, registered_model: RegisteredModel):
+    status, metadata = server.request("GET", "/v2/models/cancer")
+    assert status == 200
+    features = registered_model.features
+    assert all(str(dtype) == "float64" for dtype in features.dtypes)  # so every column is an FP64
+    assert metadata["inputs"] == [{"name": column, "datatype": "FP64", "shape": [-1]} for column in features.columns]
+    assert metadata["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+    # what the metadata says is what the server takes: one v2 input per column, by name
+    first = features.iloc[:2]
+    request = {
+        "inputs": [
+            {"name": item["name"], "datatype": item["datatype"], "shape": [2], "data": first[item["name"]].tolist()}
+            for item in metadata["inputs"]
+        ]
+    }
+    status, body = server.post_json("/v2/models/cancer/infer", request)
+    assert status == 200
+    assert body["outputs"][0]["data"] == registered_model.model.predict(first).tolist()

@@ -22,7 +22,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from jupyterlab_nb2pipe.paths import NotebookNotFound, PathEscape, confine_output, confine_workdir, resolve_notebook
-from nb2pipe.editor.runs import BackgroundRuns, RunFolderOutsideRoot, RunInProgress, UnknownRun
+from nb2pipe.editor.runs import BackgroundRuns, NoReport, RunFolderOutsideRoot, RunInProgress, UnknownRun
 from nb2pipe.errors import CompileError, Nb2PipeError
 
 #: key of the server's one :class:`BackgroundRuns` in ``web_app.settings``
@@ -45,7 +45,7 @@ def error_reply(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return 400, {"message": exc.message, "diagnostics": []}
     if isinstance(exc, PathEscape | RunFolderOutsideRoot):
         return 403, {"message": str(exc), "diagnostics": []}
-    if isinstance(exc, NotebookNotFound | UnknownRun):
+    if isinstance(exc, NotebookNotFound | UnknownRun | NoReport):
         return 404, {"message": str(exc), "diagnostics": []}
     if isinstance(exc, RunInProgress):
         return 409, {"message": str(exc), "diagnostics": [], "run_id": exc.run_id}
@@ -163,6 +163,14 @@ class CompileHandler(Nb2PipeHandler):
 
 class RunsHandler(Nb2PipeHandler):
     @tornado.web.authenticated
+    @authorized(action="read")
+    async def get(self) -> None:
+        """``?path=NB.ipynb``: the notebook's last runs, newest first."""
+        notebook = resolve_notebook(self.root, self.get_query_argument("path", ""))
+        self.workdir(notebook)
+        self.answer({"runs": await self.blocking(self.runs.history, notebook)})
+
+    @tornado.web.authenticated
     @authorized(action="execute")
     async def post(self) -> None:
         body = self.json_body()
@@ -181,6 +189,29 @@ class RunHandler(Nb2PipeHandler):
     async def get(self, run_id: str) -> None:
         view = await self.blocking(self.runs.get, run_id)
         self.answer(view.to_json())
+
+
+class RunReportHandler(Nb2PipeHandler):
+    """A run's HTML report. It holds the notebook's outputs: sandboxed (no scripts, an opaque
+    origin) so nothing in it runs with the Jupyter origin's cookies and token."""
+
+    @property
+    def content_security_policy(self) -> str:
+        return "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+
+    @tornado.web.authenticated
+    @authorized(action="read")
+    async def get(self, run_id: str, task: str | None = None) -> None:
+        step = task or self.get_query_argument("step", None)
+        path = self.get_query_argument("path", None)
+        notebook = None
+        if path is not None:  # a run of an earlier server, or of a terminal: found beside its notebook
+            notebook = resolve_notebook(self.root, path)
+            self.workdir(notebook)
+        html = await self.blocking(self.runs.report, run_id, step, notebook)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(html, set_content_type="text/html; charset=utf-8")
 
 
 class SubmitHandler(Nb2PipeHandler):
@@ -218,6 +249,9 @@ ROUTES: tuple[tuple[str, type[Nb2PipeHandler]], ...] = (
     ("compile", CompileHandler),
     ("runs", RunsHandler),
     ("runs/([^/]+)", RunHandler),
+    ("runs/([^/]+)/report", RunReportHandler),
+    # index.html links each step's report as TASK/report.html, relative to .../report
+    ("runs/([^/]+)/([^/]+)/report\\.html", RunReportHandler),
     ("submit", SubmitHandler),
     ("deploy", DeployHandler),
 )

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from nb2pipe.compiler import plan_source, read_notebook_text
 from nb2pipe.editor.graph import NotebookGraph, describe_plan
 from nb2pipe.errors import Diagnostic, Nb2PipeError
+from nb2pipe.lifecycle.calling import CallingInstructions, describe_calling
 from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.runners.kubeflow import submit_notebook
 from nb2pipe.store.registry import CHAMPION, quiet_mlflow, tracking_env_kept, tracking_uri
@@ -86,9 +87,17 @@ class Deployed:
     model_uri: str
     target: Target
     url: str | None
+    #: how to call it: paths, input schema, a curl of one real row
+    call: CallingInstructions | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"service": self.service, "model_uri": self.model_uri, "target": self.target, "url": self.url}
+        return {
+            "service": self.service,
+            "model_uri": self.model_uri,
+            "target": self.target,
+            "url": self.url,
+            "call": self.call.to_json() if self.call else None,
+        }
 
 
 def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed, ...]:
@@ -117,16 +126,18 @@ def deploy_champions(notebook: Path, target: Target = "local") -> tuple[Deployed
             assert task.deployment is not None
             service, settings = task.deployment.service, task.deployment.settings
             uri = models[task.registration.model_name]
+            url: str | None
             if target == "local":
                 from nb2pipe.lifecycle.endpoints import start_local
 
-                endpoint = start_local(service, uri, settings, store=store, notebook_uri=plan.mlflow_tracking_uri)
-                deployed.append(Deployed(service, uri, target, endpoint.url))
+                url = start_local(service, uri, settings, store=store, notebook_uri=plan.mlflow_tracking_uri).url
             else:
                 from nb2pipe.lifecycle.deploy import deploy_model
 
                 result = deploy_model(uri, service, settings, store=store, notebook_uri=plan.mlflow_tracking_uri)
-                deployed.append(Deployed(service, uri, target, result.applied.url if result.applied else None))
+                url = result.applied.url if result.applied else None
+            call = describe_calling(service, url, uri, store=store, notebook_uri=plan.mlflow_tracking_uri)
+            deployed.append(Deployed(service, uri, target, url, call))
     return tuple(deployed)
 
 

@@ -19,17 +19,28 @@ from typing import Any
 
 from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import read_regular_file
 from nb2pipe.ir import DEPLOYMENT_OUTPUT
 from nb2pipe.processes import spawn
 from nb2pipe.runners import state as states
 from nb2pipe.runners.local import METRICS_SCHEMA
 from nb2pipe.runners.parameters import coerce_parameters
-from nb2pipe.runners.run_folder import new_run_id
+from nb2pipe.runners.run_folder import (
+    INDEX_FILE,
+    STEP_REPORT,
+    check_run_id,
+    new_run_id,
+    recent_runs,
+    run_finished,
+    run_started,
+)
 
 #: run statuses this module adds to run.json's own: before run.json exists
 STARTING = "starting"
 FINISHED_RUN = frozenset({states.SUCCEEDED, states.FAILED, states.INTERRUPTED})
 _LOG_LINES = 40
+#: runs a notebook's history shows
+HISTORY_RUNS = 20
 
 
 class UnknownRun(Nb2PipeError, KeyError):
@@ -41,6 +52,11 @@ class UnknownRun(Nb2PipeError, KeyError):
 
 class RunFolderOutsideRoot(Nb2PipeError):
     """The notebook's ``.nb2pipe/`` leads outside the server's root (a symbolic link)."""
+
+
+class NoReport(Nb2PipeError):
+    """The run has no such report (yet): the overview is written when the run ends, a step's
+    report when that step ends (404)."""
 
 
 class RunInProgress(Nb2PipeError):
@@ -57,9 +73,11 @@ class StepView:
     name: str
     status: str
     seconds: float | None
+    #: running, but started before its inputs exist: waiting for them, not computing yet
+    waiting: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "seconds": self.seconds}
+        return {"name": self.name, "status": self.status, "seconds": self.seconds, "waiting": self.waiting}
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,8 @@ class RunView:
     failures: tuple[Mapping[str, Any], ...] = ()
     endpoints: tuple[Mapping[str, Any], ...] = ()
     log: str | None = None
+    #: the first failed step's place in the notebook: {"step", "cell", "line", "message"}
+    failure: Mapping[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -90,6 +110,7 @@ class RunView:
             "failures": [dict(f) for f in self.failures],
             "endpoints": [dict(e) for e in self.endpoints],
             "log": self.log,
+            "failure": dict(self.failure) if self.failure is not None else None,
         }
 
 
@@ -146,7 +167,9 @@ class BackgroundRuns:
             log = workdir / "logs" / f"{run_id}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             command = [sys.executable, "-m", "nb2pipe", "run", str(path), "--workdir", str(workdir)]
-            command += ["--run-id", run_id, "--json"]
+            # no --json: the log keeps the progress lines and ends in readable text; the
+            # view reads the run's outcome from run.json
+            command += ["--run-id", run_id]
             for assignment in assignments:
                 command += ["--param", assignment]
             # a session of its own: the run outlives the server, and a signal to the
@@ -166,6 +189,70 @@ class BackgroundRuns:
         if started is None:
             raise UnknownRun(f"no run {run_id!r} was started by this server")
         return _view(started, started.process.poll())
+
+    def report(self, run_id: str, step: str | None = None, notebook: Path | None = None) -> bytes:
+        """The HTML of the run's overview (``index.html``), or of ``step``'s report (a step or
+        task name). A run this object did not start is looked for beside ``notebook``.
+        :class:`NoReport` when there is none (yet), :class:`UnknownRun` for no such run;
+        a report that leads out of the run folder or the root is no report."""
+        run_dir = self._run_dir(run_id, notebook)
+        if step is None:
+            target = run_dir / INDEX_FILE
+        else:
+            try:
+                run = states.RunState.load(run_dir)
+            except (Nb2PipeError, TypeError, KeyError):
+                raise NoReport(f"run {run_id} has no record yet") from None
+            tasks = [s.task for s in run.steps.values() if step in (s.task, s.step)]
+            if not tasks:
+                raise NoReport(f"run {run_id} has no step {step!r}")
+            target = run_dir / tasks[0] / STEP_REPORT
+        shown = f"step {step!r} of run {run_id}" if step else f"run {run_id}"
+        leads = target.resolve()
+        inside = leads.is_relative_to(run_dir.resolve()) and (self.root is None or leads.is_relative_to(self.root))
+        if not inside:
+            raise NoReport(f"the report of {shown} leads outside its run folder")
+        try:
+            return read_regular_file(leads)
+        except FileNotFoundError:
+            raise NoReport(f"no report of {shown} yet") from None
+        except OSError as exc:
+            raise NoReport(f"the report of {shown} cannot be read ({exc.strerror})") from None
+
+    def history(self, notebook: Path, limit: int = HISTORY_RUNS) -> list[dict[str, Any]]:
+        """The notebook's last ``limit`` runs, newest first, from its ``.nb2pipe/runs/``
+        (runs from a terminal or an earlier server included): run id, status, started and
+        finished (epoch seconds, or null). A run this object started reads as its view does
+        (a record left running by a dead process is interrupted)."""
+        path = Path(notebook).resolve()
+        with self._lock:
+            self._reap()
+            live = {run_id: started for run_id, started in self._runs.items() if started.notebook == path}
+        rows = []
+        for run in recent_runs(path.parent / ".nb2pipe" / "runs", path.name, limit):
+            status = run.status
+            started = live.get(run.run_id)
+            if started is not None and status == states.RUNNING and started.process.poll() is not None:
+                status = states.INTERRUPTED
+            finished = run_finished(run) if status == run.status else None
+            rows.append({"run_id": run.run_id, "status": status, "started": run_started(run), "finished": finished})
+        return rows
+
+    def _run_dir(self, run_id: str, notebook: Path | None) -> Path:
+        with self._lock:
+            started = self._runs.get(run_id)
+        if started is not None:
+            return started.run_dir
+        if notebook is not None:
+            try:
+                run_dir = Path(notebook).resolve().parent / ".nb2pipe" / "runs" / check_run_id(run_id)
+            except Nb2PipeError:
+                raise UnknownRun(f"no run {run_id!r}: not a run id") from None
+            if (run_dir / states.STATE_FILE).is_file():
+                return run_dir
+        raise UnknownRun(
+            f"no run {run_id!r} was started by this server" + (" or kept beside the notebook" if notebook else "")
+        )
 
     def run_ids(self) -> list[str]:
         with self._lock:
@@ -210,6 +297,7 @@ def _view(started: _Started, exit_code: int | None) -> RunView:
     )
     metrics: dict[str, Any] = {}
     failures, endpoints = [], []
+    failure: dict[str, Any] | None = None
     for step in ordered:
         for output_name, output in sorted(step.outputs.items()):
             if output.get("schema_title") == METRICS_SCHEMA:
@@ -220,15 +308,23 @@ def _view(started: _Started, exit_code: int | None) -> RunView:
                     endpoints.append({"service": served.get("service"), "url": served["url"]})
         if step.error:
             failures.append({"step": step.step, "message": step.error.get("message", "")})
+            if failure is None:  # the first in graph order: where the notebook went wrong
+                failure = {
+                    "step": step.step,
+                    "cell": step.error.get("cell"),
+                    "line": step.error.get("line"),
+                    "message": step.error.get("message", ""),
+                }
     return RunView(
         run_id=started.run_id,
         notebook=started.shown,
         status=status,
-        steps=tuple(StepView(s.step, s.status, s.seconds) for s in ordered),
+        steps=tuple(StepView(s.step, s.status, s.seconds, s.waiting and s.status == states.RUNNING) for s in ordered),
         metrics=metrics,
         failures=tuple(failures),
         endpoints=tuple(endpoints),
         log=_tail(started.log) if status in (states.FAILED, states.INTERRUPTED) else None,
+        failure=failure if status == states.FAILED else None,
     )
 
 

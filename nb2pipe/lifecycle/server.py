@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.lifecycle.calling import metadata_tensors, model_signature, output_tensors, signature_specs
 from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
 from nb2pipe.store.payloads import PayloadLog
@@ -90,10 +91,16 @@ def model_class() -> type:
             self.payloads: PayloadLog | None = None
             self.version: str | None = None
             self.explainer: ServedExplainer | None = None
+            self.input_types: list[dict[str, Any]] = []
+            self.output_types: list[dict[str, Any]] = []
 
         def load(self) -> bool:
             source = resolve_model(self.model_uri)
             columns, types = input_columns(source)
+            signature = model_signature(source)
+            if signature is not None:
+                self.input_types = metadata_tensors(signature_specs(signature.inputs))
+                self.output_types = output_tensors(signature_specs(signature.outputs))
             self.predictor = Predictor.build(load_native(source), columns, types)
             self.version = source.version
             if self.explainer_method:
@@ -104,6 +111,13 @@ def model_class() -> type:
                 self.payloads = PayloadLog(self.payload_dir, self.name, source.version)
             self.ready = True
             return True
+
+        def get_input_types(self) -> list[dict[str, Any]]:
+            # KServe's dataplane answers GET /v2/models/NAME with these (Open Inference Protocol metadata)
+            return self.input_types
+
+        def get_output_types(self) -> list[dict[str, Any]]:
+            return self.output_types
 
         def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             predictor = self.predictor

@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.runners import state as states
 
 if TYPE_CHECKING:
     from nb2pipe.runners.local import RunResult
 
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+#: the run's overview page, written when the run ends
+INDEX_FILE = "index.html"
+#: a step's report, copied into its task folder when the step ends
+STEP_REPORT = "report.html"
 
 
 def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
@@ -42,8 +47,8 @@ def write_index(run_dir: Path, result: RunResult) -> None:
 
     rows = []
     for step in result.steps:
-        report = run_dir / step.task / "report.html"
-        link = f'<a href="{escape(step.task)}/report.html">report</a>' if report.is_file() else ""
+        report = run_dir / step.task / STEP_REPORT
+        link = f'<a href="{escape(step.task)}/{STEP_REPORT}">report</a>' if report.is_file() else ""
         seconds = f"{step.seconds:.1f} s" if step.seconds is not None else ""
         rows.append(
             f"<tr><td>{escape(step.step)}</td><td>{escape(step.status)}</td><td>{seconds}</td><td>{link}</td></tr>"
@@ -55,7 +60,47 @@ def write_index(run_dir: Path, result: RunResult) -> None:
         f"<table><tr><th>step</th><th>status</th><th>time</th><th></th></tr>{''.join(rows)}</table>"
         f"<h2>metrics</h2><table>{metrics}</table></body></html>"
     )
-    (run_dir / "index.html").write_text(html, encoding="utf-8")
+    (run_dir / INDEX_FILE).write_text(html, encoding="utf-8")
+
+
+def recent_runs(runs_dir: Path, notebook_name: str | None = None, limit: int = 20) -> list[states.RunState]:
+    """The last ``limit`` runs kept in ``runs_dir`` (``DIR/runs/``), newest first; only those
+    of the notebook file named ``notebook_name`` when given (notebooks of one folder share
+    its run folder; the name, not the path, so a moved folder keeps its history). A folder or
+    record that is a symbolic link, or a record that does not load, is left out: a link
+    planted there must not make the caller read outside the run folder."""
+    found: list[tuple[float, str, states.RunState]] = []
+    try:
+        entries = list(runs_dir.iterdir()) if runs_dir.is_dir() and not runs_dir.is_symlink() else []
+    except OSError:
+        entries = []
+    for run_dir in entries:
+        record = run_dir / states.STATE_FILE
+        if run_dir.is_symlink() or not run_dir.is_dir() or record.is_symlink() or not record.is_file():
+            continue
+        try:
+            run = states.RunState.load(run_dir)
+        except (Nb2PipeError, TypeError, KeyError, OSError):  # damaged by hand, or being written
+            continue
+        if notebook_name is not None and Path(run.notebook).name != notebook_name:
+            continue
+        found.append((run_started(run) or record.stat().st_mtime, run.run_id, run))
+    found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    return [run for _, _, run in found[:limit]]
+
+
+def run_started(run: states.RunState) -> float | None:
+    """When the run's first step started (epoch seconds), None before any did."""
+    times = [step.started for step in run.steps.values() if step.started is not None]
+    return min(times) if times else None
+
+
+def run_finished(run: states.RunState) -> float | None:
+    """When the run's last step finished, once the run has ended; else None."""
+    if run.status not in states.FINISHED:
+        return None
+    times = [step.finished for step in run.steps.values() if step.finished is not None]
+    return max(times) if times else None
 
 
 def load_variables(run_dir: str | Path) -> dict[str, Any]:

@@ -172,13 +172,13 @@ def _registered_identity(uri: str) -> tuple[str | None, str | None, str | None]:
     return found.name, str(found.version), storage
 
 
-def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
+def reference_uri(uri: str, store: str | Path | None = None, notebook_uri: str | None = None) -> str | None:
     """Where the training data kept with a registered model lives (the ``reference`` folder
     of the run that logged the version), or None when ``uri`` names no registered version or
     the run kept none."""
     if not uri.startswith(("models:/", "runs:/")):
         return None
-    use_tracking(store)
+    use_tracking(store, notebook_uri)
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -200,9 +200,10 @@ def reference_uri(uri: str, store: str | Path | None = None) -> str | None:
     return f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{REFERENCE_DIR}"
 
 
-def download_reference(uri: str, store: str | Path | None = None) -> Path | None:
-    """A local copy of the training data kept with model ``uri`` (see :func:`reference_uri`)."""
-    location = reference_uri(uri, store)
+def download_reference(uri: str, store: str | Path | None = None, notebook_uri: str | None = None) -> Path | None:
+    """A local copy of the training data kept with model ``uri`` (see :func:`reference_uri`);
+    ``notebook_uri``: the notebook's own MLflow server, as :func:`use_tracking` takes it."""
+    location = reference_uri(uri, store, notebook_uri)
     if location is None:
         return None
     import mlflow

@@ -19,6 +19,8 @@ TABLE: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "compile", "nb2pipe/compile", {"path": "sklearn_train.ipynb"}),
     ("POST", "runs", "nb2pipe/runs", {"path": "parameters_metrics.ipynb"}),
     ("GET", "runs/([^/]+)", "nb2pipe/runs/no-such-run", None),
+    ("GET", "runs/([^/]+)/report", "nb2pipe/runs/no-such-run/report", None),
+    ("GET", "runs/([^/]+)/([^/]+)/report\\.html", "nb2pipe/runs/no-such-run/x/report.html", None),
     ("POST", "submit", "nb2pipe/submit", {"path": "sklearn_train.ipynb", "host": "http://127.0.0.1:9"}),
     ("POST", "deploy", "nb2pipe/deploy", {"path": "lifecycle.ipynb"}),
 ]

@@ -18,6 +18,8 @@ URLS = {
     "compile": ("POST", "nb2pipe/compile"),
     "runs": ("POST", "nb2pipe/runs"),
     "runs/([^/]+)": ("GET", "nb2pipe/runs/{}"),
+    "runs/([^/]+)/report": ("GET", "nb2pipe/runs/{}/report"),
+    "runs/([^/]+)/([^/]+)/report\\.html": ("GET", "nb2pipe/runs/{}/x/report.html"),
     "submit": ("POST", "nb2pipe/submit"),
     "deploy": ("POST", "nb2pipe/deploy"),
 }
