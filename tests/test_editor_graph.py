@@ -134,5 +134,39 @@ def test_the_plan_carries_the_notebook_hosts_and_refuses_non_strings():
 
 def test_the_json_is_what_api_md_describes():
     data = graph_of("sklearn_train.ipynb").to_json()
-    assert set(data) == {"notebook", "pipeline", "settings", "parameters", "nodes", "edges", "diagnostics"}
+    assert set(data) == {"notebook", "pipeline", "settings", "parameters", "nodes", "edges", "diagnostics", "cells"}
     assert json.loads(json.dumps(data)) == data
+
+
+def test_cells_say_which_step_or_role_each_code_cell_has():
+    nb = notebook(
+        markdown("# title"),
+        code("import os", "imports"),
+        code("def f():\n    return 1", "functions"),
+        code("def g():\n    return 2"),  # continues the functions cell above
+        code("a = 1", "pipeline-parameters"),
+        code("y = a", "step:train"),
+        code("print(y)", "skip"),
+        code("acc = y", "step:evaluate", "after:train"),
+        code("print(acc)", "pipeline-metrics"),
+    )
+    graph = describe_source(notebook_text(nb), "nb.ipynb")
+    places = [(c["cell"], c["step"], c["role"]) for c in graph.to_json()["cells"]]
+    assert places == [
+        (1, None, "imports"),
+        (2, None, "functions"),
+        (3, None, "functions"),
+        (4, None, "parameters"),
+        (5, "train", "step"),
+        (6, None, "skip"),
+        (7, "evaluate", "step"),
+        (8, None, "metrics"),
+    ]
+    # the mapping agrees with the step nodes' cells
+    for node in graph.nodes:
+        assert node.cells == tuple(c.cell for c in graph.cells if c.step == node.id)
+
+
+def test_cells_of_an_untagged_notebook_form_its_one_step():
+    graph = describe_source(notebook_text(notebook(code(""))), "empty.ipynb")
+    assert [c.to_json() for c in graph.cells] == [{"cell": 0, "step": "empty", "role": "step"}]

@@ -96,6 +96,13 @@ class Nb2PipeHandler(APIHandler):
             raise BadRequest(f"field {name!r} must be of type {expected}")
         return value
 
+    def parameters(self, body: dict[str, Any]) -> dict[str, str]:
+        """``parameters``: pipeline parameter name -> value as typed (the server checks types)."""
+        parameters = self.field(body, "parameters", dict) or {}
+        if not all(isinstance(value, str) for value in parameters.values()):
+            raise BadRequest('field \'parameters\' maps parameter names to strings, e.g. {"n_estimators": "200"}')
+        return parameters
+
     def notebook(self, body: dict[str, Any], must_exist: bool = True) -> tuple[Path, str]:
         path = self.field(body, "path", str, required=True)
         return resolve_notebook(self.root, path, must_exist), path
@@ -175,9 +182,7 @@ class RunsHandler(Nb2PipeHandler):
     async def post(self) -> None:
         body = self.json_body()
         notebook, _ = self.notebook(body)
-        parameters = self.field(body, "parameters", dict) or {}
-        if not all(isinstance(value, str) for value in parameters.values()):
-            raise BadRequest('field \'parameters\' maps parameter names to strings, e.g. {"n_estimators": "200"}')
+        parameters = self.parameters(body)
         self.workdir(notebook)
         view = await self.blocking(self.runs.start, notebook, parameters)
         self.answer(view.to_json(), 202)
@@ -224,7 +229,8 @@ class SubmitHandler(Nb2PipeHandler):
         notebook, _ = self.notebook(body)
         host = self.field(body, "host", str)
         experiment = self.field(body, "experiment", str)
-        self.answer(await self.blocking(submit_for_editor, notebook, host, experiment))
+        parameters = self.parameters(body)
+        self.answer(await self.blocking(submit_for_editor, notebook, host, experiment, parameters))
 
 
 class DeployHandler(Nb2PipeHandler):

@@ -3,6 +3,11 @@
  * nb2pipe models (tags.ts), an `apply-tags` button that writes them into the cell, and the
  * cell's tags as written (`cell-tags`, one `code` each). Plain DOM; the cell is reached
  * through a small host interface, so no JupyterLab imports and jest can drive it in jsdom.
+ *
+ * Edits typed but not applied are kept per cell when another cell is selected (with a
+ * warning) and come back when that cell is selected again; *Discard* drops them. Applying on
+ * every keystroke would write half-typed tags (`step:tr`) and recompile the graph each time.
+ * Markdown and raw cells get a note instead of the form: the compiler reads only code cells.
  */
 
 import { clear, h } from './dom';
@@ -24,6 +29,10 @@ import { FormErrors, validateForm } from './tagChecks';
 export interface ICellTagsHost {
   /** e.g. "cell 3 (code)" */
   readonly label: string;
+  /** identifies the cell across selections (its model id); the label when absent */
+  readonly key?: string;
+  /** `code`, `markdown` or `raw`; code when absent */
+  readonly cellType?: string;
   getTags(): string[];
   /** write the list (an empty list removes the key) */
   setTags(tags: string[]): void;
@@ -145,7 +154,27 @@ export class TagEditor {
     this._apply.addEventListener('click', () => this.apply());
     this._form.appendChild(h('div', { className: 'nb2pipe-form-actions' }, this._apply));
     this._tags = h('div', { className: 'nb2pipe-cell-tags', 'id-nb2pipe': 'cell-tags' });
-    this.node.append(this._title, this._form, h('div', { className: 'nb2pipe-cell-tags-label' }, 'Tags'), this._tags);
+    this._notCode = h(
+      'div',
+      { className: 'nb2pipe-note nb2pipe-hidden', 'id-nb2pipe': 'not-code-note' },
+      'Only code cells are part of the pipeline: nb2pipe ignores tags on markdown and raw cells. Select a code cell to tag it.'
+    );
+    const discard = h('button', { type: 'button', className: 'nb2pipe-button', 'id-nb2pipe': 'discard-tags' }, 'Discard');
+    discard.addEventListener('click', () => this.discard());
+    this._unapplied = h(
+      'div',
+      { className: 'nb2pipe-unapplied nb2pipe-hidden', 'id-nb2pipe': 'unapplied-note', role: 'status' },
+      'Edits not applied yet: Apply writes them into the cell. ',
+      discard
+    );
+    this.node.append(
+      this._title,
+      this._notCode,
+      this._unapplied,
+      this._form,
+      h('div', { className: 'nb2pipe-cell-tags-label' }, 'Tags'),
+      this._tags
+    );
     this.setCell(null);
   }
 
@@ -155,10 +184,39 @@ export class TagEditor {
     return this._host;
   }
 
-  /** Show `host`'s cell (null: no active cell). */
+  /** Show `host`'s cell (null: no active cell); edits not applied to the previous cell are kept for it. */
   setCell(host: ICellTagsHost | null): void {
+    const old = this._host;
+    if (old && this._dirty && (!host || keyOf(host) !== keyOf(old))) {
+      this._drafts.set(keyOf(old), { label: old.label, values: this._values() });
+      this._options.onMessage?.(
+        `${old.label}: tag edits not applied. Select the cell again to apply or discard them.`,
+        'error'
+      );
+    }
     this._host = host;
     this._dirty = false;
+    this.refresh(true);
+    const draft = host ? this._drafts.get(keyOf(host)) : undefined;
+    if (host && draft) {
+      for (const [id, value] of draft.values) {
+        this._inputs.get(id)!.value = value;
+      }
+      this._setDirty(true);
+    }
+  }
+
+  /** The cells (labels) with edits not applied. */
+  get unappliedCells(): string[] {
+    const labels = [...this._drafts.values()].map(d => d.label);
+    return this._dirty && this._host ? [this._host.label, ...labels] : labels;
+  }
+
+  /** Drop the edits not applied to the current cell and show its tags again. */
+  discard(): void {
+    if (this._host) {
+      this._drafts.delete(keyOf(this._host));
+    }
     this.refresh(true);
   }
 
@@ -172,10 +230,13 @@ export class TagEditor {
       input.disabled = host === null;
     }
     this._apply.disabled = host === null;
+    const code = !host || (host.cellType ?? 'code') === 'code';
+    this._form.classList.toggle('nb2pipe-hidden', !code);
+    this._notCode.classList.toggle('nb2pipe-hidden', code);
     if (force || !this._dirty) {
       this._fill(readTags(tags).form);
       this._showErrors({});
-      this._dirty = false;
+      this._setDirty(false);
     }
   }
 
@@ -220,8 +281,9 @@ export class TagEditor {
       return null;
     }
     const tags = writeTags(host.getTags(), form);
+    this._drafts.delete(keyOf(host));
+    this._setDirty(false);
     host.setTags(tags);
-    this._dirty = false;
     this.refresh(true);
     this._options.onMessage?.(tags.length ? `Tags written: ${tags.join(' ')}` : 'Tags removed.', 'info');
     this._options.onApplied?.(tags);
@@ -286,8 +348,17 @@ export class TagEditor {
     }
   }
 
+  private _values(): [FieldId, string][] {
+    return [...this._inputs].map(([id, input]) => [id, input.value]);
+  }
+
+  private _setDirty(dirty: boolean): void {
+    this._dirty = dirty;
+    this._unapplied.classList.toggle('nb2pipe-hidden', !dirty);
+  }
+
   private _onEdit(id: FieldId): void {
-    this._dirty = true;
+    this._setDirty(true);
     const error = this._errors.get(id)!;
     if (error.textContent) {
       // re-check as the user fixes it
@@ -301,6 +372,9 @@ export class TagEditor {
   private _options: TagEditorOptions;
   private _host: ICellTagsHost | null = null;
   private _dirty = false;
+  private _drafts = new Map<string, { label: string; values: [FieldId, string][] }>();
+  private _notCode: HTMLDivElement;
+  private _unapplied: HTMLDivElement;
   private _direction: Direction = '>=';
   private _title: HTMLDivElement;
   private _form: HTMLFormElement;
@@ -308,4 +382,8 @@ export class TagEditor {
   private _tags: HTMLDivElement;
   private _inputs = new Map<FieldId, HTMLInputElement | HTMLSelectElement>();
   private _errors = new Map<FieldId, HTMLDivElement>();
+}
+
+function keyOf(host: ICellTagsHost): string {
+  return host.key ?? host.label;
 }

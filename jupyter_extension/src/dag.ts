@@ -20,6 +20,14 @@ export const LAYER_GAP = 56;
 export const NODE_GAP = 24;
 export const MARGIN = 12;
 export const LABEL_CHARS = 18;
+/** An edge label is cut to this many characters where the graph is crowded. */
+export const SHORT_LABEL_CHARS = 10;
+/** Font sizes of style/base.css (node labels, edge labels) and the smallest one shown. */
+export const NODE_FONT_PX = 12;
+export const EDGE_FONT_PX = 11;
+export const MIN_FONT_PX = 10;
+/** The sidebar never draws the graph smaller than this (its box scrolls instead). */
+export const MIN_SCALE = MIN_FONT_PX / Math.min(NODE_FONT_PX, EDGE_FONT_PX);
 
 export interface PlacedNode {
   node: GraphNode;
@@ -64,9 +72,106 @@ export function edgeLabel(variables: readonly string[], max = 2): string {
   return variables.length > max ? `${shown} +${variables.length - max}` : shown;
 }
 
-function truncate(text: string, chars: number): string {
-  return text.length > chars ? text.slice(0, chars - 1) + '\u2026' : text;
+/** `text` cut to `chars` characters, the last one an ellipsis when it was longer. */
+export function elide(text: string, chars: number): string {
+  return text.length > chars ? text.slice(0, Math.max(0, chars - 1)) + '\u2026' : text;
 }
+
+/** The narrowest the sidebar may draw a graph `width` wide, its labels at least MIN_FONT_PX. */
+export function minDisplayWidth(width: number): number {
+  return Math.ceil(width * MIN_SCALE);
+}
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The box of an edge label centred on (x, y) (monospace: ~0.6 em a character, a margin). */
+export function labelBox(label: string, x: number, y: number): Box {
+  const width = label.length * EDGE_FONT_PX * 0.6 + 6;
+  const height = EDGE_FONT_PX + 4;
+  return { x: x - width / 2, y: y - height / 2, width, height };
+}
+
+export function overlaps(a: Box, b: Box): boolean {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+/** A place an edge label may take, and the text it shows there. */
+export interface LabelSpot extends Point {
+  label: string;
+}
+
+/**
+ * Picks each label's spot among its candidates (best first), in order: the first one whose
+ * box meets no node and no label placed before it, else its first candidate. Candidates
+ * list each text an edge may show, longest first. When some labels find no room, all try
+ * their second text only, then their third… (a crowded fan-out then fits side by side);
+ * the first placement without collisions wins, else the one with fewest.
+ */
+export function placeLabels(labels: readonly LabelSpot[][], obstacles: readonly Box[]): LabelSpot[] {
+  let best = placeGreedily(labels, obstacles);
+  const texts = labels.map(spots => [...new Set(spots.map(c => c.label))]);
+  const levels = Math.max(0, ...texts.map(t => t.length));
+  for (let level = 1; level < levels && best.crowded; level++) {
+    const only = labels.map((spots, k) => {
+      const text = texts[k][Math.min(level, texts[k].length - 1)];
+      return spots.filter(c => c.label === text);
+    });
+    const attempt = placeGreedily(only, obstacles);
+    if (attempt.crowded < best.crowded) {
+      best = attempt;
+    }
+  }
+  // give back its longer text to each shortened label that has room for it
+  const spots = [...best.spots];
+  const boxes = spots.map(c => (c.label ? labelBox(c.label, c.x, c.y) : null));
+  labels.forEach((candidates, k) => {
+    const others = boxes.filter((b, j): b is Box => b !== null && j !== k);
+    const better = candidates.find(
+      c =>
+        c.label.length > spots[k].label.length &&
+        !obstacles.some(o => overlaps(labelBox(c.label, c.x, c.y), o)) &&
+        !others.some(o => overlaps(labelBox(c.label, c.x, c.y), o))
+    );
+    if (better) {
+      spots[k] = better;
+      boxes[k] = labelBox(better.label, better.x, better.y);
+    }
+  });
+  return spots;
+}
+
+function placeGreedily(labels: readonly LabelSpot[][], obstacles: readonly Box[]): { spots: LabelSpot[]; crowded: number } {
+  const placed: Box[] = [];
+  let crowded = 0;
+  const spots = labels.map(candidates => {
+    const free = candidates.find(c => {
+      const box = labelBox(c.label, c.x, c.y);
+      return !c.label || (!obstacles.some(o => overlaps(box, o)) && !placed.some(o => overlaps(box, o)));
+    });
+    crowded += free ? 0 : 1;
+    const chosen = free ?? candidates[0];
+    if (chosen.label) {
+      placed.push(labelBox(chosen.label, chosen.x, chosen.y));
+    }
+    return chosen;
+  });
+  return { spots, crowded };
+}
+
+/** A point of the cubic Bézier from p to q that leaves and arrives vertically (`bend` deep). */
+function bezierPoint(p: Point, q: Point, bend: number, t: number): Point {
+  const u = 1 - t;
+  const [a, b, c, d] = [u * u * u, 3 * u * u * t, 3 * u * t * t, t * t * t];
+  return { x: (a + b) * p.x + (c + d) * q.x, y: a * p.y + b * (p.y + bend) + c * (q.y - bend) + d * q.y };
+}
+
+/** Where along its curve a label may sit, best first: the middle, then nearer either end. */
+const LABEL_STOPS = [0.5, 0.35, 0.65, 0.25, 0.75];
 
 /**
  * Links a lifecycle task nothing points to from the node it follows: deploy and explain
@@ -139,7 +244,7 @@ export function layers(graph: Graph): Map<string, number> {
 /** Width of the empty slot a long edge takes in each layer it crosses (room for its label). */
 export const WAYPOINT_WIDTH = 80;
 
-interface Point {
+export interface Point {
   x: number;
   y: number;
 }
@@ -216,6 +321,7 @@ export function layout(graph: Graph): Layout {
       x += slotWidth(id) + NODE_GAP;
     });
   });
+  const candidates: LabelSpot[][] = [];
   const edges: PlacedEdge[] = sortedEdges.map((e, k) => {
     const s = placed.get(e.source)!;
     const t = placed.get(e.target)!;
@@ -236,8 +342,16 @@ export function layout(graph: Graph): Layout {
       }
     }
     const implicit = e.kind === 'lifecycle';
-    // a long edge's label sits in its first waypoint's slot, clear of every node
+    // a long edge's label sits in its first waypoint's slot, clear of every node; a short
+    // one on its curve, moved along it when it would cover another label
     const first = waypoints[k].length ? slots.get(waypoints[k][0])! : null;
+    const spots = first
+      ? [NODE_HEIGHT / 2, 10, NODE_HEIGHT - 10].map(dy => ({ x: first.x, y: first.y + dy }))
+      : LABEL_STOPS.map(t => bezierPoint(points[0], points[1], Math.max(20, (points[1].y - points[0].y) / 2), t));
+    // where the full label finds no room, a shorter one (`X_train +3`); the tooltip lists all
+    const short = edgeLabel(e.variables, 1);
+    const texts = implicit ? [''] : [...new Set([edgeLabel(e.variables), short, elide(short, SHORT_LABEL_CHARS)])];
+    candidates.push(([] as LabelSpot[]).concat(...texts.map(label => spots.map(p => ({ ...p, label })))));
     return {
       source: e.source,
       target: e.target,
@@ -246,9 +360,15 @@ export function layout(graph: Graph): Layout {
       implicit,
       path,
       label: implicit ? '' : edgeLabel(e.variables),
-      labelX: first ? first.x : (points[0].x + points[points.length - 1].x) / 2,
-      labelY: first ? first.y + NODE_HEIGHT / 2 : (points[0].y + points[points.length - 1].y) / 2
+      labelX: 0,
+      labelY: 0
     };
+  });
+  const nodeBoxes: Box[] = [...placed.values()].map(p => ({ x: p.x, y: p.y, width: p.width, height: p.height }));
+  placeLabels(candidates, nodeBoxes).forEach((spot, k) => {
+    edges[k].label = spot.label;
+    edges[k].labelX = spot.x;
+    edges[k].labelY = spot.y;
   });
   return {
     nodes: graph.nodes.map(node => placed.get(node.id)!),
@@ -313,7 +433,7 @@ export function renderSvg(graph: Graph, attributes: Record<string, string> = {})
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" class="nb2pipe-dag" width="${n(lay.width)}" height="${n(lay.height)}" ` +
-      `viewBox="0 0 ${n(lay.width)} ${n(lay.height)}"${attrs}>`
+      `viewBox="0 0 ${n(lay.width)} ${n(lay.height)}" style="min-width: ${minDisplayWidth(lay.width)}px"${attrs}>`
   );
   out.push(
     '<defs><marker id="nb2pipe-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
@@ -336,7 +456,7 @@ export function renderSvg(graph: Graph, attributes: Record<string, string> = {})
         `transform="translate(${n(p.x)},${n(p.y)})">` +
         `<rect width="${p.width}" height="${p.height}" rx="${p.node.kind === 'step' ? 4 : 14}"/>` +
         `<text x="${p.width / 2}" y="${p.height / 2}" dominant-baseline="central" text-anchor="middle">` +
-        `${escapeXml(truncate(p.node.label || p.node.id, LABEL_CHARS))}</text></g></g>`
+        `${escapeXml(elide(p.node.label || p.node.id, LABEL_CHARS))}</text></g></g>`
     );
   }
   out.push('</g><g class="nb2pipe-dag-labels">');

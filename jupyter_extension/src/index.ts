@@ -3,6 +3,7 @@ import { ICommandPalette } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import { NB2PipePanel } from './panel';
 import { Action, DEFAULT_SETTINGS, PanelSettings } from './panelState';
@@ -55,7 +56,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null
   ) => {
     const panel = new NB2PipePanel({
-      activateNotebook: (notebook: NotebookPanel) => labShell.activateById(notebook.id)
+      activateNotebook: (notebook: NotebookPanel) => labShell.activateById(notebook.id),
+      openWidget: (widget: Widget, mode?: 'split-right') => {
+        if (!widget.isAttached) {
+          // the graph opens beside the notebook, so a click on a step shows both
+          app.shell.add(widget, 'main', mode ? { mode } : undefined);
+        }
+        app.shell.activateById(widget.id);
+      }
     });
     panel.id = 'nb2pipe-panel';
     panel.title.icon = nb2pipeIcon;
@@ -86,6 +94,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
       palette?.addItem({ command: id, category: 'nb2pipe' });
     }
+
+    const showGraph = 'nb2pipe:show-graph';
+    app.commands.addCommand(showGraph, {
+      label: 'nb2pipe: Show the Pipeline Graph',
+      caption: 'the step graph at full size: zoom, pan, click a step to go to its cell',
+      execute: () => {
+        if (tracker.currentWidget && panel.notebook !== tracker.currentWidget) {
+          panel.setNotebook(tracker.currentWidget);
+        }
+        panel.openGraph();
+      }
+    });
+    palette?.addItem({ command: showGraph, category: 'nb2pipe' });
 
     if (settingRegistry) {
       settingRegistry

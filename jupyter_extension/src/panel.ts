@@ -8,11 +8,17 @@ import { Notebook, NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
 import { NB2PipeError, post, requestAPI } from './api';
+import { clearBadges, NOTHING_TO_COMPILE, nothingToCompile, renderBadges } from './cellBadges';
 import { ICellTagsHost, TagEditor } from './cellEditor';
 import { renderSvg } from './dag';
+import { renderDeployCalls } from './deployView';
+import { GraphWindow } from './graphWidget';
 import { summarize } from './diagnostics';
 import { append, h } from './dom';
 import { RunPoller } from './runs';
+import { describeErrors, ParametersForm, parametersBody } from './parametersForm';
+import { openReportTab, serverReportUrl } from './reportWidget';
+import { IRunActions, markFailedCell, renderRunStatus, RunHistoryView } from './runResults';
 import { SettingsForm } from './settingsForm';
 import {
   ACTION_LABELS,
@@ -25,8 +31,9 @@ import {
   actionDisabled,
   runningRunId
 } from './panelState';
+import { NotebookHeader } from './notebookHeader';
 import { markCells, renderDiagnosticList, renderRunBox } from './views';
-import { CompileResult, DeployResult, Diagnostic, Graph, Run, SubmitResult } from './types';
+import { CompileResult, DeployResult, Diagnostic, Graph, Run, RunFailure, RunSummary, SubmitResult } from './types';
 
 /** A notebook cell widget (without depending on @jupyterlab/cells directly). */
 type Cell = Notebook['widgets'][number];
@@ -34,6 +41,8 @@ type Cell = Notebook['widgets'][number];
 export interface NB2PipePanelOptions {
   /** bring the notebook to the front (after a jump to one of its cells) */
   activateNotebook?: (panel: NotebookPanel) => void;
+  /** show a widget (a run's report) in the main area; without it the report opens in a browser tab */
+  openWidget?: (widget: Widget, mode?: 'split-right') => void;
 }
 
 export class NB2PipePanel extends Widget {
@@ -44,7 +53,8 @@ export class NB2PipePanel extends Widget {
     this.node.setAttribute('data-nb2pipe-id', 'panel');
     this.title.caption = 'nb2pipe';
 
-    this._header = h('div', { className: 'nb2pipe-header' }, 'No notebook');
+    // a rename changes the path every request names: rebuild the graph under the new one
+    this._header = new NotebookHeader({ onPathChanged: () => this._scheduleGraph() });
     this._message = h('div', { className: 'nb2pipe-message', 'id-nb2pipe': 'message', role: 'status' });
     const buttons = h('div', { className: 'nb2pipe-actions' });
     for (const action of ACTIONS) {
@@ -68,6 +78,14 @@ export class NB2PipePanel extends Widget {
     this._dag = h('div', { className: 'nb2pipe-dag-box' });
     this._dagNote = h('div', { className: 'nb2pipe-note' });
     this._dag.addEventListener('click', event => this._onDagClick(event));
+    this._graphWindow = new GraphWindow({ onJump: cell => this.jumpToCell(cell), show: w => this._options.openWidget?.(w, 'split-right') });
+    const enlarge = h(
+      'button',
+      { type: 'button', className: 'nb2pipe-button nb2pipe-enlarge', 'id-nb2pipe': 'enlarge-graph', title: 'the graph at full size: zoom, pan, click a step' },
+      'Enlarge'
+    );
+    enlarge.addEventListener('click', () => this.openGraph());
+    enlarge.hidden = !options.openWidget;
     this._diagnostics = h('ul', { className: 'nb2pipe-diagnostics', 'id-nb2pipe': 'diagnostics' });
     this._tagEditor = new TagEditor({
       onMessage: (text, kind) => this._say(this._state, text, kind),
@@ -75,18 +93,25 @@ export class NB2PipePanel extends Widget {
     });
     this._settingsForm = new SettingsForm();
     this._runBox = h('div', { className: 'nb2pipe-run' });
+    this._deployBox = h('div', { className: 'nb2pipe-deploy-calls', 'id-nb2pipe': 'deploy-calls' });
+    this._parametersForm = new ParametersForm();
+    this._runHistory = new RunHistoryView({
+      load: path => requestAPI<{ runs: RunSummary[] }>(`runs?path=${encodeURIComponent(path)}`).then(r => r.runs ?? []),
+      onOpenReport: (runId, step) => this.openReport(runId, step)
+    });
     this._yaml = h('pre', { className: 'nb2pipe-yaml', 'id-nb2pipe': 'yaml' });
 
     const section = (title: string, ...children: (Node | null)[]) =>
       h('section', { className: 'nb2pipe-section' }, h('h3', { className: 'nb2pipe-section-title' }, title), ...children);
     append(
       this.node,
-      this._header,
+      this._header.node,
       buttons,
       this._message,
-      section('Graph', this._dagNote, this._dag),
+      section('Graph', enlarge, this._dagNote, this._dag),
       section('Problems', this._diagnostics),
-      section('Run', this._runBox),
+      section('Parameters', this._parametersForm.node),
+      section('Run', this._runBox, this._deployBox, this._runHistory.node),
       section('Cell', this._tagEditor.node),
       section('Notebook settings', this._settingsForm.node),
       section('Pipeline YAML', this._yaml)
@@ -121,8 +146,11 @@ export class NB2PipePanel extends Widget {
       old.model?.contentChanged.disconnect(this._onContentChanged, this);
       old.model?.metadataChanged.disconnect(this._onMetadataChanged, this);
       old.disposed.disconnect(this._onNotebookDisposed, this);
+      // the panel stops updating them: stale badges would mislead after the next edit
+      clearBadges(old.content.widgets.map(c => c.node));
     }
     this._notebook = panel;
+    this._header.follow(panel ? panel.context : null);
     if (panel) {
       panel.disposed.connect(this._onNotebookDisposed, this);
       void panel.context.ready.then(() => {
@@ -146,14 +174,11 @@ export class NB2PipePanel extends Widget {
         });
         this._refreshGraph(this._stateOf(panel));
       });
-      this._header.textContent = panel.context.path;
-      this._header.title = panel.context.path;
     } else {
-      this._header.textContent = 'No notebook';
-      this._header.title = '';
       this._settingsForm.setHost(null);
     }
     this.setActiveCell(panel ? panel.content.activeCell : null);
+    void this._runHistory.setPath(panel ? panel.context.path : null);
     this._render();
   }
 
@@ -170,6 +195,8 @@ export class NB2PipePanel extends Widget {
     cell.model.metadataChanged.connect(this._onCellMetadataChanged, this);
     const notebook = this._notebook;
     const host: ICellTagsHost = {
+      key: cell.model.id,
+      cellType: cell.model.type,
       get label() {
         const index = notebook ? notebook.content.widgets.indexOf(cell) : -1;
         return `Cell ${index + 1} (${cell.model.type})`;
@@ -200,6 +227,11 @@ export class NB2PipePanel extends Widget {
     if (state.busy.has(action)) {
       return;
     }
+    const { parameters, errors } = this._parametersForm.values();
+    if ((action === 'run' || action === 'submit') && Object.keys(errors).length) {
+      this._say(state, `${ACTION_LABELS[action]}: fix the parameters first (${describeErrors(errors)}).`, 'error');
+      return;
+    }
     state.busy.add(action);
     this._say(state, `${ACTION_LABELS[action]}: saving the notebook…`, 'info');
     this._render();
@@ -212,10 +244,10 @@ export class NB2PipePanel extends Widget {
           await this._compile(state, path);
           break;
         case 'run':
-          await this._run(state, path);
+          await this._run(state, path, parameters);
           break;
         case 'submit':
-          await this._submit(state, path);
+          await this._submit(state, path, parameters);
           break;
         case 'deploy':
           await this._deploy(state, path);
@@ -232,6 +264,16 @@ export class NB2PipePanel extends Widget {
     } finally {
       state.busy.delete(action);
       this._render();
+    }
+  }
+
+  /** Open a run's report (its overview, or `step`'s) in a main-area tab. */
+  openReport(runId: string, step: string | null): void {
+    const path = this._notebook?.context.path ?? null;
+    if (this._options.openWidget) {
+      openReportTab(runId, step, path, this._options.openWidget);
+    } else {
+      window.open(serverReportUrl(runId, step, path), '_blank', 'noopener');
     }
   }
 
@@ -270,16 +312,21 @@ export class NB2PipePanel extends Widget {
     state.yaml = result.yaml;
     state.output = result.output;
     if (result.graph) {
-      state.graph = result.graph;
+      // the compile route's graph may lack the cell roles: keep the ones the graph route gave
+      state.graph = result.graph.cells ? result.graph : { ...result.graph, cells: state.graph?.cells };
       state.graphError = '';
     }
     state.diagnostics = result.diagnostics ?? [];
     const warnings = state.diagnostics.length ? ` (${summarize(state.diagnostics)})` : '';
+    if (this._notebook && nothingToCompile(state.graph, this._cellSources(this._notebook))) {
+      this._say(state, `${NOTHING_TO_COMPILE} (${result.output} runs an empty step)`, 'error');
+      return;
+    }
     this._say(state, `Compiled to ${result.output}${warnings}.`, 'info');
   }
 
-  private async _run(state: NotebookState, path: string): Promise<void> {
-    const run = await post<Run>('runs', { path });
+  private async _run(state: NotebookState, path: string, parameters: Record<string, string>): Promise<void> {
+    const run = await post<Run>('runs', { path, ...parametersBody(parameters) });
     state.run = run;
     state.runId = run.run_id;
     state.diagnostics = [];
@@ -287,8 +334,8 @@ export class NB2PipePanel extends Widget {
     this._poll(state, run.run_id);
   }
 
-  private async _submit(state: NotebookState, path: string): Promise<void> {
-    const result = await post<SubmitResult>('submit', { path });
+  private async _submit(state: NotebookState, path: string, parameters: Record<string, string>): Promise<void> {
+    const result = await post<SubmitResult>('submit', { path, ...parametersBody(parameters) });
     state.runUrl = result.run_url;
     state.runId = result.run_id;
     state.diagnostics = [];
@@ -317,6 +364,9 @@ export class NB2PipePanel extends Widget {
         const failures = (run.failures ?? []).map(f => `${f.step}: ${f.message}`).join('; ');
         this._say(state, `Run ${run.run_id} ${run.status}${failures ? `: ${failures}` : ''}.`, run.status === 'succeeded' ? 'info' : 'error');
         this._renderIf(state);
+        if (this._state === state) {
+          void this._runHistory.refresh();
+        }
       },
       onError: error => {
         this._fail(state, `Following run ${runId} failed`, error);
@@ -491,6 +541,8 @@ export class NB2PipePanel extends Widget {
     if (!graph) {
       this._dag.innerHTML = '';
       this._dagNote.textContent = state?.graphError || (state ? 'Building the graph…' : '');
+      this._renderBadges(state);
+      this._graphWindow.update(null, this._dagNote.textContent);
       return;
     }
     const svg = renderSvg(graph, { 'data-nb2pipe-id': 'dag', role: 'img', 'aria-label': `steps of ${graph.pipeline}` });
@@ -498,6 +550,35 @@ export class NB2PipePanel extends Widget {
       this._dag.innerHTML = svg;
       this._lastSvg = svg;
     }
+    this._renderBadges(state);
+    this._graphWindow.update(graph, state?.graphError ?? '');
+  }
+
+  /** Each code cell's step or role on the cell itself (cellBadges.ts); the note when no code would run. */
+  private _renderBadges(state: NotebookState | null): void {
+    const panel = this._notebook;
+    if (!panel) {
+      return;
+    }
+    const graph = state?.graph ?? null;
+    renderBadges(
+      panel.content.widgets.map(c => c.node),
+      graph,
+      !!state?.graphError
+    );
+    if (graph && !state?.graphError && nothingToCompile(graph, this._cellSources(panel))) {
+      this._dagNote.textContent = NOTHING_TO_COMPILE;
+    }
+  }
+
+  private _cellSources(panel: NotebookPanel): string[] {
+    return panel.content.widgets.map(c => c.model.sharedModel.getSource());
+  }
+
+  /** The graph at full size in the main area (zoom, pan, click a step to go to its cell). */
+  openGraph(): void {
+    const state = this._state;
+    this._graphWindow.open(state?.graph ?? null, state?.graphError || (state ? '' : 'Open a notebook first.'));
   }
 
   private _renderDiagnostics(state: NotebookState | null): void {
@@ -520,20 +601,46 @@ export class NB2PipePanel extends Widget {
   }
 
   private _renderRun(state: NotebookState | null): void {
+    renderDeployCalls(this._deployBox, state?.deployments ?? []);
+    const run = state?.run ?? null;
+    // the Kubeflow link and the endpoints (views.ts); the run itself is drawn by runResults.ts
+    const endpoints = (run?.endpoints ?? []).map(e => ({ ...e, target: 'from the run', model_uri: run?.run_id ?? '' }));
     renderRunBox(this._runBox, {
-      run: state?.run ?? null,
+      run: null,
       runUrl: state?.runUrl ?? null,
       runId: state?.runId ?? null,
-      deployments: state?.deployments ?? []
+      deployments: [...(state?.deployments ?? []), ...endpoints]
     });
+    if (run) {
+      this._runBox.querySelector(':scope > .nb2pipe-empty')?.remove();
+      this._runBox.insertBefore(renderRunStatus(run, this._runActions), this._runBox.firstChild);
+    }
+    this._parametersForm.setParameters(this._notebook?.context.path ?? null, state?.graph?.parameters ?? []);
+    const panel = this._notebook;
+    const failure = run?.failure ?? null;
+    if (panel && (this._markedFailure.panel !== panel || this._markedFailure.failure !== failure)) {
+      this._markedFailure = { panel, failure };
+      markFailedCell(
+        panel.content.widgets.map(cell => cell.node),
+        failure
+      );
+    }
   }
+
+  private _runActions: IRunActions = {
+    onJumpToCell: cell => this.jumpToCell(cell),
+    onOpenReport: (runId, step) => this.openReport(runId, step)
+  };
+  private _markedFailure: { panel: NotebookPanel | null; failure: RunFailure | null } = { panel: null, failure: null };
+  private _parametersForm: ParametersForm;
+  private _runHistory: RunHistoryView;
 
   private _options: NB2PipePanelOptions;
   private _settings: PanelSettings = { ...DEFAULT_SETTINGS };
   private _notebook: NotebookPanel | null = null;
   private _cell: Cell | null = null;
   private _states = new WeakMap<NotebookPanel, NotebookState>();
-  private _header: HTMLDivElement;
+  private _header: NotebookHeader;
   private _message: HTMLDivElement;
   private _buttons = new Map<Action, HTMLButtonElement>();
   private _deployTarget: HTMLSelectElement;
@@ -545,5 +652,7 @@ export class NB2PipePanel extends Widget {
   private _tagEditor: TagEditor;
   private _settingsForm: SettingsForm;
   private _runBox: HTMLDivElement;
+  private _deployBox: HTMLDivElement;
+  private _graphWindow: GraphWindow;
   private _yaml: HTMLPreElement;
 }

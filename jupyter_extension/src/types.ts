@@ -51,6 +51,13 @@ export interface GraphEdge {
   kind: 'data' | 'order' | string;
 }
 
+/** Where one code cell goes: `step` names its step, or `role` says why it has none. */
+export interface GraphCell {
+  cell: number;
+  step: string | null;
+  role: 'step' | 'imports' | 'functions' | 'parameters' | 'metrics' | 'skip' | 'unassigned' | string;
+}
+
 export interface Graph {
   notebook: string;
   pipeline: string;
@@ -59,6 +66,8 @@ export interface Graph {
   nodes: GraphNode[];
   edges: GraphEdge[];
   diagnostics?: Diagnostic[];
+  /** every code cell's step or role (markdown cells are not listed) */
+  cells?: GraphCell[];
 }
 
 export interface CompileResult {
@@ -74,6 +83,24 @@ export interface RunStep {
   name: string;
   status: string;
   seconds: number | null;
+  /** a `running` step still waiting for its inputs (show it as waiting, not running) */
+  waiting?: boolean;
+}
+
+/** The first failed step of a failed run; `cell` 0-based (as in a Diagnostic), null outside the notebook's code. */
+export interface RunFailure {
+  step: string;
+  cell: number | null;
+  line: number | null;
+  message: string;
+}
+
+/** One run of GET /nb2pipe/runs?path=NB.ipynb; `started`/`finished` epoch seconds. */
+export interface RunSummary {
+  run_id: string;
+  status: RunStatus | string;
+  started: number | null;
+  finished: number | null;
 }
 
 export interface Run {
@@ -86,6 +113,7 @@ export interface Run {
   failures?: { step: string; message: string }[];
   endpoints?: { service: string; url: string | null }[];
   log?: string | null;
+  failure?: RunFailure | null;
 }
 
 export interface SubmitResult {
@@ -96,11 +124,32 @@ export interface SubmitResult {
   experiment_id?: string;
 }
 
+/** One input column of a served model (its MLflow signature). */
+export interface CallInput {
+  name: string;
+  /** MLflow's type: double, long, string… */
+  type: string;
+  /** the v2 protocol's: FP64, INT64, BYTES… */
+  datatype: string;
+}
+
+/** How to call a deployed service (API.md, `POST /nb2pipe/deploy`). */
+export interface DeployCall {
+  base_url: string | null;
+  predict_path: string;
+  infer_path: string;
+  metadata_path: string;
+  inputs: CallInput[];
+  curl: string | null;
+  curl_note: string | null;
+}
+
 export interface Deployment {
   service: string;
   model_uri: string;
   target: string;
   url: string | null;
+  call?: DeployCall | null;
 }
 
 export interface DeployResult {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nb2pipe.compiler import plan_source, read_notebook_text
-from nb2pipe.editor.graph import NotebookGraph, describe_plan
+from nb2pipe.editor.graph import NotebookGraph, describe_plan, notebook_places
 from nb2pipe.errors import Diagnostic, Nb2PipeError
 from nb2pipe.lifecycle.calling import CallingInstructions, describe_calling
 from nb2pipe.notebook.read import parse_notebook
@@ -62,16 +62,22 @@ def compile_for_editor(notebook: Path, shown: str | None = None) -> EditorCompil
     path = Path(notebook)
     text = read_notebook_text(path)
     result = compile_notebook(path)
-    metadata = parse_notebook(text, str(path)).metadata
-    graph = describe_plan(result.compiled.plan, metadata, shown or path.name)
+    parsed = parse_notebook(text, str(path))
+    graph = describe_plan(result.compiled.plan, parsed.metadata, shown or path.name, places=notebook_places(parsed))
     return EditorCompile(graph, result.output, result.compiled.yaml, result.compiled.warnings)
 
 
-def submit_for_editor(notebook: Path, host: str | None = None, experiment: str | None = None) -> dict[str, Any]:
+def submit_for_editor(
+    notebook: Path,
+    host: str | None = None,
+    experiment: str | None = None,
+    parameters: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """``nb2pipe submit NB``: the host defaults to ``metadata.nb2pipe.kfp_host``, and neither
-    is an :class:`Nb2PipeError` that says where to set one."""
-
-    submission = submit_notebook(notebook, host=host or None, experiment=experiment or None)
+    is an :class:`Nb2PipeError` that says where to set one. ``parameters``: name -> value as
+    typed, checked against the notebook's parameters as ``--param`` is."""
+    assignments = [f"{name}={value}" for name, value in (parameters or {}).items()]
+    submission = submit_notebook(notebook, host=host or None, experiment=experiment or None, parameters=assignments)
     return {
         "run_id": submission.run_id,
         "run_url": submission.url,

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nb2pipe.compiler import plan_source
-from nb2pipe.ir import PipelinePlan, Resources, Step
+from nb2pipe.ir import Layout, Notebook, PipelinePlan, Resources, Step, Tag
+from nb2pipe.notebook.layout import build_layout
 from nb2pipe.notebook.read import parse_notebook
+from nb2pipe.notebook.tags import ROLE_KINDS, parse_tag
 
 STEP, REGISTER, DEPLOY, EXPLAIN, DRIFT = "step", "register", "deploy", "explain", "drift"
 DATA, ORDER = "data", "order"
@@ -57,6 +59,19 @@ class GraphEdge:
 
 
 @dataclass(frozen=True)
+class CellPlace:
+    """Where one code cell goes: ``step`` names its step, or ``role`` says why it has none
+    (imports, functions, parameters, metrics, skip, or unassigned above the first step)."""
+
+    cell: int
+    step: str | None
+    role: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cell": self.cell, "step": self.step, "role": self.role}
+
+
+@dataclass(frozen=True)
 class NotebookGraph:
     notebook: str
     pipeline: str
@@ -65,6 +80,8 @@ class NotebookGraph:
     nodes: tuple[GraphNode, ...]
     edges: tuple[GraphEdge, ...]
     diagnostics: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    #: every code cell's step or role, in notebook order (markdown cells are not listed)
+    cells: tuple[CellPlace, ...] = ()
 
     def node(self, node_id: str) -> GraphNode:
         for node in self.nodes:
@@ -87,6 +104,7 @@ class NotebookGraph:
             "nodes": [n.to_json() for n in self.nodes],
             "edges": [e.to_json() for e in self.edges],
             "diagnostics": [dict(d) for d in self.diagnostics],
+            "cells": [c.to_json() for c in self.cells],
         }
 
 
@@ -95,12 +113,49 @@ def describe_source(text: str, path: str) -> NotebookGraph:
     problem found, as compiling does. ``path`` names the notebook in the graph and diagnostics."""
 
     plan = plan_source(text, path)
-    # parsed a second time for its metadata: the plan keeps only what the pipeline needs
-    return describe_plan(plan, parse_notebook(text, path).metadata, path)
+    # parsed a second time for its metadata and cell roles: the plan keeps only what the pipeline needs
+    notebook = parse_notebook(text, path)
+    return describe_plan(plan, notebook.metadata, path, places=notebook_places(notebook))
 
 
-def describe_plan(plan: PipelinePlan, metadata: Mapping[str, Any], notebook: str) -> NotebookGraph:
-    """The graph of an already compiled plan (``metadata``: the notebook's metadata)."""
+def notebook_places(notebook: Notebook) -> tuple[CellPlace, ...]:
+    """:func:`cell_places` of a notebook already compiled (its layout's problems are the
+    plan's, already raised or kept as warnings)."""
+    layout, _ = build_layout(notebook)
+    return cell_places(layout)
+
+
+def cell_places(layout: Layout) -> tuple[CellPlace, ...]:
+    """Each code cell's step or role, as the compiler grouped them: what the notebook's cell badges show."""
+    places = [CellPlace(cell.index, spec.name, STEP) for spec in layout.steps for cell in spec.cells]
+    roles = {
+        "imports": layout.prelude,  # imports and functions cells share the prelude; tags tell them apart below
+        "parameters": layout.parameters,
+        "metrics": layout.metrics,
+        "skip": layout.skipped,
+        "unassigned": layout.unassigned,
+    }
+    for role, cells in roles.items():
+        for cell in cells:
+            own = "functions" if role == "imports" and _continues_functions(layout, cell.index) else role
+            places.append(CellPlace(cell.index, None, own))
+    return tuple(sorted(places, key=lambda place: place.cell))
+
+
+def _continues_functions(layout: Layout, index: int) -> bool:
+    """Whether prelude cell ``index`` is a functions cell: the last role tag at or above it says so."""
+    for cell in reversed([c for c in layout.notebook.cells if c.cell_type == "code" and c.index <= index]):
+        kinds = [tag.kind for tag in map(parse_tag, cell.tags) if isinstance(tag, Tag) and tag.kind in ROLE_KINDS]
+        if kinds:
+            return kinds[0] == "functions"
+    return False
+
+
+def describe_plan(
+    plan: PipelinePlan, metadata: Mapping[str, Any], notebook: str, *, places: tuple[CellPlace, ...] = ()
+) -> NotebookGraph:
+    """The graph of an already compiled plan (``metadata``: the notebook's metadata; ``places``:
+    where each code cell goes, from :func:`cell_places`, when the caller has the layout)."""
     edges: dict[tuple[str, str], set[str]] = {}
 
     def link(source: str | None, target: str, *variables: str) -> None:
@@ -151,6 +206,7 @@ def describe_plan(plan: PipelinePlan, metadata: Mapping[str, Any], notebook: str
         nodes=tuple(nodes),
         edges=tuple(GraphEdge(s, t, tuple(sorted(v))) for (s, t), v in sorted(edges.items())),
         diagnostics=tuple(d.to_json() for d in plan.warnings),
+        cells=places,
     )
 
 

@@ -297,3 +297,21 @@ async def test_deploy_needs_a_deploy_tag_and_a_champion(root: Path, fetch: Fetch
 
 def test_examples_are_where_the_tests_expect_them() -> None:
     assert (EXAMPLES / "sklearn_train.ipynb").is_file()
+
+
+async def test_submit_sends_the_parameters_typed_and_refuses_a_bad_one(root: Path, fetch: Fetch) -> None:
+    from tests.support.fake_kfp import FakeKfp
+    from tests.support.loopback import LoopbackServer
+
+    fake = FakeKfp()
+    with LoopbackServer(fake) as server:
+        body = {"path": "sklearn_train.ipynb", "host": server.url, "parameters": {"n_estimators": "200"}}
+        status, reply = await fetch("POST", "nb2pipe/submit", body)
+        assert status == 200, reply
+        bad = {**body, "parameters": {"n_estimators": "many"}}
+        status, reply = await fetch("POST", "nb2pipe/submit", bad)
+        assert status == 422 and "n_estimators" in reply["message"]
+        status, reply = await fetch("POST", "nb2pipe/submit", {**body, "parameters": {"n_estimators": 200}})
+        assert status == 400
+    (run,) = fake.runs
+    assert run["runtime_config"]["parameters"] == {"n_estimators": 200}

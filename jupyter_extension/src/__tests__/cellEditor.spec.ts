@@ -140,3 +140,71 @@ describe('SettingsForm', () => {
     }
   });
 });
+
+describe('TagEditor across cells', () => {
+  function keyed(key: string, initial: string[], cellType = 'code') {
+    return Object.assign(host(initial), { key, cellType, label: `Cell ${key} (${cellType})` });
+  }
+  const note = (editor: TagEditor, id: string) => editor.node.querySelector(`[data-nb2pipe-id="${id}"]`) as HTMLElement;
+  const shown = (el: Element) => !el.classList.contains('nb2pipe-hidden');
+
+  it('keeps an edit typed but not applied when another cell is selected, and warns', () => {
+    const messages: [string, string][] = [];
+    const editor = new TagEditor({ onMessage: (text, kind) => messages.push([text, kind]) });
+    const first = keyed('1', ['step:load']);
+    const second = keyed('2', []);
+    editor.setCell(first);
+    expect(shown(note(editor, 'unapplied-note'))).toBe(false);
+    type(field(editor, 'step'), 'train');
+    expect(shown(note(editor, 'unapplied-note'))).toBe(true);
+    editor.setCell(second);
+    expect(messages.pop()).toEqual(['Cell 1 (code): tag edits not applied. Select the cell again to apply or discard them.', 'error']);
+    expect(field(editor, 'step').value).toBe('');
+    expect(first.tags).toEqual(['step:load']); // not written behind the user's back
+    expect(editor.unappliedCells).toEqual(['Cell 1 (code)']);
+    editor.setCell(keyed('1', first.tags)); // a fresh host for the same cell, as the panel makes
+    expect(field(editor, 'step').value).toBe('train');
+    expect(shown(note(editor, 'unapplied-note'))).toBe(true);
+  });
+
+  it('writes the kept edit on Apply and forgets it', () => {
+    const editor = new TagEditor();
+    const first = keyed('1', ['step:load']);
+    editor.setCell(first);
+    type(field(editor, 'step'), 'train');
+    editor.setCell(keyed('2', []));
+    editor.setCell(first);
+    expect(editor.apply()).toEqual(['step:train']);
+    expect(first.tags).toEqual(['step:train']);
+    expect(editor.unappliedCells).toEqual([]);
+    editor.setCell(keyed('2', []));
+    editor.setCell(first);
+    expect(field(editor, 'step').value).toBe('train');
+    expect(shown(note(editor, 'unapplied-note'))).toBe(false);
+  });
+
+  it('drops the kept edit on Discard', () => {
+    const editor = new TagEditor();
+    const first = keyed('1', ['step:load']);
+    editor.setCell(first);
+    type(field(editor, 'step'), 'train');
+    editor.setCell(keyed('2', []));
+    editor.setCell(first);
+    (editor.node.querySelector('[data-nb2pipe-id="discard-tags"]') as HTMLButtonElement).click();
+    expect(field(editor, 'step').value).toBe('load');
+    expect(editor.unappliedCells).toEqual([]);
+    expect(first.tags).toEqual(['step:load']);
+  });
+
+  it('shows a note instead of the form on a markdown cell', () => {
+    const editor = new TagEditor();
+    const form = editor.node.querySelector('form')!;
+    editor.setCell(keyed('1', [], 'markdown'));
+    expect(shown(note(editor, 'not-code-note'))).toBe(true);
+    expect(note(editor, 'not-code-note').textContent).toContain('ignores tags on markdown');
+    expect(shown(form)).toBe(false);
+    editor.setCell(keyed('2', [], 'code'));
+    expect(shown(note(editor, 'not-code-note'))).toBe(false);
+    expect(shown(form)).toBe(true);
+  });
+});
