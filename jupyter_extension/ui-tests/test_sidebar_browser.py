@@ -4,6 +4,9 @@ started here on 127.0.0.1 (stopped by PID), with the extension as ``make test`` 
 A copy of ``examples/sklearn_train.ipynb`` loses the tags of its last two steps and its
 pipeline name; the test puts them back through the panel, compiles, checks the DAG and the
 YAML against the hand-tagged notebook's, runs the pipeline locally and waits for every step.
+A copy of ``examples/parameters_metrics.ipynb`` checks the other views: cell badges, the
+full-size graph, a run with a parameter from the form, its report tab, and a failing copy's
+failure on its cell.
 Screenshots land in ``ui-tests/output/``.
 """
 
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nb2pipe.compiler import compile_notebook
+from nb2pipe.editor.graph import describe_source
 from nb2pipe.processes import free_port, http_ready, spawn, stop_group, wait_until
 
 pytestmark = pytest.mark.slow  # JupyterLab in chromium
@@ -32,6 +36,10 @@ if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
 EXAMPLE = REPO / "examples" / "sklearn_train.ipynb"
+#: the views' notebook: pipeline parameters, two steps, metrics
+VIEWS_EXAMPLE = REPO / "examples" / "parameters_metrics.ipynb"
+#: the cell of VIEWS_EXAMPLE's step ``fit`` that the failing copy breaks, and the line it raises at
+BROKEN_CELL, BROKEN_LINE = 4, 2
 OUTPUT = Path(__file__).resolve().parent / "output"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -229,3 +237,144 @@ def test_panel_submits_to_kubeflow(lab: Lab, page: Page) -> None:
     assert link.get_attribute("href") == f"{server.url}/#/runs/details/{run['run_id']}"
     saved = json.loads((lab.root / EXAMPLE.name).read_text(encoding="utf-8"))
     assert saved["metadata"]["nb2pipe"]["kfp_host"] == server.url
+
+
+def _open_notebook(page: Page, lab: Lab, name: str, cells: int) -> None:
+    """Open ``name`` (``cells`` cells) in a fresh workspace and show the nb2pipe panel."""
+    page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}&reset")
+    page.locator(".jp-Notebook .jp-Cell").nth(cells - 1).wait_for()
+    if not by_id(page, "panel").is_visible():
+        page.locator('.jp-SideBar [title="nb2pipe"]').first.click()
+    by_id(page, "panel").wait_for()
+
+
+def _run_to_end(page: Page) -> Locator:
+    """Press ``run`` and wait for the run it starts (a run id not shown before) to end."""
+    status = by_id(page, "run-status")
+    before = status.get_attribute("data-run") if status.count() else None
+    by_id(page, "run").click()
+    page.wait_for_function(
+        "before => { const s = document.querySelector('[data-nb2pipe-id=\"run-status\"]');"
+        " return !!s && s.getAttribute('data-run') !== before && s.getAttribute('data-done') === 'true'"
+        " && ['succeeded', 'failed', 'interrupted'].includes(s.getAttribute('data-status')); }",
+        arg=before,
+        timeout=240_000,
+    )
+    return status
+
+
+def _is_active(cell: Locator) -> bool:
+    return "jp-mod-active" in (cell.get_attribute("class") or "")
+
+
+def test_panel_views_badges_graph_parameters_report_failure(lab: Lab, page: Page) -> None:
+    """The panel's views on a copy of the parameters example: each code cell's badge, the
+    full-size graph (fit, a node's click selects its cell), a run with a parameter from the
+    form, its report in a sandboxed tab; then a copy broken at a known line fails there."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    text = VIEWS_EXAMPLE.read_text(encoding="utf-8")
+    name = "views.ipynb"
+    (lab.root / name).write_text(text, encoding="utf-8")
+    graph = describe_source(text, name)
+    code_cells = [place.cell for place in graph.cells]
+    cell_count = len(json.loads(text)["cells"])
+    _open_notebook(page, lab, name, cell_count)
+    cells = page.locator(".jp-Notebook .jp-Cell")
+
+    # 1. every code cell's badge says its step or role, as the editor's graph does
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-Notebook .jp-Cell > .nb2pipe-cell-badge').length === n",
+        arg=len(code_cells),
+        timeout=30_000,
+    )
+    for place in graph.cells:
+        badge = cells.nth(place.cell).locator(":scope > .nb2pipe-cell-badge")
+        assert badge.get_attribute("data-nb2pipe-step") == (place.step or ""), place
+        assert badge.get_attribute("data-nb2pipe-role") == place.role, place
+    assert {place.role for place in graph.cells} >= {"imports", "parameters", "step", "metrics"}
+    page.screenshot(path=str(OUTPUT / "views-badges.png"))
+
+    # 2. the full-size graph: every node, fit, a click on a node selects its first cell
+    by_id(page, "enlarge-graph").click()
+    view_svg = by_id(page, "graph-view-svg")
+    view_svg.wait_for()
+    nodes = [node.id for node in graph.nodes]
+    for node in nodes:
+        view_svg.locator(f'[data-node="{node}"]').first.wait_for()
+    shown = view_svg.locator("[data-node]").evaluate_all("nodes => nodes.map(n => n.dataset.node)")
+    assert sorted(set(shown)) == sorted(nodes)
+    by_id(page, "graph-fit").click()
+    page.screenshot(path=str(OUTPUT / "views-graph.png"))
+    fit = next(node for node in graph.nodes if node.id == "fit")
+    view_svg.locator('[data-node="fit"]').first.click()
+    expect_active = cells.nth(fit.cells[0])
+    page.wait_for_function(
+        "i => document.querySelectorAll('.jp-Notebook .jp-Cell')[i]?.classList.contains('jp-mod-active')",
+        arg=fit.cells[0],
+        timeout=10_000,
+    )
+    assert _is_active(expect_active)
+    assert errors == []
+
+    # 3. a run with a parameter from the form uses its value
+    field = by_id(page, "parameter-n_samples")
+    assert field.get_attribute("data-type") == "int"
+    field.fill("123")
+    field.press("Tab")
+    assert "nb2pipe-invalid" not in (field.get_attribute("class") or "")
+    status = _run_to_end(page)
+    by_id(page, "panel").screenshot(path=str(OUTPUT / "views-run-parameters.png"))
+    assert status.get_attribute("data-status") == "succeeded", status.inner_text()
+    run_id = status.get_attribute("data-run")
+    assert run_id
+    record = json.loads((lab.root / ".nb2pipe" / "runs" / run_id / "run.json").read_text(encoding="utf-8"))
+    # the form sends only the values changed; the others keep the notebook's defaults
+    assert record["parameters"] == {"n_samples": 123}
+
+    # 4. the report in a main-area tab: a sandboxed iframe on the report route
+    by_id(page, "open-report").click()
+    frame = page.locator(".jp-MainAreaWidget iframe.nb2pipe-report-frame")
+    frame.first.wait_for()
+    assert frame.count() == 1
+    assert frame.get_attribute("sandbox") == ""
+    src = frame.get_attribute("src") or ""
+    assert f"/nb2pipe/runs/{run_id}/report" in src, src
+    answer = page.request.get(
+        src if src.startswith("http") else f"{lab.url}{src}", headers={"Authorization": f"token {lab.token}"}
+    )
+    assert answer.status == 200, answer.text()
+    assert answer.headers["content-type"].startswith("text/html")
+    page.screenshot(path=str(OUTPUT / "views-report.png"))
+
+    # 5. a copy broken at a known cell and line: the run fails there and marks the cell
+    notebook = json.loads(text)
+    broken_source = "".join(notebook["cells"][BROKEN_CELL]["source"]).splitlines()
+    broken_source.insert(BROKEN_LINE - 1, 'raise ValueError("broken on purpose")')
+    notebook["cells"][BROKEN_CELL]["source"] = "\n".join(broken_source)
+    broken = "views_broken.ipynb"
+    (lab.root / broken).write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+    _open_notebook(page, lab, broken, cell_count)
+    status = _run_to_end(page)
+    assert status.get_attribute("data-status") == "failed", status.inner_text()
+    failure = by_id(page, "run-failure")
+    failure.wait_for()
+    assert failure.get_attribute("data-step") == "fit"
+    assert failure.get_attribute("data-cell") == str(BROKEN_CELL)
+    assert f"line {BROKEN_LINE}" in failure.inner_text(), failure.inner_text()
+    page.wait_for_function(
+        "i => document.querySelectorAll('.jp-Notebook .jp-Cell')[i]?.classList.contains('nb2pipe-cell-failed')",
+        arg=BROKEN_CELL,
+        timeout=10_000,
+    )
+    assert "broken on purpose" in cells.nth(BROKEN_CELL).locator(".nb2pipe-cell-run-failure").inner_text()
+    page.screenshot(path=str(OUTPUT / "views-failure.png"))
+    cells.nth(0).locator(".jp-InputPrompt").click()
+    assert not _is_active(cells.nth(BROKEN_CELL))
+    failure.locator('[data-nb2pipe-id="go-to-cell"]').click()
+    page.wait_for_function(
+        "i => document.querySelectorAll('.jp-Notebook .jp-Cell')[i]?.classList.contains('jp-mod-active')",
+        arg=BROKEN_CELL,
+        timeout=10_000,
+    )
+    assert errors == []
