@@ -4,39 +4,31 @@
  * the compiled YAML and the run's status. Plain DOM in a Lumino widget.
  */
 
-import { Notebook, NotebookPanel } from '@jupyterlab/notebook';
+import { NotebookPanel } from '@jupyterlab/notebook';
 import { Widget } from '@lumino/widgets';
 
-import { NB2PipeError, post, requestAPI } from './api';
-import { clearBadges, NOTHING_TO_COMPILE, nothingToCompile, renderBadges } from './cellBadges';
-import { ICellTagsHost, TagEditor } from './cellEditor';
-import { renderSvg } from './dag';
-import { renderDeployCalls } from './deployView';
-import { GraphWindow } from './graphWidget';
-import { summarize } from './diagnostics';
+import { NB2PipeError } from './api';
+import { clearBadges } from './cellBadges';
+import { TagEditor } from './cellEditor';
 import { append, h } from './dom';
-import { RunPoller } from './runs';
-import { describeErrors, ParametersForm, parametersBody } from './parametersForm';
-import { openReportTab, serverReportUrl } from './reportWidget';
-import { IRunActions, markFailedCell, renderRunStatus, RunHistoryView } from './runResults';
-import { SettingsForm } from './settingsForm';
+import { describeErrors, ParametersForm } from './parametersForm';
 import {
-  ACTION_LABELS,
-  ACTION_TITLES,
-  ACTIONS,
-  Action,
-  DEFAULT_SETTINGS,
-  NotebookState,
-  PanelSettings,
-  actionDisabled,
-  runningRunId
-} from './panelState';
+  Cell,
+  cellTagsHost,
+  compileNotebook,
+  deployNotebook,
+  followRun,
+  notebookSettingsHost,
+  startRun,
+  submitNotebook
+} from './panelActions';
+import { cellSources, GraphSection, requestGraph } from './panelGraph';
+import { ProblemsSection, RunSection } from './panelRunSection';
+import { ACTION_LABELS, Action, DEFAULT_SETTINGS, NotebookState, PanelSettings, runningRunId } from './panelState';
+import { ActionBar } from './panelToolbar';
 import { NotebookHeader } from './notebookHeader';
-import { markCells, renderDiagnosticList, renderRunBox } from './views';
-import { CompileResult, DeployResult, Diagnostic, Graph, Run, RunFailure, RunSummary, SubmitResult } from './types';
-
-/** A notebook cell widget (without depending on @jupyterlab/cells directly). */
-type Cell = Notebook['widgets'][number];
+import { openReportTab, serverReportUrl } from './reportWidget';
+import { SettingsForm } from './settingsForm';
 
 export interface NB2PipePanelOptions {
   /** bring the notebook to the front (after a jump to one of its cells) */
@@ -56,47 +48,22 @@ export class NB2PipePanel extends Widget {
     // a rename changes the path every request names: rebuild the graph under the new one
     this._header = new NotebookHeader({ onPathChanged: () => this._scheduleGraph() });
     this._message = h('div', { className: 'nb2pipe-message', 'id-nb2pipe': 'message', role: 'status' });
-    const buttons = h('div', { className: 'nb2pipe-actions' });
-    for (const action of ACTIONS) {
-      const button = h(
-        'button',
-        { type: 'button', className: `nb2pipe-button nb2pipe-${action}`, 'id-nb2pipe': action, title: ACTION_TITLES[action] },
-        ACTION_LABELS[action]
-      );
-      button.addEventListener('click', () => void this.execute(action));
-      this._buttons.set(action, button);
-      buttons.appendChild(button);
-    }
-    this._deployTarget = h(
-      'select',
-      { className: 'nb2pipe-deploy-target', 'id-nb2pipe': 'deploy-target', title: 'where Deploy serves the models' },
-      h('option', { value: 'local' }, 'local'),
-      h('option', { value: 'cluster' }, 'cluster')
-    );
-    buttons.appendChild(this._deployTarget);
+    this._actions = new ActionBar(action => void this.execute(action));
 
-    this._dag = h('div', { className: 'nb2pipe-dag-box' });
-    this._dagNote = h('div', { className: 'nb2pipe-note' });
-    this._dag.addEventListener('click', event => this._onDagClick(event));
-    this._graphWindow = new GraphWindow({ onJump: cell => this.jumpToCell(cell), show: w => this._options.openWidget?.(w, 'split-right') });
-    const enlarge = h(
-      'button',
-      { type: 'button', className: 'nb2pipe-button nb2pipe-enlarge', 'id-nb2pipe': 'enlarge-graph', title: 'the graph at full size: zoom, pan, click a step' },
-      'Enlarge'
-    );
-    enlarge.addEventListener('click', () => this.openGraph());
-    enlarge.hidden = !options.openWidget;
-    this._diagnostics = h('ul', { className: 'nb2pipe-diagnostics', 'id-nb2pipe': 'diagnostics' });
+    this._graph = new GraphSection({
+      onJump: cell => this.jumpToCell(cell),
+      currentState: () => this._state,
+      openWidget: options.openWidget
+    });
+    this._problems = new ProblemsSection(cell => this.jumpToCell(cell));
     this._tagEditor = new TagEditor({
       onMessage: (text, kind) => this._say(this._state, text, kind),
       onApplied: () => this._scheduleGraph()
     });
     this._settingsForm = new SettingsForm();
-    this._runBox = h('div', { className: 'nb2pipe-run' });
-    this._deployBox = h('div', { className: 'nb2pipe-deploy-calls', 'id-nb2pipe': 'deploy-calls' });
     this._parametersForm = new ParametersForm();
-    this._runHistory = new RunHistoryView({
-      load: path => requestAPI<{ runs: RunSummary[] }>(`runs?path=${encodeURIComponent(path)}`).then(r => r.runs ?? []),
+    this._run = new RunSection({
+      onJumpToCell: cell => this.jumpToCell(cell),
       onOpenReport: (runId, step) => this.openReport(runId, step)
     });
     this._yaml = h('pre', { className: 'nb2pipe-yaml', 'id-nb2pipe': 'yaml' });
@@ -106,12 +73,12 @@ export class NB2PipePanel extends Widget {
     append(
       this.node,
       this._header.node,
-      buttons,
+      this._actions.node,
       this._message,
-      section('Graph', enlarge, this._dagNote, this._dag),
-      section('Problems', this._diagnostics),
+      section('Graph', this._graph.enlarge, this._graph.note, this._graph.dag),
+      section('Problems', this._problems.list),
       section('Parameters', this._parametersForm.node),
-      section('Run', this._runBox, this._deployBox, this._runHistory.node),
+      section('Run', this._run.runBox, this._run.deployBox, this._run.history.node),
       section('Cell', this._tagEditor.node),
       section('Notebook settings', this._settingsForm.node),
       section('Pipeline YAML', this._yaml)
@@ -132,7 +99,7 @@ export class NB2PipePanel extends Widget {
     const changedTarget = value.deployTarget !== this._settings.deployTarget;
     this._settings = { ...value };
     if (changedTarget) {
-      this._deployTarget.value = value.deployTarget;
+      this._actions.deployTarget = value.deployTarget;
     }
   }
 
@@ -159,26 +126,14 @@ export class NB2PipePanel extends Widget {
         }
         panel.model.contentChanged.connect(this._onContentChanged, this);
         panel.model.metadataChanged.connect(this._onMetadataChanged, this);
-        this._settingsForm.setHost({
-          get: () => panel.model?.getMetadata('nb2pipe'),
-          set: value => {
-            if (!panel.model) {
-              return;
-            }
-            if (value === null) {
-              panel.model.deleteMetadata('nb2pipe');
-            } else {
-              panel.model.setMetadata('nb2pipe', value);
-            }
-          }
-        });
+        this._settingsForm.setHost(notebookSettingsHost(panel));
         this._refreshGraph(this._stateOf(panel));
       });
     } else {
       this._settingsForm.setHost(null);
     }
     this.setActiveCell(panel ? panel.content.activeCell : null);
-    void this._runHistory.setPath(panel ? panel.context.path : null);
+    void this._run.history.setPath(panel ? panel.context.path : null);
     this._render();
   }
 
@@ -193,27 +148,7 @@ export class NB2PipePanel extends Widget {
       return;
     }
     cell.model.metadataChanged.connect(this._onCellMetadataChanged, this);
-    const notebook = this._notebook;
-    const host: ICellTagsHost = {
-      key: cell.model.id,
-      cellType: cell.model.type,
-      get label() {
-        const index = notebook ? notebook.content.widgets.indexOf(cell) : -1;
-        return `Cell ${index + 1} (${cell.model.type})`;
-      },
-      getTags: () => {
-        const tags = cell.model.getMetadata('tags');
-        return Array.isArray(tags) ? tags.filter((t): t is string => typeof t === 'string') : [];
-      },
-      setTags: tags => {
-        if (tags.length) {
-          cell.model.setMetadata('tags', tags);
-        } else {
-          cell.model.deleteMetadata('tags');
-        }
-      }
-    };
-    this._tagEditor.setCell(host);
+    this._tagEditor.setCell(cellTagsHost(cell, this._notebook));
   }
 
   /** Run one of the four actions on the current notebook. */
@@ -239,18 +174,19 @@ export class NB2PipePanel extends Widget {
       await panel.context.save();
       const path = panel.context.path;
       this._say(state, `${ACTION_LABELS[action]}: working…`, 'info');
+      const say = (target: NotebookState, text: string, kind: 'info' | 'error') => this._say(target, text, kind);
       switch (action) {
         case 'compile':
-          await this._compile(state, path);
+          await compileNotebook(state, path, () => (this._notebook ? cellSources(this._notebook) : null), say);
           break;
         case 'run':
-          await this._run(state, path, parameters);
+          this._poll(state, await startRun(state, path, parameters, say));
           break;
         case 'submit':
-          await this._submit(state, path, parameters);
+          await submitNotebook(state, path, parameters, say);
           break;
         case 'deploy':
-          await this._deploy(state, path);
+          await deployNotebook(state, path, this._actions.deployTarget, say);
           break;
       }
     } catch (error) {
@@ -305,75 +241,20 @@ export class NB2PipePanel extends Widget {
     super.dispose();
   }
 
-  // --- the actions ----------------------------------------------------------------------
-
-  private async _compile(state: NotebookState, path: string): Promise<void> {
-    const result = await post<CompileResult>('compile', { path });
-    state.yaml = result.yaml;
-    state.output = result.output;
-    if (result.graph) {
-      // the compile route's graph may lack the cell roles: keep the ones the graph route gave
-      state.graph = result.graph.cells ? result.graph : { ...result.graph, cells: state.graph?.cells };
-      state.graphError = '';
-    }
-    state.diagnostics = result.diagnostics ?? [];
-    const warnings = state.diagnostics.length ? ` (${summarize(state.diagnostics)})` : '';
-    if (this._notebook && nothingToCompile(state.graph, this._cellSources(this._notebook))) {
-      this._say(state, `${NOTHING_TO_COMPILE} (${result.output} runs an empty step)`, 'error');
-      return;
-    }
-    this._say(state, `Compiled to ${result.output}${warnings}.`, 'info');
-  }
-
-  private async _run(state: NotebookState, path: string, parameters: Record<string, string>): Promise<void> {
-    const run = await post<Run>('runs', { path, ...parametersBody(parameters) });
-    state.run = run;
-    state.runId = run.run_id;
-    state.diagnostics = [];
-    this._say(state, `Run ${run.run_id} started locally.`, 'info');
-    this._poll(state, run.run_id);
-  }
-
-  private async _submit(state: NotebookState, path: string, parameters: Record<string, string>): Promise<void> {
-    const result = await post<SubmitResult>('submit', { path, ...parametersBody(parameters) });
-    state.runUrl = result.run_url;
-    state.runId = result.run_id;
-    state.diagnostics = [];
-    this._say(state, `Submitted run ${result.run_id} to Kubeflow Pipelines.`, 'info');
-  }
-
-  private async _deploy(state: NotebookState, path: string): Promise<void> {
-    const target = this._deployTarget.value === 'cluster' ? 'cluster' : 'local';
-    const result = await post<DeployResult>('deploy', { path, target });
-    state.deployments = result.deployments ?? [];
-    state.diagnostics = [];
-    const names = state.deployments.map(d => d.service).join(', ');
-    this._say(state, `Deployed ${names || 'nothing'} (${target}).`, 'info');
-  }
+  // --- following a run ------------------------------------------------------------------
 
   private _poll(state: NotebookState, runId: string): void {
-    state.poller?.stop();
-    state.poller = new RunPoller({
+    followRun(state, runId, {
       interval: this._settings.pollInterval,
-      fetchRun: id => requestAPI<Run>(`runs/${encodeURIComponent(id)}`),
-      onUpdate: run => {
-        state.run = run;
-        this._renderIf(state);
-      },
-      onDone: run => {
-        const failures = (run.failures ?? []).map(f => `${f.step}: ${f.message}`).join('; ');
-        this._say(state, `Run ${run.run_id} ${run.status}${failures ? `: ${failures}` : ''}.`, run.status === 'succeeded' ? 'info' : 'error');
-        this._renderIf(state);
+      onChange: () => this._renderIf(state),
+      onDone: () => {
         if (this._state === state) {
-          void this._runHistory.refresh();
+          void this._run.history.refresh();
         }
       },
-      onError: error => {
-        this._fail(state, `Following run ${runId} failed`, error);
-        this._renderIf(state);
-      }
+      say: (target, text, kind) => this._say(target, text, kind),
+      fail: (what, error) => this._fail(state, what, error)
     });
-    state.poller.start(runId);
   }
 
   // --- the graph ------------------------------------------------------------------------
@@ -422,47 +303,8 @@ export class NB2PipePanel extends Widget {
 
   private _refreshGraph(state: NotebookState): void {
     const panel = this._notebook;
-    if (!panel || !panel.model) {
-      return;
-    }
-    const request = ++state.graphRequest;
-    const body = { path: panel.context.path, notebook: panel.model.toJSON() };
-    post<Graph>('graph', body).then(
-      graph => {
-        if (request !== state.graphRequest) {
-          return;
-        }
-        state.graph = graph;
-        state.graphError = '';
-        state.diagnostics = graph.diagnostics ?? [];
-        this._renderIf(state);
-      },
-      error => {
-        if (request !== state.graphRequest) {
-          return;
-        }
-        if (error instanceof NB2PipeError && error.status === 422) {
-          state.diagnostics = error.diagnostics;
-          state.graphError = `The graph is out of date: ${error.message}`;
-        } else {
-          state.graphError = `No graph: ${error instanceof Error ? error.message : String(error)}`;
-        }
-        this._renderIf(state);
-      }
-    );
-  }
-
-  private _onDagClick(event: MouseEvent): void {
-    const target = event.target as Element | null;
-    const node = target?.closest?.('[data-node]');
-    const graph = this._notebook ? this._stateOf(this._notebook).graph : null;
-    if (!node || !graph) {
-      return;
-    }
-    const id = node.getAttribute('data-node');
-    const found = graph.nodes.find(n => n.id === id);
-    if (found && found.cells?.length) {
-      this.jumpToCell(found.cells[0]);
+    if (panel) {
+      requestGraph(panel, state, () => this._renderIf(state));
     }
   }
 
@@ -515,16 +357,13 @@ export class NB2PipePanel extends Widget {
   private _render(): void {
     const state = this._state;
     const hasNotebook = this._notebook !== null;
-    for (const [action, button] of this._buttons) {
-      const busy = state?.busy.has(action) ?? false;
-      button.disabled = actionDisabled(action, state, hasNotebook);
-      button.classList.toggle('nb2pipe-busy', busy);
-    }
+    this._actions.render(state, hasNotebook);
     this._message.textContent = state?.message ?? (hasNotebook ? '' : 'Open a notebook to compile it into a pipeline.');
     this._message.className = `nb2pipe-message nb2pipe-message-${state?.messageKind ?? 'info'}`;
-    this._renderGraph(state);
-    this._renderDiagnostics(state);
-    this._renderRun(state);
+    this._graph.render(state, this._notebook);
+    this._problems.render(state, this._notebook);
+    this._run.render(state, this._notebook);
+    this._parametersForm.setParameters(this._notebook?.context.path ?? null, state?.graph?.parameters ?? []);
     this._yaml.textContent = state?.yaml ?? '';
     if (state?.output) {
       this._yaml.setAttribute('data-output', state.output);
@@ -534,107 +373,14 @@ export class NB2PipePanel extends Widget {
     this._yaml.classList.toggle('nb2pipe-hidden', !state?.yaml);
   }
 
-  private _renderGraph(state: NotebookState | null): void {
-    const graph = state?.graph ?? null;
-    this._dagNote.textContent = state?.graphError ?? '';
-    this._dag.classList.toggle('nb2pipe-stale', !!state?.graphError);
-    if (!graph) {
-      this._dag.innerHTML = '';
-      this._dagNote.textContent = state?.graphError || (state ? 'Building the graph…' : '');
-      this._renderBadges(state);
-      this._graphWindow.update(null, this._dagNote.textContent);
-      return;
-    }
-    const svg = renderSvg(graph, { 'data-nb2pipe-id': 'dag', role: 'img', 'aria-label': `steps of ${graph.pipeline}` });
-    if (svg !== this._lastSvg || !this._dag.firstChild) {
-      this._dag.innerHTML = svg;
-      this._lastSvg = svg;
-    }
-    this._renderBadges(state);
-    this._graphWindow.update(graph, state?.graphError ?? '');
-  }
-
-  /** Each code cell's step or role on the cell itself (cellBadges.ts); the note when no code would run. */
-  private _renderBadges(state: NotebookState | null): void {
-    const panel = this._notebook;
-    if (!panel) {
-      return;
-    }
-    const graph = state?.graph ?? null;
-    renderBadges(
-      panel.content.widgets.map(c => c.node),
-      graph,
-      !!state?.graphError
-    );
-    if (graph && !state?.graphError && nothingToCompile(graph, this._cellSources(panel))) {
-      this._dagNote.textContent = NOTHING_TO_COMPILE;
-    }
-  }
-
-  private _cellSources(panel: NotebookPanel): string[] {
-    return panel.content.widgets.map(c => c.model.sharedModel.getSource());
-  }
-
   /** The graph at full size in the main area (zoom, pan, click a step to go to its cell). */
   openGraph(): void {
-    const state = this._state;
-    this._graphWindow.open(state?.graph ?? null, state?.graphError || (state ? '' : 'Open a notebook first.'));
+    this._graph.open(this._state);
   }
 
-  private _renderDiagnostics(state: NotebookState | null): void {
-    const diagnostics = state?.diagnostics ?? [];
-    renderDiagnosticList(this._diagnostics, diagnostics, cell => this.jumpToCell(cell));
-    this._markCells(diagnostics);
-  }
-
-  /** Mark the offending cells in the notebook: a class and a small message under the cell. */
-  private _markCells(diagnostics: Diagnostic[]): void {
-    const panel = this._notebook;
-    if (!panel || (this._marked.panel === panel && this._marked.diagnostics === diagnostics)) {
-      return;
-    }
-    this._marked = { panel, diagnostics };
-    markCells(
-      panel.content.widgets.map(cell => cell.node),
-      diagnostics
-    );
-  }
-
-  private _renderRun(state: NotebookState | null): void {
-    renderDeployCalls(this._deployBox, state?.deployments ?? []);
-    const run = state?.run ?? null;
-    // the Kubeflow link and the endpoints (views.ts); the run itself is drawn by runResults.ts
-    const endpoints = (run?.endpoints ?? []).map(e => ({ ...e, target: 'from the run', model_uri: run?.run_id ?? '' }));
-    renderRunBox(this._runBox, {
-      run: null,
-      runUrl: state?.runUrl ?? null,
-      runId: state?.runId ?? null,
-      deployments: [...(state?.deployments ?? []), ...endpoints]
-    });
-    if (run) {
-      this._runBox.querySelector(':scope > .nb2pipe-empty')?.remove();
-      this._runBox.insertBefore(renderRunStatus(run, this._runActions), this._runBox.firstChild);
-    }
-    this._parametersForm.setParameters(this._notebook?.context.path ?? null, state?.graph?.parameters ?? []);
-    const panel = this._notebook;
-    const failure = run?.failure ?? null;
-    if (panel && (this._markedFailure.panel !== panel || this._markedFailure.failure !== failure)) {
-      this._markedFailure = { panel, failure };
-      markFailedCell(
-        panel.content.widgets.map(cell => cell.node),
-        failure
-      );
-    }
-  }
-
-  private _runActions: IRunActions = {
-    onJumpToCell: cell => this.jumpToCell(cell),
-    onOpenReport: (runId, step) => this.openReport(runId, step)
-  };
-  private _markedFailure: { panel: NotebookPanel | null; failure: RunFailure | null } = { panel: null, failure: null };
   private _parametersForm: ParametersForm;
-  private _runHistory: RunHistoryView;
-
+  private _run: RunSection;
+  private _problems: ProblemsSection;
   private _options: NB2PipePanelOptions;
   private _settings: PanelSettings = { ...DEFAULT_SETTINGS };
   private _notebook: NotebookPanel | null = null;
@@ -642,17 +388,9 @@ export class NB2PipePanel extends Widget {
   private _states = new WeakMap<NotebookPanel, NotebookState>();
   private _header: NotebookHeader;
   private _message: HTMLDivElement;
-  private _buttons = new Map<Action, HTMLButtonElement>();
-  private _deployTarget: HTMLSelectElement;
-  private _dag: HTMLDivElement;
-  private _dagNote: HTMLDivElement;
-  private _lastSvg = '';
-  private _marked: { panel: NotebookPanel | null; diagnostics: Diagnostic[] | null } = { panel: null, diagnostics: null };
-  private _diagnostics: HTMLUListElement;
+  private _actions: ActionBar;
+  private _graph: GraphSection;
   private _tagEditor: TagEditor;
   private _settingsForm: SettingsForm;
-  private _runBox: HTMLDivElement;
-  private _deployBox: HTMLDivElement;
-  private _graphWindow: GraphWindow;
   private _yaml: HTMLPreElement;
 }
