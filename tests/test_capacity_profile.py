@@ -26,6 +26,7 @@ from nb2pipe.cli import main
 from nb2pipe.cli.profile import targets_from
 from nb2pipe.errors import Nb2PipeError
 from tests.support.registered import RegisteredModel
+from tests.support.served import pids_with_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT_S = 240
@@ -58,17 +59,7 @@ def run_profile(tracking_uri: str, *arguments: str, cwd: Path) -> subprocess.Com
 
 def serve_processes() -> list[int]:
     """PIDs of every ``nb2pipe serve`` process on this machine (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"nb2pipe" in arguments and b"serve" in arguments:
-            found.append(int(entry.name))
-    return found
+    return pids_with_arguments(b"nb2pipe", b"serve")
 
 
 def gone(pid: int) -> bool:

@@ -15,6 +15,7 @@ from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle import endpoints
 from nb2pipe.lifecycle.endpoints import EndpointError, read_endpoint, start_local, stop_endpoint
 from nb2pipe.processes import free_port, is_alive, spawn, stop_group
+from tests.support.served import pids_with_arguments
 
 # answers 200 to any GET once it listens; its command line says "nb2pipe serve" as a real one does
 FAKE_SERVER = """
@@ -32,17 +33,7 @@ http.server.HTTPServer(("127.0.0.1", port), Ready).serve_forever()
 
 def _servers_of(script: Path, service: str) -> list[int]:
     """PIDs of live fake servers of ``service`` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            arguments = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(script).encode() in arguments and service.encode() in arguments and is_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid in pids_with_arguments(str(script).encode(), service.encode()) if is_alive(pid)]
 
 
 @pytest.fixture

@@ -61,3 +61,18 @@ def serving(
         yield Server(port, process, log)
     finally:
         stop_group(process, STOP_GRACE_S)
+
+
+def pids_with_arguments(*words: bytes) -> list[int]:
+    """PIDs of processes on this machine whose command line holds every one of ``words`` (/proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if all(word in arguments for word in words):
+            found.append(int(entry.name))
+    return found
