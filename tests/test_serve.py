@@ -189,6 +189,39 @@ def test_payloads_are_logged_one_line_per_request(server: Server, registered_mod
     assert last["columns"] == list(registered_model.features.columns)
 
 
+def test_rejected_predictions_are_logged_marked_and_drift_reads_only_answered_ones(
+    server: Server, registered_model: RegisteredModel, payload_dir: Path
+):
+    answered_before = len(list(read_payloads(payload_dir)))
+    narrow = {"instances": [[1.0, 2.0]]}
+    status, answer = server.post_json("/v1/models/cancer:predict", narrow)
+    assert status == 400
+    not_a_request = {"inputs": "nope"}
+    assert server.post_json("/v2/models/cancer/infer", not_a_request)[0] == 400
+    everything = list(read_payloads(payload_dir, include_rejected=True))
+    v1, v2 = everything[-2:]
+    assert v1["rejected"] == answer["error"] and v1["body"] == narrow and v1["protocol"] == "v1"
+    assert v2["rejected"].startswith("invalid inference request") and v2["body"] == not_a_request
+    assert len(list(read_payloads(payload_dir))) == answered_before
+
+
+def test_a_binary_output_is_appended_after_the_json_part(server: Server, registered_model: RegisteredModel):
+    data = rows(registered_model, 3)
+    request = {
+        "inputs": [{"name": "table", "shape": [3, len(data[0])], "datatype": "FP64", "data": data}],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+    }
+    status, raw = server.request("POST", "/v2/models/cancer/infer", json.dumps(request))
+    assert status == 200 and isinstance(raw, bytes)
+    head = json.loads(raw[: raw.index(b"}]}") + 3])
+    output = head["outputs"][0]
+    assert output["parameters"]["binary_data_size"] == 3 * 8 and "data" not in output
+    assert np.frombuffer(raw[-24:], dtype=np.int64).tolist() == expected(registered_model, 3)
+    unknown = {**request, "outputs": [{"name": "proba"}]}
+    status, answer = server.request("POST", "/v2/models/cancer/infer", json.dumps(unknown))
+    assert status == 400 and "unknown output 'proba'" in answer["error"]
+
+
 def test_unknown_model_name_is_404(server: Server, registered_model: RegisteredModel):
     status, _ = server.post_json("/v1/models/other:predict", {"instances": rows(registered_model, 1)})
     assert status == 404

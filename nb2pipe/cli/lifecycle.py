@@ -48,6 +48,32 @@ def add_commands(commands: Commands) -> None:
     )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.add_argument(
+        "--log-file",
+        metavar="PATH",
+        type=non_empty,
+        help="log to PATH, rotated at 10 MB with 2 old files kept (default: stderr, as containers expect)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        metavar="SECONDS",
+        type=real(0.0, 3600.0, above_low=True),
+        default=30.0,
+        help="seconds a client has to send a request's headers, and then its body (default 30; then 408)",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        metavar="BYTES",
+        type=integer(1024, 16 * 1024 * 1024),
+        default=64 * 1024,
+        help="largest request line and headers accepted (default 65536; bigger: 431)",
+    )
+    serve.add_argument(
+        "--model-repository",
+        action="store_true",
+        help="answer the v2 model repository extension (POST /v2/repository/models/NAME/load and /unload): "
+        "anyone who reaches the port can then take the model offline; off by default",
+    )
+    serve.add_argument(
         "--explainer",
         choices=EXPLAIN_METHODS,
         help="also answer /v1/models/NAME:explain with Anchor or Integrated Gradients (needs nb2pipe[explain])",
@@ -133,6 +159,10 @@ def _serve(args: argparse.Namespace) -> int:
             args.port,
             args.log_payloads,
             args.access_log,
+            max_header_bytes=args.max_header_bytes,
+            read_timeout=args.read_timeout,
+            log_file=args.log_file,
+            model_repository=args.model_repository,
             explainer=args.explainer,
             reference=args.reference,
             build_explainer=build_explainer if args.explainer else None,

@@ -1,37 +1,38 @@
-"""``nb2pipe serve``: an MLflow model behind KServe's own ``ModelServer``.
+"""``nb2pipe serve``: an MLflow model behind KServe's own ``ModelServer``, hardened for a port
+anyone may reach.
 
-:class:`MlflowModel` is a small ``kserve.Model`` (load / predict) answering the v1 protocol
-(``/v1/models/NAME:predict``) and the v2 Open Inference Protocol
-(``/v2/models/NAME/infer``); with an explainer (Anchor or Integrated Gradients) it also answers
-``/v1/models/NAME:explain``, fitted on the training data kept with the registered version and
-warmed before the server reports ready. :func:`serve` starts KServe's REST server bound to the host
-asked for (KServe itself always binds 0.0.0.0), without gRPC, with request bodies capped,
-and with every malformed payload answered 400.
+KServe's REST server (FastAPI on uvicorn) answers the v1 and v2 protocols for
+:mod:`nb2pipe.lifecycle.served_model`'s model. :func:`build_server` adds what a production
+server needs and KServe leaves out:
+
+- bound to the host asked for (KServe itself always binds 0.0.0.0), without gRPC;
+- the model repository extension (``/v2/repository/models/NAME/load|unload``) off unless asked
+  for, and readiness false whenever the model is not loaded;
+- request heads bounded in size and time (:mod:`connection_limits`), bodies in size and time,
+  versioned v2 paths and the binary extension's header checked (:mod:`request_guard`);
+- client mistakes answered 4xx and logged in one line (:mod:`server_logging`), the log on stderr
+  or in a rotating file; rejected predictions kept in the payload log.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.lifecycle.calling import metadata_tensors, model_signature, output_tensors, signature_specs
-from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
-from nb2pipe.lifecycle.predictor import BadPayload, Predictor
-from nb2pipe.store.payloads import PayloadLog
-from nb2pipe.store.registry import input_columns, load_native, resolve_model
+from nb2pipe.lifecycle.connection_limits import MAX_HEADER_BYTES, limited_protocol
+from nb2pipe.lifecycle.explainer import ExplainerBuilder
+from nb2pipe.lifecycle.request_guard import GuardPolicy, RequestGuard
+from nb2pipe.lifecycle.served_model import kserve_module, model_class
+from nb2pipe.lifecycle.server_logging import configure_logging, install_error_handlers
 
 #: Largest request body accepted (bytes); bigger ones get 413 before they are read whole.
 MAX_BODY_BYTES = 16 * 1024 * 1024
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+#: Seconds a client has to send a request's head, and then its body, before 408.
+READ_TIMEOUT_S = 30.0
+#: Seconds an idle keep-alive connection stays open.
+KEEP_ALIVE_S = 65
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ class ServeOptions:
     log_payloads: str | None = None
     access_log: bool = False
     max_body_bytes: int = MAX_BODY_BYTES
+    max_header_bytes: int = MAX_HEADER_BYTES
+    read_timeout: float = READ_TIMEOUT_S
+    #: rotating log file (None: stderr, as containers expect)
+    log_file: str | None = None
+    #: answer the v2 model repository extension (load/unload over HTTP: anyone reaching the port may)
+    model_repository: bool = False
     #: "anchor" or "ig": also answer :explain
     explainer: str | None = None
     #: the data the explainer is fitted on (default: the training data kept with the version)
@@ -52,229 +59,23 @@ class ServeOptions:
     build_explainer: ExplainerBuilder | None = None
 
 
-def _kserve() -> Any:
-    """Import kserve without letting its import-time argv parsing see nb2pipe's arguments."""
-    saved = sys.argv
-    sys.argv = saved[:1]
-    try:
-        import kserve
-    finally:
-        sys.argv = saved
-    return kserve
-
-
-def model_class() -> type:
-    """The ``kserve.Model`` subclass; built on first use so kserve loads only when serving."""
-    kserve = _kserve()
-    from kserve.errors import InvalidInput
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-
-    class MlflowModel(kserve.Model):  # type: ignore[name-defined]
-        """Template method as KServe defines it: ``load`` once, ``predict`` per request."""
-
-        def __init__(
-            self,
-            name: str,
-            model_uri: str,
-            payload_dir: str | None = None,
-            explainer: str | None = None,
-            reference: str | None = None,
-            build_explainer: ExplainerBuilder | None = None,
-        ) -> None:
-            super().__init__(name)
-            self.model_uri = model_uri
-            self.payload_dir = payload_dir
-            self.explainer_method = explainer
-            self.reference_path = reference
-            self.build_explainer = build_explainer
-            self.predictor: Predictor | None = None
-            self.payloads: PayloadLog | None = None
-            self.version: str | None = None
-            self.explainer: ServedExplainer | None = None
-            self.input_types: list[dict[str, Any]] = []
-            self.output_types: list[dict[str, Any]] = []
-
-        def load(self) -> bool:
-            source = resolve_model(self.model_uri)
-            columns, types = input_columns(source)
-            signature = model_signature(source)
-            if signature is not None:
-                self.input_types = metadata_tensors(signature_specs(signature.inputs))
-                self.output_types = output_tensors(signature_specs(signature.outputs))
-            self.predictor = Predictor.build(load_native(source), columns, types)
-            self.version = source.version
-            if self.explainer_method:
-                self.explainer = ServedExplainer.build(
-                    self.explainer_method, source, self.predictor.model, self.reference_path, self.build_explainer
-                )
-            if self.payload_dir:
-                self.payloads = PayloadLog(self.payload_dir, self.name, source.version)
-            self.ready = True
-            return True
-
-        def get_input_types(self) -> list[dict[str, Any]]:
-            # KServe's dataplane answers GET /v2/models/NAME with these (Open Inference Protocol metadata)
-            return self.input_types
-
-        def get_output_types(self) -> list[dict[str, Any]]:
-            return self.output_types
-
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            predictor = self.predictor
-            assert predictor is not None, "load() runs before the server starts"
-            try:
-                if isinstance(payload, InferRequest):
-                    return self._predict_v2(predictor, payload)
-                rows = predictor.rows_from_v1(payload)
-                predictions = predictor.predict(predictor.table(rows))
-            except BadPayload as exc:
-                raise InvalidInput(str(exc)) from None
-            if self.payloads:
-                self.payloads.append("v1", predictor.columns, rows, predictions)
-            return {"predictions": predictions}
-
-        async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-            predictor, explainer = self.predictor, self.explainer
-            assert predictor is not None, "load() runs before the server starts"
-            if explainer is None:
-                raise InvalidInput(f"{self.name} serves no explainer: start it with --explainer anchor or ig")
-            try:
-                rows = predictor.rows_from_v1(payload)
-                if not rows:
-                    raise BadPayload("no rows to explain")
-                if len(rows) > MAX_EXPLAINED_ROWS:
-                    raise BadPayload(f"{len(rows)} rows to explain; send at most {MAX_EXPLAINED_ROWS} per request")
-                # an explanation takes a fraction of a second: keep the event loop answering :predict
-                answer = await asyncio.to_thread(explainer.explain, predictor, rows)
-            except BadPayload as exc:
-                raise InvalidInput(str(exc)) from None
-            return {"model_name": self.name, "model_version": self.version, **answer}
-
-        def _predict_v2(self, predictor: Predictor, request: Any) -> Any:
-            tensors = []
-            for item in request.inputs:
-                try:
-                    data = item.as_numpy()
-                except Exception as exc:  # kserve raises bare Exception/ValueError for bad tensors
-                    raise BadPayload(f"input {item.name!r}: {exc}") from None
-                tensors.append((item.name, list(item.shape), data))
-            table = predictor.rows_from_tensors(tensors)
-            predictions = predictor.predict(table)
-            if self.payloads:
-                rows = table.values.tolist() if hasattr(table, "values") else table.tolist()
-                self.payloads.append("v2", predictor.columns, rows, predictions)
-            output = InferOutput(name="predict", shape=[len(predictions)], datatype=_datatype(predictions))
-            output.set_data_from_numpy(_as_array(predictions))
-            return InferResponse(
-                response_id=request.id or str(uuid.uuid4()),  # None makes KServe answer 500
-                model_name=self.name,
-                model_version=self.version,
-                infer_outputs=[output],
-            )
-
-    return MlflowModel
-
-
-def _datatype(values: list[Any]) -> str:
-    sample = values[0] if values else 0.0
-    if isinstance(sample, bool):
-        return "BOOL"
-    if isinstance(sample, int):
-        return "INT64"
-    if isinstance(sample, float):
-        return "FP64"
-    return "BYTES"
-
-
-def _as_array(values: list[Any]) -> Any:
-    import numpy as np
-
-    kind = _datatype(values)
-    if kind == "BYTES":
-        return np.asarray([str(v) for v in values], dtype=object)
-    return np.asarray(values, dtype={"BOOL": bool, "INT64": np.int64, "FP64": np.float64}[kind])
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for bodies over the limit, counted as they stream in."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await _reject(send, self.limit)
-            return
-        seen = 0
-
-        async def counted() -> MutableMapping[str, Any]:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _reject(send, self.limit)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _reject(send: Send, limit: int) -> None:
-    body = f'{{"error": "request body larger than {limit} bytes"}}'.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 def build_server(options: ServeOptions) -> tuple[Any, Any]:
     """The loaded model and a KServe ``ModelServer`` ready to serve it on options.host."""
-    _kserve()
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
-    from kserve import model_server
-
-    model = model_class()(
-        options.name,
-        options.model_uri,
-        options.log_payloads,
-        options.explainer,
-        options.reference,
-        options.build_explainer,
-    )
-    model.load()
-
-    async def validation_error(_: Any, exc: RequestValidationError) -> Any:
-        # FastAPI answers 422 for a v2 body that is JSON but not an inference request
-        return JSONResponse(status_code=400, content={"error": f"invalid inference request: {exc.errors()[:3]}"})
-
-    app = model_server.app
-    if not getattr(app.state, "nb2pipe_configured", False):
-        app.add_exception_handler(RequestValidationError, validation_error)
-        app.add_middleware(BodyLimit, limit=options.max_body_bytes)
-        app.state.nb2pipe_configured = True
-    server = _HostBoundModelServer(
-        options.host,
+    configure_logging(options.log_file)
+    models = _served_models_class()(lambda: _load_model(options))
+    model = models.load_served(options.name)
+    server = _hardened_server_class()(
+        options,
+        model,
+        registered_models=models,
         http_port=options.port,
         workers=1,
         enable_grpc=False,
         enable_docs_url=False,
         enable_latency_logging=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
+    configure_logging(options.log_file)  # KServe's ModelServer configured its own handlers
     logging.getLogger("uvicorn.access").disabled = not options.access_log
     return model, server
 
@@ -293,41 +94,129 @@ def serve(options: ServeOptions) -> None:
     server.start([model])
 
 
-def _host_bound_server_class() -> type:
-    kserve = _kserve()
+def _load_model(options: ServeOptions) -> Any:
+    model = model_class()(
+        options.name,
+        options.model_uri,
+        options.log_payloads,
+        options.explainer,
+        options.reference,
+        options.build_explainer,
+    )
+    model.load()
+    return model
+
+
+def _served_models_class() -> type:
+    """KServe's model repository holding the one model this server loads (again, on ``load``)."""
+    kserve_module()
+    from kserve.model_repository import ModelRepository
+
+    class ServedModels(ModelRepository):
+        def __init__(self, load: Any) -> None:
+            super().__init__()
+            self._load = load
+
+        def load_served(self, name: str) -> Any:
+            model = self._load()
+            self.update(model, name)
+            return model
+
+        def load(self, name: str) -> bool:
+            # the request guard answers 404 for any other name before this is reached
+            self.load_served(name)
+            return True
+
+    return ServedModels
+
+
+def _hardened_server_class() -> type:
+    kserve = kserve_module()
     from kserve.model_server import FASTAPI_APP_IMPORT_STRING
+    from kserve.model_server import app as kserve_app
+    from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.rest.server import RESTServer
 
-    class HostBoundModelServer(kserve.ModelServer):  # type: ignore[name-defined]
-        """KServe's ModelServer with the REST server bound to a chosen host."""
+    class TruthfulDataPlane(DataPlane):
+        """Ready only while the model is loaded; undecodable requests are the client's fault."""
 
-        def __init__(self, host: str, **kwargs: Any) -> None:
+        def __init__(self, served_name: str, **kwargs: Any) -> None:
             super().__init__(**kwargs)
-            self.host = host
+            self.served_name = served_name
+
+        async def ready(self) -> bool:
+            return await self.model_ready(self.served_name)
+
+        async def model_ready(self, model_name: str, disable_predictor_health_check: bool = False) -> bool:
+            if model_name == self.served_name and self.model_registry.get_model(model_name) is None:
+                return False  # unloaded through the repository extension
+            return bool(await super().model_ready(model_name, disable_predictor_health_check))
+
+        def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
+            from kserve.errors import InvalidInput
+
+            try:
+                return super().decode(body, headers, *args, **kwargs)
+            except InvalidInput:
+                raise
+            except Exception as exc:  # decoding reads only the client's bytes: its failures are 400s
+                raise InvalidInput(f"the request cannot be decoded: {exc}") from None
+
+    class HardenedRESTServer(RESTServer):
+        def __init__(self, options: ServeOptions, model: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.options, self.model = options, model
+            self.config.host = options.host  # KServe hard-codes 0.0.0.0
+            self.config.http = limited_protocol(options.read_timeout, options.max_header_bytes)
+
+        def _add_middlewares(self, app: Any) -> None:
+            # KServe's timing middleware logs a line per request and matches every route again
+            if getattr(app.state, "nb2pipe_configured", False):
+                raise RuntimeError("nb2pipe serves one model per process")
+            app.state.nb2pipe_configured = True
+            policy = GuardPolicy(
+                self.options.name,
+                self.model.version,
+                self.options.model_repository,
+                self.options.max_body_bytes,
+                self.options.read_timeout,
+            )
+            app.add_middleware(RequestGuard, policy=policy)
+
+        def create_application(self) -> None:
+            super().create_application()
+            install_error_handlers(kserve_app, self.options.name, self._record_rejection)
+
+        def _record_rejection(self, protocol: str, reason: str, body: bytes | None) -> None:
+            # the model held now: the repository extension may have loaded a new one
+            current = self.dataplane.model_registry.get_model(self.options.name) or self.model
+            current.record_rejection(protocol, reason, body)
+
+    class HardenedModelServer(kserve.ModelServer):  # type: ignore[name-defined]
+        def __init__(self, options: ServeOptions, model: Any, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.options, self.model = options, model
+            self.dataplane = TruthfulDataPlane(options.name, model_registry=self.registered_models)
 
         def start(self, models: list[Any]) -> None:
             import asyncio
 
             self._register_and_check_atleast_one_model_is_ready(models)
-            self._rest_server = RESTServer(
+            self._rest_server = HardenedRESTServer(
+                self.options,
+                self.model,
                 FASTAPI_APP_IMPORT_STRING,
                 self.dataplane,
                 self.model_repository_extension,
                 self.http_port,
-                access_log_format=self.access_log_format,
                 workers=1,
                 grace_period=self.grace_period,
                 event_loop=self.event_loop,
                 timeout_keep_alive=self.timeout_keep_alive,
             )
-            self._rest_server.config.host = self.host  # KServe hard-codes 0.0.0.0
             self.servers.append(self._rest_server.start())
             self.setup_event_loop()
             self.register_signal_handler()
             asyncio.run(self._serve())
 
-    return HostBoundModelServer
-
-
-def _HostBoundModelServer(host: str, **kwargs: Any) -> Any:
-    return _host_bound_server_class()(host, **kwargs)
+    return HardenedModelServer

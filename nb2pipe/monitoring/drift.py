@@ -72,6 +72,8 @@ class DriftResult:
     current_rows: int
     p_value: float | None = None  # mmd only: the permutation test's
     distance: float | None = None  # mmd only: MMD² between the tables
+    #: requests of a payload log the model rejected (bad payloads): logged, but not tested
+    rejected_requests: int = 0
 
     @property
     def drifted(self) -> tuple[FeatureDrift, ...]:
@@ -90,6 +92,8 @@ class DriftResult:
             values["p_value"] = float(self.p_value)
         if self.distance is not None:
             values["distance"] = float(self.distance)
+        if self.rejected_requests:
+            values["rejected_requests"] = float(self.rejected_requests)
         for feature in self.features:
             key = base = "p_value_" + re.sub(r"[^A-Za-z0-9_]", "_", feature.name)
             suffix = 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nb2pipe.monitoring.drift import check_drift
+from nb2pipe.store.payloads import PayloadCounts
 from nb2pipe.store.tables import load_reference_table, load_table, named_like
 
 if TYPE_CHECKING:
@@ -18,9 +20,12 @@ def drift_of_files(
     reference: str | Path, current: str | Path, settings: DriftSettings, store: str | Path | None = None
 ) -> tuple[DriftResult, pandas.DataFrame, pandas.DataFrame]:
     """Load both tables (the reference may be a registered model's training data), give a
-    table of generic column names the other's names, and test for drift."""
+    table of generic column names the other's names, and test for drift. When ``current`` is a
+    payload log, the result counts the requests the model rejected (left out of the test)."""
 
     reference_table = load_reference_table(reference, store)
-    current_table = named_like(load_table(current), reference_table)
+    counts = PayloadCounts()
+    current_table = named_like(load_table(current, counts), reference_table)
     reference_table = named_like(reference_table, current_table)
-    return check_drift(reference_table, current_table, settings), reference_table, current_table
+    result = replace(check_drift(reference_table, current_table, settings), rejected_requests=counts.rejected)
+    return result, reference_table, current_table

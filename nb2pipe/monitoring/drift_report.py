@@ -80,6 +80,8 @@ def drift_report_html(result: DriftResult, reference: pandas.DataFrame, current:
 def drift_summary(result: DriftResult) -> str:
     """The verdict, then one line per drifted feature, most significant first."""
     rows = f"{result.reference_rows} reference rows, {result.current_rows} current rows"
+    if result.rejected_requests:
+        rows += f" ({result.rejected_requests} rejected requests not tested)"
     verdict = "drift" if result.is_drift else "no drift"
     if result.method == "mmd":
         return (
@@ -127,6 +129,8 @@ def _facts(result: DriftResult) -> str:
     else:
         facts.append(("drift when", f"a feature's p-value < {result.threshold:.3g} (after the correction)"))
     facts.append(("rows compared", rows))
+    if result.rejected_requests:
+        facts.append(("not tested", f"{result.rejected_requests:,} requests the model rejected (bad payloads)"))
     items = "".join(f"<dt>{escape(key)}</dt><dd>{escape(value)}</dd>" for key, value in facts)
     return f'<dl class="facts">{items}</dl>'
 

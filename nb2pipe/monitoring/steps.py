@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nb2pipe.files import write_whole
 from nb2pipe.monitoring.drift import DriftSettings, check_drift
 from nb2pipe.monitoring.drift_report import drift_report_html
 from nb2pipe.store.data import first_rows, load_data, load_model
+from nb2pipe.store.payloads import PayloadCounts
 from nb2pipe.store.reference import load_reference
 from nb2pipe.store.registry import CHAMPION
 from nb2pipe.store.tables import as_table, named_like, payload_table
@@ -97,14 +99,18 @@ def monitor_step(
         reason = f"{name} version {version} kept no training data to compare with; register it again"
         return _verdict(bool(force), reason, metrics, report, flag_path)
     reference = as_table(load_reference(kept), "the champion's training data")
-    current = payload_table(folder, version=version) if Path(folder).is_dir() else None
+    counts = PayloadCounts()
+    current = payload_table(folder, version=version, counts=counts) if Path(folder).is_dir() else None
     served = 0 if current is None else len(current)
     fewest = int(options.get("min_rows", 50))
+    rejected = f" ({counts.rejected} rejected requests not tested)" if counts.rejected else ""
     if current is None or served < fewest:
-        reason = f"{served} requests served by {name} version {version} in {folder}; drift is tested from {fewest}"
+        reason = (
+            f"{served} requests served by {name} version {version} in {folder}{rejected}; drift is tested from {fewest}"
+        )
         return _verdict(bool(force), reason, metrics, report, flag_path, served)
     current = named_like(current, reference)
-    result = check_drift_of(reference, current, options)
+    result = replace(check_drift_of(reference, current, options), rejected_requests=counts.rejected)
     write_drift_outputs(result, reference, current, metrics=metrics, report=report, flag_path=flag_path)
     retrain = bool(result.is_drift or force)
     metrics.log_metric("served_rows", float(served))
@@ -112,7 +118,10 @@ def monitor_step(
     write_whole(Path(flag_path), "true" if retrain else "false")
     drifted = [f.name for f in result.features if f.is_drift]
     verdict = f"drift in {', '.join(drifted) or 'the data'}" if result.is_drift else "no drift"
-    print(f"nb2pipe: {served} requests served by {name} version {version}: {verdict}; retrain: {retrain}", flush=True)
+    print(
+        f"nb2pipe: {served} requests served by {name} version {version}{rejected}: {verdict}; retrain: {retrain}",
+        flush=True,
+    )
     return retrain
 
 

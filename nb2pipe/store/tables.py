@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
-from nb2pipe.store.payloads import PREFIX, read_payloads
+from nb2pipe.store.payloads import PREFIX, PayloadCounts, is_rejected, read_payloads
 from nb2pipe.store.reference import load_reference
 
 if TYPE_CHECKING:
@@ -32,14 +32,15 @@ class TableError(Nb2PipeError):
     """A table could not be read."""
 
 
-def load_table(path: str | Path) -> pandas.DataFrame:
+def load_table(path: str | Path, counts: PayloadCounts | None = None) -> pandas.DataFrame:
     """The table kept at ``path`` (see :data:`SUPPORTED`). A file without a suffix, as a
-    KFP Dataset artifact often is, is read as parquet when it starts like one, else as CSV."""
+    KFP Dataset artifact often is, is read as parquet when it starts like one, else as CSV.
+    A payload log's rejected requests and torn lines are left out and counted in ``counts``."""
     location = Path(path).expanduser()
     if not location.exists():
         raise TableError(f"{path}: no such file or folder; expected {SUPPORTED}")
     if location.is_dir():
-        return _folder_table(location)
+        return _folder_table(location, counts)
     if not location.is_file():  # a pipe would block the read for ever, a device never end
         raise TableError(f"{path}: not a regular file but a pipe, socket or device; expected {SUPPORTED}")
     name = location.name.lower()
@@ -68,7 +69,7 @@ def _read(path: Path, kind: str) -> pandas.DataFrame:
         raise TableError(f"cannot read {path} as {kind}: {_first_line(exc)}") from exc
 
 
-def _folder_table(folder: Path) -> pandas.DataFrame:
+def _folder_table(folder: Path, counts: PayloadCounts | None) -> pandas.DataFrame:
     if (folder / VALUE_SIDECAR).is_file():
         try:
             value = load_value(str(folder))
@@ -76,9 +77,11 @@ def _folder_table(folder: Path) -> pandas.DataFrame:
             raise TableError(f"cannot read the value saved in {folder}: {_first_line(exc)}") from exc
         return as_table(value, str(folder))
     if any(folder.glob(f"{PREFIX}*.jsonl")):
-        table = payload_table(folder)
+        counts = counts if counts is not None else PayloadCounts()
+        table = payload_table(folder, counts=counts)
         if table is None:
-            raise TableError(f"the payload log {folder} holds no requests yet: send the endpoint some traffic first")
+            rejected = f" other than {counts.rejected} rejected" if counts.rejected else ""
+            raise TableError(f"the payload log {folder} holds no requests yet{rejected}: send the endpoint some first")
         return table
     raise TableError(f"{folder} is a folder, but neither a payload log nor a saved value; expected {SUPPORTED}")
 
@@ -117,9 +120,12 @@ def named_like(table: pandas.DataFrame, other: pandas.DataFrame) -> pandas.DataF
     return table
 
 
-def payload_table(folder: str | Path, version: str | None = None) -> pandas.DataFrame | None:
-    """Every instance of every request logged in ``folder`` (only those answered by model
-    ``version`` when given), one row each, oldest first; None when there are none.
+def payload_table(
+    folder: str | Path, version: str | None = None, counts: PayloadCounts | None = None
+) -> pandas.DataFrame | None:
+    """Every instance of every answered request logged in ``folder`` (only those of model
+    ``version`` when given), one row each, oldest first; None when there are none. Rejected
+    requests (of that version) and torn lines are left out and counted in ``counts``.
 
     Columns come from a record's ``columns``, else ``f0, f1, ...``; a row sent as an object of
     column: value keeps its keys. Records of different layouts are stacked by column name.
@@ -129,8 +135,12 @@ def payload_table(folder: str | Path, version: str | None = None) -> pandas.Data
     frames: list[pandas.DataFrame] = []
     layout: Any = None
     rows: list[Any] = []
-    for record in read_payloads(folder):
+    counts = counts if counts is not None else PayloadCounts()
+    for record in read_payloads(folder, include_rejected=True, counts=counts):
         if version is not None and str(record.get("version")) != str(version):
+            continue
+        if is_rejected(record):
+            counts.rejected += 1
             continue
         instances = record.get("instances")
         if not isinstance(instances, list):
