@@ -19,7 +19,7 @@ from nb2pipe.errors import Diagnostic, Nb2PipeError
 from nb2pipe.lifecycle.calling import CallingInstructions, describe_calling
 from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.runners.kubeflow import submit_notebook
-from nb2pipe.store.registry import CHAMPION, quiet_mlflow, tracking_env_kept, tracking_uri
+from nb2pipe.store.registry import CHAMPION, prepare_store, quiet_mlflow, tracking_env_kept, tracking_uri
 
 Target = Literal["local", "cluster"]
 TARGETS: tuple[Target, ...] = ("local", "cluster")
@@ -159,6 +159,7 @@ def _require_champions(names: list[str], store: Path, notebook_uri: str | None) 
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    prepare_store(uri)  # a run may still be creating this store's tables
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     missing = []
     for name in names:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from nb2pipe.store.registry import (
     artifact_root,
     use_tracking,
 )
+from nb2pipe.store.store_lock import exclusive_file_lock, lock_path, sqlite_database
 
 PROMOTION_TAG = "nb2pipe.promotion"
 
@@ -102,16 +104,28 @@ def register_model(model: Any, example: Any, registration: Registration, store: 
         mlflow.set_tags(dict(registration.tags))
         flavor, info = _log_model(model, example)
         reference = _log_reference(example)
-        version = mlflow.register_model(info.model_uri, registration.model_name)
-        client = MlflowClient()
-        client.set_registered_model_alias(registration.model_name, CANDIDATE, version.version)
-        promotion = _decide(client, registration, numeric)
-        if promotion.promoted:
-            client.set_registered_model_alias(registration.model_name, CHAMPION, version.version)
+        # one run at a time compares with the champion and takes its place: two runs at once
+        # must not both beat the same old champion and leave the worse one as champion
+        with _promotion_lock(uri, registration.model_name):
+            version = mlflow.register_model(info.model_uri, registration.model_name)
+            client = MlflowClient()
+            client.set_registered_model_alias(registration.model_name, CANDIDATE, version.version)
+            promotion = _decide(client, registration, numeric)
+            if promotion.promoted:
+                client.set_registered_model_alias(registration.model_name, CHAMPION, version.version)
         record = json.dumps(asdict(promotion), sort_keys=True)
         client.set_model_version_tag(registration.model_name, version.version, PROMOTION_TAG, record)
         mlflow.set_tag(PROMOTION_TAG, record)
     return Registered(registration.model_name, str(version.version), run.info.run_id, flavor, uri, promotion, reference)
+
+
+def _promotion_lock(uri: str, model_name: str) -> AbstractContextManager[None]:
+    """The lock file of a sqlite store (processes of one machine share it); a tracking
+    server or database serves other machines too, where no local lock reaches."""
+    database = sqlite_database(uri)
+    if database is None:
+        return nullcontext()
+    return exclusive_file_lock(lock_path(database), doing=f"registering a version of {model_name!r}")
 
 
 def _log_reference(example: Any) -> str | None:
@@ -136,11 +150,19 @@ def _log_reference(example: Any) -> str | None:
 
 def _experiment(name: str, artifacts: str | None) -> str:
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return mlflow.create_experiment(name, artifact_location=artifacts)
+    try:
+        return mlflow.create_experiment(name, artifact_location=artifacts)
+    except MlflowException:
+        # another run created it since the look-up above: use theirs
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def _log_model(model: Any, example: Any) -> tuple[str, Any]:

@@ -73,6 +73,8 @@ def model_class() -> type:
                 self.output_types = output_tensors(signature_specs(signature.outputs))
             if not self.input_types:
                 self.input_types = _inputs_without_signature(self.predictor)
+            if not self.output_types:
+                self.output_types = _output_without_signature(self.predictor)
             self.version = source.version
             if self.explainer_method:
                 self.explainer = ServedExplainer.build(
@@ -177,6 +179,18 @@ def _inputs_without_signature(predictor: Predictor) -> list[dict[str, Any]]:
     if predictor.features is not None:
         return [{"name": "input-0", "datatype": "FP64", "shape": [-1, predictor.features]}]
     return []
+
+
+def _output_without_signature(predictor: Predictor) -> list[dict[str, Any]]:
+    """The output's type for a model logged without a signature, from one all-zero row (numeric
+    models only: a zero is a valid value of every numeric column)."""
+    if not predictor.numeric or not predictor.features:
+        return []
+    try:
+        predictions = predictor.predict(predictor.table([[0.0] * predictor.features]))
+    except BadPayload:
+        return []
+    return [{"name": OUTPUT_NAME, "datatype": _datatype(predictions), "shape": [-1]}]
 
 
 def _datatype(values: list[Any]) -> str:

@@ -152,6 +152,11 @@ def _hardened_server_class() -> type:
                 return False  # unloaded through the repository extension
             return bool(await super().model_ready(model_name, disable_predictor_health_check))
 
+        async def model_metadata(self, model_name: str) -> dict[str, Any]:
+            metadata: dict[str, Any] = await super().model_metadata(model_name)
+            version = getattr(self.model_registry.get_model(model_name), "version", None)
+            return {**metadata, "versions": [version]} if version else metadata
+
         def decode(self, body: Any, headers: Any, *args: Any, **kwargs: Any) -> Any:
             from kserve.errors import InvalidInput
 

@@ -23,7 +23,9 @@ RejectionRecorder = Callable[[str, str, bytes | None], None]
 LOG_FILE_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 2
 _FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-_LOGGERS = ("kserve", "kserve.trace", "uvicorn", "uvicorn.error", "uvicorn.access", "nb2pipe")
+_LOGGERS = ("kserve", "kserve.trace", "uvicorn", "uvicorn.error", "uvicorn.access", "nb2pipe", "py.warnings")
+#: loggers given the handler; the others reach it through their parent
+_ROOTS = ("kserve", "uvicorn", "uvicorn.access", "nb2pipe", "py.warnings")
 
 logger = logging.getLogger("nb2pipe.serve")
 
@@ -41,9 +43,10 @@ def configure_logging(log_file: str | Path | None) -> None:
     handler.setFormatter(logging.Formatter(_FORMAT))
     for name in _LOGGERS:
         named = logging.getLogger(name)
-        named.handlers = [handler] if name in ("kserve", "uvicorn", "nb2pipe", "uvicorn.access") else []
-        named.propagate = name not in ("kserve", "uvicorn", "nb2pipe", "uvicorn.access")
+        named.handlers = [handler] if name in _ROOTS else []
+        named.propagate = name not in _ROOTS
     logging.getLogger("nb2pipe").setLevel(logging.INFO)
+    logging.captureWarnings(True)  # library warnings become one log line each, in the same place
 
 
 def install_error_handlers(app: Any, model_name: str, record_rejection: RejectionRecorder | None) -> None:

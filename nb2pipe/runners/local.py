@@ -30,7 +30,7 @@ from nb2pipe.runners.components import step_timeouts, without_unset_inputs
 from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
 from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
-from nb2pipe.runners.run_folder import check_run_id, new_run_id, write_index
+from nb2pipe.runners.run_folder import create_run_folder, write_index
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
@@ -122,11 +122,8 @@ class LocalRun:
 
     # -- public ---------------------------------------------------------------------------
     def start(self, run_id: str | None = None) -> RunResult:
-        run_id = run_id or new_run_id(self.runs_dir, self.spec.pipeline_info.name)
-        run_dir = self.runs_dir / check_run_id(run_id)
-        if run_dir.exists():
-            raise Nb2PipeError(f"run {run_id} already exists in {self.runs_dir}; choose another run id, or --resume it")
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = create_run_folder(self.runs_dir, self.spec.pipeline_info.name, run_id)
+        run_id = run_dir.name
         (run_dir / "pipeline.yaml").write_text(self.pipeline_yaml, encoding="utf-8")
         run = RunState(run_id, str(self.notebook), self.spec.pipeline_info.name, dict(self.parameters))
         run.steps = {
@@ -428,13 +425,23 @@ class LocalRun:
                 elif output_name == REGISTERED_OUTPUT:
                     models.append(output.get("metadata", {}))
                 elif output_name == DEPLOYMENT_OUTPUT:
-                    endpoints.append(output.get("metadata", {}))
+                    endpoints.append(_deployment_record(output.get("metadata", {})))
             if step.error:
                 failures.append(StepFailure(**step.error))
         steps = tuple(run.steps[name] for name in self.order)
         return RunResult(
             run.run_id, run.status, run_dir, steps, metrics, tuple(failures), tuple(models), tuple(endpoints)
         )
+
+
+def _deployment_record(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A deploy task's outcome with its server's ``pid`` an int again: KFP hands artifact
+    metadata over as a protobuf Struct, whose numbers are all floats."""
+    record = dict(metadata)
+    pid = record.get("pid")
+    if isinstance(pid, float) and pid.is_integer():
+        record["pid"] = int(pid)
+    return record
 
 
 def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:

@@ -23,13 +23,41 @@ STEP_REPORT = "report.html"
 
 def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
     """``PIPELINE-YYYYMMDD-HHMMSS`` (``-2``, ``-3`` … when that exists in ``runs_dir`` or is in
-    ``taken``: ids handed out for runs that have not made their folder yet)."""
+    ``taken``: ids handed out for runs that have not made their folder yet). Only a
+    suggestion: another process may take it before this one makes its folder, so a run
+    claims its id with :func:`create_run_folder`."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate, counter = f"{pipeline}-{stamp}", 2
     while (runs_dir / candidate).exists() or candidate in taken:
         candidate = f"{pipeline}-{stamp}-{counter}"
         counter += 1
     return candidate
+
+
+def create_run_folder(runs_dir: Path, pipeline: str, run_id: str | None = None) -> Path:
+    """Make the folder of a new run, ``runs_dir/RUN_ID``, and so claim its id: ``mkdir``
+    fails when the folder exists, so of two processes that picked the same id (runs started
+    in the same second) one gets it and the other takes the next (``-2``, ``-3`` …). A
+    ``run_id`` the caller chose is never changed: one that exists is an error."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        run_dir = runs_dir / check_run_id(run_id)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise Nb2PipeError(
+                f"run {run_id} already exists in {runs_dir}; choose another run id, or --resume it"
+            ) from None
+        return run_dir
+    lost: set[str] = set()
+    while True:
+        candidate = check_run_id(new_run_id(runs_dir, pipeline, taken=lost))
+        try:
+            (runs_dir / candidate).mkdir()
+        except FileExistsError:  # made by another process since new_run_id looked
+            lost.add(candidate)
+            continue
+        return runs_dir / candidate
 
 
 def check_run_id(run_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.store.reference import REFERENCE_DIR
+from nb2pipe.store.store_lock import setup_lock, sqlite_database
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 LOCAL_STORE = ".nb2pipe"
@@ -82,16 +83,37 @@ def tracking_env_kept() -> Iterator[None]:
 
 
 def use_tracking(store: str | Path | None = None, notebook_uri: str | None = None) -> str:
-    """Point mlflow at the tracking URI (mlflow also exports it as MLFLOW_TRACKING_URI)."""
+    """Point mlflow at the tracking URI (mlflow also exports it as MLFLOW_TRACKING_URI), its
+    store set up (see :func:`prepare_store`)."""
     quiet_mlflow()
     import mlflow
 
     uri = tracking_uri(store, notebook_uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    prepare_store(uri)
     return uri
+
+
+def prepare_store(uri: str) -> None:
+    """Open the tracking and registry stores of ``uri`` (MLflow keeps them for the process's
+    later calls). The first opening of a sqlite store creates or migrates its tables; here
+    one process at a time does (a lock file next to the database): MLflow's own set-up fails
+    when two processes run it at once. Other URIs need nothing here."""
+    database = sqlite_database(uri)
+    if database is None:
+        return
+    quiet_mlflow()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with setup_lock(database):
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # opens the tracking store
+            client.search_registered_models(max_results=1)  # and the registry's (opened on first use)
+        except (MlflowException, SQLAlchemyError) as exc:
+            raise RegistryError(f"cannot open the MLflow store {uri}: {_first_line(exc)}") from None
 
 
 @dataclass(frozen=True)
