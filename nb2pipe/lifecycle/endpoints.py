@@ -91,7 +91,8 @@ def start_local(
         wanted = settings.port or (previous.port if previous is not None else DEFAULT_PORT)
         _stop_unlocked(service, store)
         port = wanted if _wait_port_bindable(host, wanted, PORT_RELEASE_S) else free_port(host)
-        log = folder / f"{service}.log"
+        # the server rotates its own log; the process's stdout/stderr (banner, a fatal error) stay small
+        log, output = folder / f"{service}.log", folder / f"{service}.out"
         payloads = str(local_store(store) / "payloads" / service) if settings.monitor else None
         environment = {
             **QUIET_MLFLOW,
@@ -99,15 +100,15 @@ def start_local(
             TRACKING_ENV: tracking_uri(store, notebook_uri),
             STORE_ENV: str(local_store(store)),
         }
-        command = serve_command(service, model_uri, host, port, payloads, settings.explainer)
+        command = serve_command(service, model_uri, host, port, payloads, settings.explainer, log)
         # a session of its own: the server outlives the pipeline step that started it
-        process = spawn(command, log=log, env=environment, cwd=local_store(store).parent)
+        process = spawn(command, log=output, env=environment, cwd=local_store(store).parent)
         pending = _pending_path(service, store)
         write_all_or_nothing({pending: str(process.pid)})
         url = f"http://{host}:{port}"
         try:
             # an explainer imports alibi and TensorFlow and is fitted before the server is ready
-            wait_until_ready(process, url, service, log, wait_seconds or (240 if settings.explainer else 90))
+            wait_until_ready(process, url, service, output, wait_seconds or (240 if settings.explainer else 90))
         finally:
             pending.unlink(missing_ok=True)  # ready and recorded below, or stopped by the wait
         endpoint = Endpoint(service, url, process.pid, model_uri, str(log), payloads, time.time())
@@ -116,11 +117,19 @@ def start_local(
 
 
 def serve_command(
-    service: str, model_uri: str, host: str, port: int, payloads: str | None, explainer: str | None
+    service: str,
+    model_uri: str,
+    host: str,
+    port: int,
+    payloads: str | None,
+    explainer: str | None,
+    log: Path | None = None,
 ) -> list[str]:
     """The ``nb2pipe serve`` command line of a local endpoint."""
     command = [sys.executable, "-m", "nb2pipe", "serve", model_uri, "--name", service]
     command += ["--host", host, "--port", str(port)]
+    if log is not None:
+        command += ["--log-file", str(log)]
     if payloads:
         command += ["--log-payloads", payloads]
     if explainer:
