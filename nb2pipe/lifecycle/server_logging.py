@@ -45,7 +45,8 @@ def configure_logging(log_file: str | Path | None) -> None:
         named = logging.getLogger(name)
         named.handlers = [handler] if name in _ROOTS else []
         named.propagate = name not in _ROOTS
-    logging.getLogger("nb2pipe").setLevel(logging.INFO)
+    for name in ("kserve", "uvicorn", "nb2pipe"):
+        logging.getLogger(name).setLevel(logging.INFO)
     logging.captureWarnings(True)  # library warnings become one log line each, in the same place
 
 
