@@ -31,8 +31,6 @@ WITH_REPOSITORY = GuardPolicy("cancer", "3", model_repository=True, max_body_byt
         ("/v2/models/cancer/versions/3", "/v2/models/cancer"),
         ("/v2/models/cancer/infer", "/v2/models/cancer/infer"),
         ("/v1/models/cancer:predict", "/v1/models/cancer:predict"),
-        # another model's versions: KServe answers its own 404 for the unknown model
-        ("/v2/models/other/versions/3/infer", "/v2/models/other/versions/3/infer"),
     ],
 )
 def test_the_served_version_is_the_unversioned_route(path: str, expected: str):
@@ -44,6 +42,12 @@ def test_any_other_version_is_404_naming_the_served_one(version: str):
     refusal = route(POLICY, "POST", f"/v2/models/cancer/versions/{version}/infer", [])
     assert isinstance(refusal, Refusal) and refusal.status == 404
     assert "serves version 3" in refusal.message
+
+
+@pytest.mark.parametrize("path", ["/v2/models/other/versions/3/infer", "/v2/models/other/versions/1"])
+def test_another_models_versions_are_404_not_kserves_501(path: str):
+    refusal = route(POLICY, "GET", path, [])
+    assert isinstance(refusal, Refusal) and refusal.status == 404 and "'other' is not served" in refusal.message
 
 
 def test_an_unregistered_model_has_no_versioned_route():
@@ -68,17 +72,26 @@ def test_a_declared_body_too_big_or_not_a_count_is_413(length: bytes):
     assert isinstance(refusal, Refusal) and refusal.status == 413
 
 
-@pytest.mark.parametrize("value", [b"abc", b"", b"1e3", b"-5", b" 4", "٣".encode()])
+INFER = ("POST", "/v2/models/cancer/infer")
+
+
+@pytest.mark.parametrize("value", [b"abc", b"", b"1e3", b"-5", b"4 4", "٣".encode()])
 def test_a_binary_header_that_is_not_a_byte_count_is_400(value: bytes):
-    refusal = check_body([(b"inference-header-content-length", value)], b"{}")
+    refusal = check_body(*INFER, [(b"inference-header-content-length", value)], b"{}")
     assert isinstance(refusal, Refusal) and refusal.status == 400 and "byte count" in refusal.message
 
 
 def test_a_binary_header_longer_than_the_body_is_400():
-    refusal = check_body([(b"Inference-Header-Content-Length", b"50")], b"{}")
+    refusal = check_body(*INFER, [(b"Inference-Header-Content-Length", b"50")], b"{}")
     assert isinstance(refusal, Refusal) and refusal.status == 400 and "only 2 bytes" in refusal.message
-    assert check_body([(b"inference-header-content-length", b"2")], b"{}") is None
-    assert check_body([], b"anything") is None
+    assert check_body(*INFER, [(b"inference-header-content-length", b" 2\t")], b"{}") is None
+    assert check_body(*INFER, [], b"anything") is None
+
+
+def test_the_binary_header_means_nothing_outside_v2_inference():
+    odd = [(b"inference-header-content-length", b"abc")]
+    assert check_body("GET", "/v2/health/ready", odd, b"") is None
+    assert check_body("POST", "/v1/models/cancer:predict", odd, b"{}") is None
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ uvicorn's httptools protocol keeps a connection open while a client trickles hea
 ``max_header_bytes``, and 408 (or a plain close for a connection that never sent a byte) when
 the headers are not complete ``read_timeout`` seconds after the connection opened or the
 request began. The body's own deadline is :class:`nb2pipe.lifecycle.request_guard.RequestGuard`'s.
+It also stops reading a connection while too many pipelined requests wait their turn.
 
 A refused request may still be sending (a 100 MB header, a body over the limit): closing at once
 would reset the connection before the client reads the answer. As nginx does ("lingering
@@ -24,6 +25,8 @@ from nb2pipe.lifecycle.request_guard import Refusal, refuse
 
 #: Default largest request head (request line and headers) accepted, in bytes.
 MAX_HEADER_BYTES = 64 * 1024
+#: Requests pipelined on one connection that may wait their turn before it stops reading
+MAX_QUEUED_REQUESTS = 8
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -43,13 +46,28 @@ def raw_refusal(status: int, message: str) -> bytes:
 
 def limited_protocol(read_timeout: float, max_header_bytes: int) -> type:
     """uvicorn's httptools protocol with the two limits; uvicorn loads only when serving."""
+    from uvicorn.protocols.http.flow_control import FlowControl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class QueueBoundFlow(FlowControl):  # type: ignore[misc]
+        """uvicorn resumes reading after every response even while pipelined requests queue up,
+        so a client writing requests back to back grows the queue without bound; this one stays
+        paused while MAX_QUEUED_REQUESTS wait (the socket's buffer then pushes back on the client)."""
+
+        def __init__(self, transport: Any, queued: Callable[[], int]) -> None:
+            super().__init__(transport)
+            self._queued = queued
+
+        def resume_reading(self) -> None:
+            if self._queued() < MAX_QUEUED_REQUESTS:
+                super().resume_reading()
 
     too_large = Refusal(431, f"request headers larger than {max_header_bytes} bytes", close=True)
 
     class LimitedHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            self.flow = QueueBoundFlow(transport, lambda: len(self.pipeline))
             self._head_bytes = 0
             self._reading_head = True
             self._began = False

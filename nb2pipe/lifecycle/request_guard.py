@@ -72,11 +72,13 @@ def route(policy: GuardPolicy, method: str, path: str, headers: Sequence[tuple[b
     return _unversioned(policy, path)
 
 
-def check_body(headers: Sequence[tuple[bytes, bytes]], body: bytes) -> Refusal | None:
-    """Checks that need the whole body: the binary extension's JSON-part length."""
+def check_body(method: str, path: str, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> Refusal | None:
+    """Checks that need the whole body: the binary extension's JSON-part length (on v2 inference
+    only: elsewhere the header means nothing, and a readiness probe must not fail on it)."""
     declared = _header(headers, BINARY_HEADER)
-    if declared is None:
+    if declared is None or method != "POST" or not path.endswith("/infer"):
         return None
+    declared = declared.strip(b" \t")  # optional whitespace around a field value is not part of it
     if not _is_count(declared):
         return Refusal(400, f"inference-header-content-length must be a byte count, not {_shown(declared)}")
     if int(declared) > len(body):
@@ -102,8 +104,10 @@ def with_json_default(method: str, path: str, headers: list[tuple[bytes, bytes]]
 def _unversioned(policy: GuardPolicy, path: str) -> str | Refusal:
     parts = path.split("/")
     # ["", "v2", "models", NAME, "versions", V, *rest]
-    if len(parts) < 6 or parts[1:3] != ["v2", "models"] or parts[4] != "versions" or parts[3] != policy.model_name:
+    if len(parts) < 6 or parts[1:3] != ["v2", "models"] or parts[4] != "versions":
         return path
+    if parts[3] != policy.model_name:  # KServe itself answers 501 for any versioned path
+        return Refusal(404, f"model {parts[3]!r} is not served here; this server serves {policy.model_name}")
     version, rest = parts[5], parts[6:]
     if policy.model_version is None or version != policy.model_version:
         served = f"version {policy.model_version}" if policy.model_version else "an unversioned model"
@@ -147,7 +151,7 @@ class RequestGuard:
             return
         if body is None:  # the client went away mid-body: nobody to answer
             return
-        refusal = check_body(headers, body)
+        refusal = check_body(scope["method"], routed, headers, body)
         if refusal is not None:
             await refuse(send, refusal)
             return

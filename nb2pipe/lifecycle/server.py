@@ -76,6 +76,7 @@ def build_server(options: ServeOptions) -> tuple[Any, Any]:
         timeout_keep_alive=KEEP_ALIVE_S,
     )
     configure_logging(options.log_file)  # KServe's ModelServer configured its own handlers
+    _quiet_kserve_deprecations()
     logging.getLogger("uvicorn.access").disabled = not options.access_log
     return model, server
 
@@ -92,6 +93,17 @@ def serve(options: ServeOptions) -> None:
         flush=True,
     )
     server.start([model])
+
+
+def _quiet_kserve_deprecations() -> None:
+    """KServe's routes use FastAPI's deprecated ORJSONResponse: the warning says nothing to a user,
+    and every ``warnings.catch_warnings`` (scikit-learn's predict has some) makes it show again,
+    3 log lines a request."""
+    import warnings
+
+    from fastapi.exceptions import FastAPIDeprecationWarning
+
+    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
 
 
 def _load_model(options: ServeOptions) -> Any:
