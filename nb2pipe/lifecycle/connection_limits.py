@@ -49,7 +49,7 @@ def limited_protocol(read_timeout: float, max_header_bytes: int) -> type:
     from uvicorn.protocols.http.flow_control import FlowControl
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class QueueBoundFlow(FlowControl):  # type: ignore[misc]
+    class QueueBoundFlow(FlowControl):
         """uvicorn resumes reading after every response even while pipelined requests queue up,
         so a client writing requests back to back grows the queue without bound; this one stays
         paused while MAX_QUEUED_REQUESTS wait (the socket's buffer then pushes back on the client)."""
