@@ -39,18 +39,14 @@ export class RunSection {
   render(state: NotebookState | null, panel: NotebookPanel | null): void {
     renderDeployCalls(this.deployBox, state?.deployments ?? []);
     const run = state?.run ?? null;
-    // the Kubeflow link and the endpoints (views.ts); the run itself is drawn by runResults.ts
+    // the endpoints the run started, listed with the deployments (their title names the run)
     const endpoints = (run?.endpoints ?? []).map(e => ({ ...e, target: 'from the run', model_uri: run?.run_id ?? '' }));
     renderRunBox(this.runBox, {
-      run: null,
+      status: run ? renderRunStatus(run, this._actions) : null,
       runUrl: state?.runUrl ?? null,
       runId: state?.runId ?? null,
       deployments: [...(state?.deployments ?? []), ...endpoints]
     });
-    if (run) {
-      this.runBox.querySelector(':scope > .nb2pipe-empty')?.remove();
-      this.runBox.insertBefore(renderRunStatus(run, this._actions), this.runBox.firstChild);
-    }
     const failure = run?.failure ?? null;
     if (panel && (this._markedFailure.panel !== panel || this._markedFailure.failure !== failure)) {
       this._markedFailure = { panel, failure };

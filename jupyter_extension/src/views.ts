@@ -1,12 +1,12 @@
 /**
  * The panel's read-only views, drawn into the element they are given: the diagnostics list
- * and the run box (status table, metrics, failures, the Kubeflow link, endpoints). Plain
- * DOM, no JupyterLab imports, so jest renders them in jsdom.
+ * and the run box (the run's status as runResults.ts draws it, the Kubeflow link, endpoints).
+ * Plain DOM, no JupyterLab imports, so jest renders them in jsdom.
  */
 
 import { cellSeverities, formatDiagnostic, groupByCell } from './diagnostics';
 import { clear, h } from './dom';
-import { Deployment, Diagnostic, Run } from './types';
+import { Deployment, Diagnostic } from './types';
 
 /** The diagnostics, by cell; an item of a cell calls `onJump(cell)` when clicked. */
 export function renderDiagnosticList(
@@ -64,18 +64,19 @@ export function markCells(cells: readonly HTMLElement[], diagnostics: readonly D
 }
 
 export interface IRunBox {
-  run: Run | null;
+  /** the run's status, drawn by runResults.ts (`renderRunStatus`); first in the box */
+  status: HTMLElement | null;
   /** the submitted run in the Kubeflow UI */
   runUrl: string | null;
   runId: string | null;
   deployments: readonly Deployment[];
 }
 
-/** The last run's status (`run-status`), the Kubeflow link (`run-link`) and the endpoints. */
-export function renderRunBox(box: HTMLElement, { run, runUrl, runId, deployments }: IRunBox): void {
+/** The run's status, the Kubeflow link (`run-link`) and the endpoints, or "No run yet." */
+export function renderRunBox(box: HTMLElement, { status, runUrl, runId, deployments }: IRunBox): void {
   clear(box);
-  if (run) {
-    box.appendChild(runStatus(run));
+  if (status) {
+    box.appendChild(status);
   }
   if (runUrl) {
     box.appendChild(
@@ -87,19 +88,15 @@ export function renderRunBox(box: HTMLElement, { run, runUrl, runId, deployments
       )
     );
   }
-  const endpoints: { service: string; url: string | null; detail: string }[] = [
-    ...deployments.map(d => ({ service: d.service, url: d.url, detail: `${d.target}, ${d.model_uri}` })),
-    ...(run?.endpoints ?? []).map(e => ({ service: e.service, url: e.url, detail: 'from the run' }))
-  ];
-  if (endpoints.length) {
+  if (deployments.length) {
     const list = h('ul', { className: 'nb2pipe-endpoints', 'id-nb2pipe': 'endpoints' });
-    for (const e of endpoints) {
+    for (const d of deployments) {
       list.appendChild(
         h(
           'li',
-          { 'data-service': e.service, title: e.detail },
-          `${e.service}: `,
-          e.url ? h('a', { href: e.url, target: '_blank', rel: 'noopener noreferrer' }, e.url) : h('span', {}, 'no URL yet')
+          { 'data-service': d.service, title: `${d.target}, ${d.model_uri}` },
+          `${d.service}: `,
+          d.url ? h('a', { href: d.url, target: '_blank', rel: 'noopener noreferrer' }, d.url) : h('span', {}, 'no URL yet')
         )
       );
     }
@@ -110,62 +107,7 @@ export function renderRunBox(box: HTMLElement, { run, runUrl, runId, deployments
   }
 }
 
-function runStatus(run: Run): HTMLElement {
-  const status = h(
-    'div',
-    {
-      className: `nb2pipe-run-status nb2pipe-status-${run.status}`,
-      'id-nb2pipe': 'run-status',
-      'data-status': run.status,
-      'data-run': run.run_id,
-      'data-done': run.done ? 'true' : 'false'
-    },
-    h(
-      'div',
-      { className: 'nb2pipe-run-title' },
-      h('span', { className: 'nb2pipe-run-id' }, run.run_id),
-      ' ',
-      h('span', { className: 'nb2pipe-run-state' }, run.status)
-    )
-  );
-  const table = h('table', { className: 'nb2pipe-steps' });
-  for (const step of run.steps ?? []) {
-    table.appendChild(
-      h(
-        'tr',
-        {
-          'data-step': step.name,
-          'data-status': step.status,
-          className: `nb2pipe-status-${step.status.replace(/\s+/g, '-')}`
-        },
-        h('td', { className: 'nb2pipe-step-name' }, step.name),
-        h('td', { className: 'nb2pipe-step-status' }, step.status),
-        h('td', { className: 'nb2pipe-step-seconds' }, typeof step.seconds === 'number' ? `${step.seconds.toFixed(1)} s` : '')
-      )
-    );
-  }
-  status.appendChild(table);
-  const metrics = Object.entries(run.metrics ?? {});
-  if (metrics.length) {
-    status.appendChild(
-      h(
-        'div',
-        { className: 'nb2pipe-metrics' },
-        ...metrics.map(([name, value]) =>
-          h('span', { className: 'nb2pipe-metric', 'data-metric': name }, `${name} = ${formatValue(value)}`)
-        )
-      )
-    );
-  }
-  for (const failure of run.failures ?? []) {
-    status.appendChild(h('div', { className: 'nb2pipe-failure' }, `${failure.step}: ${failure.message}`));
-  }
-  if (run.log) {
-    status.appendChild(h('pre', { className: 'nb2pipe-log' }, run.log));
-  }
-  return status;
-}
-
+/** A metric's value as the run status shows it: integers whole, other numbers to 4 significant digits. */
 export function formatValue(value: unknown): string {
   if (typeof value === 'number') {
     return Number.isInteger(value) ? String(value) : value.toPrecision(4);

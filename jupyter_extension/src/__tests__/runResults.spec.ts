@@ -49,6 +49,30 @@ describe('reportUrl', () => {
 });
 
 describe('renderRunStatus', () => {
+  it('shows the run, every step with its time, and the metrics', () => {
+    const status = renderRunStatus({ ...FAILED, metrics: { accuracy: 0.912345, rows: 10 } }, actions());
+    expect(status.getAttribute('data-run')).toBe(FAILED.run_id);
+    expect(status.getAttribute('data-done')).toBe('true');
+    expect(status.querySelector('.nb2pipe-run-title')?.textContent).toBe(`${FAILED.run_id} failed`);
+    const rows = [...status.querySelectorAll('tr[data-step]')].map(r => [r.getAttribute('data-step'), r.getAttribute('data-status')]);
+    expect(rows).toEqual([
+      ['load', 'succeeded'],
+      ['train', 'failed'],
+      ['report', 'not run']
+    ]);
+    const seconds = [...status.querySelectorAll('.nb2pipe-step-seconds')].map(td => td.textContent);
+    expect(seconds).toEqual(['1.3 s', '3.1 s', '']);
+    const metrics = [...status.querySelectorAll('.nb2pipe-metric')].map(m => [m.getAttribute('data-metric'), m.textContent]);
+    expect(metrics).toEqual([
+      ['accuracy', 'accuracy = 0.9123'],
+      ['rows', 'rows = 10']
+    ]);
+  });
+
+  it('has no metrics line when the run reports none', () => {
+    expect(renderRunStatus(FAILED, actions()).querySelector('.nb2pipe-metrics')).toBeNull();
+  });
+
   it('shows a step waiting for its inputs apart from a running one', () => {
     const run: Run = {
       run_id: 'r',

@@ -2,7 +2,7 @@
  * @jest-environment jsdom
  */
 import { formatValue, markCells, renderDiagnosticList, renderRunBox } from '../views';
-import { Diagnostic, Run } from '../types';
+import { Diagnostic } from '../types';
 
 const diagnostic = (cell: number | null, message: string): Diagnostic => ({
   code: 'bad-tag',
@@ -37,58 +37,44 @@ describe('renderDiagnosticList', () => {
 });
 
 describe('renderRunBox', () => {
-  const run: Run = {
-    run_id: 'demo-1',
-    notebook: 'nb.ipynb',
-    status: 'failed',
-    done: true,
-    steps: [
-      { name: 'load', status: 'succeeded', seconds: 1.25 },
-      { name: 'train', status: 'failed', seconds: null }
-    ],
-    metrics: { accuracy: 0.912345, rows: 10 },
-    failures: [{ step: 'train', message: 'ValueError: bad input' }],
-    endpoints: [],
-    log: 'Traceback ...'
-  };
-
-  it('shows the status, every step, metrics and the failure', () => {
+  it('puts the run status first, then the Kubeflow link and the deployments', () => {
     const box = document.createElement('div');
-    renderRunBox(box, { run, runUrl: null, runId: null, deployments: [] });
-    const status = box.querySelector('[data-nb2pipe-id="run-status"]')!;
-    expect(status.getAttribute('data-status')).toBe('failed');
-    expect(status.getAttribute('data-done')).toBe('true');
-    const rows = [...box.querySelectorAll('tr[data-step]')].map(r => [r.getAttribute('data-step'), r.getAttribute('data-status')]);
-    expect(rows).toEqual([
-      ['load', 'succeeded'],
-      ['train', 'failed']
-    ]);
-    expect(box.textContent).toContain('1.3 s');
-    expect(box.textContent).toContain('accuracy = 0.9123');
-    expect(box.textContent).toContain('train: ValueError: bad input');
-    expect(box.querySelector('pre')!.textContent).toBe('Traceback ...');
-  });
-
-  it('links a submitted run and lists deployments', () => {
-    const box = document.createElement('div');
+    const status = document.createElement('div');
     renderRunBox(box, {
-      run: null,
+      status,
       runUrl: 'http://kfp/#/runs/details/r-1',
       runId: 'r-1',
-      deployments: [{ service: 'cancer', model_uri: 'models:/cancer@champion', target: 'local', url: 'http://127.0.0.1:8080' }]
+      deployments: [
+        { service: 'cancer', model_uri: 'models:/cancer@champion', target: 'local', url: 'http://127.0.0.1:8080' },
+        { service: 'iris', model_uri: 'nb-1', target: 'from the run', url: null }
+      ]
     });
+    expect(box.firstChild).toBe(status);
     const link = box.querySelector('[data-nb2pipe-id="run-link"]')!;
     expect(link.getAttribute('href')).toBe('http://kfp/#/runs/details/r-1');
     expect(link.textContent).toBe('r-1');
-    expect(box.querySelector('li[data-service="cancer"] a')!.getAttribute('href')).toBe('http://127.0.0.1:8080');
+    const cancer = box.querySelector('li[data-service="cancer"]')!;
+    expect(cancer.querySelector('a')!.getAttribute('href')).toBe('http://127.0.0.1:8080');
+    expect(cancer.getAttribute('title')).toBe('local, models:/cancer@champion');
+    expect(box.querySelector('li[data-service="iris"]')!.textContent).toBe('iris: no URL yet');
+    expect(box.textContent).not.toContain('No run yet.');
+  });
+
+  it('shows a run status alone, without the empty note', () => {
+    const box = document.createElement('div');
+    const status = document.createElement('div');
+    renderRunBox(box, { status, runUrl: null, runId: null, deployments: [] });
+    expect([...box.childNodes]).toEqual([status]);
   });
 
   it('says when nothing ran yet', () => {
     const box = document.createElement('div');
-    renderRunBox(box, { run: null, runUrl: null, runId: null, deployments: [] });
+    renderRunBox(box, { status: null, runUrl: null, runId: null, deployments: [] });
     expect(box.textContent).toBe('No run yet.');
   });
+});
 
+describe('formatValue', () => {
   it('formats metric values', () => {
     expect(formatValue(3)).toBe('3');
     expect(formatValue(0.123456)).toBe('0.1235');
