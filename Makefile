@@ -23,7 +23,7 @@ LAB_SOURCES := $(LAB)/package.json $(LAB)/tsconfig.json $(LAB)/pyproject.toml \
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint bench golden clean bytecode lab
+.PHONY: demo test check lint bench bench-serve-deps golden clean bytecode lab
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -106,6 +106,22 @@ bench: bytecode
 	$(BIN)/python -m bench.monitoring
 	$(BIN)/python -m bench.profile_variants
 	$(BIN)/python -m bench.planner
+
+# KServe's own scikit-learn server for bench/serve.py (not on PyPI): python/sklearnserver and
+# python/storage of a KServe source release in KSERVE_SRC, installed without their pinned
+# dependencies into a venv of their own that reads .venv's packages (same kserve, uvicorn and
+# scikit-learn as nb2pipe serve; .venv itself is untouched). Not needed by any test.
+SKLEARNSERVER_VENV := build/sklearnserver-venv
+bench-serve-deps: $(STAMP)
+	@test -d "$(KSERVE_SRC)/python/sklearnserver" -a -d "$(KSERVE_SRC)/python/storage" || \
+		{ echo "KSERVE_SRC=DIR: a KServe 0.20 source release holding python/sklearnserver and python/storage"; exit 2; }
+	rm -rf $(SKLEARNSERVER_VENV) && $(BIN)/python -m venv --without-pip $(SKLEARNSERVER_VENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))" > \
+		"$$($(SKLEARNSERVER_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_path('purelib'))")/nb2pipe-venv.pth"
+	$(SKLEARNSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		"$(KSERVE_SRC)/python/storage" "$(KSERVE_SRC)/python/sklearnserver"
+	$(SKLEARNSERVER_VENV)/bin/python -c "import sklearnserver; from importlib.metadata import version as v; \
+		print('sklearnserver', v('sklearnserver'), 'with kserve', v('kserve'), 'scikit-learn', v('scikit-learn'))"
 
 golden: $(STAMP)
 	$(BIN)/python -m pytest tests/test_golden.py --update-golden

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.lifecycle.deferred_warnings import DEFERRED_WARNINGS
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
 from nb2pipe.store.reference import load_reference
 from nb2pipe.store.registry import load_explainable
@@ -67,7 +68,8 @@ class ServedExplainer:
 
     def explain(self, predictor: Predictor, rows: list[Any]) -> dict[str, Any]:
         prepared = self._input(predictor, rows)
-        with self.lock:
+        # predictions meanwhile take the plain call: the explainer's model calls run in this thread
+        with self.lock, DEFERRED_WARNINGS.exclusive():
             explanation = self.explainer.explain(prepared)
         return explanation.to_json()
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,22 +167,22 @@ class RequestGuard:
     async def _read_body(self, receive: Receive) -> bytes | Refusal | None:
         chunks: list[bytes] = []
         size = 0
-        deadline = time.monotonic() + self.policy.read_timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.0))
-            except TimeoutError:
-                return Refusal(408, f"the request body did not arrive within {self.policy.read_timeout:g} s", True)
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.policy.max_body_bytes:
-                return Refusal(413, f"request body larger than {self.policy.max_body_bytes} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            # one deadline for the whole body (wait_for per message costs a task and loop turns)
+            async with asyncio.timeout(self.policy.read_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.policy.max_body_bytes:
+                        return Refusal(413, f"request body larger than {self.policy.max_body_bytes} bytes")
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            return Refusal(408, f"the request body did not arrive within {self.policy.read_timeout:g} s", True)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

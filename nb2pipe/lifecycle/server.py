@@ -232,8 +232,12 @@ def _hardened_server_class() -> type:
                 timeout_keep_alive=self.timeout_keep_alive,
             )
             self.servers.append(self._rest_server.start())
-            self.setup_event_loop()
-            self.register_signal_handler()
-            asyncio.run(self._serve())
+            # uvicorn's loop (uvloop when installed): KServe's asyncio.run ignores it, and its
+            # setup_event_loop configures a loop other than the one that then runs
+            with asyncio.Runner(loop_factory=self._rest_server.config.get_loop_factory()) as runner:
+                runner.get_loop()
+                self.setup_event_loop()
+                self.register_signal_handler()
+                runner.run(self._serve())
 
     return HardenedModelServer
