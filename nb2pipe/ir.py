@@ -317,6 +317,10 @@ class Packaging:
 
 ScaleMetric = Literal["concurrency", "rps", "cpu", "memory"]
 SCALE_METRICS: tuple[str, ...] = get_args(ScaleMetric)
+#: KServe's deployment modes: Knative (Knative Pod Autoscaler, scale to zero, revision canaries)
+#: and Standard (a Deployment with an HPA, which scales on cpu or memory only)
+DeployMode = Literal["knative", "standard"]
+DEPLOY_MODES: tuple[str, ...] = get_args(DeployMode)
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,8 @@ class DeploySettings:
     batch_max_size: int | None = None
     #: ...waiting at most this long (ms) for a batch to fill
     batch_max_latency_ms: int | None = None
+    #: KServe's deployment mode; None: the cluster's default (nb2pipe.lifecycle.deploy_mode)
+    mode: DeployMode | None = None
 
 
 @dataclass(frozen=True)
@@ -419,4 +425,40 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
         found.append("the batcher's largest batch must be at least 1")
     if settings.batch_max_latency_ms is not None and settings.batch_max_latency_ms < 1:
         found.append("the batcher's wait must be at least 1 ms")
+    if settings.mode is not None and settings.mode not in DEPLOY_MODES:
+        found.append(f"deployment mode {settings.mode!r} is not one of {', '.join(DEPLOY_MODES)}")
+    if settings.mode == "standard":
+        found += standard_mode_problems(settings)
+    if settings.mode == "knative" and settings.scale_metric == "memory":
+        # Knative's HPA class makes the target MiB per replica (an AverageValue), and KServe's
+        # webhook refuses any target above 100: not the % of the request it is in Standard mode
+        found.append(
+            "scale metric memory in Knative mode: Knative's HPA class reads the target as MiB per replica, and "
+            "KServe refuses targets above 100: use mode:standard (memory in % of the request), or scale:cpu"
+        )
+    return found
+
+
+def standard_mode_problems(settings: DeploySettings) -> list[str]:
+    """What KServe's Standard mode (a Deployment scaled by an HPA) cannot do with these settings
+    without KEDA or ``spec.canary``, which nb2pipe does not write yet: KServe would admit them
+    and then scale on CPU, keep a replica, or send all traffic to the new version."""
+    found: list[str] = []
+    if settings.scale_metric in ("rps", "concurrency"):
+        found.append(
+            f"scale metric {settings.scale_metric} in Standard mode needs KEDA (KServe's HPA has no "
+            f"{settings.scale_metric} metric and would scale on CPU): use mode:knative, or scale:cpu; "
+            "KEDA support is planned"
+        )
+    if settings.min_replicas == 0:
+        found.append(
+            "minimum replicas 0 in Standard mode needs KEDA (KServe's HPA keeps at least one replica): "
+            "use mode:knative to scale to zero, or at least 1 replica; KEDA support is planned"
+        )
+    if settings.canary_percent is not None:
+        found.append(
+            f"canary {settings.canary_percent}% in Standard mode: KServe ignores canaryTrafficPercent there and "
+            "nb2pipe does not write spec.canary (KServe 0.20) yet: use mode:knative for a canary, or deploy "
+            "without one"
+        )
     return found

@@ -61,7 +61,11 @@ def test_sklearn_service_with_every_setting_matches_the_crd():
     assert resource["apiVersion"] == "serving.kserve.io/v1beta1"
     assert resource["kind"] == "InferenceService"
     assert resource["metadata"]["name"] == "cancer"
-    assert resource["metadata"]["annotations"] == {"nb2pipe.io/model-uri": "models:/cancer/1"}
+    assert resource["metadata"]["annotations"] == {
+        "nb2pipe.io/model-uri": "models:/cancer/1",
+        "serving.kserve.io/deploymentMode": "Knative",
+        "nb2pipe.io/deployment-mode-source": "assumed: no cluster consulted",
+    }
     assert resource["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "nb2pipe",
         "nb2pipe.io/model-version": "1",
@@ -220,6 +224,7 @@ def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys
     out = tmp_path / "cancer.yaml"
     argv = ["deploy", registry.model_uri, "--name", "cancer", "--gpu", "1", "--min-replicas", "1"]
     argv += ["--max-replicas", "3", "--scale-metric", "concurrency", "--scale-target", "8", "--canary", "10"]
+    argv += ["--mode", "knative"]
     assert main([*argv, "--dry-run", "-o", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == f"wrote {out}"
@@ -271,7 +276,7 @@ def test_cli_dry_run_without_output_prints_the_yaml(registry, tmp_path, capsys, 
 
 @pytest.mark.slow
 def test_cli_dry_run_json_reports_resource_and_warnings(registry, capsys):
-    assert main(["deploy", registry.model_uri, "--name", "cancer", "--dry-run", "--json"]) == 0
+    assert main(["deploy", registry.model_uri, "--name", "cancer", "--mode", "knative", "--dry-run", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     validate_resource(outcome["resource"])
     assert outcome["written"] is None and outcome["applied"] is None
@@ -495,7 +500,8 @@ def test_without_a_kubeconfig_the_error_points_at_dry_run(tmp_path, monkeypatch)
 
 @pytest.mark.slow
 def test_cli_deploy_to_the_cluster_reports_the_url(registry, cluster, capsys):
-    assert main(["deploy", registry.model_uri, "--name", "cancer", "--canary", "25", "--wait", "5"]) == 0
+    argv = ["deploy", registry.model_uri, "--name", "cancer", "--mode", "knative", "--canary", "25", "--wait", "5"]
+    assert main(argv) == 0
 
     out = capsys.readouterr().out
     assert out.strip() == f"created InferenceService models/cancer: ready at {SERVICE_URL}"

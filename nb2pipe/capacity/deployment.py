@@ -16,6 +16,7 @@ from nb2pipe.capacity.plan import CapacityPlan, VariantServing
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.deploy import render
+from nb2pipe.lifecycle.deploy_mode import ResolvedMode, resolve_mode
 from nb2pipe.lifecycle.inference_service import MANAGED_BY
 
 GRAPH_API_VERSION = "serving.kserve.io/v1alpha1"
@@ -40,6 +41,9 @@ class PlannedDeployment:
     resources: tuple[dict[str, Any], ...]
     yaml: str
     warnings: tuple[str, ...]
+    mode: ResolvedMode | None = None
+    #: what KServe will do with each InferenceService's settings, one line each ("SERVICE: ..." with several)
+    behaviour: tuple[str, ...] = ()
 
 
 def variant_service(service: str, variant: str) -> str:
@@ -74,18 +78,21 @@ def render_plan(
         )
     resources: list[dict[str, Any]] = []
     warnings: list[str] = []
+    behaviour: list[str] = []
+    mode = resolve_mode(base.mode)  # once: every variant runs in the same mode
     for entry in entries:
         uri = model_uri or entry.model_uri
         if not uri:
             raise Nb2PipeError(f"the plan does not say which model variant {entry.variant!r} is; give MODEL_URI")
         name = service if len(entries) == 1 else variant_service(service, entry.variant)
-        rendered = render(uri, name, settings_for(entry, base), store=store, notebook_uri=notebook_uri)
+        rendered = render(uri, name, settings_for(entry, base), store=store, notebook_uri=notebook_uri, mode=mode)
         resources.append(rendered.resource)
         warnings.extend(w for w in rendered.warnings if w not in warnings)
+        behaviour.extend(line if len(entries) == 1 else f"{name}: {line}" for line in rendered.behaviour)
     if len(entries) > 1:
         resources.append(inference_graph(service, entries, base.namespace))
     text = yaml.safe_dump_all(resources, sort_keys=False)
-    return PlannedDeployment(tuple(resources), text, tuple(warnings))
+    return PlannedDeployment(tuple(resources), text, tuple(warnings), mode, tuple(behaviour))
 
 
 def inference_graph(service: str, entries: tuple[VariantServing, ...], namespace: str | None) -> dict[str, Any]:

@@ -21,11 +21,12 @@ from nb2pipe.cli.args import (
     real,
 )
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS
+from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, SCALE_METRICS
 
 if TYPE_CHECKING:
     from nb2pipe.cli.args import Commands
     from nb2pipe.ir import DeploySettings
+    from nb2pipe.lifecycle.deploy_mode import ResolvedMode
 
 #: a year: any longer wait is a mistake (and sleeps past threading.TIMEOUT_MAX overflow)
 WAIT_MAX = 365 * 24 * 3600
@@ -109,6 +110,12 @@ def add_commands(commands: Commands) -> None:
     )
     deploy.add_argument(
         "--canary", type=integer(high=INT64_MAX), metavar="PCT", help="share of traffic for this new version (0-100)"
+    )
+    deploy.add_argument(
+        "--mode",
+        choices=DEPLOY_MODES,
+        help="KServe's deployment mode: knative (KPA: concurrency/rps, scale to zero, canary) or standard "
+        "(a Deployment with an HPA: cpu/memory); default: the cluster's (inferenceservice-config), else knative",
     )
     deploy.add_argument(
         "--plan",
@@ -196,6 +203,7 @@ def _deploy(args: argparse.Namespace) -> int:
         logger_url=args.log_url,
         namespace=args.namespace,
         explainer=args.explainer,
+        mode=args.mode,
     )
     if args.plan:
         return _deploy_plan(args, settings)
@@ -216,11 +224,15 @@ def _deploy(args: argparse.Namespace) -> int:
                     "written": str(deployment.written) if deployment.written else None,
                     "applied": deployment.applied.to_json() if deployment.applied else None,
                     "warnings": list(deployment.warnings),
+                    "mode": deployment.mode.to_json() if deployment.mode else None,
+                    "behaviour": list(deployment.behaviour),
                 },
                 indent=2,
             )
         )
-    elif deployment.applied is not None:
+        return 0
+    _print_behaviour(deployment.mode, deployment.behaviour)
+    if deployment.applied is not None:
         applied = deployment.applied
         print(f"{applied.action} InferenceService {applied.namespace}/{applied.name}: ready at {applied.url}")
     elif deployment.written is not None:
@@ -244,11 +256,14 @@ def _deploy_plan(args: argparse.Namespace, settings: DeploySettings) -> int:
     planned = render_plan(read_plan(args.plan), args.name, settings, model_uri=args.model_uri, variant=args.variant)
     for warning in planned.warnings:
         print(f"nb2pipe: warning: {warning}", file=sys.stderr)
+    if not args.json:
+        _print_behaviour(planned.mode, planned.behaviour)
     if args.output:
         write_all_or_nothing({Path(args.output): planned.yaml})
+    described = {"mode": planned.mode.to_json() if planned.mode else None, "behaviour": list(planned.behaviour)}
     if args.dry_run:
         if args.json:
-            print(json.dumps({"resources": list(planned.resources), "written": args.output}, indent=2))
+            print(json.dumps({"resources": list(planned.resources), "written": args.output, **described}, indent=2))
         elif args.output:
             print(f"wrote {args.output}")
         else:
@@ -261,10 +276,21 @@ def _deploy_plan(args: argparse.Namespace, settings: DeploySettings) -> int:
         )
     applied = apply_inference_service(planned.resources[0], wait_seconds=args.wait)
     if args.json:
-        print(json.dumps({"resources": list(planned.resources), "applied": applied.to_json()}, indent=2))
+        print(json.dumps({"resources": list(planned.resources), "applied": applied.to_json(), **described}, indent=2))
     else:
         print(f"{applied.action} InferenceService {applied.namespace}/{applied.name}: ready at {applied.url}")
     return 0
+
+
+def _print_behaviour(mode: ResolvedMode | None, behaviour: tuple[str, ...]) -> None:
+    """The mode and what KServe will do with each setting, on stderr (stdout may be the YAML);
+    an assumed mode was said as a warning already."""
+    if mode is not None and not mode.assumed:
+        print(f"nb2pipe: {mode.describe()}", file=sys.stderr)
+    if behaviour:
+        print("nb2pipe: what KServe will do:", file=sys.stderr)
+    for line in behaviour:
+        print(f"  {line}", file=sys.stderr)
 
 
 def _planned_flags(args: argparse.Namespace) -> list[tuple[str, Any]]:

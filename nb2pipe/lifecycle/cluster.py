@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.lifecycle.kserve_rules import AUTOSCALER_CLASS_ANNOTATION, KNATIVE_CLASS_ANNOTATION
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -118,7 +119,18 @@ def _merge_patch(resource: dict[str, Any], current: dict[str, Any]) -> dict[str,
     (fields KServe's webhook defaults are defaulted again)."""
     running = (current.get("spec") or {}).get("predictor") or {}
     predictor = _null_missing(running, resource["spec"]["predictor"])
-    return {**resource, "spec": {**resource["spec"], "predictor": predictor}}
+    metadata = dict(resource["metadata"])
+    running_notes = (current.get("metadata") or {}).get("annotations") or {}
+    # an autoscaler class written for the old scaling would make KServe judge the new one by it
+    stale = {
+        key: None for key in _SCALING_ANNOTATIONS if key in running_notes and key not in metadata.get("annotations", {})
+    }
+    if stale:
+        metadata["annotations"] = {**metadata.get("annotations", {}), **stale}
+    return {**resource, "metadata": metadata, "spec": {**resource["spec"], "predictor": predictor}}
+
+
+_SCALING_ANNOTATIONS = (AUTOSCALER_CLASS_ANNOTATION, KNATIVE_CLASS_ANNOTATION)
 
 
 def _null_missing(old: Any, new: Any) -> Any:

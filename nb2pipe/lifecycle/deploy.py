@@ -1,15 +1,23 @@
-"""``nb2pipe deploy``: an MLflow model -> a KServe InferenceService, written or applied."""
+"""``nb2pipe deploy``: an MLflow model -> a KServe InferenceService, written or applied.
+
+The deployment mode is resolved first (given, else the cluster's default, else Knative),
+the settings are checked against it, and the built resource against the rules KServe's
+admission webhook and reconcilers apply (:mod:`nb2pipe.lifecycle.kserve_rules`); the
+result says in one line per setting what KServe will do with it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_all_or_nothing
 from nb2pipe.ir import DeploySettings, deploy_problems, is_service_name
+from nb2pipe.lifecycle import kserve_rules
 from nb2pipe.lifecycle.cluster import apply_inference_service
+from nb2pipe.lifecycle.deploy_mode import ResolvedMode, resolve_mode
 from nb2pipe.lifecycle.inference_service import (
     SERVER_IMAGE,
     SERVER_IMAGE_ENV,
@@ -27,6 +35,9 @@ class Deployment:
     warnings: tuple[str, ...]
     applied: Any = None  # cluster.Applied when applied
     written: Path | None = None
+    mode: ResolvedMode | None = None
+    #: what KServe will do with each setting, one line each (kserve_rules.effective_behaviour)
+    behaviour: tuple[str, ...] = ()
 
 
 def check_request(service: str, settings: DeploySettings) -> None:
@@ -40,6 +51,25 @@ def check_request(service: str, settings: DeploySettings) -> None:
         raise Nb2PipeError("; ".join(found))
 
 
+def check_mode(settings: DeploySettings, mode: ResolvedMode) -> None:
+    """The settings' problems in a mode the user did not give (the cluster's, or assumed)."""
+    if settings.mode == mode.mode:
+        return  # check_request saw them
+    found = deploy_problems(replace(settings, mode=mode.mode))
+    if found:
+        raise Nb2PipeError(f"{mode.describe()}: {'; '.join(found)}")
+
+
+def admitted(resource: dict[str, Any]) -> tuple[str, ...]:
+    """What KServe will do with ``resource``, one line per setting; refused, with every reason,
+    when its webhook would reject it or a reconciler silently ignore part of it."""
+    found = kserve_rules.admission_problems(resource)
+    if found:
+        name = resource["metadata"]["name"]
+        raise Nb2PipeError(f"KServe would not serve InferenceService {name} as asked: {'; '.join(found)}")
+    return tuple(kserve_rules.effective_behaviour(resource))
+
+
 def render(
     model_uri: str,
     service: str,
@@ -47,20 +77,25 @@ def render(
     *,
     store: str | Path | None = None,
     notebook_uri: str | None = None,
+    mode: ResolvedMode | None = None,
 ) -> Deployment:
     """Resolve the model and build its InferenceService; nothing is applied. ``store`` and
-    ``notebook_uri`` choose the tracking store as :func:`nb2pipe.store.registry.tracking_uri` does."""
+    ``notebook_uri`` choose the tracking store as :func:`nb2pipe.store.registry.tracking_uri` does;
+    ``mode``: the deployment mode already resolved (default: resolved here)."""
     import os
 
     import yaml
 
     check_request(service, settings)
+    resolved = mode or resolve_mode(settings.mode)
+    check_mode(settings, resolved)
     source = resolve_model(model_uri, store, notebook_uri)
     served = ServedModel(model_uri, source.flavor, source.storage_uri, source.version, source.name)
     tracking = tracking_uri(store, notebook_uri)
     image = os.environ.get(SERVER_IMAGE_ENV) or SERVER_IMAGE
-    resource = inference_service(service, served, settings, tracking_uri=tracking, server_image=image)
-    warnings = []
+    resource = inference_service(service, served, settings, tracking_uri=tracking, server_image=image, mode=resolved)
+    behaviour = admitted(resource)
+    warnings = [resolved.warning()] if resolved.assumed else []
     if settings.explainer and not tracking.startswith(("http://", "https://")):
         warnings.append(
             f"the explainer loads the model and its training data from MLflow, but the tracking URI {tracking} is "
@@ -72,7 +107,7 @@ def render(
             "MLflow server whose artifact store is S3, GCS or a PVC (MLFLOW_TRACKING_URI), or edit storageUri"
         )
     text = yaml.safe_dump(resource, sort_keys=False)
-    return Deployment(resource, text, tuple(warnings))
+    return Deployment(resource, text, tuple(warnings), mode=resolved, behaviour=behaviour)
 
 
 def deploy_model(
@@ -87,8 +122,6 @@ def deploy_model(
     notebook_uri: str | None = None,
 ) -> Deployment:
     """Build the InferenceService; write it to ``output`` and/or apply it (unless dry run)."""
-    from dataclasses import replace
-
     deployment = render(model_uri, service, settings, store=store, notebook_uri=notebook_uri)
     if output is not None:
         path = Path(output)

@@ -10,6 +10,13 @@ container running ``nb2pipe serve --explainer`` on the same registered version: 
 removed its built-in alibi explainer, and KServe routes ``/v1/models/NAME:explain`` to this
 container. It loads the model and the training data kept with it from MLflow
 (``MLFLOW_TRACKING_URI``), fits the explainer once and warms it before it reports ready.
+
+The deployment mode is always written (``serving.kserve.io/deploymentMode``, with where it
+came from), with what each mode needs for the documented scaling to happen: in Knative mode,
+cpu scaling takes Knative's HPA class (its default KPA class rejects cpu and memory; memory is
+refused earlier, by deploy_problems, since that class reads its target as MiB); in
+Standard mode the autoscaler class ``hpa`` (so KServe's webhook checks the scaling) and a
+``maxReplicas`` (unset, KServe's HPA keeps max = min).
 """
 
 from __future__ import annotations
@@ -18,6 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.deploy_mode import ResolvedMode, given_or_assumed
+from nb2pipe.lifecycle.kserve_rules import (
+    AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE_CLASS_ANNOTATION,
+    KNATIVE_HPA_CLASS,
+    MODE_ANNOTATION,
+)
+from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION
 
 API_VERSION = "serving.kserve.io/v1beta1"
 MANAGED_BY = "nb2pipe"
@@ -70,10 +85,12 @@ def inference_service(
     *,
     tracking_uri: str | None = None,
     server_image: str = SERVER_IMAGE,
+    mode: ResolvedMode | None = None,
 ) -> dict[str, Any]:
     """The InferenceService resource as a dict (camelCase keys, no empty fields).
 
     ``tracking_uri`` is where the explainer container finds MLflow (with ``settings.explainer``).
+    ``mode``: the resolved deployment mode (default: ``settings.mode``, else Knative, assumed).
     """
     from kserve import (
         V1beta1Batcher,
@@ -87,6 +104,13 @@ def inference_service(
     from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements
 
     runtime = runtime_for(model.flavor)
+    resolved = mode or given_or_assumed(settings.mode)
+    annotations = {
+        MODEL_URI_ANNOTATION: model.uri,
+        MODE_ANNOTATION: resolved.annotation,
+        SOURCE_ANNOTATION: resolved.source,
+        **_autoscaler_annotations(resolved, settings),
+    }
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
     if settings.gpu:
@@ -106,7 +130,7 @@ def inference_service(
             resources=resources,
         ),
         min_replicas=settings.min_replicas,
-        max_replicas=settings.max_replicas,
+        max_replicas=_max_replicas(resolved, settings),
         scale_metric=settings.scale_metric,
         scale_target=settings.scale_target,
         container_concurrency=settings.container_concurrency,
@@ -116,7 +140,6 @@ def inference_service(
         if settings.batch_max_size
         else None,
     )
-    annotations = {MODEL_URI_ANNOTATION: model.uri}
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
     if model.version:
         labels["nb2pipe.io/model-version"] = model.version
@@ -134,6 +157,21 @@ def inference_service(
     if not document["spec"]["predictor"]["model"].get("name"):
         document["spec"]["predictor"]["model"].pop("name", None)
     return document
+
+
+def _autoscaler_annotations(mode: ResolvedMode, settings: DeploySettings) -> dict[str, str]:
+    if mode.mode == "standard":
+        return {AUTOSCALER_CLASS_ANNOTATION: "hpa"}
+    if settings.scale_metric in ("cpu", "memory"):
+        return {KNATIVE_CLASS_ANNOTATION: KNATIVE_HPA_CLASS}
+    return {}
+
+
+def _max_replicas(mode: ResolvedMode, settings: DeploySettings) -> int | None:
+    """Standard mode always gets a maximum: KServe's HPA takes an unset one as the minimum."""
+    if mode.mode == "standard" and settings.max_replicas is None:
+        return settings.min_replicas or 1
+    return settings.max_replicas
 
 
 def _explainer(service: str, model: ServedModel, settings: DeploySettings, tracking_uri: str | None, image: str) -> Any:

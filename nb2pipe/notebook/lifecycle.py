@@ -1,6 +1,6 @@
 """Model lifecycle tags of a step: ``register:``, ``promote:``, ``deploy:`` and the serving
-settings (``gpu:``, ``replicas:``, ``scale:``, ``canary:``, ``monitor``) over the notebook's
-``metadata.nb2pipe.deploy`` defaults.
+settings (``gpu:``, ``replicas:``, ``scale:``, ``canary:``, ``mode:``, ``monitor``) over the
+notebook's ``metadata.nb2pipe.deploy`` defaults.
 
 ``gpu:`` sizes the step itself, except on the cell that carries ``deploy:``, where it sizes
 the served model: put ``deploy:`` on a cell of its own to ask for both.
@@ -14,6 +14,7 @@ from typing import Any
 
 from nb2pipe.errors import Diagnostic, Location, error
 from nb2pipe.ir import (
+    DEPLOY_MODES,
     DRIFT_CORRECTIONS,
     DRIFT_METHODS,
     DeploySettings,
@@ -27,10 +28,10 @@ from nb2pipe.ir import (
 from nb2pipe.notebook.metadata import FLAG, LIST, TEXT, WHOLE, Field, MetadataReader
 
 LIFECYCLE_KINDS = frozenset(
-    {"register", "promote", "deploy", "replicas", "scale", "canary", "monitor", "explain", "drift"}
+    {"register", "promote", "deploy", "replicas", "scale", "canary", "mode", "monitor", "explain", "drift"}
 )
 #: kinds that configure the deployment when they sit on the deploy: cell
-DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "monitor"})
+DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "mode", "monitor"})
 
 #: ``metadata.nb2pipe.deploy``: the fields of :class:`DeploySettings` a notebook may set
 DEPLOY_FIELDS: dict[str, Field] = {
@@ -49,6 +50,7 @@ DEPLOY_FIELDS: dict[str, Field] = {
     "namespace": TEXT,
     "port": WHOLE,
     "explainer": TEXT,
+    "mode": Field((str,), choices=DEPLOY_MODES),
 }
 
 #: ``metadata.nb2pipe.drift``: the fields of :class:`DriftOptions`
@@ -181,6 +183,8 @@ def _apply(settings: DeploySettings, tag: Tag) -> DeploySettings:
         return replace(settings, scale_metric=metric, scale_target=int(target))  # type: ignore[arg-type]
     if kind == "canary":
         return replace(settings, canary_percent=int(args[0]))
+    if kind == "mode":
+        return replace(settings, mode=args[0])  # type: ignore[arg-type]
     if kind == "monitor":
         return replace(settings, monitor=True)
     return settings

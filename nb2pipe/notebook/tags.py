@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2pipe.ir import EXPLAIN_METHODS, SCALE_METRICS, Tag, is_service_name
+from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, SCALE_METRICS, Tag, is_service_name
 from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
@@ -261,6 +261,20 @@ def _check_percent(fields: tuple[str, ...]) -> str:
     return "" if _whole_in(value, 0, 100) else f"{_shown(value)} must be a whole percentage from 0 to 100"
 
 
+#: KServe's legacy names of the modes (still accepted by KServe) and other likely spellings
+_MODE_ALIASES = {"serverless": "knative", "rawdeployment": "standard", "raw": "standard", "kpa": "knative"}
+
+
+def _check_mode(fields: tuple[str, ...]) -> str:
+    value = fields[0]
+    if value in DEPLOY_MODES:
+        return ""
+    lowered = value.lower()
+    guess = _MODE_ALIASES.get(lowered) or next(iter(difflib.get_close_matches(lowered, DEPLOY_MODES, n=1)), None)
+    problem = f"{_shown(value)} is not a deployment mode: expected {' or '.join(DEPLOY_MODES)}"
+    return f"{problem}; did you mean 'mode:{guess}'?" if guess else problem
+
+
 SPECS: tuple[TagSpec, ...] = (
     TagSpec("imports", ("imports",), 0, "imports", _no_check),
     TagSpec("functions", ("functions",), 0, "functions", _no_check),
@@ -288,6 +302,7 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("replicas", ("replicas",), 1, "replicas:MIN-MAX", _check_replicas),
     TagSpec("scale", ("scale",), 1, "scale:METRIC=TARGET", _check_scale),
     TagSpec("canary", ("canary",), 1, "canary:PCT", _check_percent),
+    TagSpec("mode", ("mode",), 1, "mode:knative|standard", _check_mode),
     TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
     TagSpec("drift", ("drift",), 2, "drift:CURRENT[:REFERENCE]", _check_drift, rest_keeps_colons=True),
     TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of(*EXPLAIN_METHODS)),

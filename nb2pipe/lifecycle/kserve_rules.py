@@ -1,0 +1,517 @@
+"""What KServe does with an InferenceService, read offline from the plain resource dict
+(camelCase keys, as nb2pipe's builder writes it and ``kubectl get -o yaml`` shows it).
+
+``admission_problems`` lists what KServe's validating webhook would refuse and what its
+reconcilers would silently drop or change; ``effective_behaviour`` says, one line per setting,
+what the cluster will do. Rules as read at KServe commit aaac4e29 (v0.20.0-rc0-104; see
+/work/notes/issue20_kserve_rules.md). In the comments V = pkg/apis/serving/v1beta1,
+C = pkg/controller/v1beta1/inferenceservice, K = pkg/constants/constants.go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: written by nb2pipe: how the mode was chosen (e.g. "assumed: the cluster could not be read")
+MODE_SOURCE_ANNOTATION = "nb2pipe.io/deployment-mode-source"
+AUTOSCALER_CLASS_ANNOTATION = "serving.kserve.io/autoscalerClass"
+KNATIVE_CLASS_ANNOTATION = "autoscaling.knative.dev/class"
+KNATIVE_HPA_CLASS = "hpa.autoscaling.knative.dev"
+KNATIVE = "Knative"
+STANDARD = "Standard"
+_LEGACY_MODES = {"Serverless": KNATIVE, "RawDeployment": STANDARD}  # K:573-590 ParseDeploymentMode
+_ALLOWED_CLASSES = ("hpa", "external", "keda", "none")  # K:278-284 AutoscalerAllowedClassList: no kpa
+_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # V/inference_service_validation.go:46 IsvcNameFmt
+_COMPONENTS = ("predictor", "transformer", "explainer")
+_IMPLEMENTATIONS: tuple[str, ...] = ("model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton")
+_IMPLEMENTATIONS += ("onnx", "huggingface", "pmml", "paddle", "art")  # fields that hold a container
+_LOGGER_MODES = {"all": "requests and responses", "request": "requests", "response": "responses"}
+# defaults KServe leaves to others: HPA cpu 80 % (K:298-301 DefaultCPUUtilization), Knative's
+# config-autoscaler targets (container-concurrency- / requests-per-second-target-default), the
+# agent's batcher (cmd/agent/main.go:81-82)
+_HPA_CPU_DEFAULT = 80
+_KPA_TARGET_DEFAULT = {"concurrency": 100, "rps": 200}
+_BATCH_SIZE_DEFAULT, _BATCH_LATENCY_MS_DEFAULT = 32, 5000
+_STRATEGY_ONLY_RAW = "customizing deploymentStrategy is only supported for raw deployment mode"
+_KEDA_SCALE_METRIC = "ScaleMetric is not supported for KEDA"
+
+# Which autoscaler reads a component's scaling fields (validateAutoScalingCompExtension, V:446-466):
+# Standard mode with the class hpa written, or absent (the reconciler's default, K:245-248, but then
+# the webhook checks nothing), keda, none, external; Knative mode with the KPA or Knative's HPA class.
+_HPA = frozenset({"hpa", "hpa-default"})
+_STANDARD = frozenset({*_HPA, "keda", "none", "external"})
+_KNATIVE = frozenset({"kpa", "knative-hpa"})
+
+
+def deployment_mode(resource: Mapping[str, Any]) -> str | None:
+    """Knative or Standard from the annotation (legacy names mapped), the raw value if unknown, None if absent."""
+    raw = _annotations(resource).get(MODE_ANNOTATION)
+    return None if raw is None else _LEGACY_MODES.get(raw, raw)
+
+
+@dataclass(frozen=True)
+class _Component:
+    """One of predictor / transformer / explainer, and the autoscaler that reads its fields
+    (None while the mode is unknown)."""
+
+    role: str
+    spec: Mapping[str, Any]
+    scaler: str | None
+
+    @property
+    def label(self) -> str:
+        return "" if self.role == "predictor" else f"{self.role}: "
+
+    def number(self, key: str) -> int | None:
+        value = self.spec.get(key)
+        return None if value is None else int(value)
+
+    @property
+    def metric(self) -> str:
+        """What the autoscaler scales on: scaleMetric, else cpu for an HPA, concurrency for the KPA."""
+        return str(self.spec.get("scaleMetric") or ("concurrency" if self.scaler == "kpa" else "cpu"))
+
+
+def _refused(c: _Component, what: str, quote: str, advice: str) -> str:
+    """A webhook refusal, with KServe's own message."""
+    return f'{c.label}{what}: KServe refuses it ("{quote}"); {advice}'
+
+
+# --- checks on each component -------------------------------------------------------------------
+
+
+def _min_above_max(c: _Component) -> str | None:  # validateReplicas: min defaults to 1, max 0 = unset
+    low, high = c.number("minReplicas"), c.number("maxReplicas") or 0
+    if high > 0 and (1 if low is None else low) > high:
+        what = f"minReplicas {'1 (the default)' if low is None else low} above maxReplicas {high}"
+        return _refused(c, what, "'MinReplicas' cannot be greater than MaxReplicas", "raise maxReplicas")
+    return None
+
+
+def _logger_mode(c: _Component) -> str | None:  # V/component.go:400-413 validateLogger: "" is refused
+    logger = c.spec.get("logger")
+    if logger is None or logger.get("mode") in _LOGGER_MODES:
+        return None
+    what = "logger without a mode" if logger.get("mode") is None else f"logger mode {logger['mode']!r}"
+    return _refused(c, what, "invalid logger type", "write mode all, request or response")
+
+
+def _logger_storage(c: _Component) -> str | None:  # validateLogger
+    storage = (c.spec.get("logger") or {}).get("storage")
+    missing = [key for key in ("path", "parameters", "key") if storage is not None and storage.get(key) is None]
+    if missing:
+        what = f"logger storage without {', '.join(missing)}"
+        return _refused(c, what, "invalid logger storage configuration", "give path, parameters and key")
+    return None
+
+
+def _hpa_metric(c: _Component) -> str | None:  # validateScalingHPACompExtension (V:527-565), getHPAMetrics
+    metric = c.metric
+    if metric in ("cpu", "memory"):
+        return None
+    quote = f"[{metric}] is not a supported metric"
+    if c.scaler == "knative-hpa":
+        where = f"scale:{metric} under {KNATIVE_CLASS_ANNOTATION}: {KNATIVE_HPA_CLASS}"
+        return _refused(c, where, quote, f"drop that annotation to scale on {metric} with the KPA, or scale:cpu")
+    if c.scaler == "hpa":
+        return _refused(c, f"scale:{metric} in Standard mode with the HPA", quote, "use mode:knative, or scale:cpu")
+    # no explicit class: admitted, then C/reconcilers/hpa/hpa_reconciler.go:105-146 writes no metric
+    return (
+        f"{c.label}scale:{metric} has no effect in Standard mode with the HPA (KServe writes no HPA metric for it, "
+        "so the HPA scales on cpu 80%): use mode:knative, or scale:cpu"
+    )
+
+
+def _utilization_target(c: _Component) -> str | None:  # validateScalingHPACompExtension
+    target, metric = c.number("scaleTarget"), c.metric
+    if target is None or metric not in ("cpu", "memory") or 1 <= target <= 100:
+        return None
+    memory_floor = metric == "memory" and target < 1
+    quote = "the target memory should be greater than 1 MiB" if memory_floor else ""
+    quote = quote or "the target utilization percentage should be a [1-100] integer"
+    return _refused(c, f"scale:{metric}:{target}", quote, f"the target is a percentage of the {metric} request, 1-100")
+
+
+def _memory_without_target(c: _Component) -> str | None:  # getHPAMetrics: memory needs scaleTarget
+    if c.metric == "memory" and c.spec.get("scaleTarget") is None and not c.spec.get("autoScaling"):
+        return (
+            f"{c.label}scale:memory without a target has no effect with the HPA (KServe writes no HPA metric, so "
+            "the HPA scales on cpu 80%): give a target, a percentage of the memory request (scale:memory=70)"
+        )
+    return None
+
+
+def _min_zero_under_hpa(c: _Component) -> str | None:  # createHPA (hpa_reconciler.go:149-182): min < 1 -> 1
+    if c.number("minReplicas") == 0:
+        return (
+            f"{c.label}minReplicas 0 silently becomes 1 in Standard mode with the HPA, which cannot scale to "
+            "zero: use mode:knative to scale to zero, or minReplicas 1"
+        )
+    return None
+
+
+def _max_unset_under_hpa(c: _Component) -> str | None:  # createHPA: max < min -> max = min
+    asks_scaling = any(c.spec.get(key) is not None for key in ("minReplicas", "scaleMetric", "scaleTarget"))
+    if not c.number("maxReplicas") and (asks_scaling or c.spec.get("autoScaling")):
+        low = max(1, c.number("minReplicas") or 1)
+        return (
+            f"{c.label}maxReplicas is not set: the HPA's maximum becomes the minimum ({low}), so it never scales; "
+            f"set maxReplicas (replicas:{low}:N)"
+        )
+    return None
+
+
+def _hpa_metric_sources(c: _Component) -> str | None:  # validateScalingHPACompExtension; getHPAMetrics skips
+    for metric in (c.spec.get("autoScaling") or {}).get("metrics") or []:
+        kind = metric.get("type")
+        if kind == "Resource" and metric.get("resource") is None:
+            quote = "metricSpec.Resource is not set for resource metric source type"
+            return _refused(c, "autoScaling Resource metric without resource", quote, "name cpu or memory")
+        if kind != "Resource":
+            what, advice = f"autoScaling {kind} metric under the HPA", f"use {AUTOSCALER_CLASS_ANNOTATION}: keda"
+            if c.scaler == "hpa":
+                quote = f"invalid HPA metric source type with value [{kind}],valid metric source types are Resource"
+                return _refused(c, what, quote, advice)
+            return f"{c.label}{what} is skipped silently: {advice}"
+    return None
+
+
+def _kpa_metric(c: _Component) -> str | None:  # validateScalingKPACompExtension (V:645-668)
+    metric = c.metric
+    if metric in _KPA_TARGET_DEFAULT:
+        return None
+    advice = (
+        f"the Knative Pod Autoscaler scales on concurrency or rps: use scale:concurrency or scale:rps, "
+        f"mode:standard for {metric}, or the annotation {KNATIVE_CLASS_ANNOTATION}: {KNATIVE_HPA_CLASS}"
+    )
+    return _refused(c, f"scale:{metric} in Knative mode", f"[{metric}] is not a supported metric", advice)
+
+
+def _rps_target(c: _Component) -> str | None:  # validateScalingKPACompExtension: 1 itself is accepted
+    target = c.number("scaleTarget")
+    if c.metric == "rps" and target is not None and target < 1:
+        quote, advice = "the target for rps should be greater than 1", "the target is requests per second per replica"
+        return _refused(c, f"scale:rps:{target}", quote, f"{advice}, at least 1")
+    return None
+
+
+#: (the autoscalers it applies under, None = all; field; when refused; KServe's message; what to do)
+_REFUSED_FIELDS: tuple[tuple[frozenset[str] | None, str, Callable[[Any], bool], str, str], ...] = (
+    # V/component.go:341-388 validateContainerConcurrency, validateReplicas
+    (None, "containerConcurrency", lambda value: value < 0, "parallelism cannot be less than 0", "0 means no limit"),
+    (None, "minReplicas", lambda value: value < 0, "'MinReplicas' cannot be less than 0", "use 0 or more"),
+    (None, "maxReplicas", lambda value: value < 0, "'MaxReplicas' cannot be less than 0", "use 0 (no maximum) or more"),
+    # V:645-668 validateScalingKPACompExtension, V:567-634 validateScalingKedaCompExtension
+    (_KNATIVE, "deploymentStrategy", lambda _: True, _STRATEGY_ONLY_RAW, "drop it, or use mode:standard"),
+    (frozenset({"keda"}), "scaleMetric", lambda _: True, _KEDA_SCALE_METRIC, "use autoScaling.metrics"),
+)
+#: (the autoscalers it applies under, None = all; field; why it has no effect; what to do): fields
+#: KServe admits and then never reads
+_IGNORED_FIELDS: tuple[tuple[frozenset[str] | None, str, str, str], ...] = (
+    # V/component.go:99-101: declared, read nowhere in pkg/
+    (None, "scaleMetricType", "KServe reads it nowhere", "remove it"),
+    # read only by C/reconcilers/knative/ksvc_reconciler.go:130-145
+    (_STANDARD, "canaryTrafficPercent", "in Standard mode: only Knative splits traffic", "use mode:knative or drop it"),
+    # read only by the raw reconcilers (hpa_reconciler.go, keda_reconciler.go)
+    (
+        _KNATIVE,
+        "autoScaling",
+        "in Knative mode: only Standard mode's HPA and KEDA read it",
+        "use scale:METRIC:TARGET, or mode:standard",
+    ),
+)
+
+
+def _refused_fields(c: _Component) -> list[str]:
+    return [
+        _refused(c, _shown(field, c.spec[field]), quote, advice)
+        for when, field, refused, quote, advice in _REFUSED_FIELDS
+        if c.spec.get(field) is not None and (when is None or c.scaler in when) and refused(c.spec[field])
+    ]
+
+
+def _ignored_fields(c: _Component) -> list[str]:
+    return [
+        f"{c.label}{_shown(field, c.spec[field])} has no effect ({why}): {advice}"
+        for when, field, why, advice in _IGNORED_FIELDS
+        if c.spec.get(field) is not None and (when is None or c.scaler in when)
+    ]
+
+
+def _shown(field: str, value: Any) -> str:
+    return f"{field} {value}" if isinstance(value, int | str) else field
+
+
+#: (the autoscalers a check applies under, None = every mode; the check), in the order reported
+_COMPONENT_RULES: tuple[tuple[frozenset[str] | None, Callable[[_Component], str | None]], ...] = (
+    (None, _min_above_max),
+    (None, _logger_mode),
+    (None, _logger_storage),
+    (_HPA | {"knative-hpa"}, _hpa_metric),
+    (_HPA | {"knative-hpa"}, _utilization_target),
+    (_HPA, _memory_without_target),
+    (_HPA, _min_zero_under_hpa),
+    (_HPA, _max_unset_under_hpa),
+    (_HPA, _hpa_metric_sources),
+    (frozenset({"kpa"}), _kpa_metric),
+    (frozenset({"kpa"}), _rps_target),
+)
+
+
+# --- checks on the whole resource ---------------------------------------------------------------
+
+
+def _name(resource: Mapping[str, Any]) -> str | None:  # validateInferenceServiceName, V/component.go:44
+    name = str((resource.get("metadata") or {}).get("name") or "")
+    if _NAME.match(name):
+        return None
+    return (
+        f'the InferenceService "{name}" is invalid: a InferenceService name must consist of lower case alphanumeric '
+        "characters or '-', and must start with alphabetical character. "
+        f'(e.g. "my-name" or "abc-123", regex used for validation is \'{_NAME.pattern[1:-1]}\')'
+    )
+
+
+def _mode(resource: Mapping[str, Any]) -> str | None:  # GetDeploymentMode (C/utils/utils.go:224-248)
+    mode = deployment_mode(resource)
+    if mode is None:
+        return (
+            f"no {MODE_ANNOTATION} annotation: the cluster's default mode decides (Knative on a stock "
+            "install); write Knative or Standard"
+        )
+    if mode in (KNATIVE, STANDARD):
+        return None
+    why = "KServe admits any value, but its controller ignores an unknown one and uses the cluster's default"
+    if mode == "ModelMesh":
+        why = "ModelMesh serves through a ModelMesh install, not through KServe's predictor controller"
+    return f"{MODE_ANNOTATION}: {mode!r} is not a mode nb2pipe deploys with ({why}): write Knative or Standard"
+
+
+def _autoscaler_class(resource: Mapping[str, Any]) -> str | None:  # validateInferenceServiceAutoscaler
+    value = _annotations(resource).get(AUTOSCALER_CLASS_ANNOTATION)
+    if value is None or value in _ALLOWED_CLASSES:
+        return None
+    return (
+        f'{AUTOSCALER_CLASS_ANNOTATION}: {value}: KServe refuses it ("[{value}] is not a supported autoscaler class '
+        f'type"); the classes are {", ".join(_ALLOWED_CLASSES)}, and Knative mode takes none'
+    )
+
+
+def _class_in_knative(resource: Mapping[str, Any]) -> str | None:  # only the raw reconcilers read the class
+    value = _annotations(resource).get(AUTOSCALER_CLASS_ANNOTATION)
+    if deployment_mode(resource) == KNATIVE and value in _ALLOWED_CLASSES:
+        return (
+            f"{AUTOSCALER_CLASS_ANNOTATION}: {value} has no effect in Knative mode (Knative's own autoscaler "
+            f"scales, chosen by {KNATIVE_CLASS_ANNOTATION}): remove it, or use mode:standard"
+        )
+    return None
+
+
+def _python_path(resource: Mapping[str, Any]) -> str | None:  # validateBlockedEnvVars (V:302-354)
+    spec = resource.get("spec") or {}
+    for role in _COMPONENTS:
+        component, worker = spec.get(role) or {}, (spec.get(role) or {}).get("workerSpec") or {}
+        containers = [*(component.get("containers") or []), *(component.get("initContainers") or [])]
+        containers += [*(worker.get("containers") or []), *(worker.get("initContainers") or [])]
+        containers += [component[key] for key in _IMPLEMENTATIONS if isinstance(component.get(key), Mapping)]
+        for container in containers:
+            if any(env.get("name") == "PYTHONPATH" for env in container.get("env") or []):
+                return (
+                    f'the InferenceService "{(resource.get("metadata") or {}).get("name", "")}" is invalid: setting '
+                    f'PYTHONPATH in container "{container.get("name", "")}" is not allowed for security reasons'
+                )
+    return None
+
+
+def _canary_outside_standard(resource: Mapping[str, Any]) -> str | None:  # validateCanarySpecs (V:183-266)
+    if (resource.get("spec") or {}).get("canary") and deployment_mode(resource) != STANDARD:
+        return (
+            'spec.canary outside Standard mode: KServe refuses it ("canary is only supported in Standard deployment '
+            'mode"); in Knative mode use canaryTrafficPercent (canary:PERCENT)'
+        )
+    return None
+
+
+def admission_problems(resource: Mapping[str, Any]) -> list[str]:
+    """What KServe's webhook would refuse, or a reconciler silently drop or change; [] when fine."""
+    found = [check(resource) for check in (_name, _mode, _autoscaler_class, _class_in_knative, _python_path)]
+    for component in _components(resource):
+        found += _refused_fields(component)
+        found += [check(component) for when, check in _COMPONENT_RULES if when is None or component.scaler in when]
+        found += _ignored_fields(component)
+    found.append(_canary_outside_standard(resource))  # the webhook checks spec.canary after the components
+    return [problem for problem in found if problem]
+
+
+# --- effective behaviour ------------------------------------------------------------------------
+
+
+def effective_behaviour(resource: Mapping[str, Any]) -> list[str]:
+    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer."""
+    predictor = _Component("predictor", (resource.get("spec") or {}).get("predictor") or {}, _scaler(resource))
+    return [
+        _mode_line(resource),
+        _autoscaler_line(predictor),
+        _replicas_line(predictor),
+        _canary_line(predictor),
+        _resources_line(predictor.spec),
+        _logger_line(predictor.spec.get("logger")),
+        _batcher_line(predictor.spec.get("batcher")),
+        _explainer_line((resource.get("spec") or {}).get("explainer")),
+    ]
+
+
+def _mode_line(resource: Mapping[str, Any]) -> str:
+    raw, mode = _annotations(resource).get(MODE_ANNOTATION), deployment_mode(resource)
+    if mode is None:
+        return "mode not set: the cluster's default decides (Knative on a stock install)"
+    if mode not in (KNATIVE, STANDARD):
+        return f"mode {mode!r} unknown: KServe's controller uses the cluster's default"
+    how = f"annotation {MODE_ANNOTATION}" + (f" {raw}, KServe's legacy name" if raw != mode else "")
+    source = _annotations(resource).get(MODE_SOURCE_ANNOTATION)
+    return f"mode {mode} ({how}{'; ' + source if source else ''})"
+
+
+def _autoscaler_line(c: _Component) -> str:
+    target, concurrency = c.number("scaleTarget"), c.number("containerConcurrency")
+    if c.scaler in _KNATIVE:
+        if c.scaler == "knative-hpa":
+            # Knative's HPA class reads a cpu target as % of the request, a memory target as MiB a replica
+            amount = "" if target is None else (f"{target} MiB " if c.metric == "memory" else f"{target}% ")
+            line = f"scale on {c.metric} {amount}via Knative's HPA class"
+        elif c.metric not in _KPA_TARGET_DEFAULT:
+            line = f"scale on {c.metric}: refused in Knative mode (see the problems)"
+        elif c.spec.get("scaleMetric") is None and target is None:
+            line = "KServe default: scale on concurrency 100 per replica via the Knative Pod Autoscaler"
+        else:
+            shown = f"{_KPA_TARGET_DEFAULT[c.metric]} (Knative's default)" if target is None else target
+            line = f"scale on {c.metric} {shown} per replica via the Knative Pod Autoscaler"
+        limit = f"; at most {concurrency} requests at once per replica" if concurrency else "; no request limit"
+        return line + (limit if concurrency is not None else "")
+    if c.scaler not in _HPA:
+        return _OTHER_AUTOSCALERS[c.scaler or ""]
+    ignored = f"; containerConcurrency {concurrency} has no effect in Standard mode" if concurrency is not None else ""
+    if (c.spec.get("autoScaling") or {}).get("metrics"):
+        line = "scale via the HPA on the metrics in autoScaling"
+    elif c.metric == "cpu":
+        default = c.spec.get("scaleMetric") is None and target is None
+        line = f"{'KServe default: ' if default else ''}scale on cpu {target or _HPA_CPU_DEFAULT}% via the HPA"
+    elif c.metric == "memory" and target is not None:
+        line = f"scale on memory {target}% of the request via the HPA"
+    else:
+        line = f"scale:{c.metric} gives the HPA no metric: it scales on cpu {_HPA_CPU_DEFAULT}% (see the problems)"
+    return line + ignored
+
+
+_OTHER_AUTOSCALERS = {
+    "keda": "scale via KEDA on the metrics in autoScaling",
+    "none": "no autoscaler (class none): the replicas stay at minReplicas",
+    "external": "no KServe autoscaler (class external): an autoscaler of your own sets the replicas",
+    "": "autoscaler: unknown until the mode and class are valid (see the problems)",
+}
+
+
+def _replicas_line(c: _Component) -> str:
+    low, high = c.number("minReplicas"), c.number("maxReplicas") or 0
+    if c.scaler in _HPA:  # createHPA: min at least 1, max at least min
+        floor = max(1, 1 if low is None else low)
+        note = " (minReplicas 0 becomes 1 under the HPA)" if low == 0 else ""
+        if high <= floor:
+            return f"replicas {floor}, fixed: " + ("maxReplicas is not set" if not high else "max = min") + note
+        return f"replicas {floor}-{high}{note}"
+    if c.scaler == "external":
+        return "replicas: set by the external autoscaler"
+    low = 1 if low is None else low
+    if c.scaler is None:
+        return f"replicas {low} to {high or 'unset'} as written: what they mean depends on the mode"
+    if c.scaler == "none":
+        return f"replicas {low}, fixed"
+    if c.scaler in _KNATIVE and not high:  # no max-scale annotation: Knative's own limit
+        span = f"replicas {low} up to Knative's global maximum"
+    else:  # Knative with max-scale, or KEDA (max raised to min, keda_reconciler.go:233-235)
+        span = f"replicas {low}, fixed" if max(high, low) == low else f"replicas {low}-{high}"
+    zero = ", scale to zero allowed" if low == 0 and c.scaler in (*_KNATIVE, "keda") else ""
+    return span + zero
+
+
+def _canary_line(c: _Component) -> str:
+    percent = c.number("canaryTrafficPercent")
+    if percent is None:
+        return "no canary: each rollout takes all traffic once ready"
+    if c.scaler is None:
+        return f"canary {percent}%: Knative splits traffic between revisions, Standard mode ignores it"
+    if c.scaler in _KNATIVE:
+        return (
+            f"canary {percent}% of traffic to the new revision, {100 - percent}% to the previous one "
+            "(from the second rollout on; the first takes all)"
+        )
+    return f"canaryTrafficPercent {percent} is ignored in Standard mode: each rollout takes all traffic"
+
+
+def _resources_line(predictor: Mapping[str, Any]) -> str:
+    containers = [predictor[key] for key in _IMPLEMENTATIONS if isinstance(predictor.get(key), Mapping)]
+    resources = (containers + list(predictor.get("containers") or []) + [{}])[0].get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    if not requests and not limits:
+        return "resources: the serving runtime's defaults, no GPU"
+    if requests == limits:
+        return f"resources: {_quantities(requests)} (requests = limits)"
+    return f"resources: requests {_quantities(requests) or 'none'}; limits {_quantities(limits) or 'none'}"
+
+
+def _quantities(amounts: Mapping[str, Any]) -> str:
+    plain = ("cpu", "memory", "ephemeral-storage")
+    accelerators = [f"{value} {name}" for name, value in amounts.items() if name not in plain]
+    return ", ".join(accelerators + [f"{name} {amounts[name]}" for name in plain if name in amounts])
+
+
+def _logger_line(logger: Mapping[str, Any] | None) -> str:
+    if logger is None:
+        return "payload logger: off"
+    what = _LOGGER_MODES.get(logger.get("mode") or "", f"refused mode {logger.get('mode')!r}")
+    sink = logger.get("url") or "the cluster's default sink (inferenceservice-config logger.defaultUrl)"
+    return f"payload logger: {what} to {sink}"
+
+
+def _batcher_line(batcher: Mapping[str, Any] | None) -> str:
+    if batcher is None:
+        return "batcher: off"
+    size = batcher.get("maxBatchSize") or _BATCH_SIZE_DEFAULT
+    wait = batcher.get("maxLatency") or _BATCH_LATENCY_MS_DEFAULT
+    return f"batcher: up to {size} requests per batch, waiting at most {wait} ms"
+
+
+def _explainer_line(explainer: Mapping[str, Any] | None) -> str:
+    if not explainer:
+        return "explainer: none"
+    container = (explainer.get("containers") or [{}])[0]
+    methods = [arg.split("=", 1)[1] for arg in container.get("args") or [] if arg.startswith("--explainer=")]
+    return f"explainer: {container.get('image') or 'KServe built-in'} answers :explain" + (
+        f" ({methods[0]})" if methods else ""
+    )
+
+
+# --- reading the resource -----------------------------------------------------------------------
+
+
+def _annotations(resource: Mapping[str, Any]) -> Mapping[str, str]:
+    return (resource.get("metadata") or {}).get("annotations") or {}
+
+
+def _scaler(resource: Mapping[str, Any]) -> str | None:
+    annotations, mode = _annotations(resource), deployment_mode(resource)
+    if mode == KNATIVE:
+        return "knative-hpa" if annotations.get(KNATIVE_CLASS_ANNOTATION) == KNATIVE_HPA_CLASS else "kpa"
+    if mode == STANDARD:
+        value = annotations.get(AUTOSCALER_CLASS_ANNOTATION)
+        return "hpa-default" if value is None else value if value in _ALLOWED_CLASSES else None
+    return None
+
+
+def _components(resource: Mapping[str, Any]) -> list[_Component]:
+    spec, scaler = resource.get("spec") or {}, _scaler(resource)
+    return [_Component(role, spec[role], scaler) for role in _COMPONENTS if spec.get(role)]
