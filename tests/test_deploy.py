@@ -415,6 +415,22 @@ def test_an_existing_service_is_merge_patched_clearing_old_fields(cluster):
     assert body["metadata"]["annotations"] == new["metadata"]["annotations"]
 
 
+def test_a_redeployment_drops_the_autoscaler_class_of_the_earlier_scaling(cluster):
+    # scaled on cpu (Knative's HPA class) before, on concurrency (the KPA) now: a class left on the
+    # service would make KServe judge concurrency by the HPA's rules and refuse it
+    old = resource_for(DeploySettings(scale_metric="cpu", scale_target=70))
+    assert old["metadata"]["annotations"]["autoscaling.knative.dev/class"] == "hpa.autoscaling.knative.dev"
+    new = resource_for(DeploySettings(scale_metric="concurrency", scale_target=8))
+    cluster.fake.store(old, "models")
+    apply_inference_service(new, wait_seconds=5, poll=0.05)
+
+    annotations = cluster.requests[1].json()["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/class"] is None
+    assert "serving.kserve.io/autoscalerClass" not in annotations  # never written: nothing to clear
+    assert {k: v for k, v in annotations.items() if v is not None} == new["metadata"]["annotations"]
+    assert cluster.fake.service("models", "cancer")["metadata"]["annotations"] == new["metadata"]["annotations"]
+
+
 def test_a_redeployment_leaves_nothing_of_the_earlier_predictor(cluster):
     # deployed once with a GPU, container concurrency, a canary and a logger; then again
     # with none of them: the cluster's predictor must be the new one, not a mix
