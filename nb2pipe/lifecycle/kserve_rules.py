@@ -4,7 +4,7 @@
 ``admission_problems`` lists what KServe's validating webhook would refuse and what its
 reconcilers would silently drop or change; ``effective_behaviour`` says, one line per setting,
 what the cluster will do. Rules as read at KServe commit aaac4e29 (v0.20.0-rc0-104; see
-/work/notes/issue20_kserve_rules.md). In the comments V = pkg/apis/serving/v1beta1,
+docs/kserve-rules.md). In the comments V = pkg/apis/serving/v1beta1,
 C = pkg/controller/v1beta1/inferenceservice, K = pkg/constants/constants.go.
 """
 
