@@ -11,11 +11,14 @@ the user made on purpose; refusing says which, and lets them choose.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import secrets
 import stat
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +184,28 @@ def read_json(path: Path, missing: str, error: type[Nb2PipeError] = Nb2PipeError
         raise error(f"{path}: not usable JSON (nested too deeply)") from None
     except ValueError as exc:  # e.g. a number of more than 4300 digits
         raise error(f"{path}: not usable JSON ({str(exc)[:200]})") from None
+
+
+#: seconds between tries of a lock another process holds
+_LOCK_POLL_S = 0.05
+
+
+@contextmanager
+def exclusive_lock(path: Path, seconds: float, timed_out: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing; its folder must exist) for
+    the block, across threads and processes; the system frees it if the holder dies. Waiting
+    longer than ``seconds`` raises ``timed_out()``: no caller waits for ever."""
+    with path.open("a") as handle:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise timed_out() from None
+                time.sleep(_LOCK_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -15,7 +15,6 @@ so a deploy killed half-way leaves nothing the next deploy or stop cannot reach.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.files import write_all_or_nothing
+from nb2pipe.files import exclusive_lock, write_all_or_nothing
 from nb2pipe.ir import DeploySettings
 from nb2pipe.processes import free_port, http_ready, is_alive, port_is_free, spawn, stop_group, wait_until
 from nb2pipe.store.registry import QUIET_MLFLOW, STORE_ENV, TRACKING_ENV, local_store, tracking_uri
@@ -179,20 +178,10 @@ def service_lock(service: str, store: str | Path | None = None, seconds: float =
     """Hold ``SERVICE.lock`` (an exclusive ``flock``: released by the system if the holder dies)."""
     path = endpoints_dir(store) / f"{service}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise EndpointError(f"another deploy of {service!r} held {path} for {seconds:g} s") from None
-                time.sleep(_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with exclusive_lock(
+        path, seconds, lambda: EndpointError(f"another deploy of {service!r} held {path} for {seconds:g} s")
+    ):
+        yield
 
 
 def _stop_unlocked(service: str, store: str | Path | None) -> bool:

@@ -11,18 +11,16 @@ an error naming the lock file.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import exclusive_lock
 
 #: seconds to wait for another process's set-up (a fresh store's migrations take 1-10 s)
 SETUP_WAIT_S = 300.0
-_POLL_S = 0.05
 
 
 class StoreLockError(Nb2PipeError):
@@ -60,23 +58,15 @@ def exclusive_file_lock(
     longer than ``seconds`` for it raises :class:`StoreLockError`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a")
+        path.touch()
     except OSError as exc:
         raise StoreLockError(f"cannot create the lock file {path}: {exc.strerror or exc}") from None
-    with handle:
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise StoreLockError(
-                        f"another process held {path} for more than {seconds:g} s while {doing}; "
-                        "the lock is freed when that process ends: stop it if it hangs, then try again"
-                    ) from None
-                time.sleep(_POLL_S)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def timed_out() -> Exception:
+        return StoreLockError(
+            f"another process held {path} for more than {seconds:g} s while {doing}; "
+            "the lock is freed when that process ends: stop it if it hangs, then try again"
+        )
+
+    with exclusive_lock(path, seconds, timed_out):
+        yield
