@@ -20,7 +20,7 @@ from nb2pipe.lifecycle.deploy import check_request
 from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import API, FakeKServe, merge_patch, service_url
+from tests.support.fake_kserve import API, FakeKServe, merge_patch, point_kubeconfig_at, service_url, use_kubeconfig
 from tests.support.loopback import LoopbackServer
 from tests.support.registered import RegisteredModel
 
@@ -323,32 +323,12 @@ ITEM = f"{COLLECTION}/cancer"
 SERVICE_URL = service_url("models", "cancer")
 
 
-def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    """Point both KUBECONFIG and the kubernetes client at ``path``: the client reads
-    KUBECONFIG once, when ``kubernetes.config`` is first imported (earlier in this process)."""
-    from kubernetes.config import kube_config
-
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-
-
 @pytest.fixture
 def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
 
     def write(server_url: str) -> Path:
-        path = tmp_path / "kubeconfig.yaml"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "loop", "cluster": {"server": server_url}}],
-            "users": [{"name": "tester", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "loop", "context": {"cluster": "loop", "user": "tester", "namespace": "models"}}],
-            "current-context": "loop",
-        }
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        use_kubeconfig(monkeypatch, path)
-        return path
+        return point_kubeconfig_at(monkeypatch, tmp_path / "kubeconfig.yaml", server_url, TOKEN)
 
     return write
 

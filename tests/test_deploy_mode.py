@@ -45,7 +45,7 @@ from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNO
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import status_body
+from tests.support.fake_kserve import point_kubeconfig_at, status_body, use_kubeconfig
 from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.loopback import LoopbackServer, Recorded
 from tests.support.nbtools import codes, diagnostics_of, plan_of
@@ -283,14 +283,6 @@ class FakeConfigMaps:
         return 404, status_body(404, 'configmaps "inferenceservice-config" not found')
 
 
-def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
-    from kubernetes.config import kube_config
-
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-
-
 @pytest.fixture
 def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No kubeconfig anywhere (and not in a pod)."""
@@ -301,17 +293,7 @@ def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def point_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     def write(server_url: str) -> None:
-        path = tmp_path / "kubeconfig.yaml"
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "loop", "cluster": {"server": server_url}}],
-            "users": [{"name": "tester", "user": {"token": TOKEN}}],
-            "contexts": [{"name": "loop", "context": {"cluster": "loop", "user": "tester", "namespace": "models"}}],
-            "current-context": "loop",
-        }
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        use_kubeconfig(monkeypatch, path)
+        point_kubeconfig_at(monkeypatch, tmp_path / "kubeconfig.yaml", server_url, TOKEN)
 
     return write
 

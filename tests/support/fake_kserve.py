@@ -10,9 +10,11 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.loopback import LoopbackServer, Recorded
 
@@ -151,3 +153,29 @@ def kserve_server() -> Any:
     with LoopbackServer(fake) as server:
         server.fake = fake
         yield server
+
+
+def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """Point both KUBECONFIG and the kubernetes client at ``path`` (and not at a pod's service
+    account): the client reads KUBECONFIG once, when ``kubernetes.config`` is first imported."""
+    from kubernetes.config import kube_config
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
+def point_kubeconfig_at(monkeypatch: pytest.MonkeyPatch, path: Path, server_url: str, token: str) -> Path:
+    """Write a kubeconfig at ``path`` whose context (namespace ``models``) is the server at
+    ``server_url`` with a bearer ``token``, and use it."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "loop", "cluster": {"server": server_url}}],
+        "users": [{"name": "tester", "user": {"token": token}}],
+        "contexts": [{"name": "loop", "context": {"cluster": "loop", "user": "tester", "namespace": "models"}}],
+        "current-context": "loop",
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    use_kubeconfig(monkeypatch, path)
+    return path
