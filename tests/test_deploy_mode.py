@@ -18,7 +18,7 @@ import yaml
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings, deploy_problems
-from nb2pipe.lifecycle import deploy, deploy_mode, kserve_rules
+from nb2pipe.lifecycle import deploy, deploy_mode, kserve_behaviour, kserve_rules
 from nb2pipe.lifecycle.deploy import check_request, render
 from nb2pipe.lifecycle.deploy_mode import (
     CLUSTER_DEFAULT,
@@ -416,7 +416,7 @@ def test_render_uses_the_cluster_default_and_says_so(cluster, offline_model) -> 
     annotations = rendered.resource["metadata"]["annotations"]
     assert (annotations[MODE_ANNOTATION], annotations[SOURCE_ANNOTATION]) == ("Standard", CLUSTER_DEFAULT)
     assert rendered.warnings == ()
-    assert rendered.behaviour == tuple(kserve_rules.effective_behaviour(rendered.resource))
+    assert rendered.behaviour == tuple(kserve_behaviour.effective_behaviour(rendered.resource))
     assert rendered.behaviour and any("Standard" in line for line in rendered.behaviour)
     validate_resource(yaml.safe_load(rendered.yaml))
 
@@ -461,12 +461,12 @@ def test_dry_run_prints_the_mode_and_the_behaviour(cluster, offline_model, capsy
     err = captured.err.splitlines()
     assert err[0] == "nb2pipe: deployment mode Knative (the cluster's default (inferenceservice-config))"
     assert err[1] == "nb2pipe: what KServe will do:"
-    assert [line.strip() for line in err[2:]] == kserve_rules.effective_behaviour(resource)
+    assert [line.strip() for line in err[2:]] == kserve_behaviour.effective_behaviour(resource)
 
     assert main([*argv, "--mode", "knative", "--dry-run", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["mode"] == {"mode": "knative", "annotation": "Knative", "source": GIVEN, "assumed": False}
-    assert outcome["behaviour"] == kserve_rules.effective_behaviour(outcome["resource"])
+    assert outcome["behaviour"] == kserve_behaviour.effective_behaviour(outcome["resource"])
     assert outcome["warnings"] == []
 
 
@@ -506,4 +506,4 @@ def test_a_registered_model_deploys_in_standard_mode(
     assert resource["metadata"]["annotations"][AUTOSCALER_CLASS_ANNOTATION] == "hpa"
     assert resource["spec"]["predictor"]["maxReplicas"] == 2
     assert outcome["mode"]["source"] == GIVEN
-    assert outcome["behaviour"] == kserve_rules.effective_behaviour(resource)
+    assert outcome["behaviour"] == kserve_behaviour.effective_behaviour(resource)

@@ -1,6 +1,7 @@
 """KServe's admission and reconciler rules, checked offline on InferenceService dicts
-(nb2pipe/lifecycle/kserve_rules.py): one broken resource per rule, the same resource fixed,
-the effective behaviour in both modes, and every resource nb2pipe's builder makes."""
+(nb2pipe/lifecycle/kserve_rules.py, kserve_behaviour.py): one broken resource per rule, the
+same resource fixed, the effective behaviour in both modes, and every resource nb2pipe's builder
+makes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from nb2pipe.ir import DeploySettings, deploy_problems
 from nb2pipe.lifecycle.inference_service import ServedModel, inference_service
+from nb2pipe.lifecycle.kserve_behaviour import effective_behaviour
 from nb2pipe.lifecycle.kserve_rules import (
     AUTOSCALER_CLASS_ANNOTATION,
     KNATIVE_CLASS_ANNOTATION,
@@ -18,7 +20,6 @@ from nb2pipe.lifecycle.kserve_rules import (
     MODE_SOURCE_ANNOTATION,
     admission_problems,
     deployment_mode,
-    effective_behaviour,
 )
 
 MODEL = {"modelFormat": {"name": "sklearn", "version": "1"}, "storageUri": "s3://models/cancer/1"}

@@ -15,7 +15,7 @@ from typing import Any
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_all_or_nothing
 from nb2pipe.ir import DeploySettings, deploy_problems, is_service_name
-from nb2pipe.lifecycle import kserve_rules
+from nb2pipe.lifecycle import kserve_behaviour, kserve_rules
 from nb2pipe.lifecycle.cluster import apply_inference_service
 from nb2pipe.lifecycle.deploy_mode import ResolvedMode, resolve_mode
 from nb2pipe.lifecycle.inference_service import (
@@ -36,7 +36,7 @@ class Deployment:
     applied: Any = None  # cluster.Applied when applied
     written: Path | None = None
     mode: ResolvedMode | None = None
-    #: what KServe will do with each setting, one line each (kserve_rules.effective_behaviour)
+    #: what KServe will do with each setting, one line each (kserve_behaviour.effective_behaviour)
     behaviour: tuple[str, ...] = ()
 
 
@@ -67,7 +67,7 @@ def admitted(resource: dict[str, Any]) -> tuple[str, ...]:
     if found:
         name = resource["metadata"]["name"]
         raise Nb2PipeError(f"KServe would not serve InferenceService {name} as asked: {'; '.join(found)}")
-    return tuple(kserve_rules.effective_behaviour(resource))
+    return tuple(kserve_behaviour.effective_behaviour(resource))
 
 
 def render(

@@ -2,10 +2,11 @@
 (camelCase keys, as nb2pipe's builder writes it and ``kubectl get -o yaml`` shows it).
 
 ``admission_problems`` lists what KServe's validating webhook would refuse and what its
-reconcilers would silently drop or change; ``effective_behaviour`` says, one line per setting,
-what the cluster will do. Rules as read at KServe commit aaac4e29 (v0.20.0-rc0-104; see
-docs/kserve-rules.md). In the comments V = pkg/apis/serving/v1beta1,
-C = pkg/controller/v1beta1/inferenceservice, K = pkg/constants/constants.go.
+reconcilers would silently drop or change; :mod:`kserve_behaviour` says, one line per setting,
+what the cluster will do, reading the resource with the helpers at the end of this module.
+Rules as read at KServe commit aaac4e29 (v0.20.0-rc0-104; see docs/kserve-rules.md). In the
+comments V = pkg/apis/serving/v1beta1, C = pkg/controller/v1beta1/inferenceservice,
+K = pkg/constants/constants.go.
 """
 
 from __future__ import annotations
@@ -27,34 +28,31 @@ _LEGACY_MODES = {"Serverless": KNATIVE, "RawDeployment": STANDARD}  # K:573-590 
 _ALLOWED_CLASSES = ("hpa", "external", "keda", "none")  # K:278-284 AutoscalerAllowedClassList: no kpa
 _NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # V/inference_service_validation.go:46 IsvcNameFmt
 _COMPONENTS = ("predictor", "transformer", "explainer")
-_IMPLEMENTATIONS: tuple[str, ...] = ("model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton")
-_IMPLEMENTATIONS += ("onnx", "huggingface", "pmml", "paddle", "art")  # fields that hold a container
-_LOGGER_MODES = {"all": "requests and responses", "request": "requests", "response": "responses"}
-# defaults KServe leaves to others: HPA cpu 80 % (K:298-301 DefaultCPUUtilization), Knative's
-# config-autoscaler targets (container-concurrency- / requests-per-second-target-default), the
-# agent's batcher (cmd/agent/main.go:81-82)
-_HPA_CPU_DEFAULT = 80
-_KPA_TARGET_DEFAULT = {"concurrency": 100, "rps": 200}
-_BATCH_SIZE_DEFAULT, _BATCH_LATENCY_MS_DEFAULT = 32, 5000
+IMPLEMENTATIONS: tuple[str, ...] = ("model", "sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch", "triton")
+IMPLEMENTATIONS += ("onnx", "huggingface", "pmml", "paddle", "art")  # fields that hold a container
+LOGGER_MODES = {"all": "requests and responses", "request": "requests", "response": "responses"}
+# the metrics the KPA takes, with Knative's config-autoscaler default targets
+# (container-concurrency- / requests-per-second-target-default)
+KPA_TARGET_DEFAULT = {"concurrency": 100, "rps": 200}
 _STRATEGY_ONLY_RAW = "customizing deploymentStrategy is only supported for raw deployment mode"
 _KEDA_SCALE_METRIC = "ScaleMetric is not supported for KEDA"
 
 # Which autoscaler reads a component's scaling fields (validateAutoScalingCompExtension, V:446-466):
 # Standard mode with the class hpa written, or absent (the reconciler's default, K:245-248, but then
 # the webhook checks nothing), keda, none, external; Knative mode with the KPA or Knative's HPA class.
-_HPA = frozenset({"hpa", "hpa-default"})
-_STANDARD = frozenset({*_HPA, "keda", "none", "external"})
-_KNATIVE = frozenset({"kpa", "knative-hpa"})
+HPA_SCALERS = frozenset({"hpa", "hpa-default"})
+_STANDARD = frozenset({*HPA_SCALERS, "keda", "none", "external"})
+KNATIVE_SCALERS = frozenset({"kpa", "knative-hpa"})
 
 
 def deployment_mode(resource: Mapping[str, Any]) -> str | None:
     """Knative or Standard from the annotation (legacy names mapped), the raw value if unknown, None if absent."""
-    raw = _annotations(resource).get(MODE_ANNOTATION)
+    raw = annotations_of(resource).get(MODE_ANNOTATION)
     return None if raw is None else _LEGACY_MODES.get(raw, raw)
 
 
 @dataclass(frozen=True)
-class _Component:
+class Component:
     """One of predictor / transformer / explainer, and the autoscaler that reads its fields
     (None while the mode is unknown)."""
 
@@ -76,7 +74,7 @@ class _Component:
         return str(self.spec.get("scaleMetric") or ("concurrency" if self.scaler == "kpa" else "cpu"))
 
 
-def _refused(c: _Component, what: str, quote: str, advice: str) -> str:
+def _refused(c: Component, what: str, quote: str, advice: str) -> str:
     """A webhook refusal, with KServe's own message."""
     return f'{c.label}{what}: KServe refuses it ("{quote}"); {advice}'
 
@@ -84,7 +82,7 @@ def _refused(c: _Component, what: str, quote: str, advice: str) -> str:
 # --- checks on each component -------------------------------------------------------------------
 
 
-def _min_above_max(c: _Component) -> str | None:  # validateReplicas: min defaults to 1, max 0 = unset
+def _min_above_max(c: Component) -> str | None:  # validateReplicas: min defaults to 1, max 0 = unset
     low, high = c.number("minReplicas"), c.number("maxReplicas") or 0
     if high > 0 and (1 if low is None else low) > high:
         what = f"minReplicas {'1 (the default)' if low is None else low} above maxReplicas {high}"
@@ -92,15 +90,15 @@ def _min_above_max(c: _Component) -> str | None:  # validateReplicas: min defaul
     return None
 
 
-def _logger_mode(c: _Component) -> str | None:  # V/component.go:400-413 validateLogger: "" is refused
+def _logger_mode(c: Component) -> str | None:  # V/component.go:400-413 validateLogger: "" is refused
     logger = c.spec.get("logger")
-    if logger is None or logger.get("mode") in _LOGGER_MODES:
+    if logger is None or logger.get("mode") in LOGGER_MODES:
         return None
     what = "logger without a mode" if logger.get("mode") is None else f"logger mode {logger['mode']!r}"
     return _refused(c, what, "invalid logger type", "write mode all, request or response")
 
 
-def _logger_storage(c: _Component) -> str | None:  # validateLogger
+def _logger_storage(c: Component) -> str | None:  # validateLogger
     storage = (c.spec.get("logger") or {}).get("storage")
     missing = [key for key in ("path", "parameters", "key") if storage is not None and storage.get(key) is None]
     if missing:
@@ -109,7 +107,7 @@ def _logger_storage(c: _Component) -> str | None:  # validateLogger
     return None
 
 
-def _hpa_metric(c: _Component) -> str | None:  # validateScalingHPACompExtension (V:527-565), getHPAMetrics
+def _hpa_metric(c: Component) -> str | None:  # validateScalingHPACompExtension (V:527-565), getHPAMetrics
     metric = c.metric
     if metric in ("cpu", "memory"):
         return None
@@ -126,7 +124,7 @@ def _hpa_metric(c: _Component) -> str | None:  # validateScalingHPACompExtension
     )
 
 
-def _utilization_target(c: _Component) -> str | None:  # validateScalingHPACompExtension
+def _utilization_target(c: Component) -> str | None:  # validateScalingHPACompExtension
     target, metric = c.number("scaleTarget"), c.metric
     if target is None or metric not in ("cpu", "memory") or 1 <= target <= 100:
         return None
@@ -136,7 +134,7 @@ def _utilization_target(c: _Component) -> str | None:  # validateScalingHPACompE
     return _refused(c, f"scale:{metric}:{target}", quote, f"the target is a percentage of the {metric} request, 1-100")
 
 
-def _memory_without_target(c: _Component) -> str | None:  # getHPAMetrics: memory needs scaleTarget
+def _memory_without_target(c: Component) -> str | None:  # getHPAMetrics: memory needs scaleTarget
     if c.metric == "memory" and c.spec.get("scaleTarget") is None and not c.spec.get("autoScaling"):
         return (
             f"{c.label}scale:memory without a target has no effect with the HPA (KServe writes no HPA metric, so "
@@ -145,7 +143,7 @@ def _memory_without_target(c: _Component) -> str | None:  # getHPAMetrics: memor
     return None
 
 
-def _min_zero_under_hpa(c: _Component) -> str | None:  # createHPA (hpa_reconciler.go:149-182): min < 1 -> 1
+def _min_zero_under_hpa(c: Component) -> str | None:  # createHPA (hpa_reconciler.go:149-182): min < 1 -> 1
     if c.number("minReplicas") == 0:
         return (
             f"{c.label}minReplicas 0 silently becomes 1 in Standard mode with the HPA, which cannot scale to "
@@ -154,7 +152,7 @@ def _min_zero_under_hpa(c: _Component) -> str | None:  # createHPA (hpa_reconcil
     return None
 
 
-def _max_unset_under_hpa(c: _Component) -> str | None:  # createHPA: max < min -> max = min
+def _max_unset_under_hpa(c: Component) -> str | None:  # createHPA: max < min -> max = min
     asks_scaling = any(c.spec.get(key) is not None for key in ("minReplicas", "scaleMetric", "scaleTarget"))
     if not c.number("maxReplicas") and (asks_scaling or c.spec.get("autoScaling")):
         low = max(1, c.number("minReplicas") or 1)
@@ -165,7 +163,7 @@ def _max_unset_under_hpa(c: _Component) -> str | None:  # createHPA: max < min -
     return None
 
 
-def _hpa_metric_sources(c: _Component) -> str | None:  # validateScalingHPACompExtension; getHPAMetrics skips
+def _hpa_metric_sources(c: Component) -> str | None:  # validateScalingHPACompExtension; getHPAMetrics skips
     for metric in (c.spec.get("autoScaling") or {}).get("metrics") or []:
         kind = metric.get("type")
         if kind == "Resource" and metric.get("resource") is None:
@@ -180,9 +178,9 @@ def _hpa_metric_sources(c: _Component) -> str | None:  # validateScalingHPACompE
     return None
 
 
-def _kpa_metric(c: _Component) -> str | None:  # validateScalingKPACompExtension (V:645-668)
+def _kpa_metric(c: Component) -> str | None:  # validateScalingKPACompExtension (V:645-668)
     metric = c.metric
-    if metric in _KPA_TARGET_DEFAULT:
+    if metric in KPA_TARGET_DEFAULT:
         return None
     advice = (
         f"the Knative Pod Autoscaler scales on concurrency or rps: use scale:concurrency or scale:rps, "
@@ -191,7 +189,7 @@ def _kpa_metric(c: _Component) -> str | None:  # validateScalingKPACompExtension
     return _refused(c, f"scale:{metric} in Knative mode", f"[{metric}] is not a supported metric", advice)
 
 
-def _rps_target(c: _Component) -> str | None:  # validateScalingKPACompExtension: 1 itself is accepted
+def _rps_target(c: Component) -> str | None:  # validateScalingKPACompExtension: 1 itself is accepted
     target = c.number("scaleTarget")
     if c.metric == "rps" and target is not None and target < 1:
         quote, advice = "the target for rps should be greater than 1", "the target is requests per second per replica"
@@ -206,7 +204,7 @@ _REFUSED_FIELDS: tuple[tuple[frozenset[str] | None, str, Callable[[Any], bool], 
     (None, "minReplicas", lambda value: value < 0, "'MinReplicas' cannot be less than 0", "use 0 or more"),
     (None, "maxReplicas", lambda value: value < 0, "'MaxReplicas' cannot be less than 0", "use 0 (no maximum) or more"),
     # V:645-668 validateScalingKPACompExtension, V:567-634 validateScalingKedaCompExtension
-    (_KNATIVE, "deploymentStrategy", lambda _: True, _STRATEGY_ONLY_RAW, "drop it, or use mode:standard"),
+    (KNATIVE_SCALERS, "deploymentStrategy", lambda _: True, _STRATEGY_ONLY_RAW, "drop it, or use mode:standard"),
     (frozenset({"keda"}), "scaleMetric", lambda _: True, _KEDA_SCALE_METRIC, "use autoScaling.metrics"),
 )
 #: (the autoscalers it applies under, None = all; field; why it has no effect; what to do): fields
@@ -218,7 +216,7 @@ _IGNORED_FIELDS: tuple[tuple[frozenset[str] | None, str, str, str], ...] = (
     (_STANDARD, "canaryTrafficPercent", "in Standard mode: only Knative splits traffic", "use mode:knative or drop it"),
     # read only by the raw reconcilers (hpa_reconciler.go, keda_reconciler.go)
     (
-        _KNATIVE,
+        KNATIVE_SCALERS,
         "autoScaling",
         "in Knative mode: only Standard mode's HPA and KEDA read it",
         "use scale:METRIC:TARGET, or mode:standard",
@@ -226,7 +224,7 @@ _IGNORED_FIELDS: tuple[tuple[frozenset[str] | None, str, str, str], ...] = (
 )
 
 
-def _refused_fields(c: _Component) -> list[str]:
+def _refused_fields(c: Component) -> list[str]:
     return [
         _refused(c, _shown(field, c.spec[field]), quote, advice)
         for when, field, refused, quote, advice in _REFUSED_FIELDS
@@ -234,7 +232,7 @@ def _refused_fields(c: _Component) -> list[str]:
     ]
 
 
-def _ignored_fields(c: _Component) -> list[str]:
+def _ignored_fields(c: Component) -> list[str]:
     return [
         f"{c.label}{_shown(field, c.spec[field])} has no effect ({why}): {advice}"
         for when, field, why, advice in _IGNORED_FIELDS
@@ -247,16 +245,16 @@ def _shown(field: str, value: Any) -> str:
 
 
 #: (the autoscalers a check applies under, None = every mode; the check), in the order reported
-_COMPONENT_RULES: tuple[tuple[frozenset[str] | None, Callable[[_Component], str | None]], ...] = (
+_COMPONENT_RULES: tuple[tuple[frozenset[str] | None, Callable[[Component], str | None]], ...] = (
     (None, _min_above_max),
     (None, _logger_mode),
     (None, _logger_storage),
-    (_HPA | {"knative-hpa"}, _hpa_metric),
-    (_HPA | {"knative-hpa"}, _utilization_target),
-    (_HPA, _memory_without_target),
-    (_HPA, _min_zero_under_hpa),
-    (_HPA, _max_unset_under_hpa),
-    (_HPA, _hpa_metric_sources),
+    (HPA_SCALERS | {"knative-hpa"}, _hpa_metric),
+    (HPA_SCALERS | {"knative-hpa"}, _utilization_target),
+    (HPA_SCALERS, _memory_without_target),
+    (HPA_SCALERS, _min_zero_under_hpa),
+    (HPA_SCALERS, _max_unset_under_hpa),
+    (HPA_SCALERS, _hpa_metric_sources),
     (frozenset({"kpa"}), _kpa_metric),
     (frozenset({"kpa"}), _rps_target),
 )
@@ -292,7 +290,7 @@ def _mode(resource: Mapping[str, Any]) -> str | None:  # GetDeploymentMode (C/ut
 
 
 def _autoscaler_class(resource: Mapping[str, Any]) -> str | None:  # validateInferenceServiceAutoscaler
-    value = _annotations(resource).get(AUTOSCALER_CLASS_ANNOTATION)
+    value = annotations_of(resource).get(AUTOSCALER_CLASS_ANNOTATION)
     if value is None or value in _ALLOWED_CLASSES:
         return None
     return (
@@ -302,7 +300,7 @@ def _autoscaler_class(resource: Mapping[str, Any]) -> str | None:  # validateInf
 
 
 def _class_in_knative(resource: Mapping[str, Any]) -> str | None:  # only the raw reconcilers read the class
-    value = _annotations(resource).get(AUTOSCALER_CLASS_ANNOTATION)
+    value = annotations_of(resource).get(AUTOSCALER_CLASS_ANNOTATION)
     if deployment_mode(resource) == KNATIVE and value in _ALLOWED_CLASSES:
         return (
             f"{AUTOSCALER_CLASS_ANNOTATION}: {value} has no effect in Knative mode (Knative's own autoscaler "
@@ -317,7 +315,7 @@ def _python_path(resource: Mapping[str, Any]) -> str | None:  # validateBlockedE
         component, worker = spec.get(role) or {}, (spec.get(role) or {}).get("workerSpec") or {}
         containers = [*(component.get("containers") or []), *(component.get("initContainers") or [])]
         containers += [*(worker.get("containers") or []), *(worker.get("initContainers") or [])]
-        containers += [component[key] for key in _IMPLEMENTATIONS if isinstance(component.get(key), Mapping)]
+        containers += [component[key] for key in IMPLEMENTATIONS if isinstance(component.get(key), Mapping)]
         for container in containers:
             if any(env.get("name") == "PYTHONPATH" for env in container.get("env") or []):
                 return (
@@ -347,163 +345,15 @@ def admission_problems(resource: Mapping[str, Any]) -> list[str]:
     return [problem for problem in found if problem]
 
 
-# --- effective behaviour ------------------------------------------------------------------------
-
-
-def effective_behaviour(resource: Mapping[str, Any]) -> list[str]:
-    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer."""
-    predictor = _Component("predictor", (resource.get("spec") or {}).get("predictor") or {}, _scaler(resource))
-    return [
-        _mode_line(resource),
-        _autoscaler_line(predictor),
-        _replicas_line(predictor),
-        _canary_line(predictor),
-        _resources_line(predictor.spec),
-        _logger_line(predictor.spec.get("logger")),
-        _batcher_line(predictor.spec.get("batcher")),
-        _explainer_line((resource.get("spec") or {}).get("explainer")),
-    ]
-
-
-def _mode_line(resource: Mapping[str, Any]) -> str:
-    raw, mode = _annotations(resource).get(MODE_ANNOTATION), deployment_mode(resource)
-    if mode is None:
-        return "mode not set: the cluster's default decides (Knative on a stock install)"
-    if mode not in (KNATIVE, STANDARD):
-        return f"mode {mode!r} unknown: KServe's controller uses the cluster's default"
-    how = f"annotation {MODE_ANNOTATION}" + (f" {raw}, KServe's legacy name" if raw != mode else "")
-    source = _annotations(resource).get(MODE_SOURCE_ANNOTATION)
-    return f"mode {mode} ({how}{'; ' + source if source else ''})"
-
-
-def _autoscaler_line(c: _Component) -> str:
-    target, concurrency = c.number("scaleTarget"), c.number("containerConcurrency")
-    if c.scaler in _KNATIVE:
-        if c.scaler == "knative-hpa":
-            # Knative's HPA class reads a cpu target as % of the request, a memory target as MiB a replica
-            amount = "" if target is None else (f"{target} MiB " if c.metric == "memory" else f"{target}% ")
-            line = f"scale on {c.metric} {amount}via Knative's HPA class"
-        elif c.metric not in _KPA_TARGET_DEFAULT:
-            line = f"scale on {c.metric}: refused in Knative mode (see the problems)"
-        elif c.spec.get("scaleMetric") is None and target is None:
-            line = "KServe default: scale on concurrency 100 per replica via the Knative Pod Autoscaler"
-        else:
-            shown = f"{_KPA_TARGET_DEFAULT[c.metric]} (Knative's default)" if target is None else target
-            line = f"scale on {c.metric} {shown} per replica via the Knative Pod Autoscaler"
-        limit = f"; at most {concurrency} requests at once per replica" if concurrency else "; no request limit"
-        return line + (limit if concurrency is not None else "")
-    if c.scaler not in _HPA:
-        return _OTHER_AUTOSCALERS[c.scaler or ""]
-    ignored = f"; containerConcurrency {concurrency} has no effect in Standard mode" if concurrency is not None else ""
-    if (c.spec.get("autoScaling") or {}).get("metrics"):
-        line = "scale via the HPA on the metrics in autoScaling"
-    elif c.metric == "cpu":
-        default = c.spec.get("scaleMetric") is None and target is None
-        line = f"{'KServe default: ' if default else ''}scale on cpu {target or _HPA_CPU_DEFAULT}% via the HPA"
-    elif c.metric == "memory" and target is not None:
-        line = f"scale on memory {target}% of the request via the HPA"
-    else:
-        line = f"scale:{c.metric} gives the HPA no metric: it scales on cpu {_HPA_CPU_DEFAULT}% (see the problems)"
-    return line + ignored
-
-
-_OTHER_AUTOSCALERS = {
-    "keda": "scale via KEDA on the metrics in autoScaling",
-    "none": "no autoscaler (class none): the replicas stay at minReplicas",
-    "external": "no KServe autoscaler (class external): an autoscaler of your own sets the replicas",
-    "": "autoscaler: unknown until the mode and class are valid (see the problems)",
-}
-
-
-def _replicas_line(c: _Component) -> str:
-    low, high = c.number("minReplicas"), c.number("maxReplicas") or 0
-    if c.scaler in _HPA:  # createHPA: min at least 1, max at least min
-        floor = max(1, 1 if low is None else low)
-        note = " (minReplicas 0 becomes 1 under the HPA)" if low == 0 else ""
-        if high <= floor:
-            return f"replicas {floor}, fixed: " + ("maxReplicas is not set" if not high else "max = min") + note
-        return f"replicas {floor}-{high}{note}"
-    if c.scaler == "external":
-        return "replicas: set by the external autoscaler"
-    low = 1 if low is None else low
-    if c.scaler is None:
-        return f"replicas {low} to {high or 'unset'} as written: what they mean depends on the mode"
-    if c.scaler == "none":
-        return f"replicas {low}, fixed"
-    if c.scaler in _KNATIVE and not high:  # no max-scale annotation: Knative's own limit
-        span = f"replicas {low} up to Knative's global maximum"
-    else:  # Knative with max-scale, or KEDA (max raised to min, keda_reconciler.go:233-235)
-        span = f"replicas {low}, fixed" if max(high, low) == low else f"replicas {low}-{high}"
-    zero = ", scale to zero allowed" if low == 0 and c.scaler in (*_KNATIVE, "keda") else ""
-    return span + zero
-
-
-def _canary_line(c: _Component) -> str:
-    percent = c.number("canaryTrafficPercent")
-    if percent is None:
-        return "no canary: each rollout takes all traffic once ready"
-    if c.scaler is None:
-        return f"canary {percent}%: Knative splits traffic between revisions, Standard mode ignores it"
-    if c.scaler in _KNATIVE:
-        return (
-            f"canary {percent}% of traffic to the new revision, {100 - percent}% to the previous one "
-            "(from the second rollout on; the first takes all)"
-        )
-    return f"canaryTrafficPercent {percent} is ignored in Standard mode: each rollout takes all traffic"
-
-
-def _resources_line(predictor: Mapping[str, Any]) -> str:
-    containers = [predictor[key] for key in _IMPLEMENTATIONS if isinstance(predictor.get(key), Mapping)]
-    resources = (containers + list(predictor.get("containers") or []) + [{}])[0].get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    if not requests and not limits:
-        return "resources: the serving runtime's defaults, no GPU"
-    if requests == limits:
-        return f"resources: {_quantities(requests)} (requests = limits)"
-    return f"resources: requests {_quantities(requests) or 'none'}; limits {_quantities(limits) or 'none'}"
-
-
-def _quantities(amounts: Mapping[str, Any]) -> str:
-    plain = ("cpu", "memory", "ephemeral-storage")
-    accelerators = [f"{value} {name}" for name, value in amounts.items() if name not in plain]
-    return ", ".join(accelerators + [f"{name} {amounts[name]}" for name in plain if name in amounts])
-
-
-def _logger_line(logger: Mapping[str, Any] | None) -> str:
-    if logger is None:
-        return "payload logger: off"
-    what = _LOGGER_MODES.get(logger.get("mode") or "", f"refused mode {logger.get('mode')!r}")
-    sink = logger.get("url") or "the cluster's default sink (inferenceservice-config logger.defaultUrl)"
-    return f"payload logger: {what} to {sink}"
-
-
-def _batcher_line(batcher: Mapping[str, Any] | None) -> str:
-    if batcher is None:
-        return "batcher: off"
-    size = batcher.get("maxBatchSize") or _BATCH_SIZE_DEFAULT
-    wait = batcher.get("maxLatency") or _BATCH_LATENCY_MS_DEFAULT
-    return f"batcher: up to {size} requests per batch, waiting at most {wait} ms"
-
-
-def _explainer_line(explainer: Mapping[str, Any] | None) -> str:
-    if not explainer:
-        return "explainer: none"
-    container = (explainer.get("containers") or [{}])[0]
-    methods = [arg.split("=", 1)[1] for arg in container.get("args") or [] if arg.startswith("--explainer=")]
-    return f"explainer: {container.get('image') or 'KServe built-in'} answers :explain" + (
-        f" ({methods[0]})" if methods else ""
-    )
-
-
 # --- reading the resource -----------------------------------------------------------------------
 
 
-def _annotations(resource: Mapping[str, Any]) -> Mapping[str, str]:
+def annotations_of(resource: Mapping[str, Any]) -> Mapping[str, str]:
     return (resource.get("metadata") or {}).get("annotations") or {}
 
 
-def _scaler(resource: Mapping[str, Any]) -> str | None:
-    annotations, mode = _annotations(resource), deployment_mode(resource)
+def scaler_of(resource: Mapping[str, Any]) -> str | None:
+    annotations, mode = annotations_of(resource), deployment_mode(resource)
     if mode == KNATIVE:
         return "knative-hpa" if annotations.get(KNATIVE_CLASS_ANNOTATION) == KNATIVE_HPA_CLASS else "kpa"
     if mode == STANDARD:
@@ -512,6 +362,6 @@ def _scaler(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _components(resource: Mapping[str, Any]) -> list[_Component]:
-    spec, scaler = resource.get("spec") or {}, _scaler(resource)
-    return [_Component(role, spec[role], scaler) for role in _COMPONENTS if spec.get(role)]
+def _components(resource: Mapping[str, Any]) -> list[Component]:
+    spec, scaler = resource.get("spec") or {}, scaler_of(resource)
+    return [Component(role, spec[role], scaler) for role in _COMPONENTS if spec.get(role)]

@@ -1,0 +1,176 @@
+"""What KServe will do with an InferenceService, one plain line per setting: the mode, the
+autoscaler, replicas, canary, resources, logger, batcher and explainer (``nb2pipe deploy
+--dry-run`` prints them). Read offline from the resource dict, as :mod:`kserve_rules` reads it;
+KServe's rules are in docs/kserve-rules.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nb2pipe.lifecycle.kserve_rules import (
+    HPA_SCALERS,
+    IMPLEMENTATIONS,
+    KNATIVE,
+    KNATIVE_SCALERS,
+    KPA_TARGET_DEFAULT,
+    LOGGER_MODES,
+    MODE_ANNOTATION,
+    MODE_SOURCE_ANNOTATION,
+    STANDARD,
+    Component,
+    annotations_of,
+    deployment_mode,
+    scaler_of,
+)
+
+# defaults KServe leaves to others: HPA cpu 80 % (K:298-301 DefaultCPUUtilization), the agent's
+# batcher (cmd/agent/main.go:81-82)
+HPA_CPU_DEFAULT = 80
+_BATCH_SIZE_DEFAULT, _BATCH_LATENCY_MS_DEFAULT = 32, 5000
+
+
+def effective_behaviour(resource: Mapping[str, Any]) -> list[str]:
+    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer."""
+    predictor = Component("predictor", (resource.get("spec") or {}).get("predictor") or {}, scaler_of(resource))
+    return [
+        _mode_line(resource),
+        _autoscaler_line(predictor),
+        _replicas_line(predictor),
+        _canary_line(predictor),
+        _resources_line(predictor.spec),
+        _logger_line(predictor.spec.get("logger")),
+        _batcher_line(predictor.spec.get("batcher")),
+        _explainer_line((resource.get("spec") or {}).get("explainer")),
+    ]
+
+
+def _mode_line(resource: Mapping[str, Any]) -> str:
+    raw, mode = annotations_of(resource).get(MODE_ANNOTATION), deployment_mode(resource)
+    if mode is None:
+        return "mode not set: the cluster's default decides (Knative on a stock install)"
+    if mode not in (KNATIVE, STANDARD):
+        return f"mode {mode!r} unknown: KServe's controller uses the cluster's default"
+    how = f"annotation {MODE_ANNOTATION}" + (f" {raw}, KServe's legacy name" if raw != mode else "")
+    source = annotations_of(resource).get(MODE_SOURCE_ANNOTATION)
+    return f"mode {mode} ({how}{'; ' + source if source else ''})"
+
+
+def _autoscaler_line(c: Component) -> str:
+    target, concurrency = c.number("scaleTarget"), c.number("containerConcurrency")
+    if c.scaler in KNATIVE_SCALERS:
+        if c.scaler == "knative-hpa":
+            # Knative's HPA class reads a cpu target as % of the request, a memory target as MiB a replica
+            amount = "" if target is None else (f"{target} MiB " if c.metric == "memory" else f"{target}% ")
+            line = f"scale on {c.metric} {amount}via Knative's HPA class"
+        elif c.metric not in KPA_TARGET_DEFAULT:
+            line = f"scale on {c.metric}: refused in Knative mode (see the problems)"
+        elif c.spec.get("scaleMetric") is None and target is None:
+            line = "KServe default: scale on concurrency 100 per replica via the Knative Pod Autoscaler"
+        else:
+            shown = f"{KPA_TARGET_DEFAULT[c.metric]} (Knative's default)" if target is None else target
+            line = f"scale on {c.metric} {shown} per replica via the Knative Pod Autoscaler"
+        limit = f"; at most {concurrency} requests at once per replica" if concurrency else "; no request limit"
+        return line + (limit if concurrency is not None else "")
+    if c.scaler not in HPA_SCALERS:
+        return _OTHER_AUTOSCALERS[c.scaler or ""]
+    ignored = f"; containerConcurrency {concurrency} has no effect in Standard mode" if concurrency is not None else ""
+    if (c.spec.get("autoScaling") or {}).get("metrics"):
+        line = "scale via the HPA on the metrics in autoScaling"
+    elif c.metric == "cpu":
+        default = c.spec.get("scaleMetric") is None and target is None
+        line = f"{'KServe default: ' if default else ''}scale on cpu {target or HPA_CPU_DEFAULT}% via the HPA"
+    elif c.metric == "memory" and target is not None:
+        line = f"scale on memory {target}% of the request via the HPA"
+    else:
+        line = f"scale:{c.metric} gives the HPA no metric: it scales on cpu {HPA_CPU_DEFAULT}% (see the problems)"
+    return line + ignored
+
+
+_OTHER_AUTOSCALERS = {
+    "keda": "scale via KEDA on the metrics in autoScaling",
+    "none": "no autoscaler (class none): the replicas stay at minReplicas",
+    "external": "no KServe autoscaler (class external): an autoscaler of your own sets the replicas",
+    "": "autoscaler: unknown until the mode and class are valid (see the problems)",
+}
+
+
+def _replicas_line(c: Component) -> str:
+    low, high = c.number("minReplicas"), c.number("maxReplicas") or 0
+    if c.scaler in HPA_SCALERS:  # createHPA: min at least 1, max at least min
+        floor = max(1, 1 if low is None else low)
+        note = " (minReplicas 0 becomes 1 under the HPA)" if low == 0 else ""
+        if high <= floor:
+            return f"replicas {floor}, fixed: " + ("maxReplicas is not set" if not high else "max = min") + note
+        return f"replicas {floor}-{high}{note}"
+    if c.scaler == "external":
+        return "replicas: set by the external autoscaler"
+    low = 1 if low is None else low
+    if c.scaler is None:
+        return f"replicas {low} to {high or 'unset'} as written: what they mean depends on the mode"
+    if c.scaler == "none":
+        return f"replicas {low}, fixed"
+    if c.scaler in KNATIVE_SCALERS and not high:  # no max-scale annotation: Knative's own limit
+        span = f"replicas {low} up to Knative's global maximum"
+    else:  # Knative with max-scale, or KEDA (max raised to min, keda_reconciler.go:233-235)
+        span = f"replicas {low}, fixed" if max(high, low) == low else f"replicas {low}-{high}"
+    zero = ", scale to zero allowed" if low == 0 and c.scaler in (*KNATIVE_SCALERS, "keda") else ""
+    return span + zero
+
+
+def _canary_line(c: Component) -> str:
+    percent = c.number("canaryTrafficPercent")
+    if percent is None:
+        return "no canary: each rollout takes all traffic once ready"
+    if c.scaler is None:
+        return f"canary {percent}%: Knative splits traffic between revisions, Standard mode ignores it"
+    if c.scaler in KNATIVE_SCALERS:
+        return (
+            f"canary {percent}% of traffic to the new revision, {100 - percent}% to the previous one "
+            "(from the second rollout on; the first takes all)"
+        )
+    return f"canaryTrafficPercent {percent} is ignored in Standard mode: each rollout takes all traffic"
+
+
+def _resources_line(predictor: Mapping[str, Any]) -> str:
+    containers = [predictor[key] for key in IMPLEMENTATIONS if isinstance(predictor.get(key), Mapping)]
+    resources = (containers + list(predictor.get("containers") or []) + [{}])[0].get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    if not requests and not limits:
+        return "resources: the serving runtime's defaults, no GPU"
+    if requests == limits:
+        return f"resources: {_quantities(requests)} (requests = limits)"
+    return f"resources: requests {_quantities(requests) or 'none'}; limits {_quantities(limits) or 'none'}"
+
+
+def _quantities(amounts: Mapping[str, Any]) -> str:
+    plain = ("cpu", "memory", "ephemeral-storage")
+    accelerators = [f"{value} {name}" for name, value in amounts.items() if name not in plain]
+    return ", ".join(accelerators + [f"{name} {amounts[name]}" for name in plain if name in amounts])
+
+
+def _logger_line(logger: Mapping[str, Any] | None) -> str:
+    if logger is None:
+        return "payload logger: off"
+    what = LOGGER_MODES.get(logger.get("mode") or "", f"refused mode {logger.get('mode')!r}")
+    sink = logger.get("url") or "the cluster's default sink (inferenceservice-config logger.defaultUrl)"
+    return f"payload logger: {what} to {sink}"
+
+
+def _batcher_line(batcher: Mapping[str, Any] | None) -> str:
+    if batcher is None:
+        return "batcher: off"
+    size = batcher.get("maxBatchSize") or _BATCH_SIZE_DEFAULT
+    wait = batcher.get("maxLatency") or _BATCH_LATENCY_MS_DEFAULT
+    return f"batcher: up to {size} requests per batch, waiting at most {wait} ms"
+
+
+def _explainer_line(explainer: Mapping[str, Any] | None) -> str:
+    if not explainer:
+        return "explainer: none"
+    container = (explainer.get("containers") or [{}])[0]
+    methods = [arg.split("=", 1)[1] for arg in container.get("args") or [] if arg.startswith("--explainer=")]
+    return f"explainer: {container.get('image') or 'KServe built-in'} answers :explain" + (
+        f" ({methods[0]})" if methods else ""
+    )
