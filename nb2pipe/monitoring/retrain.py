@@ -15,8 +15,9 @@ from typing import Any
 from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DRIFT_REPORT_OUTPUT, FORCE_PARAMETER, PAYLOADS_PARAMETER, RETRAIN_OUTPUT
-from nb2pipe.runners.local import LocalRun, SilentObserver
+from nb2pipe.runners.local import LocalRun
 from nb2pipe.runners.parameters import coerce_parameters
+from nb2pipe.runners.progress import SilentObserver
 
 
 @dataclass(frozen=True)

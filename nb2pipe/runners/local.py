@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from nb2pipe.analysis.graph import topological_order
 from nb2pipe.compiler import compile_source, read_notebook_text
@@ -30,6 +30,7 @@ from nb2pipe.runners.components import step_timeouts, without_unset_inputs
 from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
 from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
+from nb2pipe.runners.progress import RunObserver, SilentObserver
 from nb2pipe.runners.run_folder import create_run_folder, write_index
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
@@ -41,25 +42,6 @@ METRICS_SCHEMA = "system.Metrics"
 
 class RunInterrupted(Nb2PipeError):
     exit_code = 130
-
-
-class RunObserver(Protocol):
-    def on_start(self, run: RunState) -> None: ...
-
-    def on_step(self, run: RunState, step: StepState) -> None: ...
-
-    def tick(self, run: RunState) -> None: ...
-
-
-class SilentObserver:
-    def on_start(self, run: RunState) -> None:
-        return None
-
-    def on_step(self, run: RunState, step: StepState) -> None:
-        return None
-
-    def tick(self, run: RunState) -> None:
-        return None
 
 
 @dataclass(frozen=True)

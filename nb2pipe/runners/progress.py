@@ -6,10 +6,32 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from nb2pipe.runners import state as states
 from nb2pipe.runners.state import RunState, StepState
+
+
+class RunObserver(Protocol):
+    """What a local run tells as it goes (the live table below, or nothing)."""
+
+    def on_start(self, run: RunState) -> None: ...
+
+    def on_step(self, run: RunState, step: StepState) -> None: ...
+
+    def tick(self, run: RunState) -> None: ...
+
+
+class SilentObserver:
+    def on_start(self, run: RunState) -> None:
+        return None
+
+    def on_step(self, run: RunState, step: StepState) -> None:
+        return None
+
+    def tick(self, run: RunState) -> None:
+        return None
+
 
 _STYLES = {
     states.PENDING: "dim",
