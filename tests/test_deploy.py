@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from nb2pipe.cli import main
+from nb2pipe.deploy_checks import deploy_problems
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import DeploySettings, deploy_problems
+from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.cluster import DeployError, apply_inference_service
 from nb2pipe.lifecycle.deploy import check_request
 from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for

@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from nb2pipe.cli import main
+from nb2pipe.deploy_checks import deploy_problems
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import DeploySettings, deploy_problems
+from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle import deploy, deploy_mode, kserve_behaviour, kserve_rules
 from nb2pipe.lifecycle.deploy import check_request, render
 from nb2pipe.lifecycle.deploy_mode import (

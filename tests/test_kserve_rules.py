@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from nb2pipe.ir import DeploySettings, deploy_problems
+from nb2pipe.deploy_checks import deploy_problems
+from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.inference_service import ServedModel, inference_service
 from nb2pipe.lifecycle.kserve_behaviour import effective_behaviour
 from nb2pipe.lifecycle.kserve_rules import (

@@ -21,7 +21,7 @@ from nb2pipe.cli.args import (
     real,
 )
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, SCALE_METRICS
+from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_METRICS
 
 if TYPE_CHECKING:
     from nb2pipe.cli.args import Commands
@@ -118,6 +118,27 @@ def add_commands(commands: Commands) -> None:
         "(a Deployment with an HPA: cpu/memory); default: the cluster's (inferenceservice-config), else knative",
     )
     deploy.add_argument(
+        "--kserve-version",
+        metavar="VERSION",
+        help="the cluster's KServe version (e.g. 0.20): canaries in standard mode need spec.canary, new in 0.20",
+    )
+    deploy.add_argument(
+        "--prometheus-url",
+        metavar="URL",
+        help="the Prometheus KEDA queries in standard mode to scale on rps or concurrency, or to zero",
+    )
+    deploy.add_argument(
+        "--scale-query",
+        metavar="PROMQL",
+        help="with --prometheus-url: the PromQL query KEDA scales on, instead of nb2pipe's request query",
+    )
+    deploy.add_argument(
+        "--runtime",
+        choices=RUNTIME_CHOICES,
+        help="the server that runs the model: auto (KServe's server for the format when its library version "
+        "matches the training one, else nb2pipe-server), kserve, predictive, mlserver (on request only), nb2pipe",
+    )
+    deploy.add_argument(
         "--plan",
         metavar="PLAN.json",
         type=non_empty,
@@ -204,6 +225,10 @@ def _deploy(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         explainer=args.explainer,
         mode=args.mode,
+        kserve_version=args.kserve_version,
+        prometheus_url=args.prometheus_url,
+        scale_query=args.scale_query,
+        runtime=args.runtime,
     )
     if args.plan:
         return _deploy_plan(args, settings)

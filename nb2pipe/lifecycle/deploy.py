@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.deploy_checks import deploy_problems
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_all_or_nothing
-from nb2pipe.ir import DeploySettings, deploy_problems, is_service_name
+from nb2pipe.ir import DeploySettings, is_service_name
 from nb2pipe.lifecycle import kserve_behaviour, kserve_rules
 from nb2pipe.lifecycle.cluster import apply_inference_service
 from nb2pipe.lifecycle.deploy_mode import ResolvedMode, resolve_mode

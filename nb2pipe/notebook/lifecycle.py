@@ -12,26 +12,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from nb2pipe.deploy_checks import deploy_problems
 from nb2pipe.errors import Diagnostic, Location, error
 from nb2pipe.ir import (
     DEPLOY_MODES,
     DRIFT_CORRECTIONS,
     DRIFT_METHODS,
+    RUNTIME_CHOICES,
     DeploySettings,
     DriftCheck,
     DriftOptions,
     ModelDeployment,
     ModelRegistration,
     Tag,
-    deploy_problems,
 )
 from nb2pipe.notebook.metadata import FLAG, LIST, TEXT, WHOLE, Field, MetadataReader
 
 LIFECYCLE_KINDS = frozenset(
-    {"register", "promote", "deploy", "replicas", "scale", "canary", "mode", "monitor", "explain", "drift"}
+    {"register", "promote", "deploy", "replicas", "scale", "canary", "mode", "runtime", "monitor", "explain", "drift"}
 )
 #: kinds that configure the deployment when they sit on the deploy: cell
-DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "mode", "monitor"})
+DEPLOY_CELL_KINDS = frozenset({"gpu", "cpu", "memory", "replicas", "scale", "canary", "mode", "runtime", "monitor"})
 
 #: ``metadata.nb2pipe.deploy``: the fields of :class:`DeploySettings` a notebook may set
 DEPLOY_FIELDS: dict[str, Field] = {
@@ -51,6 +52,10 @@ DEPLOY_FIELDS: dict[str, Field] = {
     "port": WHOLE,
     "explainer": TEXT,
     "mode": Field((str,), choices=DEPLOY_MODES),
+    "kserve_version": TEXT,
+    "prometheus_url": TEXT,
+    "scale_query": TEXT,
+    "runtime": Field((str,), choices=RUNTIME_CHOICES),
 }
 
 #: ``metadata.nb2pipe.drift``: the fields of :class:`DriftOptions`
@@ -185,6 +190,8 @@ def _apply(settings: DeploySettings, tag: Tag) -> DeploySettings:
         return replace(settings, canary_percent=int(args[0]))
     if kind == "mode":
         return replace(settings, mode=args[0])  # type: ignore[arg-type]
+    if kind == "runtime":
+        return replace(settings, runtime=args[0])  # type: ignore[arg-type]
     if kind == "monitor":
         return replace(settings, monitor=True)
     return settings

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, SCALE_METRICS, Tag, is_service_name
+from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_METRICS, Tag, is_service_name
 from nb2pipe.notebook import k8s_names
 
 #: Tags whose cell plays a whole role; a cell has at most one.
@@ -275,6 +275,15 @@ def _check_mode(fields: tuple[str, ...]) -> str:
     return f"{problem}; did you mean 'mode:{guess}'?" if guess else problem
 
 
+def _check_runtime(fields: tuple[str, ...]) -> str:
+    value = fields[0]
+    if value in RUNTIME_CHOICES:
+        return ""
+    guess = next(iter(difflib.get_close_matches(value.lower(), RUNTIME_CHOICES, n=1)), None)
+    problem = f"{_shown(value)} is not a serving runtime: expected {', '.join(RUNTIME_CHOICES)}"
+    return f"{problem}; did you mean 'runtime:{guess}'?" if guess else problem
+
+
 SPECS: tuple[TagSpec, ...] = (
     TagSpec("imports", ("imports",), 0, "imports", _no_check),
     TagSpec("functions", ("functions",), 0, "functions", _no_check),
@@ -303,6 +312,7 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("scale", ("scale",), 1, "scale:METRIC=TARGET", _check_scale),
     TagSpec("canary", ("canary",), 1, "canary:PCT", _check_percent),
     TagSpec("mode", ("mode",), 1, "mode:knative|standard", _check_mode),
+    TagSpec("runtime", ("runtime",), 1, "runtime:auto|kserve|predictive|mlserver|nb2pipe", _check_runtime),
     TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
     TagSpec("drift", ("drift",), 2, "drift:CURRENT[:REFERENCE]", _check_drift, rest_keeps_colons=True),
     TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of(*EXPLAIN_METHODS)),
