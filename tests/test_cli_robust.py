@@ -454,3 +454,20 @@ def test_no_subcommand_shows_a_traceback(folder: Path, capsys: pytest.CaptureFix
                             problems.append(f"{shown}: stdout is not one JSON error: {captured.out[:200]!r}")
     assert not problems, "\n".join(problems)
     assert time.monotonic() - started < 120
+
+
+def test_nb2pipe_warnings_print_as_one_line_and_others_keep_pythons_format(capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from nb2pipe.cli.failures import own_warnings_as_lines
+    from nb2pipe.store.payloads import PayloadLogWarning
+
+    with warnings.catch_warnings(record=True) as passed_on:  # what Python's own showwarning gets
+        shown_before = warnings.showwarning
+        with own_warnings_as_lines():
+            warnings.simplefilter("always")
+            warnings.warn("payload log p.jsonl: skipped 1 torn line", PayloadLogWarning, stacklevel=1)
+            warnings.warn("a library's warning", DeprecationWarning, stacklevel=1)
+        assert warnings.showwarning is shown_before
+    assert capsys.readouterr().err == "nb2pipe: warning: payload log p.jsonl: skipped 1 torn line\n"
+    assert [(w.category, str(w.message)) for w in passed_on] == [(DeprecationWarning, "a library's warning")]

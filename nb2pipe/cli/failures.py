@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -93,3 +95,30 @@ def quiet_stdout() -> None:
         os.close(devnull)
     except (AttributeError, OSError, ValueError):
         pass
+
+
+@contextlib.contextmanager
+def own_warnings_as_lines() -> Iterator[None]:
+    """Within: nb2pipe's own warnings (their class defined in nb2pipe, e.g. a payload log with
+    torn lines) print as ``nb2pipe: warning: MESSAGE``, like every other line the command
+    line prints; other libraries' warnings keep Python's format, whose file and line help
+    their authors."""
+    shown_before = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if category.__module__.split(".")[0] != "nb2pipe":
+            shown_before(message, category, filename, lineno, file, line)
+            return
+        with contextlib.suppress(OSError):  # as Python's own showwarning: a closed stderr loses it
+            print(f"nb2pipe: warning: {message}", file=file or sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from nb2pipe.cli import capacity, explain, lifecycle, monitoring, pipelines, profile, retrain
-from nb2pipe.cli.failures import describe_internal_error, is_broken_pipe, quiet_stdout
+from nb2pipe.cli.failures import describe_internal_error, is_broken_pipe, own_warnings_as_lines, quiet_stdout
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 from nb2pipe.version import __version__
 
@@ -74,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     as_json = _asks_for_json(arguments)
     try:
-        return _main(arguments, as_json)
+        with own_warnings_as_lines():
+            return _main(arguments, as_json)
     except BrokenPipeError as exc:
         if is_broken_pipe(sys.stdout) or is_broken_pipe(sys.stderr):
             quiet_stdout()  # the reader (``| head``) has gone: say nothing more
