@@ -4,7 +4,9 @@ its record and its process."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -311,3 +313,56 @@ def test_the_background_run_logs_readable_lines_not_json(tmp_path: Path, monkeyp
     started = runs.start(_copy(tmp_path))
     runs._runs[started.run_id].process.wait(10)
     assert "--json" not in commands[0] and commands[0][commands[0].index("--run-id") + 1] == started.run_id
+
+
+@pytest.mark.slow
+def test_a_run_started_in_a_terminal_is_in_progress_for_the_sidebar_until_its_process_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """``nb2pipe run`` in a terminal holds its run's lock: the sidebar answers 409 (RunInProgress)
+    and ``--resume`` of it is refused while it runs; killed, it blocks nothing though its
+    record still says running."""
+    import nb2pipe.editor.runs as runs_module
+    from nb2pipe.editor.runs import RunInProgress
+    from nb2pipe.processes import spawn, stop_group
+    from nb2pipe.runners.run_folder import is_running
+
+    stop = tmp_path / "stop"
+    wait = f"import os, time\nwhile not os.path.exists({str(stop)!r}):\n    time.sleep(0.05)"
+    path = tmp_path / "waits.ipynb"
+    path.write_text(notebook_text(notebook(code(wait, "step:wait"))), encoding="utf-8")
+    workdir = tmp_path / ".nb2pipe"
+    command = [sys.executable, "-m", "nb2pipe", "run", str(path), "--workdir", str(workdir), "--run-id", "terminal"]
+    terminal = spawn(command, log=tmp_path / "terminal.log", cwd=tmp_path)
+    run_dir = workdir / "runs" / "terminal"
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run_dir / "run.json").is_file() and is_running(run_dir)) and time.monotonic() < deadline:
+            assert terminal.poll() is None, (tmp_path / "terminal.log").read_text()
+            time.sleep(0.1)
+        assert is_running(run_dir)
+        monkeypatch.setattr(runs_module, "spawn", lambda *_, **__: pytest.fail("a second run started"))
+        with pytest.raises(RunInProgress) as refused:
+            BackgroundRuns(tmp_path).start(path)
+        assert refused.value.run_id == "terminal"
+        assert main(["run", str(path), "--workdir", str(workdir), "--resume", "terminal"]) == 1
+        assert "nb2pipe: run terminal is running in another process" in capsys.readouterr().err
+        assert stop.exists() is False and terminal.poll() is None  # the refused resume cleared nothing
+        os.killpg(terminal.pid, signal.SIGKILL)  # no chance to record its end
+        terminal.wait(30)
+    finally:
+        stop_group(terminal)
+    # its step process, which shares the lock, notices its runner's death and ends too
+    deadline = time.monotonic() + 30
+    while is_running(run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert RunState.load(run_dir).status == "running" and not is_running(run_dir)
+    started: list[list[str]] = []
+
+    def stand_in(command: list[str], *, log: Path, **_: object) -> subprocess.Popen[bytes]:
+        started.append(command)
+        return spawn([sys.executable, "-c", "pass"], log=log)
+
+    monkeypatch.setattr(runs_module, "spawn", stand_in)
+    BackgroundRuns(tmp_path).start(path)
+    assert len(started) == 1

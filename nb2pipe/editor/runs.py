@@ -29,6 +29,7 @@ from nb2pipe.runners.run_folder import (
     INDEX_FILE,
     STEP_REPORT,
     check_run_id,
+    is_running,
     new_run_id,
     recent_runs,
     run_finished,
@@ -140,7 +141,8 @@ class BackgroundRuns:
         """Compile (raising :class:`~nb2pipe.errors.CompileError` as compiling does, and
         :class:`Nb2PipeError` for a bad parameter) before anything starts, then start
         ``nb2pipe run`` with a run id chosen here, so :meth:`get` finds it at once.
-        :class:`RunInProgress` while a run of the same notebook started here still runs."""
+        :class:`RunInProgress` while a run of the same notebook still runs, started here or
+        anywhere else (a terminal, another server)."""
 
         path = Path(notebook).resolve()
         plan = compile_source(read_notebook_text(path), str(path)).plan
@@ -160,6 +162,9 @@ class BackgroundRuns:
             running = self._running(path)
             if running is not None:
                 raise RunInProgress(running.run_id, running.shown)
+            elsewhere = _running_elsewhere(workdir / "runs", path.name)
+            if elsewhere is not None:  # ``nb2pipe run`` in a terminal, or another server
+                raise RunInProgress(elsewhere, self._shown(path))
             # checked again here, next to the writes: the route checked before compiling
             if self.root is not None and not workdir.resolve().is_relative_to(self.root):
                 raise RunFolderOutsideRoot(f"{self._shown(path)}: its .nb2pipe folder leads outside the root")
@@ -334,3 +339,11 @@ def _tail(log: Path, lines: int = _LOG_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _running_elsewhere(runs_dir: Path, notebook_name: str) -> str | None:
+    """The id of a run of the notebook that a process still runs, started anywhere."""
+    for run in recent_runs(runs_dir, notebook_name):
+        if run.status == states.RUNNING and is_running(runs_dir / run.run_id):
+            return run.run_id
+    return None

@@ -31,7 +31,7 @@ from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
 from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.progress import RunObserver, SilentObserver
-from nb2pipe.runners.run_folder import create_run_folder, write_index
+from nb2pipe.runners.run_folder import create_run_folder, running_here, write_index
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
@@ -111,10 +111,16 @@ class LocalRun:
         run.steps = {
             name: StepState(name, self.nodes[name].step, fingerprint=self.fingerprint(name)) for name in self.order
         }
-        return self._execute(run, run_dir)
+        with running_here(run_dir):
+            return self._execute(run, run_dir)
 
     def resume(self, run_id: str) -> RunResult:
         run_dir = self.runs_dir / run_id
+        RunState.load(run_dir)  # no such run, or a damaged record: say so before locking
+        with running_here(run_dir):  # before anything of a live run is cleared
+            return self._resume(run_id, run_dir)
+
+    def _resume(self, run_id: str, run_dir: Path) -> RunResult:
         previous = RunState.load(run_dir)
         run = RunState(run_id, str(self.notebook), self.spec.pipeline_info.name, previous.parameters)
         for name in self.order:

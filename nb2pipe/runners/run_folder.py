@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.files import exclusive_lock
 from nb2pipe.runners import state as states
 
 if TYPE_CHECKING:
@@ -19,6 +23,9 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 INDEX_FILE = "index.html"
 #: a step's report, copied into its task folder when the step ends
 STEP_REPORT = "report.html"
+#: locked (flock) by the process running the run for as long as it runs. A record saying
+#: "running" outlives a runner that was killed; the lock does not: the system frees it.
+RUNNER_LOCK = "runner.lock"
 
 
 def new_run_id(runs_dir: Path, pipeline: str, taken: Collection[str] = ()) -> str:
@@ -58,6 +65,34 @@ def create_run_folder(runs_dir: Path, pipeline: str, run_id: str | None = None) 
             lost.add(candidate)
             continue
         return runs_dir / candidate
+
+
+@contextlib.contextmanager
+def running_here(run_dir: Path) -> Iterator[None]:
+    """Hold the run's :data:`RUNNER_LOCK` for the block; a run another process is running
+    (``nb2pipe run --resume`` of a live run) is refused at once."""
+
+    def busy() -> Exception:
+        return Nb2PipeError(f"run {run_dir.name} is running in another process; wait for it to end, or start a new run")
+
+    with exclusive_lock(run_dir / RUNNER_LOCK, 0, busy):
+        yield
+
+
+def is_running(run_dir: Path) -> bool:
+    """Whether a process runs the run now (holds its :data:`RUNNER_LOCK`), wherever it was
+    started: a terminal, the sidebar, another server."""
+    try:
+        descriptor = os.open(run_dir / RUNNER_LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # no lock file: never run, or by an nb2pipe that kept none
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing frees the shared lock just taken
+    return False
 
 
 def check_run_id(run_id: str) -> str:
