@@ -38,6 +38,8 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
         found.append(f"deployment mode {settings.mode!r} is not one of {', '.join(DEPLOY_MODES)}")
     if settings.mode == "standard":
         found += standard_mode_problems(settings)
+    if settings.mode == "knative" and settings.scale_query is not None:
+        found.append("a scale query has no effect in Knative mode (its autoscaler takes none): drop --scale-query")
     if settings.runtime is not None and settings.runtime not in RUNTIME_CHOICES:
         found.append(f"runtime {settings.runtime!r} is not one of {', '.join(RUNTIME_CHOICES)}")
     if settings.kserve_version is not None and parse_kserve_version(settings.kserve_version) is None:
@@ -63,25 +65,58 @@ def parse_kserve_version(text: str) -> tuple[int, int] | None:
 
 
 def standard_mode_problems(settings: DeploySettings) -> list[str]:
-    """What KServe's Standard mode (a Deployment scaled by an HPA) cannot do with these settings
-    without KEDA or ``spec.canary``, which nb2pipe does not write yet: KServe would admit them
-    and then scale on CPU, keep a replica, or send all traffic to the new version."""
+    """What KServe's Standard mode (a Deployment scaled by an HPA, or by KEDA) needs for these
+    settings to do what Knative does: KEDA asks Prometheus for rps, concurrency and scale to
+    zero (nb2pipe.lifecycle.standard_scaling); canaries need KServe 0.20's ``spec.canary``."""
     found: list[str] = []
-    if settings.scale_metric in ("rps", "concurrency"):
+    keda = settings.scale_metric in _KEDA_METRICS or settings.min_replicas == 0
+    what = f"scale metric {settings.scale_metric}" if settings.scale_metric in _KEDA_METRICS else "minimum replicas 0"
+    if keda and settings.prometheus_url is None:
         found.append(
-            f"scale metric {settings.scale_metric} in Standard mode needs KEDA (KServe's HPA has no "
-            f"{settings.scale_metric} metric and would scale on CPU): use mode:knative, or scale:cpu; "
-            "KEDA support is planned"
+            f"{what} in Standard mode scales through KEDA, which asks Prometheus (KServe's HPA has no such "
+            "metric): give the Prometheus URL with --prometheus-url or metadata nb2pipe.deploy.prometheus_url, "
+            "or use mode:knative"
         )
-    if settings.min_replicas == 0:
+    if settings.min_replicas == 0 and settings.scale_query is None:
         found.append(
-            "minimum replicas 0 in Standard mode needs KEDA (KServe's HPA keeps at least one replica): "
-            "use mode:knative to scale to zero, or at least 1 replica; KEDA support is planned"
+            "minimum replicas 0 in Standard mode: no pod reports the request metric KEDA scales on while none "
+            "runs, so the service would never come back, and Standard mode has no activator to hold requests: "
+            "use mode:knative to scale to zero, keep at least 1 replica, or give --scale-query with a metric that "
+            "exists at zero replicas (your ingress or gateway's request rate for this service)"
+        )
+    if keda and settings.runtime == "mlserver" and settings.scale_query is None:
+        found.append(
+            f"{what} in Standard mode with runtime mlserver: MLServer does not export the request_predict_seconds "
+            "metric nb2pipe's KEDA query reads: give --scale-query with MLServer's metric, or another runtime"
+        )
+    if settings.scale_query is not None and not keda:
+        found.append(
+            "a scale query is read only by KEDA, which Standard mode uses for rps, concurrency or minimum "
+            "replicas 0: drop --scale-query, or scale on rps or concurrency"
         )
     if settings.canary_percent is not None:
-        found.append(
-            f"canary {settings.canary_percent}% in Standard mode: KServe ignores canaryTrafficPercent there and "
-            "nb2pipe does not write spec.canary (KServe 0.20) yet: use mode:knative for a canary, or deploy "
-            "without one"
-        )
+        found += _standard_canary_problems(settings, settings.canary_percent)
     return found
+
+
+#: the metrics Standard mode scales on through KEDA (standard_scaling.KEDA_METRICS)
+_KEDA_METRICS = ("rps", "concurrency")
+#: KServe 0.20 added spec.canary, Standard mode's canary
+_CANARY_SINCE = (0, 20)
+
+
+def _standard_canary_problems(settings: DeploySettings, percent: int) -> list[str]:
+    version = parse_kserve_version(settings.kserve_version) if settings.kserve_version else None
+    if version is None or version < _CANARY_SINCE:
+        running = f"KServe {settings.kserve_version}" if version else "an unknown KServe version"
+        return [
+            f"canary {percent}% in Standard mode for {running}: canaries in Standard mode need KServe 0.20 "
+            "(spec.canary): give --kserve-version 0.20 if your cluster runs it, or use mode:knative"
+        ]
+    if settings.min_replicas == 0:
+        return [
+            f"canary {percent}% with minimum replicas 0 in Standard mode: KServe gives a canary "
+            "ceil(stable minReplicas x percent / 100) fixed replicas, none here: keep at least 1 replica, "
+            "or use mode:knative"
+        ]
+    return []

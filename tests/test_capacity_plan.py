@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import yaml
 
-from nb2pipe.capacity.deployment import render_plan, variant_service
+from nb2pipe.capacity.deployment import deployed_split, render_plan, variant_service
 from nb2pipe.capacity.model import VariantOption, with_slo_rates
 from nb2pipe.capacity.optimize import Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, VariantServing, build_plan, read_plan, write_plan
 from nb2pipe.capacity.planning import plan_from_trace
-from nb2pipe.capacity.profile import Profile, write_profile
+from nb2pipe.capacity.profile import Profile, read_profile, write_profile
 from nb2pipe.capacity.scenario import Choices
 from nb2pipe.capacity.trace import DAY_S, DaySpan, interval_peaks, read_trace, select_days
 from nb2pipe.cli import main
@@ -35,6 +35,7 @@ from tests.support.registered import RegisteredModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
+FORESTS = ROOT / "tests" / "data" / "digits_forests.profile.json"
 SLO_MS = 150.0
 INTERVAL_S = 30
 CLI_TIMEOUT_S = 300
@@ -295,11 +296,148 @@ def test_a_one_variant_plan_renders_one_inference_service(
     assert yaml.safe_load(planned.yaml) == resource
 
 
+def steady_two_variant_plan(model_uri: str) -> CapacityPlan:
+    """Two variants under a nearly steady load: every interval one replica of the accurate one
+    and two of the fast one, so a fixed mix of the two is worth deploying."""
+    options = (
+        VariantOption("large", 0.95, 4, 100.0, 0.040, model_uri),
+        VariantOption("small", 0.90, 16, 400.0, 0.030, model_uri),
+    )
+    return build_plan(
+        [820.0, 850.0, 860.0, 840.0],
+        0,
+        Optimizer(options),
+        slo_ms=SLO_MS,
+        interval_s=INTERVAL_S,
+        cold_start_s=30.0,
+        price_per_replica_hour=1.0,
+        forecast={"method": "given"},
+    )
+
+
+def replica_counts(data: dict[str, Any], variant: str, percent: int) -> list[int]:
+    """Replicas of ``variant`` per interval of a plan's JSON when it gets ``percent`` of every
+    interval's forecast (rounded up to a whole request per second, as the planner plans)."""
+    rate = next(v["rate_per_replica"] for v in data["variants"] if v["name"] == variant)
+    loads = [max(1, math.ceil(i["forecast_rps"] - 1e-9)) for i in data["intervals"]]
+    return [math.ceil(percent / 100 * load / rate - 1e-9) if percent else 0 for load in loads]
+
+
+def fixed_split_outcome(data: dict[str, Any], split: dict[str, int]) -> dict[str, float]:
+    """What a fixed split costs and serves over a two-variant plan's intervals, from its JSON."""
+    accuracy = {v["name"]: v["accuracy"] for v in data["variants"]}
+    intervals = len(data["intervals"])
+    replicas = sum(sum(replica_counts(data, variant, percent)) for variant, percent in split.items())
+    expected = sum(percent / 100 * accuracy[variant] for variant, percent in split.items())
+    return {
+        "replicas": replicas,
+        "accuracy": expected,
+        "objective": data["accuracy_value"] * 100 * intervals * expected - replicas,
+        "replica_hours": replicas * data["interval_s"] / 3600,
+    }
+
+
+def best_fixed_split(data: dict[str, Any]) -> dict[str, int]:
+    """Every fixed split of a two-variant plan tried; the best objective wins (then fewer replicas)."""
+    first, second = (k["variant"] for k in data["kserve"])
+    candidates = [{first: p, second: 100 - p} for p in range(101)]
+    best = max(
+        candidates,
+        key=lambda c: (round(fixed_split_outcome(data, c)["objective"], 6), -fixed_split_outcome(data, c)["replicas"]),
+    )
+    return {variant: percent for variant, percent in best.items() if percent}
+
+
+def schedule_accuracy(data: dict[str, Any]) -> float:
+    """The plan's own schedule, per request: each interval's split weighted by its forecast."""
+    accuracy = {v["name"]: v["accuracy"] for v in data["variants"]}
+    load = sum(i["forecast_rps"] for i in data["intervals"])
+    served = sum(
+        i["forecast_rps"] * s["traffic"] * accuracy[s["variant"]] for i in data["intervals"] for s in i["shares"]
+    )
+    return served / load
+
+
+@pytest.fixture(scope="module")
+def forests_plan_json(trace: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The issue's example, day-ahead: the digits forests at x10, where the plan's busiest interval
+    sends most of the traffic to the small forest and the rest of the day mostly to the large one."""
+    choices = Choices(slo_ms=SLO_MS, fit_days=DaySpan(1, 7), scale=10.0)
+    plan = plan_from_trace(read_profile(FORESTS), trace, choices, str(TRACE))
+    return write_plan(tmp_path_factory.mktemp("forests") / "plan.json", plan)
+
+
+def test_a_real_plan_deploys_the_best_fixed_split_and_states_its_cost(forests_plan_json: Path) -> None:
+    data = json.loads(forests_plan_json.read_text(encoding="utf-8"))
+    busiest = {k["variant"]: k["traffic_percent"] for k in data["kserve"]}
+    assert len(busiest) == 2 and all(p < 100 for p in busiest.values())  # a several-variant plan, split at its peak
+    chosen = best_fixed_split(data)
+    outcome = fixed_split_outcome(data, chosen)
+    at_peak = fixed_split_outcome(data, busiest)
+    assert outcome["objective"] >= at_peak["objective"]
+
+    split, entries = deployed_split(read_plan(forests_plan_json))
+    assert dict(split.percents) == chosen
+    assert split.busiest_percents == tuple(busiest.items())
+    assert split.expected_accuracy == pytest.approx(outcome["accuracy"], abs=1e-12)
+    assert split.plan_accuracy == pytest.approx(schedule_accuracy(data), abs=1e-9)
+    assert split.accuracy_difference == pytest.approx(outcome["accuracy"] - schedule_accuracy(data), abs=1e-9)
+    assert split.replica_hours == pytest.approx(outcome["replica_hours"])
+    assert split.plan_replica_hours == pytest.approx(data["summary"]["replica_hours"], abs=1e-3)
+    peak = max(i["forecast_rps"] for i in data["intervals"])
+    rates = {v["name"]: v["rate_per_replica"] for v in data["variants"]}
+    assert split.peak_rps == peak
+    for entry in entries:
+        counts = replica_counts(data, entry.variant, chosen[entry.variant])
+        assert (entry.min_replicas, entry.max_replicas) == (min(counts), max(counts))
+        assert entry.max_replicas * rates[entry.variant] >= chosen[entry.variant] / 100 * peak
+    assert split.covers_peak
+    assert split.peak_capacity_rps == pytest.approx(sum(e.max_replicas * rates[e.variant] for e in entries))
+
+    lines = split.summary()
+    assert f"{outcome['accuracy']:.4f}" in lines[2] and f"{schedule_accuracy(data):.4f}" in lines[2]
+    assert f"{outcome['replica_hours']:.1f}" in lines[3] and f"{data['summary']['replica_hours']:.1f}" in lines[3]
+    assert "covered" in lines[4] and "NOT" not in lines[4]
+    assert "nb2pipe autoscale" in lines[5]
+
+
+@pytest.mark.slow
+def test_a_real_plan_annotates_what_it_deploys(
+    registry: RegisteredModel, forests_plan_json: Path, tmp_path: Path
+) -> None:
+    data = json.loads(forests_plan_json.read_text(encoding="utf-8"))
+    for variant in data["variants"] + data["kserve"]:
+        variant["model_uri"] = registry.model_uri
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(data), encoding="utf-8")
+    chosen = best_fixed_split(data)
+    outcome = fixed_split_outcome(data, chosen)
+
+    planned = render_plan(read_plan(plan_path), "forests", DeploySettings())
+    for resource in planned.resources:
+        validate_resource(resource)
+    endpoint = planned.resources[-1]
+    assert endpoint["metadata"]["name"] == "forests"
+    assert [r["kind"] for r in planned.resources] == (
+        ["InferenceService"] if len(chosen) == 1 else ["InferenceService"] * len(chosen) + ["InferenceGraph"]
+    )
+    annotations = endpoint["metadata"]["annotations"]
+    assert annotations["nb2pipe.io/split"] == ",".join(f"{v}={p}" for v, p in chosen.items())
+    assert float(annotations["nb2pipe.io/expected-accuracy"]) == pytest.approx(outcome["accuracy"], abs=5e-5)
+    assert float(annotations["nb2pipe.io/plan-accuracy"]) == pytest.approx(schedule_accuracy(data), abs=5e-5)
+    assert float(annotations["nb2pipe.io/replica-hours"]) == pytest.approx(outcome["replica_hours"], abs=0.05)
+    assert annotations["nb2pipe.io/model-uri"] == registry.model_uri  # the InferenceService's own stay
+    assert planned.summary == planned.split.summary()
+
+
 @pytest.mark.slow
 def test_a_two_variant_plan_renders_services_and_a_splitting_graph(registry: RegisteredModel, tmp_path: Path) -> None:
-    plan = read_plan(write_plan(tmp_path / "plan.json", two_variant_plan(registry.model_uri)))
-    percents = {s.variant: s.traffic_percent for s in plan.serving}
-    assert percents == {"large": 12, "small": 88}  # 100 and 750 of the busiest 850 requests/s
+    plan_path = write_plan(tmp_path / "plan.json", steady_two_variant_plan(registry.model_uri))
+    data = json.loads(plan_path.read_text(encoding="utf-8"))
+    chosen = best_fixed_split(data)
+    assert len(chosen) == 2 and sum(chosen.values()) == 100  # a mix: both variants behind the graph
+    outcome = fixed_split_outcome(data, chosen)
+    plan = read_plan(plan_path)
 
     planned = render_plan(plan, "cancer-planned", DeploySettings(namespace="team-a"))
     assert [r["kind"] for r in planned.resources] == ["InferenceService", "InferenceService", "InferenceGraph"]
@@ -309,16 +447,40 @@ def test_a_two_variant_plan_renders_services_and_a_splitting_graph(registry: Reg
     services = {r["metadata"]["name"]: r for r in planned.resources[:2]}
     assert set(services) == {"cancer-planned-large", "cancer-planned-small"}
     for serving in plan.serving:
-        predictor_matches(services[f"cancer-planned-{serving.variant}"], serving)
+        counts = replica_counts(data, serving.variant, chosen[serving.variant])
+        sized = replace(serving, min_replicas=min(counts), max_replicas=max(counts))
+        predictor_matches(services[f"cancer-planned-{serving.variant}"], sized)
+        assert "nb2pipe.io/split" not in services[f"cancer-planned-{serving.variant}"]["metadata"]["annotations"]
 
     graph = planned.resources[2]
     assert graph["metadata"]["name"] == "cancer-planned"
     root = graph["spec"]["nodes"]["root"]
     assert root["routerType"] == "Splitter"
     weights = {step["serviceName"]: step["weight"] for step in root["steps"]}
-    assert weights == {f"cancer-planned-{v}": p for v, p in percents.items()}
+    assert weights == {f"cancer-planned-{v}": p for v, p in chosen.items()}
     assert sum(weights.values()) == 100
+    annotations = graph["metadata"]["annotations"]
+    assert annotations["nb2pipe.io/split"] == f"large={chosen['large']},small={chosen['small']}"
+    assert float(annotations["nb2pipe.io/expected-accuracy"]) == pytest.approx(outcome["accuracy"], abs=5e-5)
+    assert float(annotations["nb2pipe.io/plan-accuracy"]) == pytest.approx(schedule_accuracy(data), abs=5e-5)
+    assert float(annotations["nb2pipe.io/plan-replica-hours"]) == pytest.approx(
+        data["summary"]["replica_hours"], abs=0.05
+    )
     assert list(yaml.safe_load_all(planned.yaml)) == list(planned.resources)
+
+
+def test_a_plan_that_cannot_be_sized_is_refused_with_its_fix(tmp_path: Path) -> None:
+    data = json.loads(write_plan(tmp_path / "plan.json", steady_two_variant_plan("models:/cancer/1")).read_text())
+    data["kserve"][0]["variant"] = "medium"
+    data["variants"][1]["rate_per_replica"] = 0.0
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(Nb2PipeError) as raised:
+        render_plan(read_plan(broken), "cancer-planned", DeploySettings())
+    message = str(raised.value)
+    assert "kserve entry 'medium' is none of its variants" in message
+    assert "variant 'small' carries 0 requests/s" in message
+    assert message.endswith("write it anew with nb2pipe plan")
 
 
 def test_variant_service_names_are_dns_labels() -> None:
@@ -333,9 +495,18 @@ def test_render_plan_refusals(registry: RegisteredModel) -> None:
         render_plan(plan, "cancer-planned", DeploySettings(), variant="medium")
     with pytest.raises(Nb2PipeError, match="several variants"):
         render_plan(plan, "cancer-planned", DeploySettings(), model_uri=registry.model_uri)
-    (only,) = render_plan(plan, "cancer-planned", DeploySettings(), variant="small").resources
+    picked = render_plan(plan, "cancer-planned", DeploySettings(), variant="small")
+    (only,) = picked.resources
     assert only["metadata"]["name"] == "cancer-planned"
     validate_resource(only)
+    # all the traffic goes to it, so it is sized for every interval's whole forecast
+    loads = [max(1, math.ceil(i.forecast_rps - 1e-9)) for i in plan.intervals]
+    rate = next(o.rate_per_replica for o in plan.options if o.name == "small")
+    counts = [math.ceil(load / rate - 1e-9) for load in loads]
+    predictor = only["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (min(counts), max(counts))
+    assert picked.split is not None and picked.split.percents == (("small", 100),)
+    assert only["metadata"]["annotations"]["nb2pipe.io/split"] == "small=100"
 
 
 def run_cli(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -352,21 +523,44 @@ def run_cli(*arguments: str, cwd: Path, env: dict[str, str] | None = None) -> su
 
 
 @pytest.mark.slow
-def test_cli_deploy_plan_dry_run_writes_valid_yaml(registered_model: RegisteredModel, tmp_path: Path) -> None:
-    plan_path = write_plan(tmp_path / "plan.json", two_variant_plan(registered_model.model_uri))
+def test_cli_deploy_plan_dry_run_writes_valid_yaml_and_states_the_split(
+    registered_model: RegisteredModel, tmp_path: Path
+) -> None:
+    plan_path = write_plan(tmp_path / "plan.json", steady_two_variant_plan(registered_model.model_uri))
+    data = json.loads(plan_path.read_text(encoding="utf-8"))
+    chosen = best_fixed_split(data)
+    outcome = fixed_split_outcome(data, chosen)
     out = tmp_path / "out.yaml"
-    argv = ["deploy", "--name", "cancer-planned", "--plan", str(plan_path), "--dry-run", "-o", str(out)]
-    done = run_cli(*argv, cwd=tmp_path, env={TRACKING_ENV: registered_model.tracking_uri})
+    argv = ["deploy", "--name", "cancer-planned", "--plan", str(plan_path), "--dry-run"]
+    environment = {TRACKING_ENV: registered_model.tracking_uri}
+    done = run_cli(*argv, "-o", str(out), cwd=tmp_path, env=environment)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"wrote {out}"
     documents = list(yaml.safe_load_all(out.read_text(encoding="utf-8")))
     assert [d["kind"] for d in documents] == ["InferenceService", "InferenceService", "InferenceGraph"]
     for document in documents:
         validate_resource(document)
-    plan = read_plan(plan_path)
-    for serving, document in zip(plan.serving, documents, strict=False):
+    for serving, document in zip(read_plan(plan_path).serving, documents, strict=False):
         assert document["metadata"]["name"] == f"cancer-planned-{serving.variant}"
-        predictor_matches(document, serving)
+        counts = replica_counts(data, serving.variant, chosen[serving.variant])
+        predictor_matches(document, replace(serving, min_replicas=min(counts), max_replicas=max(counts)))
+    # the split and what it costs, on stderr (stdout may be the YAML)
+    split_line = " / ".join(f"{p} % {v}" for v, p in chosen.items())
+    assert f"traffic split: {split_line}" in done.stderr
+    assert f"expected accuracy {outcome['accuracy']:.4f} per request" in done.stderr
+    assert f"the plan's schedule {schedule_accuracy(data):.4f}" in done.stderr
+    assert "nb2pipe autoscale" in done.stderr
+
+    described = run_cli(*argv, "--json", cwd=tmp_path, env=environment)
+    assert described.returncode == 0, described.stderr
+    answer = json.loads(described.stdout)
+    assert answer["split"]["split"] == chosen
+    assert answer["split"]["expected_accuracy"] == pytest.approx(outcome["accuracy"], abs=1e-5)
+    assert answer["split"]["plan_accuracy"] == pytest.approx(schedule_accuracy(data), abs=1e-5)
+    assert answer["split"]["replica_hours"] == pytest.approx(outcome["replica_hours"], abs=1e-3)
+    assert answer["split"]["covers_peak"] is True
+    assert answer["summary"][0].startswith(f"traffic split: {split_line}")
+    assert answer["resources"] == documents
 
 
 @pytest.mark.parametrize("flag", ["--min-replicas", "--scale-target"])

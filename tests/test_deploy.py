@@ -18,7 +18,8 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.cluster import DeployError, apply_inference_service
 from nb2pipe.lifecycle.deploy import check_request
-from nb2pipe.lifecycle.inference_service import NB2PIPE_RUNTIME, ServedModel, inference_service, runtime_for
+from nb2pipe.lifecycle.inference_service import ServedModel, inference_service
+from nb2pipe.lifecycle.runtimes import NB2PIPE_RUNTIME
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
 from tests.support.fake_kserve import API, FakeKServe, merge_patch, point_kubeconfig_at, service_url, use_kubeconfig
@@ -100,15 +101,25 @@ def test_cpu_memory_and_gpu_type_become_requests_and_limits():
     assert resource["spec"]["predictor"]["model"]["resources"] == {"limits": expected, "requests": expected}
 
 
-@pytest.mark.parametrize("flavor", ["xgboost", "tensorflow", "mlflow"])
-def test_other_mlflow_flavors_use_the_mlflow_format_on_mlserver(flavor):
+@pytest.mark.parametrize(
+    ("flavor", "server", "version"), [("xgboost", "kserve-xgbserver", "2"), ("lightgbm", "kserve-lgbserver", "4")]
+)
+def test_boosters_go_to_kserves_server_from_their_runtime_folder(flavor, server, version):
     resource = inference_service("cancer", served(flavor), FULL)
     validate_resource(resource)
-    runtime = runtime_for(flavor)
-    assert (runtime.format_name, runtime.runtime, runtime.protocol) == ("mlflow", "kserve-mlserver", "v2")
     model = resource["spec"]["predictor"]["model"]
-    assert model["modelFormat"] == {"name": "mlflow", "version": "2"}
-    assert model["runtime"] == "kserve-mlserver"
+    assert model["modelFormat"] == {"name": flavor, "version": version}
+    assert (model["runtime"], model["protocolVersion"]) == (server, "v1")
+    assert model["storageUri"] == f"{S3}/kserve"  # the Booster alone, as registration keeps it
+
+
+@pytest.mark.parametrize("flavor", ["tensorflow", "mlflow"])
+def test_other_mlflow_flavors_use_the_mlflow_format_on_nb2pipe_server(flavor):
+    resource = inference_service("cancer", served(flavor), FULL)
+    validate_resource(resource)
+    model = resource["spec"]["predictor"]["model"]
+    assert model["modelFormat"] == {"name": "mlflow", "version": "3"}
+    assert model["runtime"] == NB2PIPE_RUNTIME  # MLServer (unmaintained) only when asked
     assert model["protocolVersion"] == "v2"
     assert model["storageUri"] == S3
 
@@ -236,7 +247,8 @@ def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys
     assert resource["metadata"]["name"] == "cancer"
     assert resource["metadata"]["annotations"]["nb2pipe.io/model-uri"] == "models:/cancer/1"
     assert resource["metadata"]["labels"]["nb2pipe.io/model-version"] == "1"
-    assert predictor["model"]["modelFormat"]["name"] == "sklearn"
+    # trained with scikit-learn 1.9, which kserve-sklearnserver (1.5.2) does not load
+    assert (predictor["model"]["modelFormat"]["name"], predictor["model"]["runtime"]) == ("mlflow", NB2PIPE_RUNTIME)
     assert predictor["model"]["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 3)
     assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 8)
@@ -253,9 +265,11 @@ def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys
 
     # a path on this machine: the user is told a cluster cannot fetch it
     warning = [line for line in captured.err.splitlines() if line.startswith("nb2pipe: warning:")]
-    assert len(warning) == 1
-    assert f"storageUri {storage} is on this machine" in warning[0]
-    assert "a cluster cannot fetch it" in warning[0]
+    assert len(warning) == 3
+    assert "kserve-sklearnserver ships 1.5.2: serving on nb2pipe-server" in warning[0]
+    assert warning[1].endswith("scikit-learn predicts on CPU only: the GPU will sit idle")
+    assert f"storageUri {storage} is on this machine" in warning[2]
+    assert "a cluster cannot fetch it" in warning[2]
 
 
 @pytest.mark.slow
@@ -281,7 +295,8 @@ def test_cli_dry_run_json_reports_resource_and_warnings(registry, capsys):
     outcome = json.loads(capsys.readouterr().out)
     validate_resource(outcome["resource"])
     assert outcome["written"] is None and outcome["applied"] is None
-    assert len(outcome["warnings"]) == 1 and "is on this machine" in outcome["warnings"][0]
+    assert len(outcome["warnings"]) == 2 and "is on this machine" in outcome["warnings"][1]
+    assert "serving on nb2pipe-server" in outcome["warnings"][0]
 
 
 @pytest.mark.slow

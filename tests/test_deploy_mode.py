@@ -1,7 +1,9 @@
 """KServe's deployment mode made explicit: where it comes from (``mode:`` tag, notebook
 metadata, ``--mode``, the cluster's ``inferenceservice-config`` read from a loopback
 Kubernetes API server, else Knative, assumed), what the builder writes for each mode
-(CRD-valid, admitted by KServe's rules), and what Standard mode refuses in this increment."""
+(CRD-valid, admitted by KServe's rules), and what Standard mode refuses: KEDA without Prometheus,
+scale to zero on the pods' own metric, canaries before KServe 0.20. The ingress setting that
+Standard-mode canary weights need is read with the mode. Every combination: test_deploy_matrix."""
 
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNO
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import point_kubeconfig_at, status_body, use_kubeconfig
+from tests.support.fake_kserve import offline_model as resolve_offline
+from tests.support.fake_kserve import point_kubeconfig_at, sklearn_model_folder, status_body, use_kubeconfig
 from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.loopback import LoopbackServer, Recorded
 from tests.support.nbtools import codes, diagnostics_of, plan_of
@@ -141,16 +144,25 @@ def test_the_mode_flag_reaches_the_settings(monkeypatch: pytest.MonkeyPatch, cap
     assert "invalid choice: 'serverless'" in capsys.readouterr().err
 
 
-# --- what Standard mode refuses (until KEDA and spec.canary are written) -------------------
+# --- what Standard mode refuses: what KEDA and spec.canary need, and cannot do ------------------
 
+PROM = "http://prometheus.monitoring:9090"
 STANDARD_REFUSALS = [
-    (DeploySettings(scale_metric="rps", scale_target=50), "scale metric rps in Standard mode needs KEDA"),
+    (DeploySettings(scale_metric="rps", scale_target=50), "scale metric rps in Standard mode scales through KEDA"),
     (
         DeploySettings(scale_metric="concurrency", scale_target=8),
-        "scale metric concurrency in Standard mode needs KEDA",
+        "scale metric concurrency in Standard mode scales through KEDA",
     ),
-    (DeploySettings(min_replicas=0, max_replicas=3), "minimum replicas 0 in Standard mode needs KEDA"),
-    (DeploySettings(canary_percent=20), "canary 20% in Standard mode"),
+    (
+        DeploySettings(min_replicas=0, max_replicas=3, prometheus_url=PROM),
+        "minimum replicas 0 in Standard mode: no pod reports the request metric",
+    ),
+    (DeploySettings(canary_percent=20), "canary 20% in Standard mode for an unknown KServe version"),
+    (DeploySettings(canary_percent=20, kserve_version="0.19"), "canary 20% in Standard mode for KServe 0.19"),
+    (
+        DeploySettings(canary_percent=20, kserve_version="0.20", min_replicas=0, scale_query="q", prometheus_url=PROM),
+        "canary 20% with minimum replicas 0 in Standard mode",
+    ),
 ]
 
 
@@ -159,18 +171,53 @@ def test_standard_mode_refuses_what_it_cannot_do_and_says_what_to_do(settings: D
     (problem,) = deploy_problems(replace(settings, mode="standard"))
     assert expected in problem
     assert "mode:knative" in problem
-    assert deploy_problems(replace(settings, mode="knative")) == []
+    assert deploy_problems(replace(settings, mode="knative", scale_query=None)) == []
     with pytest.raises(Nb2PipeError, match=expected):
         check_request("cancer", replace(settings, mode="standard"))
 
 
-def test_the_refusal_names_keda_and_the_alternative() -> None:
+def test_the_refusals_say_what_to_give() -> None:
     (problem,) = deploy_problems(DeploySettings(mode="standard", scale_metric="rps", scale_target=50))
-    assert problem.endswith("use mode:knative, or scale:cpu; KEDA support is planned")
+    assert "--prometheus-url" in problem and "metadata nb2pipe.deploy.prometheus_url" in problem
     (problem,) = deploy_problems(DeploySettings(mode="standard", canary_percent=10))
-    assert "spec.canary" in problem and "ignores canaryTrafficPercent" in problem
+    assert "canaries in Standard mode need KServe 0.20 (spec.canary): give --kserve-version 0.20 if your cluster " in (
+        problem
+    )
+    (problem,) = deploy_problems(DeploySettings(mode="standard", min_replicas=0, max_replicas=2, prometheus_url=PROM))
+    assert "--scale-query" in problem and "exists at zero replicas" in problem and "no activator" in problem
     settings = DeploySettings(mode="standard", min_replicas=0, max_replicas=2, scale_metric="rps", canary_percent=5)
-    assert len(deploy_problems(settings)) == 3  # every refusal at once
+    assert len(deploy_problems(settings)) == 3  # every refusal at once: Prometheus, scale to zero, canary
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DeploySettings(scale_metric="rps", scale_target=700, prometheus_url=PROM),
+        DeploySettings(scale_metric="concurrency", prometheus_url=PROM, max_replicas=4),
+        DeploySettings(min_replicas=0, max_replicas=3, prometheus_url=PROM, scale_query="sum(rate(x[1m]))"),
+        DeploySettings(canary_percent=20, kserve_version="0.20"),
+        DeploySettings(canary_percent=20, kserve_version="v0.21.1", scale_metric="cpu", scale_target=60),
+        DeploySettings(scale_metric="cpu", scale_target=60, prometheus_url=PROM),  # the URL is simply not needed
+    ],
+)
+def test_standard_mode_accepts_what_keda_and_spec_canary_do(settings: DeploySettings) -> None:
+    assert deploy_problems(replace(settings, mode="standard")) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (DeploySettings(mode="standard", scale_metric="cpu", scale_query="q"), "a scale query is read only by KEDA"),
+        (DeploySettings(mode="knative", scale_query="q"), "a scale query has no effect in Knative mode"),
+        (
+            DeploySettings(mode="standard", scale_metric="rps", prometheus_url=PROM, runtime="mlserver"),
+            "MLServer does not export the request_predict_seconds metric",
+        ),
+    ],
+)
+def test_a_setting_that_would_be_ignored_is_refused(settings: DeploySettings, expected: str) -> None:
+    (problem,) = deploy_problems(settings)
+    assert expected in problem
 
 
 def test_knative_mode_refuses_memory_scaling_whose_target_would_mean_mib() -> None:
@@ -183,7 +230,7 @@ def test_knative_mode_refuses_memory_scaling_whose_target_would_mean_mib() -> No
 def test_a_standard_refusal_is_a_compile_error_at_the_deploy_cell() -> None:
     nb = lifecycle_notebook("register:iris", deploy_tags=("deploy:iris-api", "mode:standard", "scale:rps=50"))
     (found,) = [d for d in diagnostics_of(nb) if d.code == "bad-tag"]
-    assert found.message.startswith("deploy:iris-api: scale metric rps in Standard mode needs KEDA")
+    assert found.message.startswith("deploy:iris-api: scale metric rps in Standard mode scales through KEDA")
     assert found.location.cell == 2  # the deploy: cell (0-based)
 
 
@@ -191,7 +238,7 @@ def test_a_standard_mode_from_metadata_refuses_a_canary_tag() -> None:
     nb = lifecycle_notebook("register:iris", deploy_tags=("deploy:iris-api", "canary:10"))
     nb.metadata["nb2pipe"] = {"deploy": {"mode": "standard"}}
     (found,) = [d for d in diagnostics_of(nb) if d.code == "bad-tag"]
-    assert "canary 10% in Standard mode" in found.message
+    assert "canary 10% in Standard mode for an unknown KServe version" in found.message
     assert found.location.cell == 2
 
 
@@ -326,6 +373,19 @@ def test_the_cluster_default_is_read_from_inferenceservice_config(cluster, named
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+@pytest.mark.parametrize(
+    ("ingress", "gateway_api"),
+    [('{"enableGatewayApi": true}', True), ('{"enableGatewayApi": false}', False), ("{}", False), ("not json", None)],
+)
+def test_the_ingress_setting_canary_weights_need_is_read_with_the_mode(cluster, ingress: str, gateway_api) -> None:
+    body = config_map("Standard")
+    body["data"]["ingress"] = ingress
+    cluster({"kserve": body})
+    resolved = cluster_default()
+    assert (resolved.mode, resolved.gateway_api) == ("standard", gateway_api)
+    assert resolve_mode("standard").gateway_api is None  # a given mode reads nothing
+
+
 def test_kubeflows_kserve_namespace_is_read_next(cluster) -> None:
     server = cluster({"kubeflow": config_map("RawDeployment")})
     assert cluster_default() == ResolvedMode("standard", CLUSTER_DEFAULT)
@@ -396,18 +456,15 @@ def test_without_a_kubeconfig_knative_is_assumed(no_cluster) -> None:
 # --- render: resolve, check, build, admit, describe ---------------------------------------
 
 
-class Resolved:
-    flavor = "sklearn"
-    storage_uri = "s3://models/cancer/1"
-    version = "1"
-    name = "cancer"
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sklearn_model_folder(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture
-def offline_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def offline_model(monkeypatch: pytest.MonkeyPatch, model_folder: Path) -> None:
     """render() without MLflow: every model resolves to a registered sklearn model on S3."""
-    monkeypatch.setattr(deploy, "resolve_model", lambda uri, store, notebook: Resolved())
-    monkeypatch.setattr(deploy, "tracking_uri", lambda store, notebook: "http://mlflow.example")
+    resolve_offline(monkeypatch, model_folder)
 
 
 def test_render_uses_the_cluster_default_and_says_so(cluster, offline_model) -> None:
@@ -428,7 +485,8 @@ def test_render_refuses_what_the_clusters_standard_default_cannot_do(cluster, of
         render("models:/cancer/1", "cancer", DeploySettings(scale_metric="rps", scale_target=50, canary_percent=10))
     message = str(caught.value)
     assert message.startswith("deployment mode Standard (the cluster's default (inferenceservice-config)): ")
-    assert "scale metric rps in Standard mode needs KEDA" in message and "canary 10% in Standard mode" in message
+    assert "scale metric rps in Standard mode scales through KEDA" in message
+    assert "canary 10% in Standard mode" in message
     # the same settings in the mode given
     rendered = render(
         "models:/cancer/1",
@@ -461,13 +519,15 @@ def test_dry_run_prints_the_mode_and_the_behaviour(cluster, offline_model, capsy
     assert resource["metadata"]["annotations"][MODE_ANNOTATION] == "Knative"
     err = captured.err.splitlines()
     assert err[0] == "nb2pipe: deployment mode Knative (the cluster's default (inferenceservice-config))"
-    assert err[1] == "nb2pipe: what KServe will do:"
-    assert [line.strip() for line in err[2:]] == kserve_behaviour.effective_behaviour(resource)
+    assert err[1].startswith("nb2pipe: runtime kserve-sklearnserver (sklearn/1, v1): ")
+    assert err[2] == "nb2pipe: what KServe will do:"
+    assert [line.strip() for line in err[3:]] == kserve_behaviour.effective_behaviour(resource)
 
     assert main([*argv, "--mode", "knative", "--dry-run", "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     assert outcome["mode"] == {"mode": "knative", "annotation": "Knative", "source": GIVEN, "assumed": False}
     assert outcome["behaviour"] == kserve_behaviour.effective_behaviour(outcome["resource"])
+    assert outcome["runtime"] == err[1].removeprefix("nb2pipe: ")
     assert outcome["warnings"] == []
 
 
@@ -490,7 +550,7 @@ def test_cli_refuses_a_standard_combination_before_resolving_the_model(tmp_path,
     argv = ["deploy", "models:/nope/1", "--name", "cancer", "--mode", "standard", "--min-replicas", "0"]
     assert main([*argv, "--max-replicas", "2", "--dry-run"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("nb2pipe: minimum replicas 0 in Standard mode needs KEDA")
+    assert err.startswith("nb2pipe: minimum replicas 0 in Standard mode scales through KEDA")
     assert not (tmp_path / ".nb2pipe").exists()
 
 

@@ -49,8 +49,46 @@ def standard(cls: str | None = "hpa", **predictor: Any) -> dict[str, Any]:
 
 
 HPA_OK = {"minReplicas": 1, "maxReplicas": 4}
-EXTERNAL = {"type": "External", "external": {"metric": {"backend": "prometheus", "query": "q"}}}
+PROM = "http://prometheus.monitoring:9090"
+
+
+def external(query: str = "q", target: dict[str, Any] | None = None, server: str | None = PROM) -> dict[str, Any]:
+    """A KEDA Prometheus trigger as KServe's autoScaling spec writes it."""
+    metric = {"backend": "prometheus", "query": query} | ({"serverAddress": server} if server else {})
+    return {"type": "External", "external": {"metric": metric, "target": target or {"type": "Value", "value": "5"}}}
+
+
+def resource_metric(name: str, target: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Resource", "resource": {"name": name, "target": target}}
+
+
+def keda(*metrics: dict[str, Any], **predictor: Any) -> dict[str, Any]:
+    return standard("keda", autoScaling={"metrics": list(metrics)}, **{**HPA_OK, **predictor})
+
+
+def canaried(*canaries: dict[str, Any], **predictor: Any) -> dict[str, Any]:
+    return standard(spec={"canary": list(canaries)}, **{**HPA_OK, **predictor})
+
+
+def canary(name: str | None = "canary-v2", percent: int = 20, **predictor: Any) -> dict[str, Any]:
+    fields = ({"name": name} if name else {}) | {"model": MODEL | {"name": "kserve-container"}} | predictor
+    return {"predictor": fields, "trafficPercent": percent}
+
+
+def with_explainer(resource: dict[str, Any], **explainer: Any) -> dict[str, Any]:
+    resource["spec"]["explainer"] = {"containers": [{"name": "kserve-container", "image": "x"}], **explainer}
+    return resource
+
+
+def stable_named(resource: dict[str, Any], name: str) -> dict[str, Any]:
+    resource["spec"]["predictor"]["name"] = name
+    return resource
+
+
+EXTERNAL = external()
 CPU_METRIC = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}}
+KEDA_CPU = resource_metric("cpu", {"type": "Utilization", "averageUtilization": 70})
+POD_QUERY = 'sum(rate(request_predict_seconds_count{model_name="cancer"}[1m]))'
 STORAGE = {"path": "logs", "parameters": {"format": "json"}, "key": "creds"}
 PYTHONPATH = {"env": [{"name": "PYTHONPATH", "value": "/x"}]}
 
@@ -213,9 +251,171 @@ RULES = [
     ),
     (
         "keda-scale-metric",
-        standard("keda", scaleMetric="rps", **HPA_OK),
-        standard("keda", autoScaling={"metrics": [EXTERNAL]}, **HPA_OK),
+        keda(EXTERNAL, scaleMetric="rps"),
+        keda(EXTERNAL),
         '"ScaleMetric is not supported for KEDA"',
+    ),
+    # --- Standard mode with KEDA (validateScalingKedaCompExtension, then what KEDA cannot use)
+    ("keda-no-metrics", standard("keda", **HPA_OK), keda(EXTERNAL), "gives KEDA no trigger, so nothing scales"),
+    (
+        "keda-external-missing",
+        keda({"type": "External"}),
+        keda(EXTERNAL),
+        '"metricSpec.External is not set for external metric source type"',
+    ),
+    ("keda-empty-query", keda(external("")), keda(EXTERNAL), '"the query should not be empty"'),
+    (
+        "keda-no-threshold",
+        keda(external(target={"type": "Value"})),
+        keda(EXTERNAL),
+        '"the target threshold value should not be empty"',
+    ),
+    (
+        "keda-average-value-unset",
+        keda(external(target={"type": "AverageValue", "value": "5"})),
+        keda(external(target={"type": "AverageValue", "value": "5", "averageValue": "5"})),
+        '"the AverageValue type should be set"',
+    ),
+    (
+        "keda-podmetric-missing",
+        keda({"type": "PodMetric"}),
+        keda(EXTERNAL),
+        '"metricSpec.PodMetric is not set for pod metric source type"',
+    ),
+    (
+        "keda-unknown-type",
+        keda({"type": "Object"}),
+        keda(EXTERNAL),
+        '"unknown KEDA metric type with value [Object].Valid types are Resource,External,PodMetric"',
+    ),
+    (
+        "keda-cpu-average-value",
+        keda(resource_metric("cpu", {"type": "AverageValue", "averageValue": "500m"})),
+        keda(KEDA_CPU),
+        '"the cpu target value type should be Utilization"',
+    ),
+    (
+        "keda-cpu-utilization-unset",
+        keda(resource_metric("cpu", {"type": "Utilization"})),
+        keda(KEDA_CPU),
+        '"the AverageUtilization type should be set"',
+    ),
+    (
+        "keda-cpu-utilization-range",
+        keda(resource_metric("cpu", {"type": "Utilization", "averageUtilization": 150})),
+        keda(KEDA_CPU),
+        '"the target utilization percentage should be a [1-100] integer"',
+    ),
+    (
+        "keda-memory-value",
+        keda(resource_metric("memory", {"type": "Value", "value": "1Gi"})),
+        keda(resource_metric("memory", {"type": "AverageValue", "averageValue": "1Gi"})),
+        '"the memory target value type should be AverageValue or Utilization"',
+    ),
+    (
+        "keda-resource-gpu",
+        keda(resource_metric("gpu", {"type": "Utilization", "averageUtilization": 50})),
+        keda(KEDA_CPU),
+        '"resource type gpu is not supported"',
+    ),
+    ("keda-no-server", keda(external(server=None)), keda(EXTERNAL), "KEDA trigger without serverAddress"),
+    (
+        "keda-scale-target",
+        keda(EXTERNAL, scaleTarget=5),
+        keda(EXTERNAL),
+        "scaleTarget 5 has no effect (KEDA reads only autoScaling.metrics)",
+    ),
+    (
+        "keda-zero-on-pod-metric",
+        keda(external(POD_QUERY), minReplicas=0),
+        keda(external("sum(rate(nginx_ingress_controller_requests[1m]))"), minReplicas=0),
+        "minReplicas 0 with KEDA on request_predict_seconds: no pod reports it while none runs",
+    ),
+    (
+        "keda-query-on-mlserver",
+        keda(external(POD_QUERY), model=MODEL | {"runtime": "kserve-mlserver"}),
+        keda(external(POD_QUERY), model=MODEL | {"runtime": "kserve-sklearnserver"}),
+        "the KEDA query reads request_predict_seconds, which MLServer does not export",
+    ),
+    (
+        "keda-explainer-without-own-class",
+        with_explainer(keda(EXTERNAL)),
+        with_explainer(keda(EXTERNAL), annotations={AUTOSCALER_CLASS_ANNOTATION: "hpa"}),
+        f"explainer: {AUTOSCALER_CLASS_ANNOTATION}: keda without autoScaling.metrics gives KEDA no trigger",
+    ),
+    # --- Standard mode's spec.canary (validateCanarySpecs)
+    (
+        "canary-without-stable-model",
+        standard(spec={"canary": [canary()]}, model=None, containers=[{"name": "kserve-container", "image": "x"}]),
+        canaried(canary()),
+        '"canary requires a stable predictor with a model (multi-model serving is not supported with canary)"',
+    ),
+    ("canary-unnamed", canaried(canary(None)), canaried(canary()), '"canary[0] predictor.name is required"'),
+    (
+        "canary-duplicated",
+        canaried(canary(percent=10), canary(percent=10)),
+        canaried(canary(percent=10), canary("canary-v3", 10)),
+        'canary predictor.name "canary-v2" is duplicated',
+    ),
+    (
+        "canary-named-as-stable",
+        stable_named(canaried(canary("v1")), "v1"),
+        stable_named(canaried(canary("v2")), "v1"),
+        'canary predictor.name "v1" conflicts with stable predictor name',
+    ),
+    (
+        "canary-percent",
+        canaried(canary(percent=120)),
+        canaried(canary(percent=100)),
+        'canary "canary-v2" trafficPercent must be between 0 and 100, got 120',
+    ),
+    (
+        "canary-without-model",
+        canaried({"predictor": {"name": "canary-v2"}, "trafficPercent": 20}),
+        canaried(canary()),
+        'canary "canary-v2" predictor: exactly one of [...] must be specified in PredictorSpec',
+    ),
+    (
+        "canary-workerspec",
+        canaried(canary(workerSpec={})),
+        canaried(canary()),
+        'canary "canary-v2" must not set workerSpec (multi-node is not yet supported for canary)',
+    ),
+    (
+        "canary-max-replicas",
+        canaried(canary(maxReplicas=3)),
+        canaried(canary(maxReplicas=0)),
+        'canary "canary-v2" must not set maxReplicas (canary uses fixed replicas)',
+    ),
+    (
+        "canary-scale-metric",
+        canaried(canary(scaleMetric="cpu")),
+        canaried(canary()),
+        'canary "canary-v2" must not set scaleMetric (canary uses fixed replicas)',
+    ),
+    (
+        "canary-autoscaling",
+        canaried(canary(autoScaling={"metrics": [KEDA_CPU]})),
+        canaried(canary()),
+        'canary "canary-v2" must not set autoScaling (canary uses fixed replicas)',
+    ),
+    (
+        "canary-min-above-stable",
+        canaried(canary(minReplicas=2)),
+        canaried(canary(minReplicas=2), minReplicas=2),
+        'canary "canary-v2" minReplicas (2) must not exceed stable predictor minReplicas (1)',
+    ),
+    (
+        "canary-sum",
+        canaried(canary(percent=60), canary("canary-v3", 50)),
+        canaried(canary(percent=50), canary("canary-v3", 50)),
+        '"sum of canary trafficPercent values (110) must be <= 100"',
+    ),
+    (
+        "canary-service-name",
+        canaried(canary("canary-" + "v" * 50)),
+        canaried(canary("canary-" + "v" * 30)),
+        "longer than 63 characters",
     ),
     # --- Knative mode
     (
@@ -253,7 +453,7 @@ RULES = [
     (
         "canary-spec-in-knative",
         isvc(spec={"canary": [{"predictor": {"name": "v2"}, "trafficPercent": 10}]}),
-        isvc("Standard", spec={"canary": [{"predictor": {"name": "v2"}, "trafficPercent": 10}]}),
+        isvc("Standard", spec={"canary": [canary("v2", 10)]}),
         '"canary is only supported in Standard deployment mode"',
     ),
     (
@@ -432,9 +632,21 @@ def test_effective_behaviour_of_a_bare_service_states_kserve_defaults():
             "replicas 1-4",
         ),
         (
-            standard("keda", autoScaling={"metrics": [EXTERNAL]}, minReplicas=0, maxReplicas=5),
-            "scale via KEDA on the metrics in autoScaling",
-            "replicas 0-5, scale to zero allowed",
+            keda(external(), minReplicas=0, maxReplicas=5),
+            f"scale via KEDA on the query's value 5 per replica (Prometheus {PROM}, query q)",
+            "replicas 0-5, scale to zero via KEDA: requests fail while no replica runs (no activator in Standard mode)",
+        ),
+        (
+            keda(external(POD_QUERY, {"type": "Value", "value": "700"})),
+            f"scale via KEDA on rps 700 per replica (Prometheus {PROM}, query {POD_QUERY})",
+            "replicas 1-4",
+        ),
+        (
+            keda(KEDA_CPU, external(POD_QUERY.replace("_count", "_sum"), server=None)),
+            "scale via KEDA on a Resource metric; concurrency 5 per replica (Prometheus unset, query "
+            + POD_QUERY.replace("_count", "_sum")
+            + ")",
+            "replicas 1-4",
         ),
         (
             standard("none", minReplicas=3),

@@ -26,7 +26,10 @@ from tests.support.crd_schema import KSERVE_SCHEMAS, load_crd_schema, validate_r
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
-ENTRY_POINTS = ("base", "overlays/postgres", "overlays/multi-user")
+#: the entry points that deploy nb2pipe's platform (all include base)
+PLATFORM = ("base", "overlays/postgres", "overlays/multi-user")
+#: ...and the standalone pieces applied next to it
+ENTRY_POINTS = (*PLATFORM, "overlays/payload-logging")
 
 Doc = dict[str, Any]
 Ident = tuple[str, str, str, str]
@@ -384,7 +387,7 @@ def test_renderer_rejects_missing_files_and_dangling_patches(tmp_path: Path) -> 
 RUNTIME_ARGS = ["/mnt/models", "--name={{.Name}}", "--host=0.0.0.0", "--port=8080"]
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("entry", PLATFORM)
 def test_cluster_serving_runtime_contract(entry: str) -> None:
     runtime = find(rendered(entry), "ClusterServingRuntime", "nb2pipe-server")
     validate_resource(runtime)
@@ -400,6 +403,42 @@ def test_cluster_serving_runtime_contract(entry: str) -> None:
     assert server["ports"] == [{"containerPort": 8080, "name": "http1", "protocol": "TCP"}]
     assert server["resources"]["requests"] and server["resources"]["limits"]
     assert server["securityContext"]["runAsNonRoot"] is True
+
+
+def test_nb2pipe_server_declares_every_format_nb2pipe_sends_it() -> None:
+    from nb2pipe.lifecycle.runtimes import NB2PIPE_RUNTIME, choose_runtime
+
+    spec = find(rendered("base"), "ClusterServingRuntime", NB2PIPE_RUNTIME)["spec"]
+    declared = {(f["name"], f["version"]) for f in spec["supportedModelFormats"]}
+    newer = {"scikit-learn": "1.9.1", "xgboost": "3.2.0", "lightgbm": "4.7.0"}
+    sent = set()
+    for flavor in ("sklearn", "xgboost", "lightgbm", "tensorflow", "mlflow", "nb2pipe"):
+        for asked in (None, "nb2pipe"):
+            choice = choose_runtime(flavor, asked, newer)
+            assert choice.runtime == NB2PIPE_RUNTIME, (flavor, asked)
+            assert choice.protocol in spec["protocolVersions"]
+            sent.add((choice.format_name, choice.format_version))
+    assert sent == declared
+
+
+def test_nb2pipe_server_passes_kserves_runtime_priority_webhook() -> None:
+    """servingruntime_webhook.go: one runtime gives one format one priority, and no two
+    auto-selected runtimes sharing a protocol give the same format and version the same priority."""
+    ours = find(rendered("base"), "ClusterServingRuntime", "nb2pipe-server")["spec"]
+    auto = [f for f in ours["supportedModelFormats"] if f.get("autoSelect")]
+    priorities: dict[str, set[int]] = {}
+    for entry in auto:
+        priorities.setdefault(entry["name"], set()).add(entry.get("priority"))
+    assert all(len(values) == 1 for values in priorities.values()), priorities
+    for path in sorted(KSERVE_SCHEMAS.glob("runtime-*.yaml")):
+        theirs = yaml.safe_load(path.read_text(encoding="utf-8"))["spec"]
+        if not set(theirs.get("protocolVersions", [])) & set(ours["protocolVersions"]):
+            continue
+        for other in theirs["supportedModelFormats"]:
+            for entry in auto:
+                same_format = (other["name"].lower(), other.get("version")) == (entry["name"].lower(), entry["version"])
+                if same_format and other.get("autoSelect") and other.get("priority") is not None:
+                    assert other["priority"] != entry.get("priority"), f"{path.name}: {entry['name']} same priority"
 
 
 def test_pipeline_runner_may_deploy_inference_services() -> None:
@@ -420,6 +459,23 @@ def test_pipeline_runner_may_deploy_inference_services() -> None:
     assert {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"} in binding["subjects"]
 
 
+def test_payload_logging_gives_kserves_logger_agent_s3_credentials() -> None:
+    from nb2pipe.store.logged_payloads import SERVICE_ACCOUNT
+
+    docs = rendered("overlays/payload-logging")
+    account = find(docs, "ServiceAccount", SERVICE_ACCOUNT)  # the one nb2pipe's blob logger names
+    secrets = [find(docs, "Secret", ref["name"]) for ref in account["secrets"]]
+    assert len(secrets) == 1
+    secret = secrets[0]
+    assert secret["metadata"]["namespace"] == account["metadata"]["namespace"]
+    # KServe's credential builder takes a secret with awsSecretAccessKey for S3 (s3_secret.go)
+    assert set(secret["stringData"]) == {"awsAccessKeyID", "awsSecretAccessKey"}
+    annotations = secret["metadata"]["annotations"]
+    known = {"s3-endpoint", "s3-usehttps", "s3-region", "s3-verifyssl", "s3-usevirtualbucket"}
+    assert {key.removeprefix("serving.kserve.io/") for key in annotations} <= known
+    assert annotations["serving.kserve.io/s3-usevirtualbucket"] == "false"  # MinIO: path-style buckets
+
+
 def test_multi_user_binds_default_editor_in_the_profile_namespace() -> None:
     docs = rendered("overlays/multi-user")
     find(docs, "ClusterRole", "nb2pipe-kserve-deployer")
@@ -436,7 +492,7 @@ def resolve_port(c: Doc, port: int | str) -> int:
     return next(p["containerPort"] for p in c["ports"] if p.get("name") == port)
 
 
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("entry", PLATFORM)
 def test_mlflow_server_deployment(entry: str) -> None:
     docs = rendered(entry)
     deployment = find(docs, "Deployment", "mlflow")
@@ -533,9 +589,10 @@ def test_dockerfile_installs_pinned_packages_without_entrypoint() -> None:
     pinned = {
         line.split("==")[0].lower() for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
     }
-    for package in ("scikit-learn", "xgboost", "pandas", "pyarrow", "cloudpickle", "mlflow", "kserve"):
+    for package in ("scikit-learn", "xgboost", "lightgbm", "pandas", "pyarrow", "cloudpickle", "mlflow", "kserve"):
         assert package in pinned, f"{package} is not pinned in constraints.txt"
-    for package in ("scikit-learn", "xgboost", "pandas", "pyarrow", "cloudpickle"):
+    # nb2pipe-server serves the models of these libraries that KServe's own servers cannot load
+    for package in ("scikit-learn", "xgboost", "lightgbm", "pandas", "pyarrow", "cloudpickle"):
         assert package in install, package
 
 

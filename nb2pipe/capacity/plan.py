@@ -11,7 +11,8 @@ an autoscaler keeps it in:
 - ``containerConcurrency`` = two batches (one served while the next one fills);
 - ``batcher``: ``maxBatchSize`` = the chosen batch size, ``maxLatency`` = half of what the SLO
   leaves after a full batch's p99 service time;
-- ``traffic``: the split of the busiest interval, when there are several variants.
+- ``traffic``: the split of the busiest interval, when there are several variants. ``deploy --plan``
+  deploys another split, fixed, with replicas sized for it (``nb2pipe.capacity.deployment``).
 """
 
 from __future__ import annotations

@@ -146,7 +146,12 @@ def add_commands(commands: Commands) -> None:
         "(several variants: one InferenceService each plus an InferenceGraph splitting traffic)",
     )
     deploy.add_argument("--variant", metavar="NAME", help="with --plan: deploy only this variant of the plan")
-    deploy.add_argument("--log-url", metavar="URL", help="send request/response payloads to URL (KServe logger)")
+    deploy.add_argument(
+        "--log-url",
+        metavar="URL",
+        help="log every request and response with KServe's logger: s3://BUCKET/PREFIX, gs:// or abfs:// store JSON "
+        "objects drift checks and retraining read (docs/payload-logging.md); http(s):// posts CloudEvents",
+    )
     deploy.add_argument("--explainer", choices=EXPLAIN_METHODS, help="add an explainer container answering :explain")
     deploy.add_argument("--namespace", metavar="NS", help="namespace (default: the kubeconfig context's)")
     deploy.add_argument("--dry-run", action="store_true", help="do not apply; print the YAML (or write it with -o)")
@@ -250,13 +255,16 @@ def _deploy(args: argparse.Namespace) -> int:
                     "applied": deployment.applied.to_json() if deployment.applied else None,
                     "warnings": list(deployment.warnings),
                     "mode": deployment.mode.to_json() if deployment.mode else None,
+                    "runtime": deployment.runtime.describe() if deployment.runtime else None,
                     "behaviour": list(deployment.behaviour),
                 },
                 indent=2,
             )
         )
         return 0
-    _print_behaviour(deployment.mode, deployment.behaviour)
+    _print_behaviour(
+        deployment.mode, deployment.behaviour, deployment.runtime.describe() if deployment.runtime else None
+    )
     if deployment.applied is not None:
         applied = deployment.applied
         print(f"{applied.action} InferenceService {applied.namespace}/{applied.name}: ready at {applied.url}")
@@ -282,10 +290,19 @@ def _deploy_plan(args: argparse.Namespace, settings: DeploySettings) -> int:
     for warning in planned.warnings:
         print(f"nb2pipe: warning: {warning}", file=sys.stderr)
     if not args.json:
+        # on stderr, like the behaviour: stdout may be the YAML
+        print("nb2pipe: what this deploys, against the plan:", file=sys.stderr)
+        for line in planned.summary:
+            print(f"  {line}", file=sys.stderr)
         _print_behaviour(planned.mode, planned.behaviour)
     if args.output:
         write_all_or_nothing({Path(args.output): planned.yaml})
-    described = {"mode": planned.mode.to_json() if planned.mode else None, "behaviour": list(planned.behaviour)}
+    described = {
+        "mode": planned.mode.to_json() if planned.mode else None,
+        "behaviour": list(planned.behaviour),
+        "split": planned.split.to_json() if planned.split else None,
+        "summary": list(planned.summary),
+    }
     if args.dry_run:
         if args.json:
             print(json.dumps({"resources": list(planned.resources), "written": args.output, **described}, indent=2))
@@ -307,11 +324,13 @@ def _deploy_plan(args: argparse.Namespace, settings: DeploySettings) -> int:
     return 0
 
 
-def _print_behaviour(mode: ResolvedMode | None, behaviour: tuple[str, ...]) -> None:
-    """The mode and what KServe will do with each setting, on stderr (stdout may be the YAML);
-    an assumed mode was said as a warning already."""
+def _print_behaviour(mode: ResolvedMode | None, behaviour: tuple[str, ...], runtime: str | None = None) -> None:
+    """The mode, the runtime chosen and what KServe will do with each setting, on stderr
+    (stdout may be the YAML); an assumed mode was said as a warning already."""
     if mode is not None and not mode.assumed:
         print(f"nb2pipe: {mode.describe()}", file=sys.stderr)
+    if runtime is not None:
+        print(f"nb2pipe: {runtime}", file=sys.stderr)
     if behaviour:
         print("nb2pipe: what KServe will do:", file=sys.stderr)
     for line in behaviour:

@@ -26,7 +26,8 @@ def add_commands(commands: Commands) -> None:
         help="test whether current data drifted from reference data (alibi-detect)",
         description="Compare CUR with REF: KS per numeric and Chi-squared per categorical column with a "
         "multiple-testing correction (method tabular), or ks, chi2, mmd. REF and CUR: a CSV or parquet file, a "
-        "payload-log folder (nb2pipe serve --log-payloads), or a folder with a value an nb2pipe step saved; REF "
+        "payload-log folder (nb2pipe serve --log-payloads), KServe's payload log (s3://, gs://, abfs:// prefix or a "
+        "local copy of its objects, docs/payload-logging.md), or a folder with a value an nb2pipe step saved; REF "
         "may also be a registered model, models:/NAME@ALIAS or models:/NAME/VERSION, meaning the training data "
         "kept with it. Exit code 0 whatever the verdict (3 on drift with --fail-on-drift).",
     )

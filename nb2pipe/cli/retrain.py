@@ -62,10 +62,11 @@ def add_commands(commands: Commands) -> None:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payloads",
-        metavar="DIR",
+        metavar="DIR|URL",
         type=non_empty,
         help="payload log to test (default: the one the notebook's deploy: with monitor writes in --workdir; "
-        "on Kubeflow, a path the pipeline's pods can read)",
+        "on Kubeflow, a path the pipeline's pods can read, or the s3://, gs:// or abfs:// prefix KServe's logger "
+        "writes to: LOGGER_URL/NAMESPACE/SERVICE/predictor/payloads)",
     )
     parser.add_argument("--force", action="store_true", help="retrain whatever the drift test says")
     add_parameters(parser, "set a notebook parameter")

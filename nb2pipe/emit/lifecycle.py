@@ -7,7 +7,8 @@ in the registered step's image with ``nb2pipe[...]`` added to its packages.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
+from typing import Any
 
 from nb2pipe.emit.monitoring import drift_task, explain_task
 from nb2pipe.emit.step_source import Argument
@@ -18,6 +19,7 @@ from nb2pipe.ir import (
     METRICS_OUTPUT,
     PROMOTION_OUTPUT,
     REGISTERED_OUTPUT,
+    DeploySettings,
     LifecycleTask,
     PipelinePlan,
 )
@@ -83,8 +85,18 @@ def _register(plan: PipelinePlan, item: LifecycleTask) -> ExtraTask:
 def _deploy(item: LifecycleTask) -> ExtraTask:
     assert item.deployment is not None and item.deploy_task is not None
     arguments = [Argument(REGISTERED_OUTPUT, "Input", "Model"), Argument(DEPLOYMENT_OUTPUT, "Output", "Artifact")]
-    config = {"service": item.deployment.service, "settings": asdict(item.deployment.settings)}
+    config = {"service": item.deployment.service, "settings": _set_fields(item.deployment.settings)}
     call = f"deploy_step({config!r}, registered={REGISTERED_OUTPUT}.path, deployment={DEPLOYMENT_OUTPUT})"
     function = component_function(item.deploy_task, arguments, "deploy_step", call)
     wires = (Wire(REGISTERED_OUTPUT, task=item.register_task, output=REGISTERED_OUTPUT),)
     return ExtraTask(item.deploy_task, function, wires, item.step, f"nb2pipe[mlflow,serve]=={__version__}")
+
+
+def _set_fields(settings: DeploySettings) -> dict[str, Any]:
+    """The fields that differ from their defaults: the step builds the rest, so adding a setting
+    to nb2pipe leaves compiled pipelines as they were."""
+    return {
+        field.name: getattr(settings, field.name)
+        for field in fields(settings)
+        if getattr(settings, field.name) != field.default
+    }

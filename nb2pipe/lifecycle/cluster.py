@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.kserve_rules import AUTOSCALER_CLASS_ANNOTATION, KNATIVE_CLASS_ANNOTATION
+from nb2pipe.lifecycle.kserve_rules import (
+    AUTOSCALER_CLASS_ANNOTATION,
+    KNATIVE_CLASS_ANNOTATION,
+    deployment_mode,
+    recorded_mode,
+)
+from nb2pipe.lifecycle.standard_scaling import KEDA_ANNOTATIONS, Rollout, promoted, unread_canary, with_canary
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
@@ -81,6 +87,52 @@ def _api() -> Any:
     return client.CustomObjectsApi()
 
 
+@dataclass(frozen=True)
+class Running:
+    """The InferenceService running now (None: none by that name), or why it could not be read."""
+
+    resource: dict[str, Any] | None
+    unreadable: str | None = None
+
+
+#: seconds to connect and to read: rendering never hangs on a cluster that does not answer
+READ_TIMEOUT = (3.0, 5.0)
+
+
+def read_inference_service(name: str, namespace: str | None) -> Running:
+    """The service as the cluster has it, for a canary's stable predictor; never raises."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        api = _api()
+    except DeployError as exc:
+        return Running(None, str(exc).split(";")[0])
+    where = namespace or current_namespace()
+    try:
+        return Running(
+            api.get_namespaced_custom_object(GROUP, VERSION, where, PLURAL, name, _request_timeout=READ_TIMEOUT)
+        )
+    except ApiException as exc:
+        return Running(None) if exc.status == 404 else Running(None, f"{where}/{name}: {_reason(exc)}")
+    except (HTTPError, OSError) as exc:
+        return Running(None, _unreachable(api, f"{where}/{name}", exc))
+
+
+def standard_rollout(resource: dict[str, Any], canary_percent: int | None, canary: str) -> Rollout:
+    """A Standard-mode ``resource`` composed with the service running now (standard_scaling):
+    a canary of the new model beside the running one, or the promotion of a running canary."""
+    metadata = resource["metadata"]
+    running = read_inference_service(metadata["name"], metadata.get("namespace"))
+    if running.unreadable is not None:
+        if canary_percent is None:
+            return Rollout(resource)  # applying replaces any canary anyway (_merge_patch)
+        return unread_canary(resource, canary_percent, canary, running.unreadable)
+    if canary_percent is None:
+        return promoted(resource, running.resource)
+    return with_canary(resource, running.resource, canary_percent, canary)
+
+
 def apply_inference_service(resource: dict[str, Any], *, wait_seconds: float = 300, poll: float = 2.0) -> Applied:
     """Create ``resource`` or patch the existing one, then wait for Ready (0: don't wait)."""
     from kubernetes.client.exceptions import ApiException
@@ -99,6 +151,7 @@ def apply_inference_service(resource: dict[str, Any], *, wait_seconds: float = 3
                 raise
             exists = False
         if exists:
+            _check_mode_kept(resource, current)
             patch = _merge_patch(resource, current)
             api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
         else:
@@ -113,12 +166,30 @@ def apply_inference_service(resource: dict[str, Any], *, wait_seconds: float = 3
     return _wait_ready(api, name, namespace, action, wait_seconds, poll)
 
 
+def _check_mode_kept(resource: dict[str, Any], current: dict[str, Any]) -> None:
+    """KServe's webhook refuses to move a running service to another deployment mode
+    ("update rejected: deploymentMode cannot be changed"): say so before asking, with the ways out."""
+    running, wanted = recorded_mode(current), deployment_mode(resource)
+    if running is None or wanted is None or running == wanted:
+        return
+    metadata = resource["metadata"]
+    raise DeployError(
+        f"InferenceService {metadata['namespace']}/{metadata['name']} runs in {running} mode, and KServe does not "
+        f"move a running service to {wanted} mode: deploy with --mode {running.lower()} (or mode:{running.lower()}), "
+        f"or delete it first (kubectl delete inferenceservice {metadata['name']} -n {metadata['namespace']})"
+    )
+
+
 def _merge_patch(resource: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch: every predictor field the running service has and this deployment
-    does not set is cleared (null), so an earlier canary, logger, GPU or limit does not linger
-    (fields KServe's webhook defaults are defaulted again)."""
+    does not set is cleared (null), so an earlier canary, logger, GPU, limit or autoScaling does
+    not linger (fields KServe's webhook defaults are defaulted again); so is a Standard-mode
+    ``spec.canary`` this deployment does not write (a promotion or a rollout without canary)."""
     running = (current.get("spec") or {}).get("predictor") or {}
     predictor = _null_missing(running, resource["spec"]["predictor"])
+    spec = {**resource["spec"], "predictor": predictor}
+    if (current.get("spec") or {}).get("canary") and "canary" not in spec:
+        spec["canary"] = None
     metadata = dict(resource["metadata"])
     running_notes = (current.get("metadata") or {}).get("annotations") or {}
     # an autoscaler class written for the old scaling would make KServe judge the new one by it
@@ -127,10 +198,11 @@ def _merge_patch(resource: dict[str, Any], current: dict[str, Any]) -> dict[str,
     }
     if stale:
         metadata["annotations"] = {**metadata.get("annotations", {}), **stale}
-    return {**resource, "metadata": metadata, "spec": {**resource["spec"], "predictor": predictor}}
+    return {**resource, "metadata": metadata, "spec": spec}
 
 
-_SCALING_ANNOTATIONS = (AUTOSCALER_CLASS_ANNOTATION, KNATIVE_CLASS_ANNOTATION)
+#: annotations an earlier scaling wrote: the autoscaler classes, KEDA's Prometheus scraping
+_SCALING_ANNOTATIONS = (AUTOSCALER_CLASS_ANNOTATION, KNATIVE_CLASS_ANNOTATION, *KEDA_ANNOTATIONS)
 
 
 def _null_missing(old: Any, new: Any) -> Any:

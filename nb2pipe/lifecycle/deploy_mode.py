@@ -7,13 +7,15 @@ by the annotation ``serving.kserve.io/deploymentMode``, else by the cluster's de
 nb2pipe always writes the annotation, so a service means the same on every cluster: the
 mode the user gave (``mode:`` tag, ``metadata.nb2pipe.deploy.mode``, ``--mode``), else the
 cluster's default read here, else Knative (KServe's shipped default), said as assumed.
+The same read reports ``enableGatewayApi`` of the ConfigMap's ``ingress`` key: Standard-mode
+canary weights (``spec.canary``) are applied only through the Gateway API.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nb2pipe.ir import DEPLOY_MODES, DeployMode
@@ -51,6 +53,9 @@ class ResolvedMode:
     mode: DeployMode
     source: str
     detail: str = ""
+    #: ``ingress.enableGatewayApi`` of the ConfigMap read (None: not read): Standard-mode canary
+    #: weights are applied only through the Gateway API's HTTPRoute
+    gateway_api: bool | None = field(default=None, compare=False)
 
     @property
     def assumed(self) -> bool:
@@ -111,7 +116,8 @@ def cluster_default(namespaces: tuple[str, ...] = KSERVE_NAMESPACES) -> Resolved
             return ResolvedMode(
                 "knative", NO_CLUSTER, f"the API server at {host} does not answer ({type(exc).__name__})"
             )
-        return default_in(config_map.data or {}, f"{namespace}/{CONFIG_MAP}")
+        data = config_map.data or {}
+        return replace(default_in(data, f"{namespace}/{CONFIG_MAP}"), gateway_api=gateway_api_in(data))
     return ResolvedMode("knative", UNREADABLE, f"no {CONFIG_MAP} in namespace {' or '.join(missing)}")
 
 
@@ -129,6 +135,17 @@ def default_in(data: dict[str, str], where: str) -> ResolvedMode:
         modes = ", ".join(ANNOTATION_VALUES[m] for m in DEPLOY_MODES)
         return ResolvedMode("knative", NO_DEFAULT, f"{where} names {named!r}, not one of {modes}")
     return ResolvedMode(mode, CLUSTER_DEFAULT)
+
+
+def gateway_api_in(data: dict[str, str]) -> bool | None:
+    """``enableGatewayApi`` of the ConfigMap's ``ingress`` key (KServe's default: false); None
+    when the key is not JSON."""
+    try:
+        ingress = json.loads(data.get("ingress") or "{}")
+    except ValueError:
+        return None
+    value = ingress.get("enableGatewayApi", False) if isinstance(ingress, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def _core_api() -> Any:

@@ -1,9 +1,10 @@
 """A KServe ``InferenceService`` (serving.kserve.io/v1beta1) for a registered model, built
 with the kserve SDK's own models and serialized to the plain dict the API server takes.
 
-Runtime by flavour: scikit-learn -> KServe's sklearn runtime (``storageUri`` at the model
-files, v1 protocol); other MLflow models -> the ``mlflow`` format on the MLServer runtime
-(v2 protocol); models only nb2pipe's wrapper can load -> nb2pipe's own ClusterServingRuntime.
+The server, model format, protocol and the folder ``storageUri`` points at come from
+:func:`nb2pipe.lifecycle.runtimes.choose_runtime`: KServe's own server for sklearn, xgboost and
+lightgbm when its image's library version loads the model, else nb2pipe's own
+ClusterServingRuntime (``runtime:`` chooses otherwise).
 
 With an explainer (``explain:anchor`` / ``explain:ig``), ``spec.explainer`` is a custom
 container running ``nb2pipe serve --explainer`` on the same registered version: KServe 0.13
@@ -16,12 +17,15 @@ came from), with what each mode needs for the documented scaling to happen: in K
 cpu scaling takes Knative's HPA class (its default KPA class rejects cpu and memory; memory is
 refused earlier, by deploy_problems, since that class reads its target as MiB); in
 Standard mode the autoscaler class ``hpa`` (so KServe's webhook checks the scaling) and a
-``maxReplicas`` (unset, KServe's HPA keeps max = min).
+``maxReplicas`` (unset, KServe's HPA keeps max = min), or, for rps, concurrency and scale to
+zero, the class ``keda`` with a Prometheus trigger (:mod:`standard_scaling`). Standard mode's
+canary is ``spec.canary``, composed against the running service at deploy time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from nb2pipe.ir import DeploySettings
@@ -33,11 +37,13 @@ from nb2pipe.lifecycle.kserve_rules import (
     MODE_ANNOTATION,
 )
 from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION
+from nb2pipe.lifecycle.runtimes import ServingChoice, choose_runtime
+from nb2pipe.lifecycle.standard_scaling import KEDA_CLASS, keda_autoscaling, scrape_annotations, uses_keda
+from nb2pipe.store.logged_payloads import logger_spec
 
 API_VERSION = "serving.kserve.io/v1beta1"
 MANAGED_BY = "nb2pipe"
 MODEL_URI_ANNOTATION = "nb2pipe.io/model-uri"
-NB2PIPE_RUNTIME = "nb2pipe-server"
 #: the image of nb2pipe's server (manifests/Dockerfile); NB2PIPE_SERVER_IMAGE overrides it
 SERVER_IMAGE = "ghcr.io/nb2pipe/nb2pipe:0.1.0"
 SERVER_IMAGE_ENV = "NB2PIPE_SERVER_IMAGE"
@@ -50,11 +56,13 @@ class ServedModel:
     """What the deployment needs to know about a registered version."""
 
     uri: str
-    flavor: str  # sklearn | xgboost | tensorflow | mlflow | nb2pipe
+    flavor: str  # sklearn | xgboost | lightgbm | tensorflow | mlflow | nb2pipe
     storage_uri: str
     version: str | None = None
     #: the registered model's name (None for a model folder)
     name: str | None = None
+    #: the training environment's library versions (registry.ModelSource.library_versions)
+    library_versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def pinned_uri(self) -> str:
@@ -62,20 +70,16 @@ class ServedModel:
         return f"models:/{self.name}/{self.version}" if self.name and self.version else self.uri
 
 
-@dataclass(frozen=True)
-class Runtime:
-    format_name: str
-    format_version: str
-    runtime: str
-    protocol: str
+def runtime_for(model: ServedModel, settings: DeploySettings) -> ServingChoice:
+    """The server for ``model`` under ``settings.runtime`` (see :mod:`nb2pipe.lifecycle.runtimes`)."""
+    return choose_runtime(model.flavor, settings.runtime, model.library_versions, settings.gpu)
 
 
-def runtime_for(flavor: str) -> Runtime:
-    if flavor == "sklearn":
-        return Runtime("sklearn", "1", "kserve-sklearnserver", "v1")
-    if flavor == "nb2pipe":
-        return Runtime("nb2pipe", "1", NB2PIPE_RUNTIME, "v2")
-    return Runtime("mlflow", "2", "kserve-mlserver", "v2")
+def served_storage(model: ServedModel, runtime: ServingChoice) -> str:
+    """The ``storageUri``: the version's artifacts, or the runtime-ready sub-folder in them."""
+    if not runtime.storage_path:
+        return model.storage_uri
+    return f"{model.storage_uri.rstrip('/')}/{runtime.storage_path}"
 
 
 def inference_service(
@@ -96,21 +100,21 @@ def inference_service(
         V1beta1Batcher,
         V1beta1InferenceService,
         V1beta1InferenceServiceSpec,
-        V1beta1LoggerSpec,
         V1beta1ModelFormat,
         V1beta1ModelSpec,
         V1beta1PredictorSpec,
     )
     from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements
 
-    runtime = runtime_for(model.flavor)
+    runtime = runtime_for(model, settings)
     resolved = mode or given_or_assumed(settings.mode)
     annotations = {
         MODEL_URI_ANNOTATION: model.uri,
         MODE_ANNOTATION: resolved.annotation,
         SOURCE_ANNOTATION: resolved.source,
-        **_autoscaler_annotations(resolved, settings),
+        **_autoscaler_annotations(resolved, settings, runtime.runtime),
     }
+    keda = uses_keda(settings, resolved.mode)  # KEDA's autoScaling replaces scaleMetric/scaleTarget
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
     if settings.gpu:
@@ -126,16 +130,17 @@ def inference_service(
             model_format=V1beta1ModelFormat(name=runtime.format_name, version=runtime.format_version),
             runtime=runtime.runtime,
             protocol_version=runtime.protocol,
-            storage_uri=model.storage_uri,
+            storage_uri=served_storage(model, runtime),
             resources=resources,
         ),
         min_replicas=settings.min_replicas,
         max_replicas=_max_replicas(resolved, settings),
-        scale_metric=settings.scale_metric,
-        scale_target=settings.scale_target,
+        scale_metric=None if keda else settings.scale_metric,
+        scale_target=None if keda else settings.scale_target,
         container_concurrency=settings.container_concurrency,
-        canary_traffic_percent=settings.canary_percent,
-        logger=V1beta1LoggerSpec(mode="all", url=settings.logger_url) if settings.monitor else None,
+        # Standard mode's canary is spec.canary (standard_scaling.with_canary, against the running service)
+        canary_traffic_percent=settings.canary_percent if resolved.mode == "knative" else None,
+        logger=logger_spec(settings) if settings.monitor else None,
         batcher=V1beta1Batcher(max_batch_size=settings.batch_max_size, max_latency=settings.batch_max_latency_ms)
         if settings.batch_max_size
         else None,
@@ -156,10 +161,16 @@ def inference_service(
     # the SDK's ModelSpec defaults its container name to ""; KServe names the container itself
     if not document["spec"]["predictor"]["model"].get("name"):
         document["spec"]["predictor"]["model"].pop("name", None)
+    if keda:
+        document["spec"]["predictor"]["autoScaling"] = keda_autoscaling(service, settings)
+        if document["spec"].get("explainer"):  # the class is the service's: KEDA without triggers for it
+            document["spec"]["explainer"]["annotations"] = {AUTOSCALER_CLASS_ANNOTATION: "hpa"}
     return document
 
 
-def _autoscaler_annotations(mode: ResolvedMode, settings: DeploySettings) -> dict[str, str]:
+def _autoscaler_annotations(mode: ResolvedMode, settings: DeploySettings, runtime: str) -> dict[str, str]:
+    if uses_keda(settings, mode.mode):
+        return {AUTOSCALER_CLASS_ANNOTATION: KEDA_CLASS, **scrape_annotations(runtime)}
     if mode.mode == "standard":
         return {AUTOSCALER_CLASS_ANNOTATION: "hpa"}
     if settings.scale_metric in ("cpu", "memory"):

@@ -24,6 +24,7 @@ from nb2pipe.lifecycle.kserve_rules import (
     deployment_mode,
     scaler_of,
 )
+from nb2pipe.lifecycle.standard_scaling import KEDA_METRICS, canary_replicas, request_query, storage_of
 
 # defaults KServe leaves to others: HPA cpu 80 % (K:298-301 DefaultCPUUtilization), the agent's
 # batcher (cmd/agent/main.go:81-82)
@@ -31,14 +32,21 @@ HPA_CPU_DEFAULT = 80
 _BATCH_SIZE_DEFAULT, _BATCH_LATENCY_MS_DEFAULT = 32, 5000
 
 
-def effective_behaviour(resource: Mapping[str, Any]) -> list[str]:
-    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer."""
-    predictor = Component("predictor", (resource.get("spec") or {}).get("predictor") or {}, scaler_of(resource))
+def effective_behaviour(
+    resource: Mapping[str, Any], *, gateway_api: bool | None = None, pending_canary: str | None = None
+) -> list[str]:
+    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer.
+    ``gateway_api``: the cluster's ``ingress.enableGatewayApi`` (None: not read), which Standard-mode
+    canary weights need; ``pending_canary``: what happens to a canary nb2pipe could not write yet."""
+    spec = resource.get("spec") or {}
+    predictor = Component("predictor", spec.get("predictor") or {}, scaler_of(resource))
+    canaries = spec.get("canary") or []
+    canary = _spec_canary_line(predictor, canaries, gateway_api) if canaries else _canary_line(predictor)
     return [
         _mode_line(resource),
-        _autoscaler_line(predictor),
+        _keda_line(resource, predictor) if predictor.scaler == "keda" else _autoscaler_line(predictor),
         _replicas_line(predictor),
-        _canary_line(predictor),
+        pending_canary or canary,
         _resources_line(predictor.spec),
         _logger_line(predictor.spec.get("logger")),
         _batcher_line(predictor.spec.get("batcher")),
@@ -88,6 +96,24 @@ def _autoscaler_line(c: Component) -> str:
     return line + ignored
 
 
+def _keda_line(resource: Mapping[str, Any], c: Component) -> str:
+    """What KEDA scales on: nb2pipe's queries by name, any other query as written."""
+    service = str((resource.get("metadata") or {}).get("name") or "")
+    queries = {request_query(service, metric): metric for metric in KEDA_METRICS}
+    lines = []
+    for metric in (c.spec.get("autoScaling") or {}).get("metrics") or []:
+        external = metric.get("external") or {}
+        source, target = external.get("metric") or {}, (external.get("target") or {}).get("value")
+        if metric.get("type") != "External" or source.get("backend") != "prometheus":
+            lines.append(f"a {metric.get('type')} metric")
+            continue
+        query = str(source.get("query") or "")
+        what = f"{queries[query]} {target}" if query in queries else f"the query's value {target}"
+        where = f"Prometheus {source.get('serverAddress') or 'unset'}, query {query}"
+        lines.append(f"{what} per replica ({where})")
+    return "scale via KEDA on " + ("; ".join(lines) if lines else "nothing: no autoScaling metric (see the problems)")
+
+
 _OTHER_AUTOSCALERS = {
     "keda": "scale via KEDA on the metrics in autoScaling",
     "none": "no autoscaler (class none): the replicas stay at minReplicas",
@@ -115,7 +141,9 @@ def _replicas_line(c: Component) -> str:
         span = f"replicas {low} up to Knative's global maximum"
     else:  # Knative with max-scale, or KEDA (max raised to min, keda_reconciler.go:233-235)
         span = f"replicas {low}, fixed" if max(high, low) == low else f"replicas {low}-{high}"
-    zero = ", scale to zero allowed" if low == 0 and c.scaler in (*KNATIVE_SCALERS, "keda") else ""
+    zero = ", scale to zero allowed" if low == 0 and c.scaler in KNATIVE_SCALERS else ""
+    if low == 0 and c.scaler == "keda":
+        zero = ", scale to zero via KEDA: requests fail while no replica runs (no activator in Standard mode)"
     return span + zero
 
 
@@ -131,6 +159,29 @@ def _canary_line(c: Component) -> str:
             "(from the second rollout on; the first takes all)"
         )
     return f"canaryTrafficPercent {percent} is ignored in Standard mode: each rollout takes all traffic"
+
+
+def _spec_canary_line(stable: Component, canaries: list[Mapping[str, Any]], gateway_api: bool | None) -> str:
+    """Standard mode's spec.canary (KServe 0.20): fixed replicas beside the stable predictor."""
+    parts, total = [], 0
+    for canary in canaries:
+        percent, predictor = int(canary.get("trafficPercent") or 0), canary.get("predictor") or {}
+        total += percent
+        replicas = predictor.get("minReplicas")
+        replicas = canary_replicas(stable.number("minReplicas"), percent) if replicas is None else replicas
+        parts.append(
+            f"canary {percent}% to {predictor.get('name')} ({replicas} fixed replica{'' if replicas == 1 else 's'})"
+        )
+    stable_model = storage_of(stable.spec) or "its model"
+    line = f"{', '.join(parts)}, the stable predictor ({stable_model}) keeps {100 - total}%"
+    if gateway_api is None:
+        return line + "; weights apply only with the Gateway API (inferenceservice-config ingress.enableGatewayApi)"
+    if gateway_api:
+        return line + " (this cluster routes through the Gateway API, which applies the weights)"
+    return line + (
+        "; this cluster's inferenceservice-config has ingress.enableGatewayApi false, so the canary runs but "
+        "gets no traffic"
+    )
 
 
 def _resources_line(predictor: Mapping[str, Any]) -> str:

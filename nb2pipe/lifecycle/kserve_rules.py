@@ -3,7 +3,8 @@
 
 ``admission_problems`` lists what KServe's validating webhook would refuse and what its
 reconcilers would silently drop or change; :mod:`kserve_behaviour` says, one line per setting,
-what the cluster will do, reading the resource with the helpers at the end of this module.
+what the cluster will do, reading the resource with the helpers at the end of this module. The
+webhook's checks of KEDA metrics and of ``spec.canary`` themselves are in :mod:`standard_scaling`.
 Rules as read at KServe commit aaac4e29 (v0.20.0-rc0-104; see docs/kserve-rules.md). In the
 comments V = pkg/apis/serving/v1beta1, C = pkg/controller/v1beta1/inferenceservice,
 K = pkg/constants/constants.go.
@@ -15,6 +16,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from nb2pipe.lifecycle.runtimes import MLSERVER_RUNTIME
+from nb2pipe.lifecycle.standard_scaling import KNATIVE_DEFAULT_TARGETS, POD_METRIC, canary_error, keda_metric_error
 
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 #: written by nb2pipe: how the mode was chosen (e.g. "assumed: the cluster could not be read")
@@ -32,8 +36,7 @@ IMPLEMENTATIONS: tuple[str, ...] = ("model", "sklearn", "xgboost", "lightgbm", "
 IMPLEMENTATIONS += ("onnx", "huggingface", "pmml", "paddle", "art")  # fields that hold a container
 LOGGER_MODES = {"all": "requests and responses", "request": "requests", "response": "responses"}
 # the metrics the KPA takes, with Knative's config-autoscaler default targets
-# (container-concurrency- / requests-per-second-target-default)
-KPA_TARGET_DEFAULT = {"concurrency": 100, "rps": 200}
+KPA_TARGET_DEFAULT = KNATIVE_DEFAULT_TARGETS
 _STRATEGY_ONLY_RAW = "customizing deploymentStrategy is only supported for raw deployment mode"
 _KEDA_SCALE_METRIC = "ScaleMetric is not supported for KEDA"
 
@@ -49,6 +52,13 @@ def deployment_mode(resource: Mapping[str, Any]) -> str | None:
     """Knative or Standard from the annotation (legacy names mapped), the raw value if unknown, None if absent."""
     raw = annotations_of(resource).get(MODE_ANNOTATION)
     return None if raw is None else _LEGACY_MODES.get(raw, raw)
+
+
+def recorded_mode(resource: Mapping[str, Any]) -> str | None:
+    """The mode KServe runs a created service in (``status.deploymentMode``, legacy names mapped);
+    None before its first reconcile."""
+    raw = (resource.get("status") or {}).get("deploymentMode")
+    return _LEGACY_MODES.get(raw, raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,41 @@ def _rps_target(c: Component) -> str | None:  # validateScalingKPACompExtension:
     return None
 
 
+def _keda_metrics(c: Component) -> str | None:
+    metrics = (c.spec.get("autoScaling") or {}).get("metrics") or []
+    for metric in metrics:
+        quote = keda_metric_error(metric)
+        if quote:
+            return _refused(c, f"autoScaling {metric.get('type')} metric under KEDA", quote, "see KServe's KEDA docs")
+    if not metrics:  # keda_reconciler.go getKedaMetrics: a ScaledObject without triggers
+        return (
+            f"{c.label}{AUTOSCALER_CLASS_ANNOTATION}: keda without autoScaling.metrics gives KEDA no trigger, so "
+            "nothing scales: give a metric (nb2pipe writes one for scale:rps or scale:concurrency)"
+        )
+    return None
+
+
+def _keda_triggers(c: Component) -> str | None:  # what KServe admits and KEDA then cannot use
+    runtime = (c.spec.get("model") or {}).get("runtime")
+    for metric in (c.spec.get("autoScaling") or {}).get("metrics") or []:
+        source = (metric.get("external") or {}).get("metric") or {}
+        query = str(source.get("query") or "")
+        if metric.get("type") == "External" and metric.get("external") and not source.get("serverAddress"):
+            return f"{c.label}KEDA trigger without serverAddress: KEDA cannot ask Prometheus; give --prometheus-url"
+        if POD_METRIC in query and runtime == MLSERVER_RUNTIME:
+            return (
+                f"{c.label}the KEDA query reads {POD_METRIC}, which MLServer does not export: give --scale-query with "
+                "MLServer's metric, or another runtime"
+            )
+        if POD_METRIC in query and c.number("minReplicas") == 0:
+            return (
+                f"{c.label}minReplicas 0 with KEDA on {POD_METRIC}: no pod reports it while none runs, so the "
+                "service never scales up again: give --scale-query with a metric that exists at zero replicas "
+                "(the ingress's request rate), or keep at least 1 replica"
+            )
+    return None
+
+
 #: (the autoscalers it applies under, None = all; field; when refused; KServe's message; what to do)
 _REFUSED_FIELDS: tuple[tuple[frozenset[str] | None, str, Callable[[Any], bool], str, str], ...] = (
     # V/component.go:341-388 validateContainerConcurrency, validateReplicas
@@ -212,6 +257,8 @@ _REFUSED_FIELDS: tuple[tuple[frozenset[str] | None, str, Callable[[Any], bool], 
 _IGNORED_FIELDS: tuple[tuple[frozenset[str] | None, str, str, str], ...] = (
     # V/component.go:99-101: declared, read nowhere in pkg/
     (None, "scaleMetricType", "KServe reads it nowhere", "remove it"),
+    # keda_reconciler.go reads only autoScaling; the webhook checks scaleTarget under keda not at all
+    (frozenset({"keda"}), "scaleTarget", "KEDA reads only autoScaling.metrics", "put the target there"),
     # read only by C/reconcilers/knative/ksvc_reconciler.go:130-145
     (_STANDARD, "canaryTrafficPercent", "in Standard mode: only Knative splits traffic", "use mode:knative or drop it"),
     # read only by the raw reconcilers (hpa_reconciler.go, keda_reconciler.go)
@@ -257,6 +304,8 @@ _COMPONENT_RULES: tuple[tuple[frozenset[str] | None, Callable[[Component], str |
     (HPA_SCALERS, _hpa_metric_sources),
     (frozenset({"kpa"}), _kpa_metric),
     (frozenset({"kpa"}), _rps_target),
+    (frozenset({"keda"}), _keda_metrics),
+    (frozenset({"keda"}), _keda_triggers),
 )
 
 
@@ -334,6 +383,24 @@ def _canary_outside_standard(resource: Mapping[str, Any]) -> str | None:  # vali
     return None
 
 
+def _canary_specs(resource: Mapping[str, Any]) -> str | None:  # validateCanarySpecs, after the mode
+    spec = resource.get("spec") or {}
+    canaries, stable = spec.get("canary") or [], spec.get("predictor") or {}
+    if not canaries or deployment_mode(resource) != STANDARD:
+        return None
+    has_storage = any(isinstance(stable.get(key), Mapping) and stable[key].get("storageUri") for key in IMPLEMENTATIONS)
+    has_model = has_storage or bool(stable.get("model"))
+    quote = canary_error(canaries, stable, has_model=has_model, implementations=IMPLEMENTATIONS)
+    if quote:
+        return f'spec.canary: KServe refuses it ("{quote}")'
+    name = str((resource.get("metadata") or {}).get("name") or "")
+    for canary in canaries:  # the reconciler names its Service {isvc}-{name}-predictor, a DNS label
+        service = f"{name}-{canary['predictor']['name']}-predictor"
+        if len(service) > 63:
+            return f"canary Service {service} is longer than 63 characters: Kubernetes refuses it; shorten the name"
+    return None
+
+
 def admission_problems(resource: Mapping[str, Any]) -> list[str]:
     """What KServe's webhook would refuse, or a reconciler silently drop or change; [] when fine."""
     found = [check(resource) for check in (_name, _mode, _autoscaler_class, _class_in_knative, _python_path)]
@@ -342,6 +409,7 @@ def admission_problems(resource: Mapping[str, Any]) -> list[str]:
         found += [check(component) for when, check in _COMPONENT_RULES if when is None or component.scaler in when]
         found += _ignored_fields(component)
     found.append(_canary_outside_standard(resource))  # the webhook checks spec.canary after the components
+    found.append(_canary_specs(resource))
     return [problem for problem in found if problem]
 
 
@@ -352,16 +420,19 @@ def annotations_of(resource: Mapping[str, Any]) -> Mapping[str, str]:
     return (resource.get("metadata") or {}).get("annotations") or {}
 
 
-def scaler_of(resource: Mapping[str, Any]) -> str | None:
+def scaler_of(resource: Mapping[str, Any], component: Mapping[str, Any] | None = None) -> str | None:
+    """The autoscaler of a component: in Standard mode its own class annotation wins over the
+    service's (KServe merges them, component first, into what the raw reconcilers read)."""
     annotations, mode = annotations_of(resource), deployment_mode(resource)
     if mode == KNATIVE:
         return "knative-hpa" if annotations.get(KNATIVE_CLASS_ANNOTATION) == KNATIVE_HPA_CLASS else "kpa"
     if mode == STANDARD:
-        value = annotations.get(AUTOSCALER_CLASS_ANNOTATION)
+        own = ((component or {}).get("annotations") or {}).get(AUTOSCALER_CLASS_ANNOTATION)
+        value = own or annotations.get(AUTOSCALER_CLASS_ANNOTATION)
         return "hpa-default" if value is None else value if value in _ALLOWED_CLASSES else None
     return None
 
 
 def _components(resource: Mapping[str, Any]) -> list[Component]:
-    spec, scaler = resource.get("spec") or {}, scaler_of(resource)
-    return [Component(role, spec[role], scaler) for role in _COMPONENTS if spec.get(role)]
+    spec = resource.get("spec") or {}
+    return [Component(role, spec[role], scaler_of(resource, spec[role])) for role in _COMPONENTS if spec.get(role)]

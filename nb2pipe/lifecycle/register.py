@@ -5,6 +5,10 @@ champion yet, or when it beats the champion on the promotion metric (``>=``: hig
 better, ``<=``: lower is better; ties promote). Without a promotion rule only the first
 version is promoted: a later one cannot be judged better. The comparison is kept as a tag
 on the new version (``nb2pipe.promotion``) and on its run; no version is ever deleted.
+
+xgboost and lightgbm models also keep a runtime-ready copy, the Booster alone in ``kserve/``
+of the logged model's artifacts, which KServe's xgbserver / lgbserver load as they are
+(:mod:`nb2pipe.store.serving_layout`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from nb2pipe.store.registry import (
     artifact_root,
     use_tracking,
 )
+from nb2pipe.store.serving_layout import RUNTIME_FOLDER, write_runtime_copy
 from nb2pipe.store.store_lock import exclusive_file_lock, lock_path, sqlite_database
 
 PROMOTION_TAG = "nb2pipe.promotion"
@@ -195,7 +200,15 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
         info = mlflow.xgboost.log_model(
             model, name="model", signature=signature, input_example=sample, pip_requirements=_pins("xgboost")
         )
+        _log_runtime_copy(model, "xgboost", info.model_id)
         return "xgboost", info
+    if module == "lightgbm":
+        # MLflow's own flavour records the version (lgb_version) that decides the runtime
+        info = mlflow.lightgbm.log_model(
+            model, name="model", signature=signature, input_example=sample, pip_requirements=_pins("lightgbm")
+        )
+        _log_runtime_copy(model, "lightgbm", info.model_id)
+        return "lightgbm", info
     if module in ("keras", "tf_keras", "tensorflow"):
         info = mlflow.tensorflow.log_model(
             model, name="model", signature=signature, input_example=sample, pip_requirements=_pins("tensorflow")
@@ -203,7 +216,7 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
         return "tensorflow", info
     if not callable(getattr(model, "predict", None)):
         raise RegistryError(
-            f"a {type(model).__name__} has no predict(): register a scikit-learn, xgboost or Keras model, "
+            f"a {type(model).__name__} has no predict(): register a scikit-learn, xgboost, lightgbm or Keras model, "
             "or an object with a predict method"
         )
     from nb2pipe.lifecycle.pyfunc import PredictWrapper
@@ -217,6 +230,19 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
         metadata={WRAPPER_METADATA: True},
     )
     return "nb2pipe", info
+
+
+def _log_runtime_copy(model: Any, format_name: str, model_id: str) -> None:
+    """The Booster alone, as KServe's server for the format loads it, in the logged model's
+    ``kserve/`` folder: the MLflow folder beside it has more files the server would take for
+    model files (MLflow's input examples are .json) or a pickle it cannot load."""
+    import tempfile
+
+    from mlflow import MlflowClient
+
+    with tempfile.TemporaryDirectory(prefix="nb2pipe-runtime-") as folder:
+        write_runtime_copy(model, format_name, Path(folder))
+        MlflowClient().log_model_artifacts(model_id, folder, RUNTIME_FOLDER)
 
 
 def _head(example: Any, rows: int = 5) -> Any:

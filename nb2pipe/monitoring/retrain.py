@@ -18,6 +18,7 @@ from nb2pipe.ir import DRIFT_REPORT_OUTPUT, FORCE_PARAMETER, PAYLOADS_PARAMETER,
 from nb2pipe.runners.local import LocalRun
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.progress import SilentObserver
+from nb2pipe.store.logged_payloads import is_blob_url
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def retrain_notebook(
     """Compile ``notebook``'s monitoring pipeline and run it once on the local runner.
 
     The payload folder defaults to the one the notebook's ``deploy:SERVICE`` with ``monitor``
-    writes in ``workdir``; ``force`` retrains whatever the drift test says.
+    writes in ``workdir``; ``payloads`` may also be KServe's payload log (an s3://, gs:// or
+    abfs:// URL, or a local copy of its objects); ``force`` retrains whatever the drift test says.
     """
 
     path = Path(notebook).resolve()
@@ -63,9 +65,15 @@ def retrain_notebook(
     if any(item.split("=", 1)[0] in reserved for item in parameters):
         raise Nb2PipeError(f"set {' and '.join(sorted(reserved))} with --payloads and --force, not --param")
     values = coerce_parameters(compiled.plan.parameters, list(parameters))
-    if payloads is not None and not Path(payloads).is_dir():
-        raise Nb2PipeError(f"--payloads {payloads}: no such folder; give the folder nb2pipe serve --log-payloads wrote")
-    values[PAYLOADS_PARAMETER] = str(Path(payloads).resolve()) if payloads is not None else ""
+    if payloads is not None and is_blob_url(payloads):
+        values[PAYLOADS_PARAMETER] = str(payloads)
+    elif payloads is not None and not Path(payloads).is_dir():
+        raise Nb2PipeError(
+            f"--payloads {payloads}: no such folder; give the folder nb2pipe serve --log-payloads wrote, or the "
+            "s3://, gs:// or abfs:// prefix KServe's logger writes to"
+        )
+    else:
+        values[PAYLOADS_PARAMETER] = str(Path(payloads).resolve()) if payloads is not None else ""
     values[FORCE_PARAMETER] = bool(force)
     local = LocalRun(
         notebook=path,

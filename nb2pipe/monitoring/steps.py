@@ -20,10 +20,14 @@ from nb2pipe.files import write_whole
 from nb2pipe.monitoring.drift import DriftSettings, check_drift
 from nb2pipe.monitoring.drift_report import drift_report_html
 from nb2pipe.store.data import first_rows, load_data, load_model
+from nb2pipe.store.logged_payloads import is_blob_url, logged_payloads_url
 from nb2pipe.store.payloads import PayloadCounts
 from nb2pipe.store.reference import load_reference
 from nb2pipe.store.registry import CHAMPION
 from nb2pipe.store.tables import as_table, named_like, payload_table
+
+#: the namespace a pod runs in (the InferenceService's when the deploy: names none)
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def drift_step(
@@ -85,7 +89,8 @@ def monitor_step(
     use_tracking()
     name, service = config["model_name"], config.get("service")
     options = config.get("options", {})
-    folder = payloads or (str(local_store() / "payloads" / service) if service else "")
+    local = str(local_store() / "payloads" / service) if service else ""
+    folder = payloads or logged_payloads_of(config) or local
     version = champion_version(name)
     if version is None:
         return _verdict(True, f"{name} has no champion yet: train one", metrics, report, flag_path)
@@ -100,7 +105,8 @@ def monitor_step(
         return _verdict(bool(force), reason, metrics, report, flag_path)
     reference = as_table(load_reference(kept), "the champion's training data")
     counts = PayloadCounts()
-    current = payload_table(folder, version=version, counts=counts) if Path(folder).is_dir() else None
+    readable = is_blob_url(folder) or Path(folder).is_dir()  # KServe's blob log, or a local folder
+    current = payload_table(folder, version=version, counts=counts) if readable else None
     served = 0 if current is None else len(current)
     fewest = int(options.get("min_rows", 50))
     rejected = f" ({counts.rejected} rejected requests not tested)" if counts.rejected else ""
@@ -123,6 +129,18 @@ def monitor_step(
         flush=True,
     )
     return retrain
+
+
+def logged_payloads_of(config: Mapping[str, Any]) -> str:
+    """Where KServe's blob logger writes the service's objects, when the deploy: has a blob
+    ``logger_url`` (its ``namespace``, else this pod's own); "" otherwise."""
+    url, service = config.get("logger_url"), config.get("service")
+    if not url or not service or not is_blob_url(url):
+        return ""
+    namespace = config.get("namespace")
+    if not namespace and POD_NAMESPACE_FILE.is_file():
+        namespace = POD_NAMESPACE_FILE.read_text(encoding="utf-8").strip()
+    return logged_payloads_url(url, namespace, service) if namespace else ""
 
 
 def check_drift_of(reference: Any, current: Any, options: Mapping[str, Any]) -> Any:

@@ -64,6 +64,13 @@ class PayloadCounts:
     torn: int = 0
     #: last lines of a file without their newline: being written now, or cut by a crash
     incomplete: int = 0
+    #: KServe logger records (:mod:`nb2pipe.store.logged_payloads`) of a request without its
+    #: response (KServe logs only status 200 answers) or a response without its request
+    unpaired: int = 0
+    #: KServe logger objects or records that are not a JSON log record with a JSON body
+    undecodable: int = 0
+    #: KServe logger objects left unread: past the object limit or the time limit
+    unread: int = 0
 
 
 class PayloadLog:

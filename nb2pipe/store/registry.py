@@ -8,9 +8,10 @@ mlflow is imported inside the functions that use it (~1.5 s).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -130,13 +131,16 @@ class ModelSource:
     sklearn_version: str | None = None
     #: logged through nb2pipe's own pyfunc wrapper: only nb2pipe's server loads it
     wrapped: bool = False
+    #: distribution -> version of the training environment ("scikit-learn": "1.9.1"), from the
+    #: MLmodel flavour fields and the pins of requirements.txt
+    library_versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def flavor(self) -> str:
-        """sklearn, xgboost, tensorflow, nb2pipe (nb2pipe's wrapper) or mlflow (any pyfunc)."""
+        """sklearn, xgboost, lightgbm, tensorflow, nb2pipe (nb2pipe's wrapper) or mlflow (any pyfunc)."""
         if self.wrapped:
             return "nb2pipe"
-        for flavor in ("sklearn", "xgboost", "tensorflow"):
+        for flavor in ("sklearn", "xgboost", "lightgbm", "tensorflow"):
             if flavor in self.flavors:
                 return flavor
         return "mlflow"
@@ -167,7 +171,39 @@ def resolve_model(uri: str, store: str | Path | None = None, notebook_uri: str |
     flavors = tuple(sorted(meta.flavors))
     sklearn_version = meta.flavors.get("sklearn", {}).get("sklearn_version")
     wrapped = bool((meta.metadata or {}).get(WRAPPER_METADATA))
-    return ModelSource(uri, path, flavors, storage or path.as_uri(), name, version, sklearn_version, wrapped)
+    libraries = library_versions(meta.flavors, path / "requirements.txt")
+    return ModelSource(uri, path, flavors, storage or path.as_uri(), name, version, sklearn_version, wrapped, libraries)
+
+
+#: the MLmodel flavour field that records the library version a model was saved with
+FLAVOR_VERSION_FIELDS = {
+    "sklearn": ("sklearn_version", "scikit-learn"),
+    "xgboost": ("xgb_version", "xgboost"),
+    "lightgbm": ("lgb_version", "lightgbm"),
+    "tensorflow": ("keras_version", "tensorflow"),
+}
+
+
+def library_versions(flavors: Mapping[str, Any], requirements: Path) -> dict[str, str]:
+    """The training environment's library versions: ``NAME==VERSION`` pins of the model's
+    requirements.txt, overridden by the versions the flavours themselves record."""
+    found: dict[str, str] = {}
+    if requirements.is_file():
+        for line in requirements.read_text(encoding="utf-8").splitlines():
+            requirement = line.split("#", 1)[0].split(";", 1)[0].strip()
+            name, separator, version = requirement.partition("==")
+            if separator and name.strip() and version.strip():
+                found[_distribution(name.split("[", 1)[0])] = version.strip()
+    for flavor, (key, distribution) in FLAVOR_VERSION_FIELDS.items():
+        recorded = (flavors.get(flavor) or {}).get(key)
+        if recorded:
+            found[distribution] = str(recorded)
+    return found
+
+
+def _distribution(name: str) -> str:
+    """A distribution name as PEP 503 normalizes it: "Scikit_Learn" -> "scikit-learn"."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def _registered_identity(uri: str) -> tuple[str | None, str | None, str | None]:
@@ -243,13 +279,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_native(source: ModelSource) -> Any:
-    """The model object itself for sklearn/xgboost (fast predict), else the pyfunc wrapper."""
+    """The model object itself for sklearn/xgboost/lightgbm (fast predict), else the pyfunc wrapper."""
     import mlflow
 
     if source.flavor == "sklearn":
         return mlflow.sklearn.load_model(str(source.local_path))
     if source.flavor == "xgboost":
         return mlflow.xgboost.load_model(str(source.local_path))
+    if source.flavor == "lightgbm":
+        return mlflow.lightgbm.load_model(str(source.local_path))
     return mlflow.pyfunc.load_model(str(source.local_path))
 
 

@@ -1,6 +1,8 @@
 """The tables drift tests and explanations read, from wherever they are kept: a CSV or parquet file, a
-folder holding a value an nb2pipe step saved, a served model's payload log, or (for the
-reference) the training data registered with a model version. pandas is imported where used.
+folder holding a value an nb2pipe step saved, a served model's payload log (nb2pipe serve's, or
+the objects KServe's logger wrote to a blob store or a copy of them, read by
+:mod:`nb2pipe.store.logged_payloads`), or (for the reference) the training data registered
+with a model version. pandas is imported where used.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
+from nb2pipe.store.logged_payloads import has_logged_objects, is_blob_url, is_logged_payloads, read_logged_payloads
 from nb2pipe.store.payloads import PREFIX, PayloadCounts, is_rejected, read_payloads
 from nb2pipe.store.reference import load_reference
 
@@ -22,7 +25,8 @@ CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 MODEL_URI_PREFIXES = ("models:/", "runs:/")
 SUPPORTED = (
-    "a CSV file (.csv), a parquet file (.parquet), a payload-log folder (payloads-*.jsonl) "
+    "a CSV file (.csv), a parquet file (.parquet), a payload-log folder (payloads-*.jsonl), KServe's payload "
+    "log (s3://, gs://, abfs:// or a folder of <id>-request.json objects) "
     "or a folder holding a value an nb2pipe step saved (nb2pipe-value.json)"
 )
 _PARQUET_MAGIC = b"PAR1"
@@ -36,6 +40,8 @@ def load_table(path: str | Path, counts: PayloadCounts | None = None) -> pandas.
     """The table kept at ``path`` (see :data:`SUPPORTED`). A file without a suffix, as a
     KFP Dataset artifact often is, is read as parquet when it starts like one, else as CSV.
     A payload log's rejected requests and torn lines are left out and counted in ``counts``."""
+    if is_blob_url(path):
+        return _payload_log_table(path, counts)
     location = Path(path).expanduser()
     if not location.exists():
         raise TableError(f"{path}: no such file or folder; expected {SUPPORTED}")
@@ -76,14 +82,20 @@ def _folder_table(folder: Path, counts: PayloadCounts | None) -> pandas.DataFram
         except (OSError, ValueError, KeyError, ImportError, EOFError, pickle.UnpicklingError) as exc:
             raise TableError(f"cannot read the value saved in {folder}: {_first_line(exc)}") from exc
         return as_table(value, str(folder))
-    if any(folder.glob(f"{PREFIX}*.jsonl")):
-        counts = counts if counts is not None else PayloadCounts()
-        table = payload_table(folder, counts=counts)
-        if table is None:
-            rejected = f" other than {counts.rejected} rejected" if counts.rejected else ""
-            raise TableError(f"the payload log {folder} holds no requests yet{rejected}: send the endpoint some first")
-        return table
+    if any(folder.glob(f"{PREFIX}*.jsonl")) or has_logged_objects(folder):
+        return _payload_log_table(folder, counts)
     raise TableError(f"{folder} is a folder, but neither a payload log nor a saved value; expected {SUPPORTED}")
+
+
+def _payload_log_table(source: str | Path, counts: PayloadCounts | None) -> pandas.DataFrame:
+    counts = counts if counts is not None else PayloadCounts()
+    table = payload_table(source, counts=counts)
+    if table is None:
+        left = [f"{counts.rejected} rejected"] if counts.rejected else []
+        left += [f"{counts.unpaired} without their pair"] if counts.unpaired else []
+        other = f" other than {' and '.join(left)}" if left else ""
+        raise TableError(f"the payload log {source} holds no requests yet{other}: send the endpoint some first")
+    return table
 
 
 def as_table(value: Any, name: str) -> pandas.DataFrame:
@@ -123,9 +135,11 @@ def named_like(table: pandas.DataFrame, other: pandas.DataFrame) -> pandas.DataF
 def payload_table(
     folder: str | Path, version: str | None = None, counts: PayloadCounts | None = None
 ) -> pandas.DataFrame | None:
-    """Every instance of every answered request logged in ``folder`` (only those of model
-    ``version`` when given), one row each, oldest first; None when there are none. Rejected
-    requests (of that version) and torn lines are left out and counted in ``counts``.
+    """Every instance of every answered request logged in ``folder`` (a local payload log, or
+    KServe's: a blob URL or a folder of its objects; only those of model ``version`` when given
+    and recorded), one row each, oldest first; None when there are none. Rejected requests (of
+    that version), torn lines and KServe records without their pair are left out and counted in
+    ``counts``.
 
     Columns come from a record's ``columns``, else ``f0, f1, ...``; a row sent as an object of
     column: value keeps its keys. Records of different layouts are stacked by column name.
@@ -136,8 +150,9 @@ def payload_table(
     layout: Any = None
     rows: list[Any] = []
     counts = counts if counts is not None else PayloadCounts()
-    for record in read_payloads(folder, include_rejected=True, counts=counts):
-        if version is not None and str(record.get("version")) != str(version):
+    for record in _payload_records(folder, counts):
+        # KServe's records carry a version only when the InferenceService annotates it
+        if version is not None and "version" in record and str(record["version"]) != str(version):
             continue
         if is_rejected(record):
             counts.rejected += 1
@@ -163,6 +178,12 @@ def payload_table(
     if not frames:
         return None
     return frames[0] if len(frames) == 1 else pandas.concat(frames, ignore_index=True)
+
+
+def _payload_records(source: str | Path, counts: PayloadCounts) -> Iterable[dict[str, Any]]:
+    if is_logged_payloads(source):
+        return read_logged_payloads(source, counts=counts)
+    return read_payloads(source, include_rejected=True, counts=counts)
 
 
 def _frame(layout: Any, rows: list[Any], folder: str | Path) -> Iterable[pandas.DataFrame]:

@@ -2,7 +2,8 @@
 serving.kserve.io/v1beta1), enough for what `nb2pipe deploy` sends through the kubernetes
 client. It keeps the services per namespace and name, answers as the API server does (Status
 bodies, 404, 409, RFC 7386 merge patches) and reports readiness by a policy the test sets.
-Served by LoopbackServer, which records every request for the tests."""
+Served by LoopbackServer, which records every request for the tests. Also: a model that
+``render`` resolves without MLflow (:func:`offline_model`)."""
 
 from __future__ import annotations
 
@@ -69,12 +70,15 @@ class FakeKServe:
     refuse_create_with: tuple[int, str] | None = None
     fail_reads_with: tuple[int, str] | None = None
     reads: dict[Key, int] = field(default_factory=dict)
+    #: the mode each service was created in, as KServe records it in status.deploymentMode
+    modes: dict[Key, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def store(self, resource: dict[str, Any], namespace: str) -> dict[str, Any]:
         """Put a service in place, as an earlier deployment left it."""
         stored = {**resource, "metadata": {**resource["metadata"], "namespace": namespace}}
         self.services[namespace, stored["metadata"]["name"]] = stored
+        self.modes.setdefault((namespace, stored["metadata"]["name"]), _mode_of(stored) or "Knative")
         return stored
 
     def service(self, namespace: str, name: str) -> dict[str, Any]:
@@ -122,7 +126,11 @@ class FakeKServe:
         condition = {"type": "Ready", "status": "True" if ready else "False"}
         if not ready and self.not_ready_message:
             condition["message"] = self.not_ready_message
-        status = {"url": service_url(namespace, name), "conditions": [condition]}
+        status = {
+            "url": service_url(namespace, name),
+            "conditions": [condition],
+            "deploymentMode": self.modes[namespace, name],
+        }
         return 200, {**self.services[namespace, name], "status": status}
 
     def _patch(self, namespace: str, name: str, request: Recorded) -> tuple[int, Any]:
@@ -132,8 +140,16 @@ class FakeKServe:
             return 415, status_body(415, f"the body of the request was in an unknown format - {content_type}")
         if (namespace, name) not in self.services:
             return self._missing(name)
-        self.services[namespace, name] = merge_patch(self.services[namespace, name], request.json())
-        return 200, self.services[namespace, name]
+        patched = merge_patch(self.services[namespace, name], request.json())
+        wanted, recorded = _mode_of(patched), self.modes[namespace, name]
+        if wanted is not None and wanted != recorded:  # KServe's validating webhook, ValidateUpdate
+            message = f"update rejected: deploymentMode cannot be changed from '{recorded}' to '{wanted}'"
+            return 400, status_body(
+                400,
+                f'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the request: {message}',
+            )
+        self.services[namespace, name] = patched
+        return 200, patched
 
     def _replace(self, namespace: str, name: str, body: dict[str, Any]) -> tuple[int, Any]:
         if (namespace, name) not in self.services:
@@ -143,6 +159,11 @@ class FakeKServe:
     @staticmethod
     def _missing(name: str) -> tuple[int, Any]:
         return 404, status_body(404, f'{RESOURCE} "{name}" not found')
+
+
+def _mode_of(resource: dict[str, Any]) -> str | None:
+    mode = (resource.get("metadata", {}).get("annotations") or {}).get("serving.kserve.io/deploymentMode")
+    return {"Serverless": "Knative", "RawDeployment": "Standard"}.get(mode, mode)
 
 
 @pytest.fixture
@@ -179,3 +200,27 @@ def point_kubeconfig_at(monkeypatch: pytest.MonkeyPatch, path: Path, server_url:
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     use_kubeconfig(monkeypatch, path)
     return path
+
+
+def sklearn_model_folder(folder: Path) -> Path:
+    """A folder as KServe's sklearn server loads it: one fitted model in ``model.joblib``."""
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(DummyClassifier().fit([[0.0], [1.0]], [0, 1]), folder / "model.joblib")
+    return folder
+
+
+def offline_model(monkeypatch: pytest.MonkeyPatch, folder: Path, version: str = "1") -> None:
+    """``render`` without MLflow: every model URI resolves to version ``version`` of the registered
+    sklearn model ``cancer`` (files in ``folder``, a cluster fetches them from S3)."""
+    from nb2pipe.lifecycle import deploy
+    from nb2pipe.store.registry import ModelSource
+
+    def resolve(uri: str, store: Any, notebook: Any) -> ModelSource:
+        storage = f"s3://models/cancer/{version}"
+        return ModelSource(uri, folder, ("python_function", "sklearn"), storage, "cancer", version)
+
+    monkeypatch.setattr(deploy, "resolve_model", resolve)
+    monkeypatch.setattr(deploy, "tracking_uri", lambda store, notebook: "http://mlflow.example")
