@@ -3,7 +3,12 @@ reject or misread in each deployment mode, in words a user can act on."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from nb2pipe.ir import DEPLOY_MODES, RUNTIME_CHOICES, SCALE_METRICS, DeploySettings
+
+#: the blob stores KServe's payload logger writes objects to (pkg/logger/store.go GetStorageStrategy)
+LOGGER_BLOB_SCHEMES = ("s3", "gs", "abfs")
 
 
 def deploy_problems(settings: DeploySettings) -> list[str]:
@@ -44,6 +49,7 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
         found.append(f"runtime {settings.runtime!r} is not one of {', '.join(RUNTIME_CHOICES)}")
     if settings.kserve_version is not None and parse_kserve_version(settings.kserve_version) is None:
         found.append(f"KServe version {settings.kserve_version!r} is not MAJOR.MINOR[.PATCH] (e.g. 0.20)")
+    found += logger_problems(settings)
     if settings.prometheus_url is not None and not settings.prometheus_url.startswith(("http://", "https://")):
         found.append(f"Prometheus URL {settings.prometheus_url!r} must start with http:// or https://")
     if settings.mode == "knative" and settings.scale_metric == "memory":
@@ -120,3 +126,28 @@ def _standard_canary_problems(settings: DeploySettings, percent: int) -> list[st
             "or use mode:knative"
         ]
     return []
+
+
+def logger_problems(settings: DeploySettings) -> list[str]:
+    """Why KServe's payload logger would lose what ``settings`` send it; empty when fine."""
+    url = settings.logger_url
+    if not settings.monitor or not url:
+        return []
+    scheme = urlsplit(url).scheme
+    if url.startswith("s3a://"):
+        return [f"payload log URL {url}: KServe's logger agent has no s3a storage provider; write s3://"]
+    # KServe sorts sinks by prefix, case-sensitively: anything else is POSTed as CloudEvents
+    if not url.startswith(("http://", "https://", *(f"{name}://" for name in LOGGER_BLOB_SCHEMES))):
+        return [
+            f"payload log URL {url}: KServe's logger sends to http(s):// (CloudEvents) or stores objects in "
+            "s3://, gs:// or abfs:// (lowercase); it has no pvc:// or file:// sink, so these payloads would be lost"
+        ]
+    if scheme in LOGGER_BLOB_SCHEMES and not _bucket(url):
+        return [f"payload log URL {url} names no bucket: write {scheme}://BUCKET/PREFIX"]
+    return []
+
+
+def _bucket(url: str) -> str:
+    parts = urlsplit(url)
+    # KServe's parseBlobStoreURL: the host, or for Azure the user part (container@account)
+    return parts.username or parts.hostname or ""

@@ -271,6 +271,9 @@ class MonitorGate:
     #: the step whose image the check runs in
     step: str
     options: DriftOptions
+    #: the deploy:'s payload logger sink and namespace: a blob store's objects are the traffic
+    logger_url: str | None = None
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)

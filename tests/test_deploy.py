@@ -67,6 +67,7 @@ def test_sklearn_service_with_every_setting_matches_the_crd():
         "nb2pipe.io/model-uri": "models:/cancer/1",
         "serving.kserve.io/deploymentMode": "Knative",
         "nb2pipe.io/deployment-mode-source": "assumed: no cluster consulted",
+        "nb2pipe.io/model-version": "1",  # monitored: each payload record names the version that answered
     }
     assert resource["metadata"]["labels"] == {
         "app.kubernetes.io/managed-by": "nb2pipe",
@@ -88,7 +89,11 @@ def test_sklearn_service_with_every_setting_matches_the_crd():
     assert predictor["scaleTarget"] == 8
     assert predictor["containerConcurrency"] == 16
     assert predictor["canaryTrafficPercent"] == 20
-    assert predictor["logger"] == {"mode": "all", "url": "http://logger.example/"}
+    assert predictor["logger"] == {
+        "mode": "all",
+        "url": "http://logger.example/",
+        "metadataAnnotations": ["nb2pipe.io/model-version"],
+    }
     # a plain JSON document: what the API server receives, byte for byte
     assert json.loads(json.dumps(resource)) == resource
 
@@ -283,7 +288,11 @@ def test_cli_dry_run_without_output_prints_the_yaml(registry, tmp_path, capsys, 
     assert resource["metadata"]["name"] == "cancer-v2"
     assert resource["metadata"]["namespace"] == "team-a"
     predictor = resource["spec"]["predictor"]
-    assert predictor["logger"] == {"mode": "all", "url": "http://logger.example/"}
+    assert predictor["logger"] == {
+        "mode": "all",
+        "url": "http://logger.example/",
+        "metadataAnnotations": ["nb2pipe.io/model-version"],
+    }
     assert predictor["containerConcurrency"] == 4
     assert "is on this machine" in captured.err
     assert list(tmp_path.iterdir()) == []  # nothing written

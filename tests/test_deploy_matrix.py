@@ -408,3 +408,22 @@ def test_the_fake_api_server_refuses_a_mode_change_as_kserves_webhook_does(clust
         with pytest.raises(Nb2PipeError, match="deploymentMode cannot be changed from 'Knative' to 'Standard'"):
             cluster_module.apply_inference_service(resource, wait_seconds=0)
     assert stored(server)["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+
+
+def test_a_monitored_canary_logs_each_version_under_its_own_name(cluster) -> None:
+    """The payload records name the version that answered: the stable pods keep the running
+    version's annotation, the canary's pods get the new one through the canary's annotations."""
+    monitored = replace(CANARY, monitor=True)
+    cluster("1")
+    deployed(monitored)
+    server = cluster("2")
+    deployed(monitored)
+    running = stored(server)
+    assert running["metadata"]["annotations"]["nb2pipe.io/model-version"] == "1"
+    (canary,) = running["spec"]["canary"]
+    assert canary["predictor"]["annotations"] == {"nb2pipe.io/model-version": "2"}
+    assert running["spec"]["predictor"]["logger"]["metadataAnnotations"] == ["nb2pipe.io/model-version"]
+
+    deployed(replace(monitored, canary_percent=100))  # promoted: the service is version 2 throughout
+    running = stored(server)
+    assert running["metadata"]["annotations"]["nb2pipe.io/model-version"] == "2" and "canary" not in running["spec"]

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nb2pipe.deploy_checks import logger_problems
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.deploy import admitted, check_request
@@ -35,7 +36,6 @@ from nb2pipe.store.logged_payloads import (
     LoggedPayloadWarning,
     is_logged_payloads,
     logged_payloads_url,
-    logger_problems,
     read_logged_payloads,
 )
 from nb2pipe.store.payloads import PayloadCounts
@@ -526,6 +526,8 @@ def test_an_s3_logger_url_asks_kserve_for_blob_objects_and_is_crd_valid() -> Non
     assert resource["spec"]["predictor"]["logger"] == {
         "mode": "all",
         "url": LOGGER_URL,
+        # each record carries the version that answered: the drift gate keeps the champion's
+        "metadataAnnotations": [VERSION_ANNOTATION],
         # KServe's webhook refuses a storage without path, parameters and key (validateLogger)
         "storage": {
             "path": STORAGE_PATH,
@@ -534,6 +536,10 @@ def test_an_s3_logger_url_asks_kserve_for_blob_objects_and_is_crd_valid() -> Non
             "serviceAccountName": SERVICE_ACCOUNT,
         },
     }
+    assert resource["metadata"]["annotations"][VERSION_ANNOTATION] == "3"
+    unversioned = inference_service("iris", ServedModel("/models/iris", "sklearn", "s3://models/iris"), settings)
+    assert "metadataAnnotations" not in unversioned["spec"]["predictor"]["logger"]  # set both or neither
+    assert VERSION_ANNOTATION not in unversioned["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize("url", [None, "http://broker.knative-eventing/default"])
@@ -541,7 +547,8 @@ def test_an_http_or_default_sink_keeps_the_cloudevents_logger(url: str | None) -
     resource = inference_service("iris", served(), DeploySettings(monitor=True, logger_url=url))
     validate_resource(resource)
     expected = {"mode": "all", "url": url} if url else {"mode": "all"}
-    assert resource["spec"]["predictor"]["logger"] == expected
+    # the CloudEvents carry the version too (their "annotations" extension)
+    assert resource["spec"]["predictor"]["logger"] == {**expected, "metadataAnnotations": [VERSION_ANNOTATION]}
 
 
 @pytest.mark.parametrize(
@@ -558,6 +565,21 @@ def test_urls_kserves_logger_would_lose_payloads_to_are_refused(url: str, proble
     assert len(logger_problems(settings)) == 1 and problem in logger_problems(settings)[0]
     with pytest.raises(Nb2PipeError, match=problem.replace("(", r"\(").replace(")", r"\)")):
         check_request("iris", settings)
+
+
+def test_a_notebook_whose_logger_would_lose_payloads_does_not_compile() -> None:
+    from nb2pipe.compiler import compile_source
+    from nb2pipe.errors import CompileError
+    from tests.support.nbtools import code, notebook, notebook_text
+
+    nb = notebook(
+        code("from sklearn.linear_model import LogisticRegression\nX, y = [[0.0], [1.0]], [0, 1]", "step:load"),
+        code("model = LogisticRegression().fit(X, y)", "step:train", "register:iris", "deploy:iris", "monitor"),
+        metadata={"nb2pipe": {"deploy": {"logger_url": "pvc://payloads/logs"}}},
+    )
+    with pytest.raises(CompileError) as refused:
+        compile_source(notebook_text(nb), "iris.ipynb")
+    assert any("no pvc:// or file:// sink" in d.message for d in refused.value.diagnostics)
 
 
 def test_sound_logger_settings_have_no_problems() -> None:

@@ -12,7 +12,7 @@ from nb2pipe.compiler import compile_source
 from nb2pipe.errors import CompileError
 from nb2pipe.ir import DriftOptions, Tag
 from nb2pipe.notebook.tags import TagProblem, parse_tag
-from tests.support.kfpspec import dag, parse_ir
+from tests.support.kfpspec import dag, executor_config, parse_ir
 from tests.support.nbtools import ROOT, code, codes, diagnostics_of, notebook, notebook_text, plan_of
 
 LOAD = (
@@ -220,3 +220,31 @@ def test_compile_monitoring_from_the_command_line(tmp_path):
     written = tmp_path / "monitoring.monitor.pipeline.yaml"
     spec, _ = parse_ir(written.read_text(encoding="utf-8"))
     assert spec.pipeline_info.name == "monitoring-monitor"
+
+
+def test_the_gate_reads_the_blob_logger_of_the_deploy_with_its_steps_credentials():
+    """deploy: logs to s3 (notebook metadata): the check-drift task is told where KServe writes the
+    objects, and gets the step's secret: variables to read them."""
+    nb = watched(
+        "register:cancer",
+        "deploy:cancer",
+        "monitor",
+        "secret:payload-logs:awsAccessKeyID:AWS_ACCESS_KEY_ID",
+        metadata={"nb2pipe": {"deploy": {"logger_url": "s3://logs/cancer", "namespace": "models"}}},
+    )
+    compiled = compile_source(notebook_text(nb), "watched.ipynb", monitoring=True)
+    gate = compiled.plan.gate
+    assert gate is not None and (gate.logger_url, gate.namespace) == ("s3://logs/cancer", "models")
+    assert "'logger_url': 's3://logs/cancer', 'namespace': 'models'" in compiled.yaml
+    _, platform = parse_ir(compiled.yaml)
+    secrets = executor_config(platform, "check-drift")["secretAsEnv"]
+    assert [(s["secretName"], s["keyToEnv"]) for s in secrets] == [
+        ("payload-logs", [{"secretKey": "awsAccessKeyID", "envVar": "AWS_ACCESS_KEY_ID"}])
+    ]
+
+
+def test_without_a_blob_logger_the_gate_config_is_as_before():
+    nb = watched("register:cancer", "deploy:cancer", "monitor")
+    compiled = compile_source(notebook_text(nb), "watched.ipynb", monitoring=True)
+    assert compiled.plan.gate is not None and compiled.plan.gate.logger_url is None
+    assert "logger_url" not in compiled.yaml

@@ -22,7 +22,7 @@ from nb2pipe.emit.options import apply_options
 from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import RETRAIN_OUTPUT, Packaging, Parameter, PipelinePlan
+from nb2pipe.ir import RETRAIN_OUTPUT, Packaging, Parameter, PipelinePlan, StepOptions
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (
@@ -190,6 +190,9 @@ def _gated(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any
     task = components[extra.name](**{wire.arg: values[wire.parameter] for wire in extra.wires if wire.parameter})
     task.set_display_name(extra.name)
     task.set_caching_options(False)  # it reads traffic that changes between runs
+    # a blob store's payload log needs its credentials: the gate gets its step's secret: variables
+    step = next(s for s in plan.steps if s.name == extra.step)
+    apply_options(task, StepOptions(secrets=step.options.secrets))
     return dsl.If(task.outputs[RETRAIN_OUTPUT] == True, name="retrain")  # noqa: E712  (a kfp condition)
 
 

@@ -86,6 +86,8 @@ def gate_task(plan: PipelinePlan) -> ExtraTask:
         Argument(RETRAIN_OUTPUT, "OutputPath", "bool"),
     ]
     config = {"model_name": gate.model_name, "service": gate.service, "options": asdict(gate.options)}
+    # only when set: the gate reads a blob logger's objects when the payloads parameter is empty
+    config |= {key: value for key, value in (("logger_url", gate.logger_url), ("namespace", gate.namespace)) if value}
     call = (
         f"monitor_step({config!r}, payloads={PAYLOADS_PARAMETER}, force={FORCE_PARAMETER}, "
         f"metrics={DRIFT_METRICS_OUTPUT}, report={DRIFT_REPORT_OUTPUT}, flag_path={RETRAIN_OUTPUT})"

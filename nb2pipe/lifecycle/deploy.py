@@ -30,7 +30,6 @@ from nb2pipe.lifecycle.inference_service import (
 )
 from nb2pipe.lifecycle.runtimes import ServingChoice
 from nb2pipe.lifecycle.standard_scaling import Rollout, canary_name
-from nb2pipe.store.logged_payloads import logger_problems
 from nb2pipe.store.registry import ModelSource, resolve_model, tracking_uri
 from nb2pipe.store.serving_layout import check_layout
 
@@ -55,7 +54,7 @@ def check_request(service: str, settings: DeploySettings) -> None:
             f"{service!r} is not a valid service name: use lowercase letters, digits and '-', "
             "starting with a letter, at most 63 characters"
         )
-    found = deploy_problems(settings) + logger_problems(settings)
+    found = deploy_problems(settings)
     if found:
         raise Nb2PipeError("; ".join(found))
 

@@ -39,7 +39,7 @@ from nb2pipe.lifecycle.kserve_rules import (
 from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION
 from nb2pipe.lifecycle.runtimes import ServingChoice, choose_runtime
 from nb2pipe.lifecycle.standard_scaling import KEDA_CLASS, keda_autoscaling, scrape_annotations, uses_keda
-from nb2pipe.store.logged_payloads import logger_spec
+from nb2pipe.store.logged_payloads import VERSION_ANNOTATION, logger_spec
 
 API_VERSION = "serving.kserve.io/v1beta1"
 MANAGED_BY = "nb2pipe"
@@ -114,6 +114,9 @@ def inference_service(
         SOURCE_ANNOTATION: resolved.source,
         **_autoscaler_annotations(resolved, settings, runtime.runtime),
     }
+    versioned = settings.monitor and model.version is not None
+    if versioned:  # each payload record carries the version that answered it (the drift gate's filter)
+        annotations[VERSION_ANNOTATION] = str(model.version)
     keda = uses_keda(settings, resolved.mode)  # KEDA's autoScaling replaces scaleMetric/scaleTarget
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
@@ -140,7 +143,7 @@ def inference_service(
         container_concurrency=settings.container_concurrency,
         # Standard mode's canary is spec.canary (standard_scaling.with_canary, against the running service)
         canary_traffic_percent=settings.canary_percent if resolved.mode == "knative" else None,
-        logger=logger_spec(settings) if settings.monitor else None,
+        logger=logger_spec(settings, versioned) if settings.monitor else None,
         batcher=V1beta1Batcher(max_batch_size=settings.batch_max_size, max_latency=settings.batch_max_latency_ms)
         if settings.batch_max_size
         else None,

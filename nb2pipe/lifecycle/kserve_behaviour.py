@@ -48,7 +48,7 @@ def effective_behaviour(
         _replicas_line(predictor),
         pending_canary or canary,
         _resources_line(predictor.spec),
-        _logger_line(predictor.spec.get("logger")),
+        _logger_line(predictor.spec.get("logger"), resource.get("metadata") or {}),
         _batcher_line(predictor.spec.get("batcher")),
         _explainer_line((resource.get("spec") or {}).get("explainer")),
     ]
@@ -201,11 +201,17 @@ def _quantities(amounts: Mapping[str, Any]) -> str:
     return ", ".join(accelerators + [f"{name} {amounts[name]}" for name in plain if name in amounts])
 
 
-def _logger_line(logger: Mapping[str, Any] | None) -> str:
+def _logger_line(logger: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> str:
     if logger is None:
         return "payload logger: off"
     what = LOGGER_MODES.get(logger.get("mode") or "", f"refused mode {logger.get('mode')!r}")
-    sink = logger.get("url") or "the cluster's default sink (inferenceservice-config logger.defaultUrl)"
+    url, storage = logger.get("url"), logger.get("storage") or {}
+    if url and storage.get("path"):  # pkg/logger/store.go getObjectPrefix: URL/<ns>/<service>/<component>/<path>
+        namespace = metadata.get("namespace") or "<namespace>"
+        where = f"{url.rstrip('/')}/{namespace}/{metadata.get('name')}/predictor/{storage['path']}"
+        account = storage.get("serviceAccountName") or "logger-sa"
+        return f"payload logger: {what} as JSON objects under {where} (credentials: ServiceAccount {account})"
+    sink = url or "the cluster's default sink (inferenceservice-config logger.defaultUrl)"
     return f"payload logger: {what} to {sink}"
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nb2pipe.deploy_checks import LOGGER_BLOB_SCHEMES
 from nb2pipe.lifecycle.runtimes import MLSERVER_RUNTIME
 from nb2pipe.lifecycle.standard_scaling import KNATIVE_DEFAULT_TARGETS, POD_METRIC, canary_error, keda_metric_error
 
@@ -114,6 +115,25 @@ def _logger_storage(c: Component) -> str | None:  # validateLogger
     if missing:
         what = f"logger storage without {', '.join(missing)}"
         return _refused(c, what, "invalid logger storage configuration", "give path, parameters and key")
+    return None
+
+
+def _logger_sink(c: Component) -> str | None:  # pkg/logger/store.go:46-61, cmd/agent/main.go:325-361
+    url = (c.spec.get("logger") or {}).get("url")
+    if not url or url.startswith(("http://", "https://")):
+        return None
+    if url.startswith("s3a://"):
+        return f"{c.label}logger url {url}: KServe's logger agent has no s3a storage provider and fails; write s3://"
+    if not url.startswith(tuple(f"{scheme}://" for scheme in LOGGER_BLOB_SCHEMES)):
+        return (
+            f"{c.label}logger url {url}: KServe's logger POSTs anything but s3://, gs:// and abfs:// as CloudEvents, "
+            "so these payloads are lost; use an http(s) sink or a blob store"
+        )
+    if not ((c.spec.get("logger") or {}).get("storage") or {}).get("path"):
+        return (
+            f"{c.label}logger url {url} without storage.path: KServe's agent drops every batch (\"Logger store not "
+            'configured, cannot store batch"); give storage path, parameters and key'
+        )
     return None
 
 
@@ -296,6 +316,7 @@ _COMPONENT_RULES: tuple[tuple[frozenset[str] | None, Callable[[Component], str |
     (None, _min_above_max),
     (None, _logger_mode),
     (None, _logger_storage),
+    (None, _logger_sink),
     (HPA_SCALERS | {"knative-hpa"}, _hpa_metric),
     (HPA_SCALERS | {"knative-hpa"}, _utilization_target),
     (HPA_SCALERS, _memory_without_target),

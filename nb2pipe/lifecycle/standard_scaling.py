@@ -58,6 +58,7 @@ from typing import Any
 
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.runtimes import MLSERVER_RUNTIME
+from nb2pipe.store.logged_payloads import VERSION_ANNOTATION
 
 KEDA_CLASS = "keda"
 #: Knative's config-autoscaler default targets (container-concurrency- / requests-per-second-target-default):
@@ -193,12 +194,30 @@ def with_canary(resource: dict[str, Any], running: Mapping[str, Any] | None, per
     model = {**copy.deepcopy(new["model"]), "name": KSERVE_CONTAINER}
     canary = {"predictor": {"name": name, "model": model}, "trafficPercent": percent}
     built = {**resource, "spec": {**resource["spec"], "predictor": predictor, "canary": [canary]}}
+    _keep_versions_apart(built, running, canary["predictor"])
     note = (
         f"canary {percent}% to {name} ({storage_of(new)}); the stable predictor keeps {storage_of(stable)} "
         f"({100 - percent}%)"
     )
     gone = (f"the running canary {', '.join(replaced)} is replaced by {name}",) if replaced else ()
     return Rollout(built, (note, *gone))
+
+
+def _keep_versions_apart(built: dict[str, Any], running: Mapping[str, Any] | None, canary: dict[str, Any]) -> None:
+    """Payload records name the version that answered (the service's version annotation, which
+    KServe copies to every component's pods): the stable pods keep the running version's, the
+    canary's pods get the new one's through the canary's own annotations (predictor over service)."""
+    annotations = dict(built["metadata"].get("annotations") or {})
+    new = annotations.get(VERSION_ANNOTATION)
+    if new is None:
+        return
+    canary["annotations"] = {VERSION_ANNOTATION: new}
+    stable = (((running or {}).get("metadata") or {}).get("annotations") or {}).get(VERSION_ANNOTATION)
+    if stable is None:
+        del annotations[VERSION_ANNOTATION]  # unknown: the stable's records say no version rather than a wrong one
+    else:
+        annotations[VERSION_ANNOTATION] = stable
+    built["metadata"] = {**built["metadata"], "annotations": annotations}
 
 
 def promoted(resource: dict[str, Any], running: Mapping[str, Any] | None) -> Rollout:

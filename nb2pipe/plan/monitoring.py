@@ -163,6 +163,8 @@ def monitoring_plan(plan: PipelinePlan, path: str | None = None) -> PipelinePlan
         item.deployment.service if item.deployment else None,
         item.step,
         plan.drift_options,
+        item.deployment.settings.logger_url if item.deployment else None,
+        item.deployment.settings.namespace if item.deployment else None,
     )
     extra = (
         Parameter(PAYLOADS_PARAMETER, "str", "", where),

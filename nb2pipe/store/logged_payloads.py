@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from nb2pipe.deploy_checks import LOGGER_BLOB_SCHEMES as BLOB_SCHEMES
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.store.payloads import PREFIX, PayloadCounts, PayloadLogWarning
 
@@ -64,7 +65,6 @@ COMPONENT = "predictor"
 VERSION_ANNOTATION = "nb2pipe.io/model-version"
 #: URL prefixes KServe's agent stores as blob objects (``GetStorageStrategy``; ``s3a`` is
 #: sorted as S3 but has no storage provider, so the agent cannot start with it)
-BLOB_SCHEMES = ("s3", "gs", "abfs")
 MAX_OBJECTS = 20_000
 TIME_LIMIT_S = 300.0
 #: a bigger object is not a log batch nb2pipe can hold in memory
@@ -114,48 +114,26 @@ def logged_payloads_url(logger_url: str, namespace: str, service: str, component
 # -- writing: the InferenceService's logger ------------------------------------------------
 
 
-def logger_problems(settings: DeploySettings) -> list[str]:
-    """Why KServe's logger would lose the payloads ``settings`` send it; empty when fine."""
-    url = settings.logger_url
-    if not settings.monitor or not url:
-        return []
-    scheme = urlsplit(url).scheme
-    if url.startswith("s3a://"):
-        return [f"payload log URL {url}: KServe's logger agent has no s3a storage provider; write s3://"]
-    # KServe sorts sinks by prefix, case-sensitively: anything else is POSTed as CloudEvents
-    if not url.startswith(("http://", "https://", *(f"{name}://" for name in BLOB_SCHEMES))):
-        return [
-            f"payload log URL {url}: KServe's logger sends to http(s):// (CloudEvents) or stores objects in "
-            "s3://, gs:// or abfs:// (lowercase); it has no pvc:// or file:// sink, so these payloads would be lost"
-        ]
-    if scheme in BLOB_SCHEMES and not _bucket(url):
-        return [f"payload log URL {url} names no bucket: write {scheme}://BUCKET/PREFIX"]
-    return []
-
-
-def logger_spec(settings: DeploySettings) -> Any:
+def logger_spec(settings: DeploySettings, versioned: bool = False) -> Any:
     """The predictor's ``logger`` (a kserve ``V1beta1LoggerSpec``): every request and response,
     to ``settings.logger_url`` (the cluster's default sink when None); a blob URL gets the
-    storage fields KServe's webhook requires (path, parameters and key)."""
+    storage fields KServe's webhook requires (path, parameters and key). ``versioned``: the
+    service carries :data:`VERSION_ANNOTATION`, copied into every record (KServe's injector
+    passes an empty ``--metadata-annotations`` for a key the pod does not have)."""
     from kserve import V1beta1LoggerSpec
     from kserve.models.v1beta1_logger_storage_spec import V1beta1LoggerStorageSpec
 
     url = settings.logger_url
+    copied = [VERSION_ANNOTATION] if versioned else None
     if not url or not is_blob_url(url):
-        return V1beta1LoggerSpec(mode="all", url=url)
+        return V1beta1LoggerSpec(mode="all", url=url, metadata_annotations=copied)
     storage = V1beta1LoggerStorageSpec(
         path=STORAGE_PATH,
         parameters={"format": STORAGE_FORMAT},
         key=STORAGE_KEY,
         service_account_name=SERVICE_ACCOUNT,
     )
-    return V1beta1LoggerSpec(mode="all", url=url, storage=storage)
-
-
-def _bucket(url: str) -> str:
-    parts = urlsplit(url)
-    # KServe's parseBlobStoreURL: the host, or for Azure the user part (container@account)
-    return parts.username or parts.hostname or ""
+    return V1beta1LoggerSpec(mode="all", url=url, storage=storage, metadata_annotations=copied)
 
 
 # -- reading -------------------------------------------------------------------------------
