@@ -242,12 +242,16 @@ def registry(registered_model: RegisteredModel, monkeypatch: pytest.MonkeyPatch)
 def two_variant_plan(model_uri: str) -> CapacityPlan:
     """Two variants that share the busiest interval: at 850 requests/s one replica of the
     accurate one and two of the fast one beat three of the fast one."""
+    return _large_and_small_plan([300.0, 850.0, 500.0, 40.0], model_uri)
+
+
+def _large_and_small_plan(loads: list[float], model_uri: str) -> CapacityPlan:
     options = (
         VariantOption("large", 0.95, 4, 100.0, 0.040, model_uri),
         VariantOption("small", 0.90, 16, 400.0, 0.030, model_uri),
     )
     return build_plan(
-        [300.0, 850.0, 500.0, 40.0],
+        loads,
         0,
         Optimizer(options),
         slo_ms=SLO_MS,
@@ -299,20 +303,7 @@ def test_a_one_variant_plan_renders_one_inference_service(
 def steady_two_variant_plan(model_uri: str) -> CapacityPlan:
     """Two variants under a nearly steady load: every interval one replica of the accurate one
     and two of the fast one, so a fixed mix of the two is worth deploying."""
-    options = (
-        VariantOption("large", 0.95, 4, 100.0, 0.040, model_uri),
-        VariantOption("small", 0.90, 16, 400.0, 0.030, model_uri),
-    )
-    return build_plan(
-        [820.0, 850.0, 860.0, 840.0],
-        0,
-        Optimizer(options),
-        slo_ms=SLO_MS,
-        interval_s=INTERVAL_S,
-        cold_start_s=30.0,
-        price_per_replica_hour=1.0,
-        forecast={"method": "given"},
-    )
+    return _large_and_small_plan([820.0, 850.0, 860.0, 840.0], model_uri)
 
 
 def replica_counts(data: dict[str, Any], variant: str, percent: int) -> list[int]:

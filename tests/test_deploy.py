@@ -23,20 +23,10 @@ from nb2pipe.lifecycle.runtimes import NB2PIPE_RUNTIME
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
 from tests.support.fake_kserve import API, FakeKServe, merge_patch, point_kubeconfig_at, service_url, use_kubeconfig
+from tests.support.isvc_dicts import EVERY_SETTING as FULL
 from tests.support.loopback import LoopbackServer
 from tests.support.registered import RegisteredModel
 
-FULL = DeploySettings(
-    gpu=1,
-    min_replicas=1,
-    max_replicas=4,
-    scale_metric="concurrency",
-    scale_target=8,
-    container_concurrency=16,
-    canary_percent=20,
-    monitor=True,
-    logger_url="http://logger.example/",
-)
 S3 = "s3://models/cancer/1"
 OPTIONAL_PREDICTOR_FIELDS = (
     "canaryTrafficPercent",

@@ -18,6 +18,7 @@ from nb2pipe.lifecycle.kserve_rules import (
 )
 from tests.support.isvc_dicts import (
     CPU_METRIC,
+    EVERY_SETTING,
     HPA_OK,
     KEDA_CPU,
     KNATIVE_HPA,
@@ -224,17 +225,7 @@ def test_effective_canary_resources_logger_batcher_and_explainer_lines():
 # the settings tests/test_deploy.py deploys (those deploy_problems accepts), plus the payload
 # logger, the batcher and an explainer
 BUILDER_SETTINGS = [
-    DeploySettings(
-        gpu=1,
-        min_replicas=1,
-        max_replicas=4,
-        scale_metric="concurrency",
-        scale_target=8,
-        container_concurrency=16,
-        canary_percent=20,
-        monitor=True,
-        logger_url="http://logger.example/",
-    ),
+    EVERY_SETTING,
     DeploySettings(gpu=2, gpu_type="amd.com/gpu", cpu="500m", memory="1Gi"),
     DeploySettings(),
     DeploySettings(namespace="team-a"),

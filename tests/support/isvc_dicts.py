@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.kserve_rules import (
     AUTOSCALER_CLASS_ANNOTATION,
     KNATIVE_CLASS_ANNOTATION,
@@ -79,3 +80,16 @@ KEDA_CPU = resource_metric("cpu", {"type": "Utilization", "averageUtilization": 
 POD_QUERY = 'sum(rate(request_predict_seconds_count{model_name="cancer"}[1m]))'
 STORAGE = {"path": "logs", "parameters": {"format": "json"}, "key": "creds"}
 PYTHONPATH = {"env": [{"name": "PYTHONPATH", "value": "/x"}]}
+
+#: every optional predictor setting at once (Knative mode: canary and concurrency)
+EVERY_SETTING = DeploySettings(
+    gpu=1,
+    min_replicas=1,
+    max_replicas=4,
+    scale_metric="concurrency",
+    scale_target=8,
+    container_concurrency=16,
+    canary_percent=20,
+    monitor=True,
+    logger_url="http://logger.example/",
+)
