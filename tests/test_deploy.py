@@ -260,11 +260,12 @@ def test_cli_dry_run_writes_a_valid_inference_service(registry, tmp_path, capsys
 
     # a path on this machine: the user is told a cluster cannot fetch it
     warning = [line for line in captured.err.splitlines() if line.startswith("nb2pipe: warning:")]
-    assert len(warning) == 3
-    assert "kserve-sklearnserver ships 1.5.2: serving on nb2pipe-server" in warning[0]
-    assert warning[1].endswith("scikit-learn predicts on CPU only: the GPU will sit idle")
-    assert f"storageUri {storage} is on this machine" in warning[2]
-    assert "a cluster cannot fetch it" in warning[2]
+    assert len(warning) == 2
+    assert warning[0].endswith("scikit-learn predicts on CPU only: the GPU will sit idle")
+    assert f"storageUri {storage} is on this machine" in warning[1]
+    assert "a cluster cannot fetch it" in warning[1]
+    assert "nb2pipe: runtime nb2pipe-server (mlflow/3, v2): scikit-learn " in captured.err
+    assert "kserve-sklearnserver ships 1.5.2: serving on nb2pipe-server" in captured.err
 
 
 @pytest.mark.slow
@@ -294,8 +295,8 @@ def test_cli_dry_run_json_reports_resource_and_warnings(registry, capsys):
     outcome = json.loads(capsys.readouterr().out)
     validate_resource(outcome["resource"])
     assert outcome["written"] is None and outcome["applied"] is None
-    assert len(outcome["warnings"]) == 2 and "is on this machine" in outcome["warnings"][1]
-    assert "serving on nb2pipe-server" in outcome["warnings"][0]
+    assert len(outcome["warnings"]) == 1 and "is on this machine" in outcome["warnings"][0]
+    assert outcome["runtime"].endswith("serving on nb2pipe-server")
 
 
 @pytest.mark.slow

@@ -162,7 +162,7 @@ def _auto(native: NativeFormat, library_versions: Mapping[str, str]) -> ServingC
         reason = f"{native.library} {trained} trained, {native.server} ships {shipped}, which loads it"
         return _native_choice(native, native.server, "v1", (reason,))
     fallback = f"{native.library} {trained} trained, {native.server} ships {shipped}: serving on {NB2PIPE_RUNTIME}"
-    return _on_nb2pipe_server(native.name, fallback, warn=True)
+    return _on_nb2pipe_server(native.name, fallback)  # a choice, said in the reasons: not a warning
 
 
 def _on_kserve(native: NativeFormat, asked: str, library_versions: Mapping[str, str]) -> ServingChoice:
@@ -215,11 +215,11 @@ def _not_native(flavor: str, asked: str) -> ServingChoice:
     )
 
 
-def _on_nb2pipe_server(flavor: str, reason: str, *, warn: bool = False) -> ServingChoice:
+def _on_nb2pipe_server(flavor: str, reason: str) -> ServingChoice:
     # nb2pipe-server declares nb2pipe/1 (auto-selected) and mlflow/3 (by name only),
     # manifests/base/serving-runtime.yaml
     format_name, format_version = ("nb2pipe", "1") if flavor == "nb2pipe" else ("mlflow", "3")
-    return ServingChoice(format_name, format_version, NB2PIPE_RUNTIME, "v2", "", (reason,), (reason,) if warn else ())
+    return ServingChoice(format_name, format_version, NB2PIPE_RUNTIME, "v2", "", (reason,))
 
 
 def _native_choice(

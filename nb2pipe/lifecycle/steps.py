@@ -139,6 +139,8 @@ def _deploy_to_kserve(uri: str, service: str, settings: Any, path: str) -> dict[
     Path(path).write_text(rendered.yaml, encoding="utf-8")  # the InferenceService, for the UI
     for warning in rendered.warnings:
         print(f"nb2pipe: warning: {warning}", flush=True)
+    if rendered.runtime is not None:
+        print(f"nb2pipe: {rendered.runtime.describe()}", flush=True)
     for line in rendered.behaviour:
         print(f"nb2pipe: KServe will: {line}", flush=True)
     applied = apply_inference_service(rendered.resource)
