@@ -21,9 +21,11 @@ LAB_SOURCES := $(LAB)/package.json $(LAB)/tsconfig.json $(LAB)/pyproject.toml \
 	$(shell find $(LAB)/src $(LAB)/style $(LAB)/schema -type f 2>/dev/null)
 # the browser test's chromium, from Debian (test tools' own browser downloads fail here)
 CHROMIUM := /usr/bin/chromium
+# the autoscale tests' Prometheus, from Debian (tests/support/prometheus.py)
+PROMETHEUS := /usr/bin/prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint bench bench-serve-deps golden clean bytecode lab
+.PHONY: demo test check lint bench bench-serve-deps golden clean bytecode lab prometheus
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +48,12 @@ lab: $(LAB_STAMP)
 $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium \
 		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+$(PROMETHEUS):
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus \
+		|| { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
+
+prometheus: $(PROMETHEUS)
 
 # The environment may set PYTHONDONTWRITEBYTECODE; compiled modules make every nb2pipe
 # command start ~0.2 s sooner (an editable install is never byte-compiled by pip).
@@ -88,8 +96,8 @@ lint: bytecode
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-# the whole suite, with the lab extension built and the browser test's chromium
-test: lint $(LAB_STAMP) $(CHROMIUM)
+# the whole suite, with the lab extension built, the browser test's chromium and Prometheus
+test: lint $(LAB_STAMP) $(CHROMIUM) $(PROMETHEUS)
 	cd $(LAB) && $(JLPM) test
 	$(BIN)/python -m pytest --durations=25
 

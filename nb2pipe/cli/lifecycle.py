@@ -26,6 +26,7 @@ from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_MET
 if TYPE_CHECKING:
     from nb2pipe.cli.args import Commands
     from nb2pipe.ir import DeploySettings
+    from nb2pipe.lifecycle.batcher import BatchPolicy
     from nb2pipe.lifecycle.deploy_mode import ResolvedMode
 
 #: a year: any longer wait is a mistake (and sleeps past threading.TIMEOUT_MAX overflow)
@@ -83,6 +84,20 @@ def add_commands(commands: Commands) -> None:
         "--reference",
         metavar="DATA",
         help="data the explainer is fitted on (default: the training data kept with the registered version)",
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        metavar="N",
+        type=integer(1, 100_000),
+        help="KServe's batcher: merge the rows of requests arriving together into one predict call of at most N "
+        "rows (default when only --max-latency-ms is given: 32, KServe's)",
+    )
+    serve.add_argument(
+        "--max-latency-ms",
+        metavar="MS",
+        type=integer(0, 600_000),
+        help="KServe's batcher: send a batch at most MS ms after its first request arrived, full or not "
+        "(default when only --max-batch-size is given: 5000, KServe's)",
     )
     serve.set_defaults(handler=_serve)
 
@@ -199,9 +214,22 @@ def _serve(args: argparse.Namespace) -> int:
             explainer=args.explainer,
             reference=args.reference,
             build_explainer=build_explainer if args.explainer else None,
+            batching=_batching(args),
         )
     )
     return 0
+
+
+def _batching(args: argparse.Namespace) -> BatchPolicy | None:
+    """KServe's batcher when either flag is given, the other at KServe's default (a ``batcher: {}``)."""
+    from nb2pipe.lifecycle.batcher import KSERVE_BATCH_SIZE, KSERVE_MAX_LATENCY_MS, BatchPolicy
+
+    if args.max_batch_size is None and args.max_latency_ms is None:
+        return None
+    return BatchPolicy(
+        args.max_batch_size or KSERVE_BATCH_SIZE,
+        KSERVE_MAX_LATENCY_MS if args.max_latency_ms is None else args.max_latency_ms,
+    )
 
 
 def _default_name(uri: str) -> str:

@@ -14,6 +14,7 @@ import sys
 import uuid
 from typing import Any
 
+from nb2pipe.lifecycle.batcher import BatchPolicy, BatchQueueFull, BatchTimeout, MicroBatcher
 from nb2pipe.lifecycle.calling import OUTPUT_NAME, metadata_tensors, model_signature, output_tensors, signature_specs
 from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
@@ -35,7 +36,7 @@ def kserve_module() -> Any:
 def model_class() -> type:
     """The ``kserve.Model`` subclass; built on first use so kserve loads only when serving."""
     kserve = kserve_module()
-    from kserve.errors import InvalidInput
+    from kserve.errors import InvalidInput, ServerNotReady
     from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse, RequestedOutput
 
     class MlflowModel(kserve.Model):  # type: ignore[name-defined]
@@ -49,8 +50,11 @@ def model_class() -> type:
             explainer: str | None = None,
             reference: str | None = None,
             build_explainer: ExplainerBuilder | None = None,
+            batching: BatchPolicy | None = None,
         ) -> None:
             super().__init__(name)
+            self.batching = batching
+            self.batcher: MicroBatcher | None = None
             self.model_uri = model_uri
             self.payload_dir = payload_dir
             self.explainer_method = explainer
@@ -76,6 +80,8 @@ def model_class() -> type:
             if not self.output_types:
                 self.output_types = _output_without_signature(self.predictor)
             self.version = source.version
+            if self.batching is not None:
+                self.batcher = MicroBatcher(self.batching, self.predictor.predict, reject=BadPayload)
             if self.explainer_method:
                 self.explainer = ServedExplainer.build(
                     self.explainer_method, source, self.predictor.model, self.reference_path, self.build_explainer
@@ -96,19 +102,27 @@ def model_class() -> type:
             if self.payloads is not None:
                 self.payloads.append_rejected(protocol, reason, body)
 
-        def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             predictor = self.predictor
             assert predictor is not None, "load() runs before the server starts"
             try:
                 if isinstance(payload, InferRequest):
-                    return self._predict_v2(predictor, payload)
+                    return await self._predict_v2(predictor, payload)
                 rows = predictor.rows_from_v1(payload)
-                predictions = predictor.predict(predictor.table(rows))
+                predictions = await self._predict_table(predictor, predictor.table(rows))
             except BadPayload as exc:
                 raise InvalidInput(str(exc)) from None
             if self.payloads:
                 self.payloads.append("v1", predictor.columns, rows, predictions)
             return {"predictions": predictions}
+
+        async def _predict_table(self, predictor: Predictor, table: Any) -> list[Any]:
+            if self.batcher is None:
+                return predictor.predict(table)
+            try:
+                return await self.batcher.submit(table)
+            except (BatchQueueFull, BatchTimeout) as exc:
+                raise ServerNotReady(str(exc)) from None  # 503: overloaded, a client retries
 
         async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
             predictor, explainer = self.predictor, self.explainer
@@ -127,7 +141,7 @@ def model_class() -> type:
                 raise InvalidInput(str(exc)) from None
             return {"model_name": self.name, "model_version": self.version, **answer}
 
-        def _predict_v2(self, predictor: Predictor, request: Any) -> Any:
+        async def _predict_v2(self, predictor: Predictor, request: Any) -> Any:
             requested = _requested_outputs(request, RequestedOutput)
             tensors = []
             for item in request.inputs:
@@ -137,7 +151,7 @@ def model_class() -> type:
                     raise BadPayload(f"input {item.name!r}: {exc}") from None
                 tensors.append((item.name, list(item.shape), data))
             table = predictor.rows_from_tensors(tensors)
-            predictions = predictor.predict(table)
+            predictions = await self._predict_table(predictor, table)
             if self.payloads:
                 rows = table.values.tolist() if hasattr(table, "values") else table.tolist()
                 self.payloads.append("v2", predictor.columns, rows, predictions)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.lifecycle.batcher import BatchPolicy
 from nb2pipe.lifecycle.connection_limits import MAX_HEADER_BYTES, limited_protocol
 from nb2pipe.lifecycle.explainer import ExplainerBuilder
 from nb2pipe.lifecycle.request_guard import GuardPolicy, RequestGuard
@@ -57,6 +58,8 @@ class ServeOptions:
     #: fits an explainer: ``(method, model, reference) -> Explainer``. The CLI passes
     #: nb2pipe.monitoring.explain.build_explainer; serving itself imports no explainer backend.
     build_explainer: ExplainerBuilder | None = None
+    #: KServe's batcher (:mod:`nb2pipe.lifecycle.batcher`): None serves each request alone
+    batching: BatchPolicy | None = None
 
 
 def build_server(options: ServeOptions) -> tuple[Any, Any]:
@@ -114,6 +117,7 @@ def _load_model(options: ServeOptions) -> Any:
         options.explainer,
         options.reference,
         options.build_explainer,
+        options.batching,
     )
     model.load()
     return model

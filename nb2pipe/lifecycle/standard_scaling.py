@@ -192,9 +192,10 @@ def with_canary(resource: dict[str, Any], running: Mapping[str, Any] | None, per
         predictor["name"] = stable["name"]
     # the CRD requires a container name in a canary's model (not in the predictor's): KServe's own
     model = {**copy.deepcopy(new["model"]), "name": KSERVE_CONTAINER}
-    canary = {"predictor": {"name": name, "model": model}, "trafficPercent": percent}
+    canary_predictor: dict[str, Any] = {"name": name, "model": model}
+    canary = {"predictor": canary_predictor, "trafficPercent": percent}
     built = {**resource, "spec": {**resource["spec"], "predictor": predictor, "canary": [canary]}}
-    _keep_versions_apart(built, running, canary["predictor"])
+    _keep_versions_apart(built, running, canary_predictor)
     note = (
         f"canary {percent}% to {name} ({storage_of(new)}); the stable predictor keeps {storage_of(stable)} "
         f"({100 - percent}%)"
