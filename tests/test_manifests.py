@@ -29,7 +29,7 @@ MANIFESTS = ROOT / "manifests"
 #: the entry points that deploy nb2pipe's platform (all include base)
 PLATFORM = ("base", "overlays/postgres", "overlays/multi-user")
 #: ...and the standalone pieces applied next to it
-ENTRY_POINTS = (*PLATFORM, "overlays/payload-logging")
+ENTRY_POINTS = (*PLATFORM, "overlays/payload-logging", "overlays/autoscale")
 
 Doc = dict[str, Any]
 Ident = tuple[str, str, str, str]
@@ -221,7 +221,10 @@ def set_namespace(docs: list[Doc], namespace: str) -> None:
         if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
             # kustomize's default (setRoleBindingSubjects: defaultOnly).
             for subject in doc.get("subjects", []):
-                if subject.get("name") == "default":
+                # kustomize also fills in a ServiceAccount subject that names no namespace
+                if subject.get("name") == "default" or (
+                    subject.get("kind") == "ServiceAccount" and not subject.get("namespace")
+                ):
                     subject["namespace"] = namespace
 
 

@@ -21,13 +21,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb2pipe.capacity.model import VariantOption
 from nb2pipe.capacity.optimize import Allocation, Optimizer, Share
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import read_json, write_whole
 from nb2pipe.ir import ScaleMetric
+
+if TYPE_CHECKING:
+    from nb2pipe.capacity.forecast import OnlineForecaster
 
 PLAN_FORMAT = "nb2pipe.plan/1"
 
@@ -71,6 +74,9 @@ class CapacityPlan:
     options: tuple[VariantOption, ...]
     intervals: tuple[PlannedInterval, ...]
     serving: tuple[VariantServing, ...]
+    #: the fitted online forecaster, every parameter (``nb2pipe autoscale`` forecasts with it);
+    #: None for a day-ahead plan
+    online: OnlineForecaster | None = None
 
     @property
     def replica_hours(self) -> float:
@@ -94,6 +100,7 @@ def build_plan(
     cold_start_s: float,
     price_per_replica_hour: float,
     forecast: dict[str, Any],
+    online: OnlineForecaster | None = None,
 ) -> CapacityPlan:
     intervals = tuple(
         PlannedInterval(first_start_s + k * interval_s, round(float(peak), 3), optimizer.best(float(peak)))
@@ -112,6 +119,7 @@ def build_plan(
         optimizer.options,
         intervals,
         serving,
+        online,
     )
 
 
@@ -143,6 +151,11 @@ def serving_fields(
 
 def _share(allocation: Allocation, variant: str) -> float:
     return next((s.traffic for s in allocation.shares if s.variant == variant), 0.0)
+
+
+def whole_percents(shares: list[float]) -> list[int]:
+    """Whole percents adding up to 100 (largest remainders get the rounding)."""
+    return _percents(shares)
 
 
 def _percents(shares: list[float]) -> list[int]:
@@ -182,7 +195,37 @@ def plan_to_json(plan: CapacityPlan) -> dict[str, Any]:
             }
             for i in plan.intervals
         ],
+        **({"online_forecaster": online_to_json(plan.online)} if plan.online is not None else {}),
     }
+
+
+def online_to_json(forecaster: OnlineForecaster) -> dict[str, Any]:
+    """Every parameter of the online forecaster, so that it can be rebuilt exactly."""
+    return {
+        "interval_s": forecaster.interval_s,
+        "lead_s": forecaster.lead_s,
+        "window_s": forecaster.window_s,
+        "period_s": forecaster.period_s,
+        "headroom": list(forecaster.headroom),
+        "floor_rps": forecaster.floor_rps,
+        "quantile": forecaster.quantile,
+        "statistic": forecaster.statistic,
+    }
+
+
+def online_from_json(data: dict[str, Any]) -> OnlineForecaster:
+    from nb2pipe.capacity.forecast import OnlineForecaster
+
+    return OnlineForecaster(
+        int(data["interval_s"]),
+        int(data["lead_s"]),
+        int(data["window_s"]),
+        int(data["period_s"]),
+        tuple(float(h) for h in data["headroom"]),
+        float(data["floor_rps"]),
+        float(data["quantile"]),
+        str(data["statistic"]),
+    )
 
 
 def write_plan(path: str | Path, plan: CapacityPlan) -> Path:
@@ -221,6 +264,7 @@ def read_plan(path: str | Path) -> CapacityPlan:
             options,
             intervals,
             serving,
+            online_from_json(data["online_forecaster"]) if data.get("online_forecaster") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(

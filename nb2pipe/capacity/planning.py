@@ -33,6 +33,7 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         fit, days = spans(rates, choices, source)
         start = days.seconds()[0]
         description = dict(forecaster.describe(), fit_days=str(fit), days=str(days))
+        online = forecaster  # what nb2pipe autoscale forecasts with
     else:
         fit = choices.fit_days or DaySpan(1, rates.size // DAY_S)
         history = select_days(rates, fit, source) * choices.scale
@@ -40,6 +41,7 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         forecasts = day_ahead.predict_day()
         start = fit.last * DAY_S
         description = dict(day_ahead.describe(), fit_days=str(fit), day=fit.last + 1)
+        online = None
     description["scale"] = choices.scale
     return build_plan(
         [float(f) for f in forecasts],
@@ -50,4 +52,5 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         cold_start_s=choices.cold_start_s,
         price_per_replica_hour=choices.price_per_replica_hour,
         forecast=description,
+        online=online,
     )

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from nb2pipe.cli import capacity, explain, lifecycle, monitoring, pipelines, profile, retrain
+from nb2pipe.cli import autoscale, capacity, explain, lifecycle, monitoring, pipelines, profile, retrain
 from nb2pipe.cli.failures import describe_internal_error, is_broken_pipe, own_warnings_as_lines, quiet_stdout
 from nb2pipe.errors import CompileError, Diagnostic, Nb2PipeError
 from nb2pipe.version import __version__
@@ -31,6 +31,7 @@ COMMAND_GROUPS: tuple[Callable[[Commands], None], ...] = (
     retrain.add_commands,  # retrain, schedule
     profile.add_commands,  # profile
     capacity.add_commands,  # plan, simulate
+    autoscale.add_commands,  # autoscale
 )
 
 

@@ -87,6 +87,17 @@ def _api() -> Any:
     return client.CustomObjectsApi()
 
 
+def custom_objects_api() -> Any:
+    """The kubernetes client's CustomObjectsApi, configured as ``deploy`` configures it (in a pod:
+    its service account; else the kubeconfig); DeployError when no cluster is configured."""
+    return _api()
+
+
+def refusal_reason(exc: Any) -> str:
+    """The API server's message in an ApiException (its Status body), else its status line."""
+    return _reason(exc)
+
+
 @dataclass(frozen=True)
 class Running:
     """The InferenceService running now (None: none by that name), or why it could not be read."""

@@ -23,6 +23,8 @@ API = "/apis/serving.kserve.io/v1beta1"
 RESOURCE = "inferenceservices.serving.kserve.io"
 MERGE_PATCH = "application/merge-patch+json"
 _ROUTE = re.compile(rf"^{re.escape(API)}/namespaces/(?P<namespace>[^/]+)/inferenceservices(?:/(?P<name>[^/]+))?$")
+GRAPH_API = "/apis/serving.kserve.io/v1alpha1"
+_GRAPH_ROUTE = re.compile(rf"^{re.escape(GRAPH_API)}/namespaces/(?P<namespace>[^/]+)/inferencegraphs/(?P<name>[^/]+)$")
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -72,6 +74,8 @@ class FakeKServe:
     reads: dict[Key, int] = field(default_factory=dict)
     #: the mode each service was created in, as KServe records it in status.deploymentMode
     modes: dict[Key, str] = field(default_factory=dict)
+    #: InferenceGraphs (read and merge-patched only: nb2pipe autoscale re-weights a Splitter)
+    graphs: dict[Key, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def store(self, resource: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -85,6 +89,10 @@ class FakeKServe:
         return self.services[namespace, name]
 
     def __call__(self, request: Recorded) -> tuple[int, Any]:
+        graph = _GRAPH_ROUTE.match(request.path)
+        if graph:
+            with self._lock:
+                return self._graph(graph["namespace"], graph["name"], request)
         route = _ROUTE.match(request.path)
         if not route:
             return 404, status_body(404, "the server could not find the requested resource")
@@ -155,6 +163,16 @@ class FakeKServe:
         if (namespace, name) not in self.services:
             return self._missing(name)
         return 200, self.store(body, namespace)
+
+    def _graph(self, namespace: str, name: str, request: Recorded) -> tuple[int, Any]:
+        if (namespace, name) not in self.graphs:
+            return 404, status_body(404, f'inferencegraphs.serving.kserve.io "{name}" not found')
+        if request.method == "GET":
+            return 200, self.graphs[namespace, name]
+        if request.method == "PATCH" and request.headers.get("content-type", "") == MERGE_PATCH:
+            self.graphs[namespace, name] = merge_patch(self.graphs[namespace, name], request.json())
+            return 200, self.graphs[namespace, name]
+        return 405, status_body(405, f"the fake does not allow {request.method} on {request.path}")
 
     @staticmethod
     def _missing(name: str) -> tuple[int, Any]:
