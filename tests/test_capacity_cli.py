@@ -102,6 +102,36 @@ def test_simulate_reports_both_policies_on_the_same_requests(runs: Runs, day8: n
     assert reactive["mean_accuracy"] == pytest.approx(0.95)
     # the planner sizes every interval for the SLO ahead of time
     assert planner["violation_percent"] < 1.0
+    # each run says what it ran with, and how it compares with the reactive run
+    assert (reactive["settings"]["variant"], reactive["settings"]["batch_size"]) == ("large", 1)
+    assert planner["settings"]["forecast"]["method"] == "online"
+    assert reactive["settings"]["world"]["start_s"] == 7 * DAY_S
+    assert reactive["relative_to"]["run"] == "reactive" and reactive["relative_to"]["cost"] == 1.0
+    assert planner["relative_to"]["cost"] == pytest.approx(planner["cost"] / reactive["cost"], abs=1e-6)
+    # fitting the forecast takes seconds: it says so on stderr, and stdout stays JSON
+    assert "nb2pipe: fitting the planner's forecast: done in" in runs.simulate.stderr
+
+
+@pytest.mark.slow
+def test_simulate_replays_the_plan_and_compares_to_a_named_run(runs: Runs) -> None:
+    assert runs.planned.returncode == 0, runs.planned.stderr
+    world = ["--profile", str(runs.profile), "--trace", str(TRACE), "--slo-ms", "150"]
+    policies = ["--policy", "reactive-batched,plan", "--compare-to", "reactive-batched"]
+    done = run_cli("simulate", *world, "--plan", str(runs.plan), *policies, cwd=runs.folder)
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:3]}
+    assert set(rows) == {"reactive-batched", "plan"}
+    assert rows["reactive-batched"][2] == "1"  # the x cost column of the run compared to
+    assert "x: relative to reactive-batched" in done.stdout
+    assert "warning" not in done.stderr  # the plan was made for this SLO, cold start and scale
+    as_json = run_cli("simulate", *world, "--plan", str(runs.plan), "--policy", "plan", "--json", cwd=runs.folder)
+    (replayed,) = json.loads(as_json.stdout)
+    assert replayed["settings"]["world"]["start_s"] == 7 * DAY_S  # the plan's day 8, without --days
+    assert replayed["settings"]["forecast"]["days"] == "8"
+    assert 0.90 <= replayed["mean_accuracy"] <= 0.95
+    slower = run_cli("simulate", *world[:-1], "200", "--plan", str(runs.plan), "--json", cwd=runs.folder)
+    assert slower.returncode == 0, slower.stderr
+    assert f"warning: {runs.plan} was made for --slo-ms 150; this simulation uses 200" in slower.stderr
 
 
 @pytest.mark.slow
@@ -135,6 +165,26 @@ def test_a_misspelt_policy_is_refused_with_a_suggestion(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert "no policy named 'planer'" in done.stderr
     assert "did you mean 'planner'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--policy", "plan"], "the plan policy replays a plan: give --plan PLAN.json"),
+        (["--policy", "static,deployed"], "the deployed policy replays a plan: give --plan PLAN.json"),
+        (["--plan", "p.json", "--policy", "reactive"], "--plan is replayed by the plan and deployed policies"),
+        (["--policy", "reactive,static,reactive"], "--policy lists reactive more than once"),
+        (["--policy", "static", "--compare-to", "oracle"], "--compare-to 'oracle' is not one of the runs (static)"),
+    ],
+)
+def test_simulate_refuses_runs_that_cannot_be_told_apart_or_replayed(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    world = ["--profile", "gone.json", "--trace", "gone.txt", "--slo-ms", "150"]
+    done = run_cli("simulate", *world, *arguments, cwd=tmp_path)
+    assert done.returncode == 1
+    assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 

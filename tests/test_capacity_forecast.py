@@ -83,10 +83,11 @@ def test_two_numbers_on_one_line_are_refused(tmp_path: Path) -> None:
     assert str(path) in message and "line 2" in message
 
 
-def test_blank_lines_are_skipped_and_the_bad_line_is_still_found(tmp_path: Path) -> None:
-    assert read_trace(write(tmp_path, "blank.txt", "1\n\n2.5\n")).tolist() == [1.0, 2.5]
-    message = trace_error(write(tmp_path, "late.txt", "1\n\n3\nnan\n"))
-    assert "line 4" in message
+def test_a_blank_line_is_refused_with_its_line_as_it_would_shift_later_seconds(tmp_path: Path) -> None:
+    message = trace_error(write(tmp_path, "blank.txt", "1\n\n3\nnan\n"))
+    assert "line 2 is blank" in message and "write 0" in message
+    # trailing blank lines shift nothing: a whole day followed by them reads as that day
+    assert read_trace(write(tmp_path, "tail.txt", "1\n" * DAY_S + "\n \n")).size == DAY_S
 
 
 def test_a_missing_trace_names_the_file(tmp_path: Path) -> None:
@@ -96,9 +97,9 @@ def test_a_missing_trace_names_the_file(tmp_path: Path) -> None:
 
 
 def test_a_good_trace_is_read_as_float_rates(tmp_path: Path) -> None:
-    rates = read_trace(write(tmp_path, "good.txt", "0\n1.5\n20\n"))
+    rates = read_trace(write(tmp_path, "good.txt", "0\n1.5\n20\n" + "7\n" * (DAY_S - 3)))
     assert rates.dtype == np.float64
-    assert rates.tolist() == [0.0, 1.5, 20.0]
+    assert rates[:4].tolist() == [0.0, 1.5, 20.0, 7.0] and rates.size == DAY_S
 
 
 # --- DaySpan and the day selection -----------------------------------------------------------

@@ -575,3 +575,11 @@ def test_cli_plan_with_a_missing_trace_names_it(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert str(missing) in done.stderr and "no such trace file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_day_ahead_plan_names_what_it_cannot_plan(rated: Profile, trace: np.ndarray) -> None:
+    with pytest.raises(Nb2PipeError, match=r"holds 3,600 s, less than one day \(86,400 s"):
+        plan_from_trace(rated, trace[:3600], Choices(slo_ms=SLO_MS), "short.txt")
+    # a scale the search cannot serve: the busiest second of the history, by its line
+    with pytest.raises(Nb2PipeError, match=r"trace.txt line [\d,]+ \(day \d\)"):
+        plan_from_trace(rated, trace, Choices(slo_ms=SLO_MS, fit_days=DaySpan(1, 7), scale=1e6), "trace.txt")

@@ -421,6 +421,11 @@ SWEEP = {
         ["--profile", "V", "--trace", "V", "--slo-ms", "100"],
         ["--profile", "gone", "--trace", "gone", "--slo-ms", "1", "--seed", "V"],
     ],
+    "autoscale": [
+        ["V", "--plan", "V", "--prometheus-url", "http://127.0.0.1:9/", "--once", "--dry-run"],
+        ["svc", "--plan", "gone.json", "--prometheus-url", "V", "--once", "--dry-run"],
+        ["svc", "--plan", "gone.json", "--prometheus-url", "http://127.0.0.1:9/", "--interval", "V", "--once"],
+    ],
 }
 
 

@@ -101,7 +101,10 @@ class Router:
             self._application(),
             host=self.host,
             port=self.port,
-            log_level="warning",
+            # the caller's process: leave its logging as it is (uvicorn's defaults reconfigure
+            # the uvicorn loggers process-wide, levels included)
+            log_config=None,
+            log_level=None,
             access_log=False,
             lifespan="on",
         )

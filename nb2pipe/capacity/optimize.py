@@ -103,7 +103,7 @@ class Optimizer:
         if best is None:
             raise Nb2PipeError(
                 f"{load:g} requests/s needs more than {self.max_replicas} replicas under this SLO; "
-                "raise --max-replicas or the SLO"
+                "lower --scale, leave out the slowest variant (--variants) or raise the SLO"
             )
         return best[2]
 

@@ -9,8 +9,15 @@ from nb2pipe.capacity.model import options_for
 from nb2pipe.capacity.optimize import Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, build_plan
 from nb2pipe.capacity.profile import Profile
-from nb2pipe.capacity.scenario import Choices, fitted_forecaster, prepared_profile, scenario_for, spans
-from nb2pipe.capacity.trace import DAY_S, DaySpan, select_days
+from nb2pipe.capacity.scenario import (
+    Choices,
+    check_plannable,
+    fitted_forecaster,
+    prepared_profile,
+    scenario_for,
+    spans,
+)
+from nb2pipe.capacity.trace import DAY_S, DaySpan, TraceError, select_days
 from nb2pipe.errors import Nb2PipeError
 
 
@@ -35,7 +42,11 @@ def plan_from_trace(profile: Profile, rates: np.ndarray, choices: Choices, sourc
         description = dict(forecaster.describe(), fit_days=str(fit), days=str(days))
         online = forecaster  # what nb2pipe autoscale forecasts with
     else:
+        if rates.size < DAY_S:
+            raise TraceError(f"{source} holds {rates.size:,} s, less than one day ({DAY_S:,} s, one rate per second)")
         fit = choices.fit_days or DaySpan(1, rates.size // DAY_S)
+        # the busiest second named by its line, rather than the search's refusal of a forecast later
+        check_plannable(select_days(rates, fit, source), fit, choices, optimizer.options, source)
         history = select_days(rates, fit, source) * choices.scale
         day_ahead = fit_day_ahead(history, choices.interval_s)
         forecasts = day_ahead.predict_day()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from nb2pipe.capacity.forecast import Candidate, OnlineForecaster, fit_online, refit, shortlist
 from nb2pipe.capacity.model import VariantOption, options_for, rated
-from nb2pipe.capacity.policies import Reactive
+from nb2pipe.capacity.optimize import Optimizer
+from nb2pipe.capacity.plan import CapacityPlan
+from nb2pipe.capacity.policies import Reactive, plan_span
 from nb2pipe.capacity.profile import Profile, ProfileError
 from nb2pipe.capacity.simulate import Scenario
-from nb2pipe.capacity.trace import DAY_S, DaySpan, TraceError, select_days
+from nb2pipe.capacity.trace import DAY_S, DaySpan, TraceError, busiest_second, select_days
 from nb2pipe.errors import Nb2PipeError
 
 HOLDOUT_DAYS = 2
@@ -54,12 +57,24 @@ class Choices:
             raise Nb2PipeError("--accuracy-value cannot be negative")
 
 
-def spans(rates: np.ndarray, choices: Choices, source: str) -> tuple[DaySpan, DaySpan]:
-    """(fit days, simulated days): by default every day but the last is history."""
+def spans(
+    rates: np.ndarray, choices: Choices, source: str, plan: CapacityPlan | None = None
+) -> tuple[DaySpan, DaySpan]:
+    """(fit days, simulated days): by default every day but the last is history (or, with a
+    plan to replay, the plan's days)."""
     whole = rates.size // DAY_S
     if whole < 1:
-        raise TraceError(f"{source} holds {rates.size} s, less than one day")
+        raise TraceError(f"{source} holds {rates.size:,} s, less than one day ({DAY_S:,} s, one rate per second)")
     days = choices.days
+    if days is None and plan is not None:
+        first_s, end_s = plan_span(plan)
+        days = DaySpan(first_s // DAY_S + 1, -(-end_s // DAY_S))
+        if days.last > whole:
+            raise TraceError(
+                f"the plan is for days {days}, and {source} has {whole} whole days: replay it on a trace that "
+                f"holds them, or make the plan from fewer days (a day-ahead plan of --fit-days 1-{whole - 1} "
+                f"is for day {whole})"
+            )
     if days is None and choices.fit_days is None and whole < 2:
         raise TraceError(f"{source} holds one day: give --days to simulate and --fit-days to learn from")
     if days is None:
@@ -104,12 +119,20 @@ def baseline_option(profile: Profile, choices: Choices) -> VariantOption:
     )
 
 
-def scenario_for(profile: Profile, rates: np.ndarray, choices: Choices, source: str = "the trace") -> Scenario:
+def scenario_for(
+    profile: Profile,
+    rates: np.ndarray,
+    choices: Choices,
+    source: str = "the trace",
+    plan: CapacityPlan | None = None,
+) -> Scenario:
     choices.check()
-    fit, days = spans(rates, choices, source)
+    fit, days = spans(rates, choices, source, plan)
     profile = prepared_profile(profile, choices)
     options = options_for(profile, choices.slo_ms)
     baseline = baseline_option(profile, choices)
+    for span in (fit, days):
+        check_plannable(select_days(rates, span, source), span, choices, options, source)
     return Scenario(
         select_days(rates, days, source) * choices.scale,
         select_days(rates, fit, source) * choices.scale,
@@ -123,7 +146,26 @@ def scenario_for(profile: Profile, rates: np.ndarray, choices: Choices, source: 
         choices.accuracy_value,
         choices.seed,
         replace(choices.reactive),
+        plan,
+        days.seconds()[0],
     )
+
+
+def check_plannable(
+    rates: np.ndarray, span: DaySpan, choices: Choices, options: tuple[VariantOption, ...], source: str
+) -> None:
+    """The busiest second of ``span`` (scaled) must be one the search can serve: an error that names
+    its line, rather than the search's own refusal (which no forecast could name) later on."""
+    line, rate = busiest_second(rates, span.seconds()[0] + 1)
+    scaled = rate * choices.scale
+    try:
+        Optimizer(options, choices.accuracy_value).best(scaled)
+    except Nb2PipeError as exc:
+        times = f" x --scale {choices.scale:g} = {scaled:,.6g}" if choices.scale != 1 else ""
+        raise TraceError(
+            f"{source} line {line:,} (day {(line - 1) // DAY_S + 1}): {rate:,.6g} "
+            f"requests/s{times} cannot be planned ({exc}); check that line, or lower --scale"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -136,7 +178,10 @@ class Trial:
 
 
 def fitted_forecaster(
-    scenario: Scenario, violation_target: float, holdout_days: int = HOLDOUT_DAYS
+    scenario: Scenario,
+    violation_target: float,
+    holdout_days: int = HOLDOUT_DAYS,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[OnlineForecaster, list[Candidate], list[Trial]]:
     """Fit the planner's forecaster on the scenario's history only.
 
@@ -144,7 +189,7 @@ def fitted_forecaster(
     before); the :func:`~nb2pipe.capacity.forecast.shortlist` (one per statistic and quantile) is
     run as the planner through the simulator on those held-out days, and the cheapest whose
     SLO violations stay within ``violation_target`` wins (else the one with the fewest),
-    refitted on all the history.
+    refitted on all the history. ``progress`` (if given) hears the share of the trials run.
     """
     from nb2pipe.capacity.simulate import simulate
 
@@ -156,10 +201,13 @@ def fitted_forecaster(
     split = (history.size // DAY_S - holdout_days) * DAY_S
     earlier, held = history[:split], history[split:]
     trials = []
-    for candidate in shortlist(candidates):
+    chosen = shortlist(candidates)
+    for candidate in chosen:
         trial = replace(scenario, rates=held, history=earlier)
         report = simulate(trial, "planner", refit(earlier, interval, lead, candidate))
         trials.append(Trial(candidate, report.cost, report.violation_percent))
+        if progress is not None:
+            progress(len(trials) / len(chosen))
     within = [t for t in trials if t.violation_percent <= 100 * violation_target]
     best = min(within, key=lambda t: t.cost) if within else min(trials, key=lambda t: (t.violation_percent, t.cost))
     ordered = sorted(trials, key=lambda t: t.cost)

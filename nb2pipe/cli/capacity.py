@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from typing import TYPE_CHECKING
 
 from nb2pipe.cli.args import INT32_MAX, SEED_MAX, add_json, integer, non_empty, real
@@ -14,8 +16,16 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import check_outputs
 
 if TYPE_CHECKING:
+    from nb2pipe.capacity.plan import CapacityPlan
     from nb2pipe.capacity.scenario import Choices
+    from nb2pipe.capacity.simulate import Report
     from nb2pipe.cli.args import Commands
+
+#: runs shorter than this say nothing; longer ones say how far they got this often (s)
+PROGRESS_AFTER_S = 3.0
+PROGRESS_EVERY_S = 10.0
+#: the policies that replay --plan
+PLAN_POLICIES = ("plan", "deployed")
 
 
 def add_commands(commands: Commands) -> None:
@@ -39,13 +49,27 @@ def add_commands(commands: Commands) -> None:
         help="replay a trace through a simulated replica pool under scaling policies",
         description="Trace-driven discrete-event simulation: Poisson arrivals at each second's rate, the "
         "profile's service times, dynamic batching, queueing and cold starts. Policies: static (baseline sized "
-        "for the history's peak), reactive (HPA-like), planner (nb2pipe's plan), oracle (knows the future).",
+        "for the history's peak), reactive (HPA-like), reactive-batched (the same at the planner's batch size, "
+        "on requests/s), planner (nb2pipe's plan), oracle (knows the future), plan (replays --plan's schedule), "
+        "deployed (what deploy --plan deploys from it: a fixed split, autoscaled within its bounds). "
+        "Runs taking more than a few seconds say how far they got on stderr.",
     )
     _add_world(simulate)
     simulate.add_argument(
         "--policy",
-        default="reactive,planner",
-        help="policy or comma-separated policies (static, reactive, planner, oracle)",
+        help="policy or comma-separated policies (static, reactive, reactive-batched, planner, oracle, plan, "
+        "deployed); default reactive,planner (with --plan: reactive,plan,deployed)",
+    )
+    simulate.add_argument(
+        "--plan",
+        metavar="PLAN.json",
+        type=non_empty,
+        help="a plan from nb2pipe plan -o, replayed by the plan and deployed policies (default --days: the plan's)",
+    )
+    simulate.add_argument(
+        "--compare-to",
+        metavar="POLICY",
+        help="the run the table's ratios are relative to (default: reactive if run, else the first)",
     )
     simulate.add_argument(
         "--baseline-variant", metavar="NAME", help="static/reactive's variant (default: most accurate)"
@@ -137,33 +161,119 @@ def _choices(args: argparse.Namespace) -> Choices:
     )
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _policy_names(args: argparse.Namespace) -> list[str]:
+    """The runs asked for, checked before minutes of simulation."""
     from nb2pipe.capacity.policies import policy_named
+
+    default = "reactive,plan,deployed" if args.plan else "reactive,planner"
+    names = [n.strip() for n in (args.policy or default).split(",") if n.strip()]
+    if not names:
+        raise Nb2PipeError("--policy names no policy; e.g. --policy reactive,planner")
+    for name in names:
+        policy_named(name)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise Nb2PipeError(f"--policy lists {', '.join(repeated)} more than once; each run needs its own policy")
+    replaying = [n for n in names if n in PLAN_POLICIES]
+    if replaying and not args.plan:
+        raise Nb2PipeError(f"the {replaying[0]} policy replays a plan: give --plan PLAN.json (made by nb2pipe plan -o)")
+    if args.plan and not replaying:
+        raise Nb2PipeError(
+            f"--plan is replayed by the plan and deployed policies: add them, e.g. --policy {','.join(names)},plan"
+        )
+    if args.compare_to and args.compare_to not in names:
+        raise Nb2PipeError(f"--compare-to {args.compare_to!r} is not one of the runs ({', '.join(names)})")
+    return names
+
+
+class _Progress:
+    """How far a long step got, on stderr (stdout may be --json): nothing for short steps, a
+    line every PROGRESS_EVERY_S seconds and one at the end for long ones."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = self.said = time.monotonic()
+
+    def __call__(self, done: float) -> None:
+        now = time.monotonic()
+        if now - self.started >= PROGRESS_AFTER_S and now - self.said >= PROGRESS_EVERY_S:
+            self.said = now
+            _say(f"{self.label}: {done:.0%} simulated, {now - self.started:.0f} s")
+
+    def finish(self, outcome: str = "done") -> None:
+        elapsed = time.monotonic() - self.started
+        if elapsed >= PROGRESS_AFTER_S:
+            _say(f"{self.label}: {outcome} in {elapsed:.1f} s")
+
+
+def _say(line: str) -> None:
+    print(f"nb2pipe: {line}", file=sys.stderr, flush=True)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from nb2pipe.capacity.plan import read_plan
     from nb2pipe.capacity.profile import read_profile
     from nb2pipe.capacity.scenario import fitted_forecaster, scenario_for
-    from nb2pipe.capacity.simulate import simulate
+    from nb2pipe.capacity.simulate import ratios, simulate
     from nb2pipe.capacity.trace import read_trace
 
-    names = [n.strip() for n in args.policy.split(",") if n.strip()]
-    for name in names:
-        policy_named(name)  # a misspelt policy fails before minutes of simulation
+    names = _policy_names(args)
     choices = _choices(args)
-    scenario = scenario_for(read_profile(args.profile), read_trace(args.trace), choices, args.trace)
-    forecaster = fitted_forecaster(scenario, choices.violation_target)[0] if "planner" in names else None
-    reports = [simulate(scenario, name, forecaster) for name in names]
+    plan = read_plan(args.plan) if args.plan else None
+    if plan is not None:
+        _warn_plan_differs(plan, choices, args.plan)
+    scenario = scenario_for(read_profile(args.profile), read_trace(args.trace), choices, args.trace, plan)
+    forecaster = None
+    if "planner" in names:
+        fitting = _Progress("fitting the planner's forecast")
+        forecaster = fitted_forecaster(scenario, choices.violation_target, progress=fitting)[0]
+        fitting.finish()
+    reports = []
+    for number, name in enumerate(names, 1):
+        progress = _Progress(f"{name} ({number} of {len(names)})")
+        reports.append(simulate(scenario, name, forecaster, progress))
+        progress.finish()
+    baseline = args.compare_to or ("reactive" if "reactive" in names else names[0])
+    relative = ratios(reports, baseline)
     if args.json:
-        print(json.dumps([r.to_json() for r in reports], indent=2))
+        print(json.dumps([dict(r.to_json(), relative_to=relative[r.policy]) for r in reports], indent=2))
         return 0
+    _print_table(reports, relative, baseline)
+    return 0
+
+
+def _print_table(reports: list[Report], relative: dict[str, dict[str, object]], baseline: str) -> None:
+    width = max(10, *(len(r.policy) for r in reports))
     print(
-        f"{'policy':<10} {'cost':>10} {'replica-h':>10} {'SLO viol %':>10} {'p99 ms':>9} {'accuracy':>9} {'reconf':>7}"
+        f"{'policy':<{width}} {'cost':>10} {'x cost':>7} {'replica-h':>10} {'SLO viol %':>10} {'x viol':>7} "
+        f"{'p99 ms':>9} {'accuracy':>9} {'reconf':>7}"
     )
     for r in reports:
         accuracy = f"{r.mean_accuracy:.4f}" if r.mean_accuracy is not None else "-"
+        cost_ratio, violation_ratio = relative[r.policy]["cost"], relative[r.policy]["violations"]
         print(
-            f"{r.policy:<10} {r.cost:>10.2f} {r.replica_hours:>10.1f} {r.violation_percent:>10.3f} "
-            f"{r.p99_ms:>9.1f} {accuracy:>9} {r.reconfigurations:>7}"
+            f"{r.policy:<{width}} {r.cost:>10.2f} {_ratio(cost_ratio):>7} {r.replica_hours:>10.1f} "
+            f"{r.violation_percent:>10.3f} {_ratio(violation_ratio):>7} {r.p99_ms:>9.1f} {accuracy:>9} "
+            f"{r.reconfigurations:>7}"
         )
-    return 0
+    print(f"x: relative to {baseline} (- where {baseline}'s figure is 0); --json has each run's settings")
+
+
+def _ratio(value: object) -> str:
+    if not isinstance(value, float):
+        return "-"
+    return f"{value:.3g}" if value == 0 or value >= 0.01 else f"{value:.1e}"  # 7 characters at most
+
+
+def _warn_plan_differs(plan: CapacityPlan, choices: Choices, source: str) -> None:
+    """A plan replayed in another world than it was made for is a fair question, but say so."""
+    made_for = {"--slo-ms": (plan.slo_ms, choices.slo_ms), "--cold-start-s": (plan.cold_start_s, choices.cold_start_s)}
+    scale = plan.forecast.get("scale")
+    if isinstance(scale, int | float):
+        made_for["--scale"] = (float(scale), choices.scale)
+    for option, (planned, given) in made_for.items():
+        if planned != given:
+            _say(f"warning: {source} was made for {option} {planned:g}; this simulation uses {given:g}")
 
 
 def _plan(args: argparse.Namespace) -> int:
