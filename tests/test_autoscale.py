@@ -19,6 +19,7 @@ from nb2pipe.capacity.model import VariantOption
 from nb2pipe.capacity.optimize import Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, build_plan, read_plan, write_plan
 from nb2pipe.errors import Nb2PipeError
+from tests.support.fake_clock import FakeClock
 
 #: midnight UTC: interval k of the day starts at T0 + 30 k
 T0 = 19675 * 86400.0
@@ -228,19 +229,6 @@ class FakeActuator:
     def apply(self, decision: Decision) -> None:
         self.applied.append(decision)
         self.running = decision.settings
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def make_loop(source: FakeSource, actuator: FakeActuator, lines: list[str], dry_run: bool = False) -> Loop:

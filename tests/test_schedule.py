@@ -9,6 +9,7 @@ import yaml
 from nb2pipe.cli import main
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.retrain import retrain_every
+from tests.support.fake_clock import FakeClock
 from tests.support.loopback import LoopbackServer
 from tests.support.nbtools import EXAMPLES
 
@@ -66,19 +67,6 @@ def test_schedule_every_makes_an_interval_run(kfp_server):
 def test_schedule_refuses_options_that_do_not_fit(argv: list[str], needle: str, capsys):
     assert main(["schedule", str(MONITORED), *argv]) == 1
     assert needle in capsys.readouterr().err
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def test_the_local_loop_keeps_its_interval_start_to_start(monkeypatch):
