@@ -109,7 +109,7 @@ def test_simulate_reports_both_policies_on_the_same_requests(runs: Runs, day8: n
     assert reactive["relative_to"]["run"] == "reactive" and reactive["relative_to"]["cost"] == 1.0
     assert planner["relative_to"]["cost"] == pytest.approx(planner["cost"] / reactive["cost"], abs=1e-6)
     # fitting the forecast takes seconds: it says so on stderr, and stdout stays JSON
-    assert "nb2pipe: fitting the planner's forecast: done in" in runs.simulate.stderr
+    assert "nb2pipe: fitting the online forecast: done in" in runs.simulate.stderr
 
 
 @pytest.mark.slow

@@ -212,6 +212,7 @@ def _say(line: str) -> None:
 
 def _simulate(args: argparse.Namespace) -> int:
     from nb2pipe.capacity.plan import read_plan
+    from nb2pipe.capacity.policies import policy_named
     from nb2pipe.capacity.profile import read_profile
     from nb2pipe.capacity.scenario import fitted_forecaster, scenario_for
     from nb2pipe.capacity.simulate import ratios, simulate
@@ -224,8 +225,8 @@ def _simulate(args: argparse.Namespace) -> int:
         _warn_plan_differs(plan, choices, args.plan)
     scenario = scenario_for(read_profile(args.profile), read_trace(args.trace), choices, args.trace, plan)
     forecaster = None
-    if "planner" in names:
-        fitting = _Progress("fitting the planner's forecast")
+    if any(policy_named(name).needs_forecaster for name in names):
+        fitting = _Progress("fitting the online forecast")
         forecaster = fitted_forecaster(scenario, choices.violation_target, progress=fitting)[0]
         fitting.finish()
     reports = []
