@@ -33,6 +33,7 @@ from nb2pipe.capacity.control import Decision, VariantSetting
 from nb2pipe.capacity.local_group import LocalGroup
 from nb2pipe.capacity.local_prometheus import running_prometheus
 from nb2pipe.capacity.plan import CapacityPlan, read_plan
+from nb2pipe.capacity.policy_base import Reactive, Stabilizer
 from nb2pipe.capacity.prometheus import PrometheusRateSource, default_query
 from nb2pipe.capacity.trace import DAY_S, read_trace
 
@@ -40,10 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
 SERVICE = "slow"
 DAY = 14  # the slice comes from the last day; the plan's forecaster is fitted on the two before
-REACTIVE_PERIOD_S = 15.0
-REACTIVE_TARGET = 0.7  # simulate's Reactive() default, on requests/s as reactive-batched
-REACTIVE_TOLERANCE = 0.1
-REACTIVE_DOWN_WINDOW_S = 300.0
+#: simulate's reactive-batched settings: Kubernetes' HPA defaults, on requests/s
+REACTIVE = Reactive(metric="rps")
 
 
 def nb2pipe(*args: str, env: dict[str, str]) -> None:
@@ -103,33 +102,19 @@ class Recorder:
         return total + count * max(0.0, end - at)
 
 
-def hpa_step(replicas: int, wanted: int, ratio: float, now: float, history: list[tuple[float, int]]) -> int:
-    """simulate's Stabilizer rules (policy_base, which loads the simulator): the tolerance, at
-    most double (or +4) a period up, down only to the highest recommendation of the window."""
-    if abs(ratio - 1) <= REACTIVE_TOLERANCE:
-        wanted = replicas
-    wanted = max(wanted, 1)
-    history.append((now, wanted))
-    history[:] = [(t, r) for t, r in history if t >= now - REACTIVE_DOWN_WINDOW_S]
-    if wanted > replicas:
-        return min(wanted, max(2 * replicas, replicas + 4))
-    return min(max(r for _, r in history), replicas)
-
-
 def run_reactive(plan: CapacityPlan, recorder: Recorder, source: PrometheusRateSource, stop: threading.Event) -> None:
+    """simulate's reactive-batched rules (its Stabilizer) acting on the local group."""
     option = plan.options[0]
     setting = plan_setting(plan)
-    history: list[tuple[float, int]] = []
-    replicas = len(recorder.group.replicas)
-    while not stop.wait(REACTIVE_PERIOD_S):
-        rate = source.request_rate(REACTIVE_PERIOD_S)
+    rules = Stabilizer(REACTIVE, REACTIVE.min_replicas, REACTIVE.max_replicas)
+    rules.replicas = len(recorder.group.replicas)
+    while not stop.wait(REACTIVE.period_s):
+        rate = source.request_rate(REACTIVE.period_s)
         if rate is None:
             continue
-        wanted = math.ceil(rate / (REACTIVE_TARGET * option.rate_per_replica) - 1e-9)
-        changed = hpa_step(replicas, wanted, wanted / max(replicas, 1), time.time(), history)
-        if changed != replicas:
-            replicas = changed
-            settings = (VariantSetting(option.name, replicas, replicas, setting[0], setting[1], 100),)
+        wanted = math.ceil(rate / (REACTIVE.target * option.rate_per_replica) - 1e-9)
+        if rules.step(time.time(), wanted, wanted / max(rules.replicas, 1)):
+            settings = (VariantSetting(option.name, rules.replicas, rules.replicas, setting[0], setting[1], 100),)
             recorder.apply(Decision(time.time(), rate, rate, settings, "reactive"))
 
 
@@ -160,7 +145,7 @@ def closed_loop(
             stop = threading.Event()
             if policy == "reactive":
                 opening = float(rates[:60].mean())
-                first = max(1, math.ceil(opening / (plan.options[0].rate_per_replica * REACTIVE_TARGET)))
+                first = max(1, math.ceil(opening / (plan.options[0].rate_per_replica * REACTIVE.target)))
                 batch, latency = plan_setting(plan)
                 recorder.apply(
                     Decision(

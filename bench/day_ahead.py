@@ -27,9 +27,8 @@ import platform
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
-PROFILE = ROOT / "tests" / "data" / "digits_forests.profile.json"
+from bench.planner import PROFILE, ROOT, TRACE  # the same trace and profile as the planner bench
+
 POLICIES = ("day-ahead", "day-ahead+online", "day-ahead-median+online", "planner", "oracle")
 TARGET_PERCENT = 1.0
 

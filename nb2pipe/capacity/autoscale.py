@@ -32,7 +32,7 @@ from typing import TextIO
 
 import numpy as np
 
-from nb2pipe.capacity.control import Actuator, Decision, RateSource, VariantSetting
+from nb2pipe.capacity.control import SURGE_HEADROOM, Actuator, Decision, RateSource, VariantSetting
 from nb2pipe.capacity.forecast import OnlineForecaster
 from nb2pipe.capacity.optimize import Allocation, Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, whole_percents
@@ -42,9 +42,6 @@ from nb2pipe.errors import Nb2PipeError
 DEFAULT_STEP_S = 15.0
 #: the rate window asked of the source (KEDA's trigger uses the same minute)
 DEFAULT_RATE_WINDOW_S = 60.0
-#: policies.SURGE_HEADROOM (a test keeps them equal): importing policies would load the simulator
-#: (numba) into a loop that never simulates
-SURGE_HEADROOM = 1.2
 
 
 @dataclass(frozen=True)

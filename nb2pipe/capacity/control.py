@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# The surge check the simulator's planner and the live loop share: every CHECK_S seconds, a
+# queue of more than TRIGGER_S seconds of planned capacity that still grows (the simulator; the
+# loop sees the rate instead) starts replicas for the rate seen times SURGE_HEADROOM at once.
+CHECK_S = 5.0
+TRIGGER_S = 0.1
+SURGE_HEADROOM = 1.2
+
 
 @dataclass(frozen=True)
 class VariantSetting:

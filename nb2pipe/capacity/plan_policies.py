@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from nb2pipe.capacity.control import CHECK_S, SURGE_HEADROOM, TRIGGER_S
 from nb2pipe.capacity.engine import WindowStats
 from nb2pipe.capacity.forecast import DayAheadForecaster, fit_day_ahead
 from nb2pipe.capacity.optimize import Allocation
@@ -18,14 +19,6 @@ from nb2pipe.capacity.plan import PlanError
 from nb2pipe.capacity.policy_base import Config, Policy, Setup, days_text, plan_span
 from nb2pipe.capacity.trace import DAY_S, interval_peaks
 from nb2pipe.errors import Nb2PipeError
-
-#: the planner checks this often (s) whether a forecast fell short...
-CHECK_S = 5.0
-#: ...which it calls a queue of this many seconds of planned capacity, still growing...
-TRIGGER_S = 0.1
-#: ...and then starts replicas for the rate it sees, with this headroom, until the forecasts
-#: (which now see that rate) take over
-SURGE_HEADROOM = 1.2
 
 
 class _Scheduled(Policy):
