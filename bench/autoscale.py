@@ -3,8 +3,8 @@ against a local serving group, scaled by (a) HPA-like reactive rules and (b) nb2
 Controller, both reading the rate from a real Prometheus scraping the router; then the simulator on
 the same slice with a profile measured here, and its error against what was measured.
 
-Run: ``.venv/bin/python -m bench.autoscale [--seconds 240] [--out bench/results/autoscale.json]``
-(Debian's prometheus must be installed: ``make prometheus``). A full run takes ~10 minutes.
+Run: ``.venv/bin/python -m bench.autoscale [--seconds 900] [--start 55710] [--out bench/results/autoscale.json]``
+(Debian's prometheus must be installed: ``make prometheus``). A run takes twice ``--seconds`` and ~3 minutes.
 
 The model is ``bench.autoscale_model.SlowModel``, a pyfunc whose batch of n rows takes 20 ms + n x 20 ms
 spent waiting: a CPU-bound model (a large random forest) saturates the 2 cores at ~1.5 replicas,
@@ -34,7 +34,7 @@ from nb2pipe.capacity.local_group import LocalGroup
 from nb2pipe.capacity.local_prometheus import running_prometheus
 from nb2pipe.capacity.plan import CapacityPlan, read_plan
 from nb2pipe.capacity.policy_base import Reactive, Stabilizer
-from nb2pipe.capacity.prometheus import PrometheusRateSource, default_query
+from nb2pipe.capacity.prometheus import PrometheusRateSource, arrivals_query
 from nb2pipe.capacity.trace import DAY_S, read_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,18 +58,6 @@ def register_slow_model(work: Path) -> str:
     rows = load_breast_cancer().data[:200]
     registration = Registration(SERVICE, "bench", metrics={"accuracy": 1.0}, rule=PromotionRule("accuracy", True))
     return register_model(SlowModel(), rows, registration, store=work).uri
-
-
-def choose_slice(day: np.ndarray, seconds: int) -> int:
-    """The start (s in the day) of the window whose later peak most exceeds its first minute:
-    the rise a reactive rule lags behind."""
-    best, best_score = 0, -1.0
-    for start in range(0, day.size - seconds, 30):
-        window = day[start : start + seconds]
-        score = float(window[60:].max() / max(window[:60].mean(), 1.0))
-        if score > best_score:
-            best, best_score = start, score
-    return best
 
 
 class Recorder:
@@ -141,7 +129,7 @@ def closed_loop(
         recorder = Recorder(group)
         with running_prometheus([group.url.removeprefix("http://")], folder / "prometheus") as prometheus:
             prometheus.wait_for_targets(30)
-            source = PrometheusRateSource(prometheus.url, default_query([SERVICE]))
+            source = PrometheusRateSource(prometheus.url, arrivals_query([SERVICE]))
             stop = threading.Event()
             if policy == "reactive":
                 opening = float(rates[:60].mean())
@@ -165,17 +153,10 @@ def closed_loop(
 
                 controller = Controller(plan, LoopSettings(step_s=5.0, rate_window_s=15.0, stale_after_s=10.0))
                 controller.seed([float(r) for r in before], clock(), 1.0)  # as if it had run before the slice
-                loop = Loop(controller, source, recorder, clock=clock, sleep=time.sleep, log=lambda d: None)
+                loop = Loop(controller, source, recorder, clock=clock, sleep=stop.wait, log=lambda d: None)
                 loop.start()
                 loop.turn()  # the first decision is in place before the load begins
-
-                def run() -> None:
-                    while not stop.is_set():
-                        loop.turn()
-                        now = clock()
-                        stop.wait(min(max(0.0, controller.next_turn(now) - now), controller.settings.step_s))
-
-                worker = threading.Thread(target=run, daemon=True)
+                worker = threading.Thread(target=loop.go_on, kwargs={"until": stop.is_set}, daemon=True)
             worker.start()
             begin = time.time()
             results = replay(group.url, SERVICE, rates)
@@ -233,7 +214,13 @@ def simulated(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=240, help="length of the replayed slice (real time)")
+    parser.add_argument("--seconds", type=int, default=900, help="length of the replayed slice (real time)")
+    parser.add_argument(
+        "--start",
+        type=int,
+        default=55710,
+        help="the slice's first second in the day (default 15:28:30, a minute before the day's sharpest burst)",
+    )
     parser.add_argument("--slo-ms", type=float, default=250.0)
     parser.add_argument("--peak-replicas", type=float, default=3.0, help="the slice's peak needs this many replicas")
     parser.add_argument("--cold-start-s", type=float, default=8.0, help="what a local replica takes to be ready")
@@ -241,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "autoscale.json")
     parser.add_argument("--work", type=Path, default=ROOT / ".nb2pipe" / "bench-autoscale")
     args = parser.parse_args(argv)
+    if not 0 <= args.start <= DAY_S - args.seconds:
+        parser.error(f"--start {args.start} with --seconds {args.seconds} runs past the day")
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     # the replicas unpickle bench.autoscale_model.SlowModel: they import it from this checkout
@@ -268,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     trace = read_trace(TRACE)
     day = trace[(DAY - 1) * DAY_S : DAY * DAY_S]
-    start = choose_slice(day, args.seconds)
+    start = args.start
     raw = day[start : start + args.seconds]
     # the scale: the slice's peak needs --peak-replicas replicas of the profiled rate under the SLO
     from nb2pipe.capacity.model import options_for

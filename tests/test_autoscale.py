@@ -77,6 +77,48 @@ def test_a_day_ahead_plan_is_refused_with_what_to_do() -> None:
         forecaster_of(make_plan(forecaster=None))
 
 
+def day_ahead_plan(forecasts: list[float], forecaster: OnlineForecaster | None = FORECASTER) -> CapacityPlan:
+    """A day-ahead plan for the day starting at second ``start`` of the trace (as nb2pipe plan --online)."""
+    return build_plan(
+        forecasts,
+        7 * 86400,
+        Optimizer((FOREST,)),
+        slo_ms=200.0,
+        interval_s=30,
+        cold_start_s=30.0,
+        price_per_replica_hour=1.0,
+        forecast={"method": "day-ahead", "online": FORECASTER.describe()},
+        online=forecaster,
+    )
+
+
+def test_a_day_ahead_plan_is_a_floor_under_the_online_forecast_by_time_of_day() -> None:
+    day = [5.0] * 2880
+    day[600:602] = [80.0, 80.0]  # 05:00-05:01 UTC: the plan expects a burst
+    controller = Controller(day_ahead_plan(day), one_second())
+    quiet = np.full(120, 4.0)
+    # the next day, just before 05:00 minus one cold start: the burst's interval must be provisioned now
+    before = feed(controller, quiet, T0 + 86400 + 600 * 30 - 150)
+    decision = controller.decide(before)
+    assert replicas(decision) == 8
+    assert "online 4.8, day-ahead floor 80.0" in decision.reason
+    # at noon the same quiet rates get what the online forecast says (the floor there is 5 req/s)
+    noon = feed(controller, quiet, T0 + 86400 + 43200 - 120)
+    calm = controller.decide(noon)
+    assert replicas(calm) == 1
+    assert "day-ahead floor 5.0" in calm.reason
+    # the online forecast is still on top: a rise the plan did not expect gets its replicas
+    rising = feed(controller, np.concatenate([quiet[:60], np.full(60, 60.0)]), noon)
+    assert replicas(controller.decide(rising)) == math.ceil(60 * 1.2 / RATE)
+
+
+def test_a_day_ahead_plan_without_its_online_forecaster_or_a_whole_day_is_refused() -> None:
+    with pytest.raises(PlanError, match=r"nb2pipe plan --online"):
+        forecaster_of(day_ahead_plan([5.0] * 2880, forecaster=None))
+    with pytest.raises(PlanError, match=r"one day \(2880 intervals of 30 s\); this one has 10"):
+        Controller(day_ahead_plan([5.0] * 10))
+
+
 def test_forecasts_equal_the_simulators_on_the_same_seconds() -> None:
     rng = np.random.default_rng(3)
     trace = rng.uniform(2, 60, size=600)
@@ -268,6 +310,17 @@ def test_the_loop_resumes_seeds_applies_logs_and_sleeps_boundedly() -> None:
         "max_latency_ms": 75,
         "percent": 100,
     }
+
+
+def test_the_loop_stops_when_told_before_its_next_turn() -> None:
+    source = FakeSource([20.0] * 10, history=[20.0] * 7)
+    actuator = FakeActuator(None)
+    loop = make_loop(source, actuator, [])
+    told = iter([False, False, True])
+    assert loop.run(until=lambda: next(told)) == 2
+    assert len(actuator.applied) == 2
+    # already told: not one turn more
+    assert loop.go_on(until=lambda: True) == 0 and len(actuator.applied) == 2
 
 
 def test_a_dry_run_applies_nothing_and_a_fallback_names_the_sources_error() -> None:

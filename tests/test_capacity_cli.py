@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nb2pipe.capacity.autoscale import Controller
 from nb2pipe.capacity.plan import read_plan
 from nb2pipe.capacity.profile import write_profile
 from nb2pipe.capacity.trace import DAY_S, DaySpan, read_trace, select_days
@@ -155,6 +156,27 @@ def test_plan_writes_a_plan_that_read_plan_accepts(runs: Runs) -> None:
     # every variant line of the table is printed
     for serving in plan.serving:
         assert any(line.startswith(serving.variant) for line in runs.planned.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_a_day_ahead_plan_with_online_carries_what_autoscale_runs(tmp_path: Path) -> None:
+    profile = write_profile(tmp_path / "profile.json", synthetic_profile())
+    world = ["plan", "--profile", str(profile), "--trace", str(TRACE), "--slo-ms", "150", "-o", "plan.json"]
+    done = run_cli(*world, "--fit-days", "5-7", "--online", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    plan = read_plan(tmp_path / "plan.json")
+    assert plan.forecast["method"] == "day-ahead" and plan.forecast["day"] == 8
+    assert plan.online is not None and plan.forecast["online"] == plan.online.describe()
+    assert [i.start_s for i in plan.intervals] == list(range(7 * DAY_S, 8 * DAY_S, 30))
+    # autoscale runs it: the plan's forecast by time of day under the online forecaster it carries
+    controller = Controller(plan)
+    assert controller.forecaster == plan.online
+    assert controller.day_ahead == tuple(i.forecast_rps for i in plan.intervals)
+    # two fit days cannot both choose the forecast and fit it
+    short = run_cli(*world, "--fit-days", "6-7", "--online", cwd=tmp_path)
+    assert short.returncode == 1
+    assert "needs at least 3 fit days (days 6-7 are 2; give --fit-days)" in short.stderr
+    assert "Traceback" not in short.stderr
 
 
 def test_a_misspelt_policy_is_refused_with_a_suggestion(tmp_path: Path) -> None:

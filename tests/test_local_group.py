@@ -21,6 +21,7 @@ import pytest
 from nb2pipe.capacity.control import Actuator, Decision, VariantSetting
 from nb2pipe.capacity.local_group import LocalGroup, LocalGroupError
 from nb2pipe.capacity.local_router import Router, RouterError
+from nb2pipe.capacity.prometheus import arrivals_query
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.processes import free_port, is_alive, log_tail
 from tests.support import prometheus
@@ -141,9 +142,16 @@ def test_router_counts_requests_in_flight():
         while router.in_flight(replica.url) == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert router.in_flight(replica.url) == 1
+        # the arrival is counted at once; the latency histogram only once the request is answered
+        waiting = get_text(f"{router.url}/metrics")
         release.set()
         sender.join(10)
         assert router.in_flight(replica.url) == 0
+        answered = get_text(f"{router.url}/metrics")
+    assert 'nb2pipe_router_requests_total{model_name="svc"} 1.0' in waiting
+    assert "request_predict_seconds_count{" not in waiting
+    assert 'nb2pipe_router_requests_total{model_name="svc"} 1.0' in answered
+    assert counts_by_variant(answered, "svc") == {"only": 1.0}
 
 
 def test_group_refuses_decisions_it_cannot_serve(tmp_path: Path):
@@ -275,9 +283,12 @@ def test_prometheus_reads_the_rate_sent_through_the_router(
             time.sleep(0.5)
         with RequestStream(group.url, rows, rps=10) as stream:
             time.sleep(16)
-            answer = server.query('sum(rate(request_predict_seconds_count{model_name="cancer"}[10s]))')
+            answered = server.query('sum(rate(request_predict_seconds_count{model_name="cancer"}[10s]))')
+            arrived = server.query(arrivals_query(["cancer"]).replace("{window}", "10s"))
         sent_rps = len(stream.statuses) / 16
-    assert answer, "Prometheus has no request_predict_seconds samples of the router"
-    measured = float(answer[0]["value"][1])
+    assert answered, "Prometheus has no request_predict_seconds samples of the router"
+    assert arrived, "Prometheus has no nb2pipe_router_requests_total samples of the router"
     assert set(stream.statuses) == {200}
-    assert abs(measured - sent_rps) <= 0.25 * sent_rps, (measured, sent_rps)
+    for answer in (answered, arrived):
+        measured = float(answer[0]["value"][1])
+        assert abs(measured - sent_rps) <= 0.25 * sent_rps, (measured, sent_rps)

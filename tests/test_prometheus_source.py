@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from nb2pipe.capacity.prometheus import PrometheusError, PrometheusRateSource, default_query, knative_query
+from nb2pipe.capacity.prometheus import (
+    PrometheusError,
+    PrometheusRateSource,
+    arrivals_query,
+    default_query,
+    knative_query,
+)
 from nb2pipe.lifecycle.standard_scaling import request_query
 from tests.support.loopback import LoopbackServer, Recorded
 
@@ -50,6 +56,8 @@ def test_the_default_query_is_kedas_with_the_loops_window() -> None:
     assert default_query(["digits-a", "digits-b"]) == (
         'sum(rate(request_predict_seconds_count{model_name=~"digits-a|digits-b"}[{window}]))'
     )
+    # the local router's arrivals counter, the local loop's default
+    assert arrivals_query(["digits"]) == 'sum(rate(nb2pipe_router_requests_total{model_name="digits"}[{window}]))'
     assert knative_query(["digits-predictor"], "models") == (
         'sum(rate(revision_request_count{namespace_name="models",service_name=~"digits-predictor"}[{window}]))'
     )

@@ -11,7 +11,11 @@ at once and keeps it for a cold start and two intervals, until the forecasts (wh
 rate) take over. The simulator's trigger is a growing queue; live, the loop sees only the rate.
 
 :class:`Controller` is the decision step: pure (time and rates in, a Decision out), no I/O, no
-clock. :func:`run_loop` does the reading, applying, logging and sleeping, with an injected clock.
+clock. :class:`Loop` does the reading, applying, logging and sleeping, with an injected clock.
+
+With a day-ahead plan (``nb2pipe plan --online``: the day-ahead forecast and the online forecaster
+fitted on the same days) each interval's load is the larger of the plan's forecast for that time of
+day and the online forecast, the surge check above both: the simulator's ``day-ahead+online``.
 
 Safety: the loop starts from what the actuator says runs (after a restart it resumes there) and,
 until it has seen a whole forecast window of rates, never goes below it. When the rate is missing
@@ -36,6 +40,7 @@ from nb2pipe.capacity.control import SURGE_HEADROOM, Actuator, Decision, RateSou
 from nb2pipe.capacity.forecast import OnlineForecaster
 from nb2pipe.capacity.optimize import Allocation, Optimizer
 from nb2pipe.capacity.plan import CapacityPlan, PlanError, whole_percents
+from nb2pipe.capacity.trace import DAY_S
 from nb2pipe.errors import Nb2PipeError
 
 #: seconds between rate readings when the loop is not told otherwise
@@ -65,18 +70,34 @@ class LoopSettings:
 
 
 def forecaster_of(plan: CapacityPlan) -> OnlineForecaster:
-    """The plan's fitted online forecaster; a day-ahead plan has none."""
+    """The plan's fitted online forecaster; a day-ahead plan made without ``--online`` has none."""
     if plan.online is None:
         method = plan.forecast.get("method", "unknown")
         raise PlanError(
             f"the plan's forecast is {method!r} and holds no fitted online forecaster, which autoscale "
-            "forecasts with; make the plan with nb2pipe plan --days A-B (the online planner) -o PLAN.json"
+            "forecasts with; make the plan with nb2pipe plan --days A-B (the online planner) -o PLAN.json, or "
+            "a day-ahead plan with nb2pipe plan --online (its forecast then is a floor under the online one)"
         )
     if plan.online.interval_s != plan.interval_s:
         raise PlanError(
             f"the plan's forecaster works in {plan.online.interval_s} s intervals, its plan in {plan.interval_s} s"
         )
     return plan.online
+
+
+def day_ahead_floor(plan: CapacityPlan) -> tuple[float, ...] | None:
+    """A day-ahead plan's forecast of every interval of the day, from midnight UTC; None for an
+    online plan (its intervals are the days it was made for, not a day to repeat)."""
+    if plan.forecast.get("method") != "day-ahead":
+        return None
+    per_day = DAY_S // plan.interval_s
+    if len(plan.intervals) != per_day:
+        raise PlanError(
+            f"a day-ahead plan holds one day ({per_day} intervals of {plan.interval_s} s); this one has "
+            f"{len(plan.intervals)}: make it again with nb2pipe plan --online"
+        )
+    by_phase = sorted(plan.intervals, key=lambda i: i.start_s % DAY_S)
+    return tuple(i.forecast_rps for i in by_phase)
 
 
 class Controller:
@@ -92,6 +113,7 @@ class Controller:
         self.settings = settings or LoopSettings()
         self.settings.check()
         self.forecaster = forecaster or forecaster_of(plan)
+        self.day_ahead = day_ahead_floor(plan)
         self.optimizer = Optimizer(plan.options, plan.accuracy_value)
         self.interval_s = plan.interval_s
         self.lead_s = float(plan.cold_start_s)
@@ -152,8 +174,17 @@ class Controller:
         # every interval that has begun, or whose replicas must start now to be ready in time
         last = max(current, int((now + self.lead_s) // interval))
         forecasts = self._forecasts(now, current, last - current + 1)
-        floor_capacity = self._capacity(self.floor)
         reasons = [f"forecast {max(forecasts):.1f} req/s for intervals {current}..{last} of {interval} s"]
+        if self.day_ahead is not None:
+            per_day = len(self.day_ahead)
+            floors = [self.day_ahead[k % per_day] for k in range(current, last + 1)]
+            combined = [max(f, d) for f, d in zip(forecasts, floors, strict=True)]
+            reasons = [
+                f"forecast {max(combined):.1f} req/s for intervals {current}..{last} of {interval} s "
+                f"(online {max(forecasts):.1f}, day-ahead floor {max(floors):.1f})"
+            ]
+            forecasts = combined
+        floor_capacity = self._capacity(self.floor)
         boost_rps, until = self.boost
         if latest > floor_capacity:
             boost_rps, until = latest * SURGE_HEADROOM, now + self.lead_s + 2 * interval
@@ -281,7 +312,7 @@ class Loop:
     source: RateSource
     actuator: Actuator
     clock: Callable[[], float]
-    sleep: Callable[[float], None]
+    sleep: Callable[[float], object]
     log: Callable[[Decision], None]
     dry_run: bool = False
 
@@ -308,11 +339,16 @@ class Loop:
         self.log(decision)
         return decision
 
-    def run(self, turns: int | None = None) -> int:
-        """``turns`` decisions (None: until interrupted); returns how many were taken."""
+    def run(self, turns: int | None = None, until: Callable[[], bool] | None = None) -> int:
+        """Start, then :meth:`go_on`; returns how many decisions were taken."""
         self.start()
+        return self.go_on(turns, until)
+
+    def go_on(self, turns: int | None = None, until: Callable[[], bool] | None = None) -> int:
+        """Turn after turn: ``turns`` of them, or until ``until()`` is true (asked before each turn;
+        with ``sleep=event.wait`` setting the event ends the sleep too), or for ever when neither."""
         taken = 0
-        while turns is None or taken < turns:
+        while (turns is None or taken < turns) and not (until is not None and until()):
             self.turn()
             taken += 1
             if turns is not None and taken >= turns:

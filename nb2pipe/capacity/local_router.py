@@ -7,8 +7,11 @@ replicas of every variant, as KServe's ingress and canary split are on a cluster
 - a replica that refuses the connection (stopped, crashed) is left for another one: a prediction
   is idempotent, and no request is lost to a replica going away;
 - ``/metrics`` answers Prometheus text with KServe's ``request_predict_seconds`` histogram,
-  labelled ``model_name`` (the service) and ``variant``, so the loop's rate query is the one it
-  uses on a cluster: ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``.
+  labelled ``model_name`` (the service) and ``variant``, so the loop's rate query can be the one
+  it uses on a cluster: ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``;
+  and with ``nb2pipe_router_requests_total`` (ARRIVALS_METRIC), counted as each request arrives.
+  A histogram observes a request when it is answered, so an overloaded group shows its
+  throughput, not its demand; the arrivals counter shows the demand (the local loop's default).
 
 It runs uvicorn in a thread of the caller's process; :meth:`Router.set_routes` swaps the routing
 table between requests. starlette, uvicorn, httpx and prometheus_client come with kserve.
@@ -33,6 +36,10 @@ UPSTREAM_TIMEOUT_S = 60.0
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade", "te"}
 #: KServe's latency buckets are prometheus_client's defaults; these add the sub-5 ms range
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, float("inf"))
+
+
+#: predict requests counted as they arrive, labelled ``model_name``
+ARRIVALS_METRIC = "nb2pipe_router_requests_total"
 
 
 class RouterError(Nb2PipeError):
@@ -173,7 +180,7 @@ class Router:
         import contextlib
 
         import httpx
-        from prometheus_client import CollectorRegistry, Histogram, generate_latest
+        from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
         from starlette.applications import Starlette
         from starlette.requests import Request
@@ -187,6 +194,13 @@ class Router:
             ["model_name", "variant", "code"],
             registry=registry,
             buckets=_BUCKETS,
+        )
+        # prometheus_client appends _total to a counter's name itself
+        arrivals = Counter(
+            ARRIVALS_METRIC.removesuffix("_total"),
+            "predict requests received by the local router, counted on arrival",
+            ["model_name"],
+            registry=registry,
         )
         client: dict[str, httpx.AsyncClient] = {}
 
@@ -203,6 +217,8 @@ class Router:
             return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
         async def forward(request: Request) -> Response:
+            if request.method == "POST":
+                arrivals.labels(self.service).inc()
             body = await request.body()
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -2,8 +2,8 @@
 ahead: ``planner`` (the online forecast), ``oracle`` (the true peaks), ``plan`` (a plan file's),
 ``day-ahead`` (each day's day-ahead forecast, fitted on the days before it) and ``day-ahead+online``
 (that forecast as a floor under the online one, with the planner's surge check: what ``nb2pipe
-autoscale`` would run with a day-ahead plan), and ``day-ahead-median+online`` (the same over the median
-of the earlier days)."""
+autoscale`` runs with a plan from ``nb2pipe plan --online``), and ``day-ahead-median+online`` (the
+same over the median of the earlier days)."""
 
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ class DayAheadOnline(Planner):
     name = "day-ahead+online"
     summary = (
         "the day-ahead plan as a floor, the online forecast above it and the planner's surge check: "
-        "what nb2pipe autoscale would run with a day-ahead plan (it does not yet)"
+        "what nb2pipe autoscale runs with a day-ahead plan made with nb2pipe plan --online"
     )
 
     #: the day-ahead quantile under the online forecast: the plan's own (0.99) by default

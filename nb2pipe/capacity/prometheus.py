@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nb2pipe.capacity.local_router import ARRIVALS_METRIC
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.lifecycle.standard_scaling import POD_METRIC
 
@@ -40,11 +41,19 @@ class PrometheusError(Nb2PipeError):
 
 def default_query(model_names: Sequence[str]) -> str:
     """Predict calls per second to these models, all replicas together (KServe's server metric)."""
+    return f"sum(rate({POD_METRIC}_count{{{_selector(model_names)}}}[{{window}}]))"
+
+
+def _selector(model_names: Sequence[str]) -> str:
     if len(model_names) == 1:
-        selector = f'model_name="{model_names[0]}"'
-    else:
-        selector = 'model_name=~"' + "|".join(model_names) + '"'
-    return f"sum(rate({POD_METRIC}_count{{{selector}}}[{{window}}]))"
+        return f'model_name="{model_names[0]}"'
+    return 'model_name=~"' + "|".join(model_names) + '"'
+
+
+def arrivals_query(model_names: Sequence[str]) -> str:
+    """Predict requests per second received by nb2pipe's local router, counted on arrival: the
+    demand even while the replicas are overloaded (KServe's counters count answered requests)."""
+    return f"sum(rate({ARRIVALS_METRIC}{{{_selector(model_names)}}}[{{window}}]))"
 
 
 def knative_query(predictor_services: Sequence[str], namespace: str) -> str:

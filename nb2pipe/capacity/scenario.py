@@ -177,6 +177,28 @@ class Trial:
     violation_percent: float
 
 
+def history_scenario(profile: Profile, history: np.ndarray, choices: Choices, start_s: int) -> Scenario:
+    """A scenario of ``history`` alone (scaled rates, from second ``start_s`` of the trace): what the
+    online forecaster of a day-ahead plan is fitted on (:func:`fitted_forecaster` reads only the history)."""
+    profile = prepared_profile(profile, choices)
+    return Scenario(
+        history[-DAY_S:],
+        history,
+        profile,
+        options_for(profile, choices.slo_ms),
+        baseline_option(profile, choices),
+        choices.slo_ms,
+        choices.cold_start_s,
+        choices.interval_s,
+        choices.price_per_replica_hour,
+        choices.accuracy_value,
+        choices.seed,
+        replace(choices.reactive),
+        None,
+        start_s,
+    )
+
+
 def fitted_forecaster(
     scenario: Scenario,
     violation_target: float,

@@ -65,7 +65,8 @@ def add_commands(commands: Commands) -> None:
         metavar="PROMQL",
         type=non_empty,
         help="the request rate, all variants together ({window}: the rate window); default: the predict calls "
-        "KServe's model servers count, as nb2pipe's KEDA trigger reads them",
+        "KServe's model servers count, as nb2pipe's KEDA trigger reads them (with --local: the requests the "
+        "router received, counted as they arrive)",
     )
     autoscale.add_argument(
         "--knative",
@@ -167,7 +168,7 @@ def _local(args: argparse.Namespace, plan: CapacityPlan, stack: contextlib.ExitS
 
     from nb2pipe.capacity.local_group import LocalGroup
     from nb2pipe.capacity.local_prometheus import require_binary, running_prometheus
-    from nb2pipe.capacity.prometheus import PrometheusRateSource, default_query
+    from nb2pipe.capacity.prometheus import PrometheusRateSource, arrivals_query
     from nb2pipe.store.registry import TRACKING_ENV, local_store, tracking_uri
 
     uris = {s.variant: s.model_uri for s in plan.serving}
@@ -203,5 +204,6 @@ def _local(args: argparse.Namespace, plan: CapacityPlan, stack: contextlib.ExitS
         file=sys.stderr,
         flush=True,
     )
-    query = args.query or default_query([args.service])
+    # the router counts requests as they arrive: the demand, also while the replicas are overloaded
+    query = args.query or arrivals_query([args.service])
     return PrometheusRateSource(url, query, timeout_s=args.timeout), group

@@ -41,6 +41,13 @@ def add_commands(commands: Commands) -> None:
     plan.add_argument(
         "-o", "--output", metavar="PLAN.json", type=non_empty, help="write the plan (nb2pipe deploy --plan reads it)"
     )
+    plan.add_argument(
+        "--online",
+        action="store_true",
+        help="with a day-ahead plan (no --days): also fit the online forecaster on the same days (the last two "
+        "held out to choose it; takes longer), so that nb2pipe autoscale can run the plan, its forecast as a "
+        "floor under the online forecast and the surge check",
+    )
     add_json(plan, "print the plan as JSON")
     plan.set_defaults(handler=_plan)
 
@@ -285,7 +292,13 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.output:
         check_outputs([("-o", args.output)], [args.profile, args.trace], folders_made=True)
-    plan = plan_from_trace(read_profile(args.profile), read_trace(args.trace), _choices(args), args.trace)
+    choices = _choices(args)
+    fitting = _Progress("fitting the online forecast") if args.online or choices.days else None
+    plan = plan_from_trace(
+        read_profile(args.profile), read_trace(args.trace), choices, args.trace, online=args.online, progress=fitting
+    )
+    if fitting is not None:
+        fitting.finish()
     written = write_plan(args.output, plan) if args.output else None
     if args.json:
         print(json.dumps(plan_to_json(plan), indent=1))
