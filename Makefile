@@ -29,7 +29,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain,capacity]"
+	$(PIP_INSTALL) -e ".[dev,mlflow,serve,drift,explain,capacity,torch]"
 	touch $@
 
 $(LAB_MODULES): $(LAB)/package.json $(LAB)/yarn.lock | $(STAMP)

@@ -9,6 +9,9 @@ Models (--models, default both), each registered in a private sqlite store (or t
 - cancer: the breast-cancer pipeline (StandardScaler + LogisticRegression, 30 features);
 - forest: a 500-tree RandomForestClassifier on iris (4 features, n_jobs default, seeded): the
   model's own work dominates, and scikit-learn runs one joblib task per tree.
+- torch: a PyTorch MLP on digits (64-128-10), served by nb2pipe alone, without and with
+  dynamic batching (`nb2pipe-batched`: --max-batch-size 32 --max-latency-ms 5), on the GPU
+  when PyTorch sees one; no target yet (the row measures what batching buys).
 
 The three servers of a model run at once (idle ones take no CPU), one worker each, on
 127.0.0.1 (sklearnserver binds 0.0.0.0: KServe hard-codes it), each stopped with its process
@@ -37,7 +40,7 @@ scikit-learn as nb2pipe; .venv itself is untouched). --sklearnserver-python pick
 interpreter; by default this one when it imports sklearnserver, else that venv's; with neither
 the server is skipped, with the reason printed.
 
-    python -m bench.serve [--models cancer forest] [--servers nb2pipe mlflow sklearnserver]
+    python -m bench.serve [--models cancer forest torch] [--servers nb2pipe mlflow sklearnserver]
                           [--requests N] [--rounds 10] [--duration 6] [--load-rounds 3]
                           [--concurrency 1 8 32] [--client auto|threads|processes] [--quick]
                           [--model-uri URI --tracking-uri URI] [--sklearnserver-python PATH]
@@ -86,8 +89,11 @@ STOP_GRACE_S = 15.0
 LOG_LINES = 60
 SERVERS = ("nb2pipe", "mlflow", "sklearnserver")
 #: requests per server when --requests is not given: a forest request costs ~10x a cancer one
-DEFAULT_REQUESTS = {"cancer": 2000, "forest": 400, "given": 1000}
-WARMUP = {"cancer": 200, "forest": 40, "given": 100}
+DEFAULT_REQUESTS = {"cancer": 2000, "forest": 400, "torch": 1000, "given": 1000}
+WARMUP = {"cancer": 200, "forest": 40, "torch": 100, "given": 100}
+#: the PyTorch row: nb2pipe as it is, and with KServe's batcher in front of the model
+BATCHED_SERVER = "nb2pipe-batched"
+BATCHING = ("--max-batch-size", "32", "--max-latency-ms", "5")
 #: where `make bench-serve-deps` installs sklearnserver
 SKLEARNSERVER_VENV_PYTHON = ROOT / "build" / "sklearnserver-venv" / "bin" / "python"
 LOOPBACK = ("--host", "127.0.0.1")
@@ -158,7 +164,9 @@ def servers_for(model: Model, folder: Path, settings: Settings) -> tuple[list[Se
     v1_body = json.dumps({"instances": [model.row]}).encode()
     for name in settings.servers:
         port = free_port()
-        if name == "nb2pipe":
+        if model.key == "torch" and name != "nb2pipe":
+            skipped[name] = "the PyTorch row compares nb2pipe without and with batching"
+        elif name == "nb2pipe":
             command = [sys.executable, "-m", "nb2pipe", "serve", model.uri, "--name", MODEL_NAME, *LOOPBACK]
             chosen.append(
                 Server(
@@ -168,6 +176,16 @@ def servers_for(model: Model, folder: Path, settings: Settings) -> tuple[list[Se
                     Endpoint(port, f"/v1/models/{MODEL_NAME}:predict", v1_body),
                 )
             )
+            if model.key == "torch":
+                batched_port = free_port()
+                chosen.append(
+                    Server(
+                        BATCHED_SERVER,
+                        [*command, *BATCHING, "--port", str(batched_port)],
+                        f"/v2/models/{MODEL_NAME}/ready",
+                        Endpoint(batched_port, f"/v1/models/{MODEL_NAME}:predict", v1_body),
+                    )
+                )
         elif name == "mlflow":
             body = (
                 {"dataframe_split": {"columns": model.columns, "data": [model.row]}}
@@ -399,7 +417,7 @@ def main() -> None:
             folder.mkdir()
             model = reuse(args.model_uri, args.tracking_uri, folder) if args.model_uri else register(key, folder)
             measured = measure_model(model, folder, settings)
-            measured["targets"] = verdicts(key, measured)
+            measured["targets"] = {} if key == "torch" else verdicts(key, measured)
             models[key] = measured
     for key, measured in models.items():
         print_model(key, measured)

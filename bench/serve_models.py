@@ -17,6 +17,7 @@ MODEL_NAME = "bench"
 #: KServe's sklearnserver loads the one model.joblib / .pkl / .pickle in --model_dir
 SKLEARNSERVER_FILE = "model.joblib"
 FOREST_TREES = 500
+MLP_EPOCHS = 100
 SEED = 0
 
 
@@ -61,8 +62,41 @@ def _iris_forest() -> tuple[Any, Any, Any, str]:
     return model, features, labels, f"iris RandomForestClassifier ({FOREST_TREES} trees, n_jobs default, 4 features)"
 
 
+def _digits_mlp() -> tuple[Any, Any, Any, str]:
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    data = load_digits(as_frame=True)
+    features, labels = data.data / 16.0, data.target
+    torch.manual_seed(SEED)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    rows = torch.as_tensor(features.to_numpy(), dtype=torch.float32)
+    targets = torch.as_tensor(labels.to_numpy())
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(MLP_EPOCHS):  # full-batch: 1797 rows, a second on a CPU
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(rows), targets).backward()
+        optimizer.step()
+    return model.eval(), features, labels, f"digits PyTorch MLP 64-128-10 ({MLP_EPOCHS} epochs, 64 features)"
+
+
+def _accuracy(model: Any, features: Any, labels: Any) -> float:
+    if hasattr(model, "score"):
+        return float(model.score(features, labels))
+    import torch  # an nn.Module: no score(), its class is the largest output
+
+    with torch.inference_mode():
+        predicted = model(torch.as_tensor(features.to_numpy(), dtype=torch.float32)).argmax(dim=1).numpy()
+    return float((predicted == labels.to_numpy()).mean())
+
+
 #: bench name -> how to train it
-TRAINERS: dict[str, Callable[[], tuple[Any, Any, Any, str]]] = {"cancer": _breast_cancer, "forest": _iris_forest}
+TRAINERS: dict[str, Callable[[], tuple[Any, Any, Any, str]]] = {
+    "cancer": _breast_cancer,
+    "forest": _iris_forest,
+    "torch": _digits_mlp,
+}
 
 
 def register(key: str, folder: Path) -> Model:
@@ -73,7 +107,7 @@ def register(key: str, folder: Path) -> Model:
     folder.mkdir(parents=True, exist_ok=True)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with tracking(uri):
-        accuracy = float(model.score(features, labels))
+        accuracy = _accuracy(model, features, labels)
         registered = register_model(
             model, features, Registration(MODEL_NAME, "bench", metrics={"accuracy": accuracy}), store=folder
         )

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from nb2pipe.native_order import load_triton_before_tensorflow
 from tests.support.example_runs import example_run  # noqa: F401  (a session fixture)
 from tests.support.fake_kfp import kfp_server  # noqa: F401  (a fixture)
 from tests.support.fake_kserve import kserve_server  # noqa: F401  (a fixture)
@@ -13,6 +14,8 @@ from tests.support.registered import registered_model  # noqa: F401  (a session 
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"})
+# test modules import Keras/TensorFlow at the top, before nb2pipe's own guard runs (native_order.py)
+load_triton_before_tensorflow()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

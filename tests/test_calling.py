@@ -48,6 +48,11 @@ def test_outputs_are_the_servers_one_predict_output_typed_by_the_signature():
     ]
     assert output_tensors(signature_specs(None)) == []
     assert metadata_tensors(signature_specs(None)) == []
+    # the server answers Python numbers: a network's float32 scores, K a row, come back as [N, K] FP64
+    scores = Schema([TensorSpec(np.dtype("float32"), (-1, 10))])
+    assert output_tensors(signature_specs(scores)) == [{"name": "predict", "datatype": "FP64", "shape": [-1, 10]}]
+    labels = Schema([ColSpec("integer")])
+    assert output_tensors(signature_specs(labels)) == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
 
 
 def test_the_curl_posts_one_row_quoted_for_a_posix_shell():

@@ -26,11 +26,11 @@ def test_help_and_version_do_not_load_kfp():
 
 
 def test_help_and_compile_load_no_heavy_library(tmp_path: Path):
-    notebook, output = str(EXAMPLES / "fan_out.ipynb"), str(tmp_path / "out.yaml")
+    notebook, output = str(EXAMPLES / "torch_digits.ipynb"), str(tmp_path / "out.yaml")  # imports torch
     probe = (
         "import sys\nfrom nb2pipe.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         f"assert main(['compile', {notebook!r}, '-o', {output!r}]) == 0\n"
-        "heavy = {'mlflow', 'kserve', 'alibi', 'alibi_detect', 'tensorflow', 'numba'}\n"
+        "heavy = {'mlflow', 'kserve', 'alibi', 'alibi_detect', 'tensorflow', 'numba', 'torch', 'triton', 'captum'}\n"
         "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -14,8 +14,8 @@ from tests.support.nbtools import EXAMPLES
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
 
 
-def test_ten_notebooks_compiled_from_ten_threads_at_once_match_a_sequential_compile(tmp_path: Path):
-    assert len(NOTEBOOKS) == 10
+def test_every_example_compiled_from_its_own_thread_at_once_matches_a_sequential_compile(tmp_path: Path):
+    assert len(NOTEBOOKS) >= 10
     copies = []
     for notebook in NOTEBOOKS:
         copy = tmp_path / notebook.name

@@ -104,3 +104,17 @@ def test_text_classifier_is_registered_and_explained_with_anchor_and_ig(example_
     for row, words in zip(anchor, highlighted, strict=True):
         for word in words:
             assert f"the text contains &#x27;{word}&#x27;" in row
+
+
+def test_torch_digits_trains_on_its_gpu_step_evaluates_on_cpu_and_is_explained_with_captum(example_run: ExampleRun):
+    result = run_example("torch_digits", example_run)
+    assert result["status"] == "succeeded", result["failures"]
+    expected = ["load", "train", "evaluate", "register-torch-digits", "explain-torch-digits-ig"]
+    assert statuses(result) == dict.fromkeys(expected, "succeeded")
+    assert [(m["model_name"], m["version"], m["champion"]) for m in result["models"]] == [("torch-digits", "1", True)]
+    metrics = result["metrics"]
+    assert metrics["accuracy"] >= 0.9
+    assert metrics["ig_rows"] == 3.0 and metrics["ig_completeness_error"] <= 0.01
+    # 64 pixels a row: the page draws each row as an 8x8 heatmap or a bar per pixel
+    ig = sections(explanation(result, "explain-torch-digits-ig"))
+    assert len(ig) == 3

@@ -205,7 +205,9 @@ def test_the_page_shows_each_row_and_escapes_names(cancer: Cancer, anchored: Any
 
 
 def test_errors_say_what_to_do_instead(cancer: Cancer) -> None:
-    with pytest.raises(Nb2PipeError, match="Integrated Gradients needs a Keras model; use explain:anchor"):
+    with pytest.raises(
+        Nb2PipeError, match="Integrated Gradients needs a Keras model or a PyTorch module; use explain:anchor"
+    ):
         build_explainer("ig", cancer.model, cancer.train)
     with pytest.raises(Nb2PipeError, match="did you mean 'anchor'"):
         build_explainer("anchr", cancer.model, cancer.train)
@@ -247,7 +249,7 @@ def test_cli_explains_a_saved_mlflow_model_on_a_csv(
     from nb2pipe.cli import main  # the command as nb2pipe's own parser wires it
 
     assert main([*argv[:4], "--method", "ig"]) == 1
-    assert "Integrated Gradients needs a Keras model; use explain:anchor" in capsys.readouterr().err
+    assert "Integrated Gradients needs a Keras model or a PyTorch module; use explain:anchor" in capsys.readouterr().err
 
 
 def test_cli_fits_on_the_training_data_kept_with_a_registered_version(

@@ -61,3 +61,11 @@ def test_keras_layers_and_optimizers_are_parts_not_models():
         "import keras\nimport tensorflow as tf",
     )
     assert found == {"vectorize": "Artifact", "step": "Artifact", "net": "Model"}
+
+
+def test_torch_modules_are_models_and_tensors_datasets():
+    found = kinds(
+        "net = nn.Linear(2, 1)\nx = torch.zeros(2)\ny = net(x)\nloss_fn = nn.MSELoss()\nseen = torch.load('w.pt')",
+        "import torch\nfrom torch import nn",
+    )
+    assert found == {"net": "Model", "x": "Dataset", "y": "Dataset", "loss_fn": "Artifact", "seen": "Artifact"}

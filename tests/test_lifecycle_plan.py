@@ -70,6 +70,27 @@ def test_register_with_a_named_variable_and_lower_is_better():
     assert (item.registration.promote_metric, item.registration.higher_is_better) == ("loss", False)
 
 
+def test_a_pytorch_training_loop_gives_the_first_input_the_module_is_called_on():
+    # no fit(): the module is called on the training batch in a loop, later on held-out rows
+    train = (
+        "import torch\n"
+        "features = torch.tensor(X.values, dtype=torch.float32)\n"
+        "held_out = features[:10]\n"
+        "model = torch.nn.Linear(4, 3)\n"
+        "for epoch in range(5):\n"
+        "    loss = torch.nn.functional.cross_entropy(model(features), torch.tensor(y.values))\n"
+        "check = model(held_out)"
+    )
+    plan = plan_of(lifecycle_notebook("register:iris:model", train=train))
+    (item,) = plan.lifecycle
+    assert item.model.name == "model"
+    assert item.example is not None and (item.example.name, item.example.source_step) == ("features", "train")
+    # a fit() call still wins over calls of the model
+    fitted = "model = LogisticRegression(max_iter=200)\nscores = model(X)\nmodel.fit(y, y)"
+    (item,) = plan_of(lifecycle_notebook("register:iris:model", train=fitted)).lifecycle
+    assert item.example is not None and item.example.name == "y"
+
+
 def test_two_models_without_a_variable_is_an_error_naming_both():
     train = "model = LogisticRegression().fit(X, y)\nother = LogisticRegression(C=2.0).fit(X, y)"
     nb = lifecycle_notebook("register:iris", train=train)

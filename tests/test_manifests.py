@@ -587,12 +587,23 @@ def test_dockerfile_installs_pinned_packages_without_entrypoint() -> None:
     assert len(installs) == 1
     install = shlex.split(installs[0])
     assert install[install.index("-c") + 1] == "constraints.txt"
-    # the explainer container runs the same image: it needs alibi (explain) beside the server
-    assert ".[mlflow,serve,drift,explain]" in install
+    # the explainer container runs the same image: it needs alibi (explain) beside the server;
+    # PyTorch models are served and explained (Captum) by it too
+    assert ".[mlflow,serve,drift,explain,torch]" in install
     pinned = {
         line.split("==")[0].lower() for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
     }
-    for package in ("scikit-learn", "xgboost", "lightgbm", "pandas", "pyarrow", "cloudpickle", "mlflow", "kserve"):
+    for package in (
+        "scikit-learn",
+        "xgboost",
+        "lightgbm",
+        "pandas",
+        "pyarrow",
+        "cloudpickle",
+        "mlflow",
+        "kserve",
+        "torch",
+    ):
         assert package in pinned, f"{package} is not pinned in constraints.txt"
     # nb2pipe-server serves the models of these libraries that KServe's own servers cannot load
     for package in ("scikit-learn", "xgboost", "lightgbm", "pandas", "pyarrow", "cloudpickle"):

@@ -117,7 +117,7 @@ def test_mlserver_only_when_asked_v2_with_an_unmaintained_warning(flavor: str) -
         assert choose_runtime(flavor, asked, LOADABLE).runtime != "kserve-mlserver"
 
 
-@pytest.mark.parametrize("flavor", ["tensorflow", "mlflow", "nb2pipe"])
+@pytest.mark.parametrize("flavor", ["tensorflow", "pytorch", "mlflow", "nb2pipe"])
 def test_models_kserve_cannot_load_go_to_nb2pipe_server(flavor: str) -> None:
     expected_format = ("nb2pipe", "1") if flavor == "nb2pipe" else ("mlflow", "3")
     for asked in (None, "auto", "nb2pipe"):
@@ -127,6 +127,24 @@ def test_models_kserve_cannot_load_go_to_nb2pipe_server(flavor: str) -> None:
     for asked in ("kserve", "predictive"):
         with pytest.raises(Nb2PipeError, match=f"runtime {asked}: .* cannot load .*use runtime auto or nb2pipe"):
             choose_runtime(flavor, asked, TOO_NEW)
+
+
+def test_a_pytorch_model_is_served_by_nb2pipe_server_and_says_why_not_torchserve_or_triton() -> None:
+    import yaml
+
+    choice = choose_runtime("pytorch", None, {"torch": "2.14.1"}, gpu=1)
+    assert (choice.runtime, choice.format_name, choice.format_version) == (NB2PIPE_RUNTIME, "mlflow", "3")
+    assert choice.warnings == ()
+    (reason,) = choice.reasons
+    assert "kserve-torchserve" in reason and ".mar archive" in reason and "kserve-tritonserver" in reason
+    # the reason is KServe's own runtimes: both claim the pytorch format, neither reads an MLflow folder
+    for runtime in ("kserve-torchserve", "kserve-tritonserver"):
+        spec = yaml.safe_load((KSERVE_SCHEMAS / f"runtime-{runtime}.yaml").read_text(encoding="utf-8"))["spec"]
+        assert "pytorch" in {f["name"] for f in spec["supportedModelFormats"]}
+    torchserve = yaml.safe_load((KSERVE_SCHEMAS / "runtime-kserve-torchserve.yaml").read_text(encoding="utf-8"))
+    assert "--model-store=/mnt/models/model-store" in torchserve["spec"]["containers"][0]["args"]
+    with pytest.raises(Nb2PipeError, match="KServe's own servers cannot load a PyTorch MLflow model"):
+        choose_runtime("pytorch", "kserve", {})
 
 
 def test_mlserver_serves_other_pyfuncs_as_mlflow_but_never_nb2pipes_wrapper() -> None:
@@ -152,6 +170,7 @@ def test_mlserver_serves_other_pyfuncs_as_mlflow_but_never_nb2pipes_wrapper() ->
         ("lightgbm", "mlserver", LOADABLE, True),
         ("xgboost", None, TOO_NEW, False),  # nb2pipe-server may use it
         ("tensorflow", None, {}, False),
+        ("pytorch", None, {"torch": "2.14.1"}, False),  # nb2pipe-server runs it on the GPU
     ],
 )
 def test_a_gpu_on_a_cpu_only_server_is_said_to_sit_idle(flavor: str, asked: str | None, versions: dict, idle: bool):
@@ -385,6 +404,7 @@ def test_a_model_without_its_runtime_folder_is_refused(boost: Path, tmp_path: Pa
         ("lightgbm", "predictive", LOADABLE),
         ("lightgbm", "mlserver", LOADABLE),
         ("tensorflow", None, {}),
+        ("pytorch", None, {"torch": "2.14.1"}),
         ("nb2pipe", None, {}),
     ],
 )

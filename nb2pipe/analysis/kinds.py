@@ -20,6 +20,8 @@ class Provenance:
     #: what the value is when it cannot leave its process ("an open file"), and what to pass instead
     unserializable: str | None = None
     instead: str | None = None
+    #: for a class defined in the notebook: the type of the instances calling it makes
+    makes: ArtifactKind | None = None
 
 
 UNKNOWN = Provenance("Artifact")
@@ -99,6 +101,17 @@ _MODULE = _Bound("a module", "import it in an imports cell")
 _ITERATOR = _Bound("a dataset iterator", "pass the dataset or its data and iterate in the step that uses it")
 _WRITER = _Bound("a log writer with an open file", "pass the log directory's path and create the writer there")
 _QUANTILE = _Bound("an xgboost QuantileDMatrix", "pass the data it is built from (a QuantileDMatrix cannot be saved)")
+_GENERATOR = _Bound("a generator", "turn it into a list before the step ends")
+_DATALOADER = _Bound(
+    "a DataLoader", "pass its Dataset (or the tensors) and build the DataLoader in the step that iterates it"
+)
+_OPTIMIZER = _Bound(
+    "an optimizer",
+    "pass the model (and the optimizer's state_dict() if training goes on) and create the optimizer again "
+    "in the step that trains",
+)
+_SCHEDULER = _Bound("a learning-rate scheduler", "pass its state_dict() and create it again in the step that trains")
+_CUDA_STREAM = _Bound("a CUDA stream or event", "create it in the step that uses it")
 
 #: Callables (qualified) whose result is tied to this process: an open file, a lock, a live connection.
 _PROCESS_BOUND: dict[str, _Bound] = {
@@ -231,6 +244,18 @@ _PROCESS_BOUND: dict[str, _Bound] = {
         _WRITER,
     ),
     **dict.fromkeys(("xgboost.QuantileDMatrix", "xgboost.DeviceQuantileDMatrix"), _QUANTILE),
+    **dict.fromkeys(("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"), _DATALOADER),
+    **dict.fromkeys(
+        (
+            "torch.Stream",
+            "torch.Event",
+            "torch.cuda.Stream",
+            "torch.cuda.Event",
+            "torch.cuda.current_stream",
+            "torch.cuda.default_stream",
+        ),
+        _CUDA_STREAM,
+    ),
     **dict.fromkeys(("importlib.import_module", "__import__"), _MODULE),
 }
 
@@ -270,9 +295,11 @@ def provenance(
 ) -> Provenance:
     """Type of the value an origin produces. ``of_name`` gives a variable's current type."""
     if origin.kind == "generator":
-        return _bound(_Bound("a generator", "turn it into a list before the step ends"))
+        return _bound(_GENERATOR)
     if origin.kind == "import":
         return _imported(origin.path or "", origin.attr == "from")
+    if origin.kind == "class":
+        return _class(origin.path, imports, of_name)
     if origin.kind in ("alias", "derived") and origin.base:
         source = of_name(origin.base)
         if source is None:
@@ -281,23 +308,60 @@ def provenance(
             # an attribute, item or element of a module, file, cursor... is a value of its own:
             # ``math.pi``, ``os.environ['HOME']``, ``f.name``, a line of a file
             return Provenance("Artifact", source.library)
-        if origin.kind == "derived" and source.kind == "Model":
-            return Provenance("Artifact", source.library)
+        if origin.kind == "derived" and (source.kind == "Model" or source.makes):
+            return Provenance("Artifact", source.library)  # ``net.layer``, ``Net.forward``
         return source
     if origin.kind != "call":
         return UNKNOWN
     head = (origin.path or "").split(".")[0]
     if origin.path and (head in imports or "." not in origin.path):
         if "." not in origin.path and is_generator_function(origin.path):
-            return _bound(_Bound("a generator", "turn it into a list before the step ends"))
-        return _from_callee(qualify(origin.path, imports) or origin.path)
+            return _bound(_GENERATOR)
+        called = _called(of_name(origin.path)) if "." not in origin.path else None
+        return called or _from_callee(qualify(origin.path, imports) or origin.path)
     if origin.base and origin.attr:
         if origin.receiver_call and origin.receiver_call.split(".")[0] in imports:
             # a method of a fresh object: ``LogisticRegression().fit(X, y)``
             receiver: Provenance | None = _from_callee(qualify(origin.receiver_call, imports) or "")
+        elif origin.receiver_call == origin.base:  # ``Net().to(device)``, ``net(X).argmax(1)``
+            receiver = _called(of_name(origin.base))
         else:
             receiver = of_name(origin.base)
         return _from_method(receiver, origin.attr)
+    return UNKNOWN
+
+
+def _called(callee: Provenance | None) -> Provenance | None:
+    """What calling a notebook name gives, where that is known: an instance of a notebook class
+    (``Net()``), the tensors a PyTorch module's forward pass returns (``net(X)``)."""
+    if callee is None:
+        return None
+    if callee.makes:
+        return Provenance(callee.makes, callee.library)
+    if callee.kind == "Model" and callee.library == "torch":
+        return Provenance("Dataset", "torch")
+    return None
+
+
+#: the bases of nn.Module subclasses that are not models of their own
+_TORCH_NOT_MODELS = ("Loss",)
+
+
+def _class(bases: str | None, imports: Mapping[str, str], of_name: Callable[[str], Provenance | None]) -> Provenance:
+    """A class defined in the notebook: its instances are models when it subclasses a PyTorch
+    module (``class Net(nn.Module)``) or a notebook class that does. ``bases`` are the dotted
+    names of its bases, joined by commas."""
+    for base in (bases or "").split(","):
+        if not base:
+            continue
+        if "." not in base and base not in imports:
+            parent = of_name(base)
+            if parent is not None and parent.makes:
+                return Provenance("Artifact", parent.library, makes=parent.makes)
+            continue
+        qualified = qualify(base, imports) or base
+        if qualified.startswith("torch.nn.") and not qualified.endswith(_TORCH_NOT_MODELS):
+            return Provenance("Artifact", "torch", makes="Model")
     return UNKNOWN
 
 
@@ -329,6 +393,10 @@ def _from_callee(qualified: str) -> Provenance:
     root, last = parts[0], parts[-1]
     if qualified.startswith("tensorflow.keras"):
         root = "keras"
+    if root == "torch":
+        torch_kind = _from_torch(parts)
+        if torch_kind is not None:
+            return torch_kind
     if root in _MODEL_LIBRARIES:
         if _DATA_MODULE_PARTS & set(parts[1:-1]) or last in ("train_test_split", "DMatrix", "Pool"):
             return Provenance("Dataset", root)
@@ -348,6 +416,47 @@ def _from_callee(qualified: str) -> Provenance:
     return UNKNOWN
 
 
+#: torch's own modules of functions that return tensors (``torch.randn``, ``F.relu``, ``torch.linalg.norm``)
+_TORCH_TENSOR_MODULES = frozenset({(), ("nn", "functional"), ("linalg",), ("fft",), ("special",), ("nn", "init")})
+#: torch functions and classes that return no tensor (``torch.load`` may return anything)
+_TORCH_NOT_TENSORS = (
+    frozenset({"device", "dtype", "finfo", "iinfo", "Generator", "Size", "save", "load", "numel", "is_tensor"})
+    | frozenset({"no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled"})
+    | frozenset({"manual_seed", "seed", "get_default_dtype", "set_default_dtype", "set_num_threads", "get_num_threads"})
+)
+_TORCH_MODEL_BUILDERS = frozenset({"compile", "script", "trace"})
+#: methods of a torch module that return the module itself
+_TORCH_MODULE_SELF_METHODS = frozenset(
+    {"to", "cuda", "cpu", "train", "eval", "float", "double", "half", "bfloat16", "requires_grad_", "apply", "type"}
+)
+#: ...and those that return generators (of parameters, submodules)
+_TORCH_MODULE_GENERATORS = frozenset(
+    {"parameters", "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules"}
+)
+
+
+def _from_torch(parts: list[str]) -> Provenance | None:
+    """PyTorch's kinds where the general rules (CapWords classes are models) do not hold: tensors
+    come from functions, optimizers hold copies of a model's parameters once saved, a loss is a
+    module but no model. None: the general rules decide (``nn.Linear``, ``torch.utils.data``)."""
+    inner, last = tuple(parts[1:-1]), parts[-1]
+    if inner[:1] == ("optim",):
+        if "lr_scheduler" in inner:
+            return _bound(_SCHEDULER, "torch")
+        return _bound(_OPTIMIZER, "torch") if last[:1].isupper() else Provenance("Artifact", "torch")
+    if last in _TORCH_MODEL_BUILDERS and inner in ((), ("jit",)):
+        return Provenance("Model", "torch")
+    if last in _TORCH_NOT_TENSORS and inner == ():
+        return Provenance("Artifact", "torch")
+    if last == "Parameter" or (inner == () and last.endswith("Tensor")):  # nn.Parameter, torch.FloatTensor
+        return Provenance("Dataset", "torch")
+    if inner == ("nn",) and last.endswith(_TORCH_NOT_MODELS):
+        return Provenance("Artifact", "torch")
+    if inner in _TORCH_TENSOR_MODULES and last[:1].islower():
+        return Provenance("Artifact" if last in _SCALAR_FUNCTIONS else "Dataset", "torch")
+    return None
+
+
 def _from_method(receiver: Provenance | None, method: str) -> Provenance:
     if method in _PROCESS_BOUND_METHODS:
         return _bound(_PROCESS_BOUND_METHODS[method], receiver.library if receiver else None)
@@ -359,6 +468,13 @@ def _from_method(receiver: Provenance | None, method: str) -> Provenance:
         return Provenance("Artifact", receiver.library)  # ``f.read()``, ``cursor.fetchall()``: values
     if receiver.kind == "Dataset":
         return Provenance("Dataset", receiver.library)
+    if receiver.kind == "Model" and receiver.library == "torch":
+        if method in _TORCH_MODULE_SELF_METHODS:
+            return receiver
+        if method == "forward":
+            return Provenance("Dataset", "torch")
+        if method in _TORCH_MODULE_GENERATORS:
+            return _bound(_GENERATOR, "torch")
     if receiver.kind == "Model":
         if method in _PREDICTING_METHODS:
             return Provenance("Dataset", receiver.library)

@@ -172,7 +172,9 @@ class _CellVisitor:
             self.expression(expr, definite)
         self.functions[node.name] = class_facts(node)
         self.modules |= imported_module_names(node.body)
-        self.bind(node.name, node.lineno, definite, Origin("class"), self._segment(node))
+        # the bases' dotted names: a subclass of torch.nn.Module makes models (kinds.py)
+        bases = ",".join(filter(None, (dotted_name(base) for base in node.bases))) or None
+        self.bind(node.name, node.lineno, definite, Origin("class", path=bases), self._segment(node))
         return {node.name}
 
     def _stmt_Assign(self, node: ast.Assign | ast.AnnAssign, definite: bool) -> set[str]:

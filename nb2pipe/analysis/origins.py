@@ -19,7 +19,8 @@ class Origin(NamedTuple):
     kind: ``call`` (``path`` is the dotted callee when it is a chain of names, ``base`` the
     receiver chain's root name, ``attr`` the last attribute), ``alias`` / ``derived`` (from
     ``base``), ``literal`` (``attr`` is the type), ``lambda``, ``generator``, ``import``
-    (``attr`` is ``"from"`` for a ``from`` import), ``def``, ``class``, ``unknown``.
+    (``attr`` is ``"from"`` for a ``from`` import), ``def``, ``class`` (``path`` is its bases'
+    dotted names, comma-joined), ``unknown``.
     """
 
     kind: str

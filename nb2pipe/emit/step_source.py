@@ -104,7 +104,7 @@ def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
     def blocks(code: tuple[CodeBlock, ...]) -> list[list[object]]:
         return [[b.cell, b.execution_count, b.first_line, b.source] for b in code]
 
-    return {
+    spec: dict[str, object] = {
         "step": step.name,
         "notebook": plan.notebook,
         "prelude": blocks(step.prelude),
@@ -113,6 +113,10 @@ def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
         "metrics": list(step.metrics),
         "finals": list(step.finals),
     }
+    if step.options.resources.accelerator_limit:
+        # the step's inputs may stay on the GPU they were saved on; other steps read them onto the CPU
+        spec["gpu"] = True
+    return spec
 
 
 def step_arguments(step: Step, optional: Collection[str] = frozenset()) -> tuple[Argument, ...]:

@@ -90,11 +90,23 @@ def metadata_tensors(specs: Sequence[InputSpec]) -> list[dict[str, Any]]:
 
 
 def output_tensors(specs: Sequence[InputSpec]) -> list[dict[str, Any]]:
-    """The server's one v2 output (named ``predict``, one value per row), typed from the
-    signature's outputs when there is exactly one; [] when the signature does not say."""
+    """The server's one v2 output (named ``predict``) as it answers it, from the signature's
+    outputs when there is exactly one; [] when the signature does not say. One value a row is
+    ``[-1]``; a tensor of K values a row (a network's scores) ``[-1, K]``. The server answers
+    Python numbers (numpy's ``tolist``): any float type is FP64, any integer type INT64."""
     if len(specs) != 1:
         return []
-    return [{"name": OUTPUT_NAME, "datatype": specs[0].datatype, "shape": [-1]}]
+    spec = specs[0]
+    shape = [-1, spec.shape[1]] if spec.shape is not None and len(spec.shape) == 2 and spec.shape[1] > 0 else [-1]
+    return [{"name": OUTPUT_NAME, "datatype": _ANSWERED_DATATYPES.get(spec.datatype, "BYTES"), "shape": shape}]
+
+
+#: the datatype the server answers for each declared one
+_ANSWERED_DATATYPES = {
+    **dict.fromkeys(("FP16", "FP32", "FP64"), "FP64"),
+    **dict.fromkeys(("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"), "INT64"),
+    "BOOL": "BOOL",
+}
 
 
 def predict_path(service: str) -> str:

@@ -60,7 +60,12 @@ class ServedExplainer:
 
         started = time.perf_counter()
         reference = _reference(source, reference_path)
-        model = load_explainable(source) if source.flavor == "tensorflow" else served_model
+        if source.flavor == "tensorflow":
+            model = load_explainable(source)
+        elif source.flavor == "pytorch":
+            model = served_model.module  # the module itself, already on the serving device
+        else:
+            model = served_model
         explainer = build_explainer(method, model, reference)
         explainer.explain(reference.iloc[:1] if hasattr(reference, "iloc") else reference[:1])  # warm
         columns = [str(c) for c in reference.columns] if hasattr(reference, "columns") else None

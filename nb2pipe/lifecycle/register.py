@@ -6,9 +6,10 @@ better, ``<=``: lower is better; ties promote). Without a promotion rule only th
 version is promoted: a later one cannot be judged better. The comparison is kept as a tag
 on the new version (``nb2pipe.promotion``) and on its run; no version is ever deleted.
 
-xgboost and lightgbm models also keep a runtime-ready copy, the Booster alone in ``kserve/``
-of the logged model's artifacts, which KServe's xgbserver / lgbserver load as they are
-(:mod:`nb2pipe.store.serving_layout`).
+PyTorch modules are logged with ``mlflow.pytorch`` as the full module, cloudpickled
+(:mod:`nb2pipe.lifecycle.torch_model`). xgboost and lightgbm models also keep a runtime-ready
+copy, the Booster alone in ``kserve/`` of the logged model's artifacts, which KServe's
+xgbserver / lgbserver load as they are (:mod:`nb2pipe.store.serving_layout`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.lifecycle.torch_model import float_rows, is_torch_module, log_torch_model
 from nb2pipe.store.reference import REFERENCE_DIR, save_reference
 from nb2pipe.store.registry import (
     CANDIDATE,
@@ -108,6 +110,8 @@ def register_model(model: Any, example: Any, registration: Registration, store: 
             mlflow.log_metrics(numeric)
         mlflow.set_tags(dict(registration.tags))
         flavor, info = _log_model(model, example)
+        if is_torch_module(model) and hasattr(example, "detach"):
+            example = float_rows(example)  # drift checks and explainers read numpy, not tensors on a GPU
         reference = _log_reference(example)
         # one run at a time compares with the champion and takes its place: two runs at once
         # must not both beat the same old champion and leave the worse one as champion
@@ -175,6 +179,9 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
     import mlflow
     from mlflow.models import infer_signature
 
+    if is_torch_module(model):
+        # a module has no predict(): its signature comes from forward on float32 rows
+        return "pytorch", log_torch_model(model, example, _pins("torch", "cloudpickle", "numpy"))
     sample = _head(example)
     signature = None
     if sample is not None:
@@ -216,8 +223,8 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
         return "tensorflow", info
     if not callable(getattr(model, "predict", None)):
         raise RegistryError(
-            f"a {type(model).__name__} has no predict(): register a scikit-learn, xgboost, lightgbm or Keras model, "
-            "or an object with a predict method"
+            f"a {type(model).__name__} has no predict(): register a scikit-learn, xgboost, lightgbm, Keras or "
+            "PyTorch model, or an object with a predict method"
         )
     from nb2pipe.lifecycle.pyfunc import PredictWrapper
 

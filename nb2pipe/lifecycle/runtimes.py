@@ -126,10 +126,21 @@ class ServingChoice:
         )
 
 
+#: why a PyTorch model is served by nb2pipe-server: KServe's runtimes for the pytorch format
+#: (../shared/schemas/kserve/runtime-kserve-torchserve.yaml, runtime-kserve-tritonserver.yaml)
+#: load other files than the MLflow model folder registration writes
+PYTORCH_REASON = (
+    "KServe's kserve-torchserve (auto-selected for modelFormat pytorch) loads a .mar archive with a handler "
+    "from model-store/ and TorchServe is in limited maintenance upstream; kserve-tritonserver loads a "
+    "TorchScript export, which tracing cannot make of every nn.Module: nb2pipe-server loads the MLflow "
+    "PyTorch model as it was trained, batches requests into one forward pass and uses the pod's GPU"
+)
+
+
 def choose_runtime(
     flavor: str, requested: str | None, library_versions: Mapping[str, str], gpu: int = 0
 ) -> ServingChoice:
-    """The server for a model of MLflow ``flavor`` (sklearn, xgboost, lightgbm, tensorflow, mlflow,
+    """The server for a model of MLflow ``flavor`` (sklearn, xgboost, lightgbm, tensorflow, pytorch, mlflow,
     nb2pipe), given ``runtime:`` (:data:`nb2pipe.ir.RUNTIME_CHOICES`, None = auto) and the
     library versions the model was trained with."""
     asked = requested or "auto"
@@ -193,7 +204,10 @@ def _on_mlserver(native: NativeFormat, library_versions: Mapping[str, str]) -> S
 def _not_native(flavor: str, asked: str) -> ServingChoice:
     """Models KServe's own servers cannot load: Keras, nb2pipe's wrapper, other pyfuncs."""
     if asked == "auto":
-        return _on_nb2pipe_server(flavor, f"no maintained KServe server loads {_flavor_text(flavor)}")
+        return _on_nb2pipe_server(
+            flavor,
+            PYTORCH_REASON if flavor == "pytorch" else f"no maintained KServe server loads {_flavor_text(flavor)}",
+        )
     if asked == "mlserver" and flavor != "nb2pipe":
         mlflow = SERVER_IMAGES[MLSERVER_RUNTIME].libraries["mlflow"]
         return ServingChoice(
@@ -288,6 +302,7 @@ def _mlserver_warning() -> str:
 def _flavor_text(flavor: str) -> str:
     return {
         "tensorflow": "a Keras/TensorFlow MLflow model",
+        "pytorch": "a PyTorch MLflow model",
         "nb2pipe": "a model logged through nb2pipe's wrapper",
     }.get(flavor, "an MLflow pyfunc model")
 

@@ -18,6 +18,7 @@ from nb2pipe.lifecycle.batcher import BatchPolicy, BatchQueueFull, BatchTimeout,
 from nb2pipe.lifecycle.calling import OUTPUT_NAME, metadata_tensors, model_signature, output_tensors, signature_specs
 from nb2pipe.lifecycle.explainer import MAX_EXPLAINED_ROWS, ExplainerBuilder, ServedExplainer
 from nb2pipe.lifecycle.predictor import BadPayload, Predictor
+from nb2pipe.lifecycle.torch_model import load_for_serving
 from nb2pipe.store.payloads import PayloadLog
 from nb2pipe.store.registry import input_columns, load_native, resolve_model
 
@@ -70,7 +71,8 @@ def model_class() -> type:
         def load(self) -> bool:
             source = resolve_model(self.model_uri)
             columns, types = input_columns(source)
-            self.predictor = Predictor.build(load_native(source), columns, types)
+            native = load_for_serving(source) if source.flavor == "pytorch" else load_native(source)
+            self.predictor = Predictor.build(native, columns, types)
             signature = model_signature(source)
             if signature is not None:
                 self.input_types = metadata_tensors(signature_specs(signature.inputs))
@@ -155,8 +157,9 @@ def model_class() -> type:
             if self.payloads:
                 rows = table.values.tolist() if hasattr(table, "values") else table.tolist()
                 self.payloads.append("v2", predictor.columns, rows, predictions)
-            output = InferOutput(name=OUTPUT_NAME, shape=[len(predictions)], datatype=_datatype(predictions))
-            output.set_data_from_numpy(_as_array(predictions), binary_data=False)
+            values = _as_array(predictions)  # [N], or [N, K] for a model answering K values a row
+            output = InferOutput(name=OUTPUT_NAME, shape=list(values.shape), datatype=_datatype(predictions))
+            output.set_data_from_numpy(values, binary_data=False)
             return InferResponse(
                 response_id=request.id or str(uuid.uuid4()),  # None makes KServe answer 500
                 model_name=self.name,
@@ -209,6 +212,8 @@ def _output_without_signature(predictor: Predictor) -> list[dict[str, Any]]:
 
 def _datatype(values: list[Any]) -> str:
     sample = values[0] if values else 0.0
+    if isinstance(sample, list) and _numeric_rows(values):
+        sample = sample[0]  # rows of K numbers: the numbers' type
     if isinstance(sample, bool):
         return "BOOL"
     if isinstance(sample, int):
@@ -225,3 +230,13 @@ def _as_array(values: list[Any]) -> Any:
     if kind == "BYTES":
         return np.asarray([str(v) for v in values], dtype=object)
     return np.asarray(values, dtype={"BOOL": bool, "INT64": np.int64, "FP64": np.float64}[kind])
+
+
+def _numeric_rows(values: list[Any]) -> bool:
+    """Whether ``values`` are rows of K floats, or of K ints (a model's K outputs a row): one
+    [N, K] tensor; ragged or mixed rows are not."""
+    first = values[0]
+    if not first or type(first[0]) not in (int, float):
+        return False
+    kind, width = type(first[0]), len(first)
+    return all(isinstance(row, list) and len(row) == width and all(type(v) is kind for v in row) for row in values)

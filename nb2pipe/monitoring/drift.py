@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DRIFT_CORRECTIONS, DRIFT_METHODS
+from nb2pipe.native_order import load_triton_before_tensorflow
 
 if TYPE_CHECKING:
     import numpy
@@ -395,6 +396,7 @@ def drift_backend(name: str) -> DriftBackend:
 def _alibi_detect() -> Any:
     # TensorFlow, which alibi-detect imports, logs start-up notes on stderr unless told not to
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    load_triton_before_tensorflow()
     try:
         import alibi_detect.cd as detectors
     except ModuleNotFoundError as exc:

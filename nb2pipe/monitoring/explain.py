@@ -1,5 +1,6 @@
-"""Explain a model's predictions with alibi: Anchor rules (any model with ``predict``) or
-Integrated Gradients attributions (Keras models), for tables, texts and images.
+"""Explain a model's predictions: Anchor rules (alibi; any model with ``predict``, and PyTorch
+modules) or Integrated Gradients attributions (Keras models through alibi, PyTorch modules
+through Captum: :mod:`nb2pipe.monitoring.explain_ig_torch`), for tables, texts and images.
 
     explainer = build_explainer("anchor", model, training_data)   # fitted once (seconds)
     explanation = explainer.explain(rows)                        # fast after that
@@ -10,7 +11,8 @@ The kind of input is decided from the reference data's type, shape and dtype: a 
 a list, Series, one-column DataFrame or 1-D array of strings is text; a numeric array of
 ndim 3 or 4 (N,H,W or N,H,W,C, channels last) is images. The model may be a scikit-learn
 estimator or pipeline (labels from ``predict``), a Keras model (probabilities -> argmax; one
-sigmoid output -> above 0.5) or an MLflow pyfunc model (takes a DataFrame).
+sigmoid output -> above 0.5), a PyTorch module (outputs -> argmax) or an MLflow pyfunc model
+(takes a DataFrame).
 
 Text models: the supported shape (example notebooks follow it)
 ---------------------------------------------------------------
@@ -206,12 +208,20 @@ def build_explainer(
 ) -> Explainer:
     """An explainer of ``model`` fitted on ``reference`` (data like the training data)."""
     chosen = check_method(method)
-    form = input_form(reference, model, feature_names)
     # the backends build on this module's Explainer and Explanation: they load when chosen
+    from nb2pipe.lifecycle.torch_model import is_torch_module
+    from nb2pipe.monitoring.explain_ig_torch import TorchIGExplainer, TorchPredictor
+
+    torch_module = is_torch_module(model)
+    # a PyTorch module has no predict: Anchor (and the data's reading) get one
+    predicting = TorchPredictor(model) if torch_module else model
+    form = input_form(reference, predicting, feature_names)
     if chosen == "anchor":
         from nb2pipe.monitoring.explain_anchor import AnchorExplainer
 
-        return AnchorExplainer(model, form)
+        return AnchorExplainer(predicting, form)
+    if torch_module:
+        return TorchIGExplainer(model, form)
     from nb2pipe.monitoring.explain_ig import IGExplainer
 
     return IGExplainer(model, form)

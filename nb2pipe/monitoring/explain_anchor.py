@@ -11,6 +11,7 @@ from typing import Any
 
 from nb2pipe.monitoring.explain import AnchorRow, Condition, Explainer, Explanation
 from nb2pipe.monitoring.explain_inputs import TABULAR, TEXT, InputForm, predictor_for
+from nb2pipe.native_order import load_triton_before_tensorflow
 
 #: alibi's default: an anchor must hold with at least this precision
 THRESHOLD = 0.95
@@ -42,10 +43,12 @@ class AnchorExplainer(Explainer):
                 self._explainer = _tabular(predictor, form, seed)
                 self._bins = _bins(form)
             elif form.modality == TEXT:
+                load_triton_before_tensorflow()
                 from alibi.explainers import AnchorText
 
                 self._explainer = AnchorText(predictor, sampling_strategy="unknown", nlp=blank_nlp(), seed=seed)
             else:
+                load_triton_before_tensorflow()
                 from alibi.explainers import AnchorImage
 
                 self._explainer = AnchorImage(
@@ -122,6 +125,8 @@ def seeded(seed: int) -> Iterator[None]:
 
 def _tabular(predictor: Callable[[Any], Any], form: InputForm, seed: int) -> Any:
     import numpy
+
+    load_triton_before_tensorflow()
     from alibi.explainers import AnchorTabular
 
     class ExactAnchorTabular(AnchorTabular):

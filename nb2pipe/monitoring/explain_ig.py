@@ -18,6 +18,7 @@ from nb2pipe.monitoring.explain_inputs import (
     keras_outputs,
     keras_text_input,
 )
+from nb2pipe.native_order import load_triton_before_tensorflow
 
 #: steps of the path integral (Gauss-Legendre): attributions add up to within ~1e-4 on small models
 STEPS = 50
@@ -29,15 +30,10 @@ class IGExplainer(Explainer):
     def __init__(self, model: Any, form: InputForm, *, n_steps: int = STEPS) -> None:
         if not is_keras(model):
             raise Nb2PipeError(
-                f"Integrated Gradients needs a Keras model; use explain:anchor for {_describe(model)} "
-                "(it needs only predict)"
+                f"Integrated Gradients needs a Keras model or a PyTorch module; use explain:anchor for "
+                f"{_describe(model)} (it needs only predict)"
             )
-        if form.modality == TABULAR and form.categories:
-            names = ", ".join(form.feature_names[i] for i in sorted(form.categories))
-            raise Nb2PipeError(
-                f"Integrated Gradients needs numeric inputs; the columns {names} are categorical: "
-                "encode them as numbers for the model, or use explain:anchor"
-            )
+        refuse_categories(form)
         self.form, self.modality, self.feature_names = form, form.modality, form.feature_names
         self._model = model
         # a text model's TextVectorization layer (None for other inputs), and the model from its output on
@@ -45,6 +41,7 @@ class IGExplainer(Explainer):
         self._core: Any
         self._vectorizer, self._core = split_text_model(model) if form.modality == TEXT else (None, model)
         self._embedding = input_embedding(self._core)
+        load_triton_before_tensorflow()
         from alibi.explainers import IntegratedGradients
 
         embedding = self._embedding
@@ -111,6 +108,16 @@ class IGExplainer(Explainer):
         if self._mean is not None and self._embedding is None:
             return numpy.broadcast_to(self._mean.astype(inputs.dtype), inputs.shape).copy()
         return numpy.zeros_like(inputs)
+
+
+def refuse_categories(form: InputForm) -> None:
+    """Gradients need numbers: a table with categorical columns is refused."""
+    if form.modality == TABULAR and form.categories:
+        names = ", ".join(form.feature_names[i] for i in sorted(form.categories))
+        raise Nb2PipeError(
+            f"Integrated Gradients needs numeric inputs; the columns {names} are categorical: "
+            "encode them as numbers for the model, or use explain:anchor"
+        )
 
 
 def split_text_model(model: Any) -> tuple[Any, Any]:

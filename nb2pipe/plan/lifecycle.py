@@ -3,7 +3,8 @@ data, and which steps the register task waits for.
 
 The model is the variable named in ``register:NAME:VARIABLE``, else the one value of model
 type the step leaves behind. The training data is the first argument of ``MODEL.fit(X, …)``
-in the step; its first rows become MLflow's input example and signature.
+in the step (without one, of the first ``MODEL(X)``: a PyTorch training loop); its first rows
+become MLflow's input example and signature.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def snapshot(
                 "no-input-example",
                 f"register:{registration.model_name}: no training data found for the input example and signature",
                 where,
-                f"call {name}.fit(X, y) in step {spec.name!r} so nb2pipe can take X's first rows",
+                f"call {name}.fit(X, y) (or, for a PyTorch module, {name}(X)) in step {spec.name!r} so nb2pipe can "
+                "take X's first rows",
             )
         )
     return PendingRegistration(
@@ -93,25 +95,32 @@ def snapshot(
 
 
 def _training_data(cells: tuple[AnalyzedCell, ...], model: str) -> str | None:
-    """``X`` of the last ``model.fit(X, …)`` in the step's code."""
-    found = None
-    for cell in cells:
+    """``X`` of the last ``model.fit(X, …)`` in the step's code; without one, ``X`` of the first
+    ``model(X)`` (a PyTorch module is trained by calling it in a loop: its first call sees the
+    training batch, later ones may see test data)."""
+    fitted: list[tuple[int, int, int, str]] = []
+    called: list[tuple[int, int, int, str]] = []
+    for number, cell in enumerate(cells):
         try:
             tree = parse_code(cell.code.source)
         except SyntaxError:
             continue
-        for node in ast.walk(tree):
+        for node in ast.walk(tree):  # breadth first: calls are put in source order below
+            if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Name)):
+                continue
+            function, where = node.func, (number, node.lineno, node.col_offset, node.args[0].id)
             if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "fit"
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == model
-                and node.args
-                and isinstance(node.args[0], ast.Name)
+                isinstance(function, ast.Attribute)
+                and function.attr == "fit"
+                and isinstance(function.value, ast.Name)
+                and function.value.id == model
             ):
-                found = node.args[0].id
-    return found
+                fitted.append(where)
+            elif isinstance(function, ast.Name) and function.id == model:
+                called.append(where)
+    if fitted:
+        return max(fitted)[3]
+    return min(called)[3] if called else None
 
 
 def wire(
@@ -152,7 +161,8 @@ def wire(
                     "explain-data",
                     f"explain:{registration.explain[0]} needs the data {registration.model_name!r} was trained on",
                     registration.location,
-                    "call MODEL.fit(X, y) in the registered step so nb2pipe can find X",
+                    "call MODEL.fit(X, y) (or MODEL(X) for a PyTorch module) in the registered step so nb2pipe "
+                    "can find X",
                 )
             )
         explain = tuple((method, unique_name(f"explain-{suffix}-{method}", taken)) for method in registration.explain)

@@ -49,7 +49,9 @@ def run_step(
         for block in spec["prelude"]:
             _run_block(block, namespace, spec, None)
         for name, artifact in inputs.items():
-            namespace[name] = load_value(artifact.path, wait=os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1")
+            namespace[name] = load_value(
+                artifact.path, wait=os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1", on_gpu=bool(spec.get("gpu"))
+            )
         for block in spec["replays"]:
             _run_block(block, namespace, spec, None)
         for block in spec["cells"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from nb2pipe.native_order import load_triton_before_tensorflow
 from nb2pipe.runtime.step import VALUE_SIDECAR, load_value
 from nb2pipe.store.registry import load_explainable, resolve_model
 from nb2pipe.store.tables import load_table
@@ -33,7 +34,8 @@ def load_data(path: str) -> Any:
 
 def load_model(path: str) -> Any:
     """A model a notebook step saved, else an MLflow model (folder or URI) in its own flavour."""
-
+    # a Keras model loads TensorFlow, and the explain and drift steps import alibi afterwards
+    load_triton_before_tensorflow()
     wait = inputs_may_be_pending()
     if wait or os.path.isfile(os.path.join(path, VALUE_SIDECAR)):
         return load_value(path, wait=wait)

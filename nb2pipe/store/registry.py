@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.native_order import load_triton_before_tensorflow
 from nb2pipe.store.reference import REFERENCE_DIR
 from nb2pipe.store.store_lock import setup_lock, sqlite_database
 
@@ -137,10 +138,10 @@ class ModelSource:
 
     @property
     def flavor(self) -> str:
-        """sklearn, xgboost, lightgbm, tensorflow, nb2pipe (nb2pipe's wrapper) or mlflow (any pyfunc)."""
+        """sklearn, xgboost, lightgbm, tensorflow, pytorch, nb2pipe (nb2pipe's wrapper) or mlflow (any pyfunc)."""
         if self.wrapped:
             return "nb2pipe"
-        for flavor in ("sklearn", "xgboost", "lightgbm", "tensorflow"):
+        for flavor in ("sklearn", "xgboost", "lightgbm", "tensorflow", "pytorch"):
             if flavor in self.flavors:
                 return flavor
         return "mlflow"
@@ -181,6 +182,7 @@ FLAVOR_VERSION_FIELDS = {
     "xgboost": ("xgb_version", "xgboost"),
     "lightgbm": ("lgb_version", "lightgbm"),
     "tensorflow": ("keras_version", "tensorflow"),
+    "pytorch": ("pytorch_version", "torch"),
 }
 
 
@@ -288,17 +290,41 @@ def load_native(source: ModelSource) -> Any:
         return mlflow.xgboost.load_model(str(source.local_path))
     if source.flavor == "lightgbm":
         return mlflow.lightgbm.load_model(str(source.local_path))
+    if source.flavor == "tensorflow":
+        load_triton_before_tensorflow()
     return mlflow.pyfunc.load_model(str(source.local_path))
 
 
 def load_explainable(source: ModelSource) -> Any:
-    """The model as explainers need it: the Keras model itself for the tensorflow flavour
-    (Integrated Gradients takes gradients through it), else :func:`load_native`'s."""
+    """The model as explainers need it: the Keras model itself for the tensorflow flavour and
+    the ``nn.Module`` for the pytorch one (Integrated Gradients takes gradients through them),
+    else :func:`load_native`'s."""
     if source.flavor == "tensorflow":
         import mlflow
 
+        load_triton_before_tensorflow()
         return mlflow.tensorflow.load_model(str(source.local_path))
+    if source.flavor == "pytorch":
+        import pickle
+
+        import mlflow.pytorch
+        from mlflow.exceptions import MlflowException
+
+        # on the GPU when there is one; a module saved from a GPU step still loads on a machine without
+        device = torch_device()
+        try:
+            return mlflow.pytorch.load_model(str(source.local_path), map_location=device)
+        except (MlflowException, OSError, RuntimeError, AttributeError, ImportError, pickle.UnpicklingError) as exc:
+            # a module pickled by reference needs its class importable here
+            raise RegistryError(f"cannot load the PyTorch model {source.uri} on {device}: {exc}") from None
     return load_native(source)
+
+
+def torch_device() -> str:
+    """Where a loaded PyTorch model runs: ``cuda`` when PyTorch sees a GPU, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def input_columns(source: ModelSource) -> tuple[list[str] | None, list[str] | None]:

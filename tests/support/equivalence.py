@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,16 @@ def same(a: Any, b: Any, where: str = "value") -> None:
         assert len(a) == len(b), f"{where}: lengths differ"
         for index, (x, y) in enumerate(zip(a, b, strict=True)):
             same(x, y, f"{where}[{index}]")
+    elif _is_torch(a, "Tensor"):
+        # a step and a kernel train the same way on the same CPU: the very same numbers
+        assert (a.dtype, tuple(a.shape), a.requires_grad) == (b.dtype, tuple(b.shape), b.requires_grad), where
+        assert bool((a.detach().cpu() == b.detach().cpu()).all()), f"{where}: tensors differ"
+    elif _is_torch(a, "Module"):
+        assert repr(a) == repr(b), f"{where}: {a!r} != {b!r}"
+        same(dict(a.state_dict()), dict(b.state_dict()), f"{where}.state_dict()")
+    elif _is_torch(a, "Optimizer"):
+        # its state is keyed by the parameter objects themselves; state_dict() numbers them
+        same(a.state_dict(), b.state_dict(), f"{where}.state_dict()")
     elif _is_keras_model(a):
         # a Keras model's object graph is cyclic: compare what defines it, its layers and weights
         same(a.get_config(), b.get_config(), f"{where}.get_config()")
@@ -78,6 +89,16 @@ def same(a: Any, b: Any, where: str = "value") -> None:
         same(a.__reduce_ex__(4)[1:3], b.__reduce_ex__(4)[1:3], f"{where}.__reduce__")
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _is_torch(value: Any, kind: str) -> bool:
+    """A torch.Tensor (Parameters included) or torch.nn.Module, without importing torch for others."""
+    if "torch" not in sys.modules:
+        return False
+    import torch
+
+    kinds = {"Tensor": torch.Tensor, "Module": torch.nn.Module, "Optimizer": torch.optim.Optimizer}
+    return isinstance(value, kinds[kind])
 
 
 def _is_keras_model(value: Any) -> bool:
