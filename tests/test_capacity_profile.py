@@ -110,6 +110,9 @@ def test_profile_measures_the_registered_model(registered_model: RegisteredModel
     if importlib.util.find_spec("nb2pipe.capacity.model") is not None:  # the capacity model fills the rates
         assert all(b.max_rate_under_slo and b.max_rate_under_slo > 0 for b in variant.batches)
     assert profile.measured["cpu_count"] == os.cpu_count()
+    # a scikit-learn model computes on the CPU wherever it is served
+    assert profile.measured["devices"] == {variant.name: "cpu"}
+    assert f"{variant.name}: computed on cpu" in done.stderr
 
     # the server it started is stopped: its PID is gone and no new nb2pipe serve is left
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", done.stderr)]

@@ -377,3 +377,14 @@ def test_thread_pool_is_capped_unless_omp_decides(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     torch_model.limit_cpu_threads()
     assert chosen == [5, 1, 1]
+
+
+def test_a_pytorch_model_is_said_to_compute_on_the_gpu_when_pytorch_sees_one(monkeypatch: pytest.MonkeyPatch):
+    from nb2pipe.store.registry import serving_device
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    for available, pytorch in ((True, "cuda:0 (NVIDIA H200)"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
+        # what nb2pipe profile records per variant: its rates hold for that device
+        assert serving_device("pytorch") == pytorch
+        assert serving_device("sklearn") == serving_device("tensorflow") == "cpu"

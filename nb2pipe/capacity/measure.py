@@ -142,6 +142,7 @@ def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     variants = []
     for item in prepared:
+        say(f"{item.target.name}: computed on {item.device}")
         with serving(item.target.name, item.target.model_uri, options.store, options.ready_seconds, say) as url:
             batches = measure_endpoint(url, item.target.name, item.rows, options, say)
         variants.append(Variant(item.target.name, batches, item.target.model_uri, item.accuracy))
@@ -159,6 +160,8 @@ def measure_profile(targets: Sequence[Target], options: MeasureOptions, progress
         "protocol": "KServe v1: POST /v1/models/NAME:predict {instances}",
         "input": options.input_path or "the training data kept with each registered model",
         "row_format": {item.target.name: item.row_format for item in prepared},
+        # a PyTorch model is served on the GPU when there is one: its rates are the GPU's
+        "devices": {item.target.name: item.device for item in prepared},
     }
     return Profile(tuple(variants), None, measured)
 

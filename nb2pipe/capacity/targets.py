@@ -11,7 +11,7 @@ from typing import Any
 from nb2pipe.capacity.measure_error import MeasureError
 from nb2pipe.capacity.request_rows import read_input, request_rows
 from nb2pipe.store.reference import load_reference
-from nb2pipe.store.registry import input_columns, resolve_model, tracking_env_kept
+from nb2pipe.store.registry import input_columns, resolve_model, serving_device, tracking_env_kept
 from nb2pipe.store.tables import as_table
 
 
@@ -32,6 +32,8 @@ class PreparedTarget:
     rows: list[Any]
     accuracy: float | None
     row_format: str
+    #: what the server computes on (``cpu``, ``cuda:0 (NVIDIA H200)``): the figures hold for that device
+    device: str = "cpu"
 
 
 def prepare_target(
@@ -48,7 +50,8 @@ def prepare_target(
         if accuracy is None:
             accuracy = run_accuracy(target.model_uri, source.name, source.version, accuracy_metric)
     rows = request_rows(table, columns, input_path or f"the training data of {target.model_uri}")
-    return PreparedTarget(target, rows, accuracy, "objects by column name" if columns else "lists of values")
+    row_format = "objects by column name" if columns else "lists of values"
+    return PreparedTarget(target, rows, accuracy, row_format, serving_device(source.flavor))
 
 
 def reference_table(model_uri: str, store: str | Path | None) -> Any:

@@ -327,6 +327,16 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def serving_device(flavor: str) -> str:
+    """What ``nb2pipe serve`` computes a model of ``flavor`` on, in words: a PyTorch model on the GPU
+    when PyTorch sees one (``cuda:0 (NVIDIA H200)``), every other model on the CPU."""
+    if flavor != "pytorch" or torch_device() != "cuda":
+        return "cpu"
+    import torch
+
+    return f"cuda:0 ({torch.cuda.get_device_name(0)})"
+
+
 def input_columns(source: ModelSource) -> tuple[list[str] | None, list[str] | None]:
     """(column names, column types) from the model's signature, when it has named columns."""
     from mlflow.models import Model
