@@ -266,6 +266,33 @@ def test_a_bad_row_is_a_400_that_says_why(server: Server, path: str, body: Any, 
     assert status == 400 and said in json.dumps(answer)
 
 
+@pytest.mark.slow
+def test_hostile_rows_are_refused_or_answered_never_a_server_error(server: Server):
+    row = [0.5] * FEATURES
+    hostile = {
+        "nested": {"instances": [[row]]},
+        "empty": {"instances": []},
+        "none": {"instances": [[None] * FEATURES]},
+        "booleans": {"instances": [[True] * FEATURES]},
+        "huge": {"instances": [[1e308] * FEATURES]},
+        "mixed": {"instances": [[*row[:-1], "7"]]},
+        "object rows": {"instances": [{"a": 1}]},
+        "no instances": {"rows": [row]},
+        "many rows": {"instances": [row] * 5000},
+    }
+    statuses = {name: server.post_json("/v1/models/digits:predict", body)[0] for name, body in hostile.items()}
+    raw = {
+        "NaN": b'{"instances": [[NaN' + b", 0.5" * (FEATURES - 1) + b"]]}",
+        "Infinity": b'{"instances": [[Infinity' + b", 0.5" * (FEATURES - 1) + b"]]}",
+    }
+    for name, data in raw.items():
+        statuses[name] = server.request(
+            "POST", "/v1/models/digits:predict", data, {"Content-Type": "application/json"}
+        )[0]
+    assert all(status in (200, 400) for status in statuses.values()), statuses
+    assert statuses["many rows"] == 200 and statuses["nested"] == statuses["mixed"] == 400
+
+
 # -- batching ----------------------------------------------------------------------------------
 
 
