@@ -27,7 +27,7 @@ import platform
 import time
 from pathlib import Path
 
-from bench.planner import PROFILE, ROOT, TRACE  # the same trace and profile as the planner bench
+from bench.planner import ROOT, add_world_arguments  # the same trace and profile as the planner bench
 
 POLICIES = ("day-ahead", "day-ahead+online", "day-ahead-median+online", "planner", "oracle")
 TARGET_PERCENT = 1.0
@@ -35,12 +35,7 @@ TARGET_PERCENT = 1.0
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default=str(PROFILE))
-    parser.add_argument("--trace", default=str(TRACE))
-    parser.add_argument("--slo-ms", type=float, default=150.0)
-    parser.add_argument("--cold-start-s", type=float, default=30.0)
-    parser.add_argument("--scales", type=float, nargs="+", default=[10.0])
-    parser.add_argument("--days", default="8-14")
+    add_world_arguments(parser, scales=[10.0])
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "day_ahead.json"))
     args = parser.parse_args()

@@ -34,14 +34,19 @@ TRACE = ROOT.parent / "shared" / "data" / "twitter-trace-days01-14.txt"
 PROFILE = ROOT / "tests" / "data" / "digits_forests.profile.json"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_world_arguments(parser: argparse.ArgumentParser, scales: list[float]) -> None:
+    """The world the capacity benches simulate: profile, trace, SLO, cold start, load scales, days."""
     parser.add_argument("--profile", default=str(PROFILE))
     parser.add_argument("--trace", default=str(TRACE))
     parser.add_argument("--slo-ms", type=float, default=150.0)
     parser.add_argument("--cold-start-s", type=float, default=30.0)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
+    parser.add_argument("--scales", type=float, nargs="+", default=scales)
     parser.add_argument("--days", default="8-14")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_world_arguments(parser, scales=[1.0, 10.0])
     parser.add_argument("--fit-days", default="1-7")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "planner.json"))
     args = parser.parse_args()

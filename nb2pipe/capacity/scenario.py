@@ -128,17 +128,35 @@ def scenario_for(
 ) -> Scenario:
     choices.check()
     fit, days = spans(rates, choices, source, plan)
-    profile = prepared_profile(profile, choices)
-    options = options_for(profile, choices.slo_ms)
-    baseline = baseline_option(profile, choices)
-    for span in (fit, days):
-        check_plannable(select_days(rates, span, source), span, choices, options, source)
-    return Scenario(
+    scenario = _scenario(
         select_days(rates, days, source) * choices.scale,
         select_days(rates, fit, source) * choices.scale,
         profile,
-        options,
-        baseline,
+        choices,
+        plan,
+        days.seconds()[0],
+    )
+    for span in (fit, days):
+        check_plannable(select_days(rates, span, source), span, choices, scenario.options, source)
+    return scenario
+
+
+def _scenario(
+    rates: np.ndarray,
+    history: np.ndarray,
+    profile: Profile,
+    choices: Choices,
+    plan: CapacityPlan | None,
+    start_s: int,
+) -> Scenario:
+    """The scenario of these (scaled) rates and history in the world ``choices`` describe."""
+    profile = prepared_profile(profile, choices)
+    return Scenario(
+        rates,
+        history,
+        profile,
+        options_for(profile, choices.slo_ms),
+        baseline_option(profile, choices),
         choices.slo_ms,
         choices.cold_start_s,
         choices.interval_s,
@@ -147,7 +165,7 @@ def scenario_for(
         choices.seed,
         replace(choices.reactive),
         plan,
-        days.seconds()[0],
+        start_s,
     )
 
 
@@ -178,25 +196,10 @@ class Trial:
 
 
 def history_scenario(profile: Profile, history: np.ndarray, choices: Choices, start_s: int) -> Scenario:
-    """A scenario of ``history`` alone (scaled rates, from second ``start_s`` of the trace): what the
-    online forecaster of a day-ahead plan is fitted on (:func:`fitted_forecaster` reads only the history)."""
-    profile = prepared_profile(profile, choices)
-    return Scenario(
-        history[-DAY_S:],
-        history,
-        profile,
-        options_for(profile, choices.slo_ms),
-        baseline_option(profile, choices),
-        choices.slo_ms,
-        choices.cold_start_s,
-        choices.interval_s,
-        choices.price_per_replica_hour,
-        choices.accuracy_value,
-        choices.seed,
-        replace(choices.reactive),
-        None,
-        start_s,
-    )
+    """A scenario of ``history`` alone (scaled rates from second ``start_s`` of the trace, its last
+    day standing as the simulated one): what the online forecaster of a day-ahead plan is fitted on
+    (:func:`fitted_forecaster` reads only the history)."""
+    return _scenario(history[-DAY_S:], history, profile, choices, None, start_s + history.size - DAY_S)
 
 
 def fitted_forecaster(

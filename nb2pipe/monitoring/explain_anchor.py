@@ -38,17 +38,16 @@ class AnchorExplainer(Explainer):
         self.form, self.modality, self.feature_names = form, form.modality, form.feature_names
         self.threshold, self.seed = threshold, seed
         predictor = predictor_for(model, form)
+        load_triton_before_tensorflow()  # every anchor explainer of alibi loads TensorFlow
         with seeded(seed):
             if form.modality == TABULAR:
                 self._explainer = _tabular(predictor, form, seed)
                 self._bins = _bins(form)
             elif form.modality == TEXT:
-                load_triton_before_tensorflow()
                 from alibi.explainers import AnchorText
 
                 self._explainer = AnchorText(predictor, sampling_strategy="unknown", nlp=blank_nlp(), seed=seed)
             else:
-                load_triton_before_tensorflow()
                 from alibi.explainers import AnchorImage
 
                 self._explainer = AnchorImage(
@@ -125,8 +124,6 @@ def seeded(seed: int) -> Iterator[None]:
 
 def _tabular(predictor: Callable[[Any], Any], form: InputForm, seed: int) -> Any:
     import numpy
-
-    load_triton_before_tensorflow()
     from alibi.explainers import AnchorTabular
 
     class ExactAnchorTabular(AnchorTabular):
