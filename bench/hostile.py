@@ -2,12 +2,13 @@
 server's memory and log growth, and every broken promise (5xx, resets, timeouts, outcomes a
 class does not allow, stalled clients held past the read timeout).
 
-The model is the breast-cancer pipeline registered in a private sqlite store (as
-tests/support/registered.py does); the server runs on 127.0.0.1 and is stopped by PID.
+The model (--model) is one of bench/serve.py's, registered in a private sqlite store: the
+breast-cancer pipeline by default, or the PyTorch digits MLP; the server runs on 127.0.0.1 and is
+stopped by PID.
 The requests come from tests/support/hostile_requests.py, seeded, and are sent by tests/support/hostile.py.
 
-    python -m bench.hostile [--requests 10000] [--seed 19] [--threads 8] [--read-timeout 2]
-                            [--server-arg=--model-repository ...] [--no-server-defaults]
+    python -m bench.hostile [--model cancer|forest|torch] [--requests 10000] [--seed 19] [--threads 8]
+                            [--read-timeout 2] [--server-arg=--model-repository ...] [--no-server-defaults]
                             [--json bench/results/hostile.json]
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections import Counter
@@ -26,39 +26,30 @@ from tests.support.hostile import problems, storm_against, tally
 from tests.support.hostile_requests import Served, hostile_jobs
 from tests.support.served import serving
 
-MODEL_NAME = "cancer"
 #: seconds past the read timeout a stalled client may stay connected
 SLOW_MARGIN_S = 4.0
 
 
-def register(folder: Path) -> tuple[str, str, Served]:
-    """Train and register the breast-cancer pipeline in ``folder``'s own sqlite store:
-    (model URI, tracking URI, what the requests need to know of it)."""
-    from nb2pipe.lifecycle.register import Registration, register_model
-    from nb2pipe.store.registry import TRACKING_ENV
-    from tests.support.registered import train_classifier
+def register(key: str, folder: Path) -> tuple[str, str, Served]:
+    """Train and register bench model ``key`` in ``folder``'s own sqlite store (as bench/serve.py
+    does): (model URI, tracking URI, what the requests need to know of it)."""
+    from bench.serve_models import MODEL_NAME
+    from bench.serve_models import register as register_bench_model
 
-    model, features, labels = train_classifier()
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved = os.environ.get(TRACKING_ENV)
-    os.environ[TRACKING_ENV] = uri
-    try:
-        accuracy = float(model.score(features, labels))
-        registered = register_model(
-            model, features, Registration(MODEL_NAME, "bench", metrics={"accuracy": accuracy}), store=folder
-        )
-    finally:  # mlflow exports the URI it is given; leave the caller's environment as it was
-        if saved is None:
-            os.environ.pop(TRACKING_ENV, None)
-        else:
-            os.environ[TRACKING_ENV] = saved
-    version = registered.uri.rsplit("/", 1)[-1]
-    served = Served(MODEL_NAME, version, tuple(map(str, features.columns)), tuple(map(float, features.iloc[0])))
-    return registered.uri, uri, served
+    model = register_bench_model(key, folder)
+    version = model.uri.rsplit("/", 1)[-1]
+    served = Served(MODEL_NAME, version, tuple(model.columns or ()), tuple(map(float, model.row)))
+    return model.uri, model.tracking_uri, served
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model",
+        choices=("cancer", "forest", "torch"),
+        default="cancer",
+        help="the served model (bench/serve_models.py): cancer (default), forest, or torch (a PyTorch MLP)",
+    )
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--threads", type=int, default=8)
@@ -75,9 +66,9 @@ def main() -> None:
     slow_bound = args.read_timeout + SLOW_MARGIN_S
     with tempfile.TemporaryDirectory(prefix="nb2pipe-hostile-") as temporary:
         folder = Path(temporary)
-        model_uri, tracking_uri, served = register(folder)
+        model_uri, tracking_uri, served = register(args.model, folder)
         jobs = hostile_jobs(served, args.seed, args.requests)
-        with serving(model_uri, MODEL_NAME, tracking_uri, folder, *extra) as server:
+        with serving(model_uri, served.name, tracking_uri, folder, *extra) as server:
             report = storm_against(
                 server.process.pid, server.log, server.port, jobs, threads=args.threads, stall_limit=slow_bound + 4
             )
@@ -123,6 +114,7 @@ def main() -> None:
             "problems": broken,
             "server_args": extra,
             "seed": args.seed,
+            "model": args.model,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -3,8 +3,11 @@ reject or misread in each deployment mode, in words a user can act on."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOY_MODES, RUNTIME_CHOICES, SCALE_METRICS, DeploySettings
 
 #: the blob stores KServe's payload logger writes objects to (pkg/logger/store.go GetStorageStrategy)
@@ -33,6 +36,9 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
         found.append(f"canary traffic {settings.canary_percent}% must be between 0 and 100")
     if settings.gpu < 0:
         found.append("the GPU count cannot be negative")
+    gpu_type = gpu_type_problem(settings.gpu_type)
+    if gpu_type is not None:
+        found.append(gpu_type)
     if settings.container_concurrency is not None and settings.container_concurrency < 0:
         found.append("container concurrency cannot be negative (0 means unlimited)")
     if settings.batch_max_size is not None and settings.batch_max_size < 1:
@@ -60,6 +66,123 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
             "KServe refuses targets above 100: use mode:standard (memory in % of the request), or scale:cpu"
         )
     return found
+
+
+#: the resource NVIDIA's device plugin advertises whole GPUs as (and MIG slices, under the "single" strategy)
+GPU_RESOURCE = "nvidia.com/gpu"
+#: the node label NVIDIA's GPU Feature Discovery writes: the GPU's name as NVML reports it, each space
+#: turned into '-' (k8s-device-plugin internal/lm/resource.go productLabel), "-MIG-<profile>" appended
+#: under the "single" MIG strategy: NVIDIA-H100-80GB-HBM3, NVIDIA-A100-SXM4-40GB-MIG-1g.5gb
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class GpuPlacement:
+    """Where a deployment's GPUs come from: the extended resource its container requests and, for a
+    GPU product, the ``nvidia.com/gpu.product`` label value its nodes must carry."""
+
+    resource: str
+    product: str | None = None
+
+    @property
+    def node_selector(self) -> dict[str, str] | None:
+        return {GPU_PRODUCT_LABEL: self.product} if self.product else None
+
+    @property
+    def tolerations(self) -> list[dict[str, str]]:
+        """The toleration Kubernetes' ExtendedResourceToleration admission adds for the resource, for GPU node
+        pools tainted ``<resource>:NoSchedule`` (EKS GPU node groups, the GPU operator's docs). Nodes with MIG
+        slices are NVIDIA GPU nodes, commonly tainted ``nvidia.com/gpu``: that taint is tolerated too (a
+        toleration only allows a node; the slice request still chooses it)."""
+        keys = [self.resource]
+        if self.resource.startswith("nvidia.com/") and self.resource != GPU_RESOURCE:
+            keys.append(GPU_RESOURCE)
+        return [{"key": key, "operator": "Exists", "effect": "NoSchedule"} for key in keys]
+
+
+def gpu_placement(settings: DeploySettings) -> GpuPlacement | None:
+    """The placement ``settings`` ask for; None without GPUs. ``gpu_type`` with a '/' is an extended
+    resource (nvidia.com/mig-1g.18gb); without one, a GPU product on ``nvidia.com/gpu`` nodes."""
+    if settings.gpu <= 0:
+        return None
+    return placement_of(settings.gpu_type)
+
+
+def placement_of(gpu_type: str) -> GpuPlacement:
+    """A deployment's or a pipeline step's GPU type as a resource and, for a product, its node label."""
+    problem = gpu_type_problem(gpu_type)
+    if problem is not None:
+        raise Nb2PipeError(problem)
+    if "/" in gpu_type:
+        return GpuPlacement(gpu_type)
+    return GpuPlacement(GPU_RESOURCE, gpu_product_label(gpu_type))
+
+
+def gpu_product_label(name: str) -> str:
+    """A GPU's name as PyTorch or nvidia-smi print it (``NVIDIA H100 80GB HBM3``) as GFD labels its nodes."""
+    return name.strip().replace(" ", "-")
+
+
+def gpu_type_problem(gpu_type: str) -> str | None:
+    """Why Kubernetes would refuse ``gpu_type`` as a resource name or a node label value; None when fine."""
+    if "/" in gpu_type:
+        reason = _extended_resource_problem(gpu_type)
+        if reason is None:
+            return None
+        return (
+            f"GPU type {gpu_type!r} is not an extended resource name: {reason}; write DOMAIN/NAME as your device "
+            f"plugin advertises it ({GPU_RESOURCE}, nvidia.com/mig-1g.18gb, amd.com/gpu), or a GPU product without "
+            "'/' (NVIDIA-H100-80GB-HBM3)"
+        )
+    value = gpu_product_label(gpu_type)
+    reason = _label_value_problem(value)
+    if reason is None:
+        return None
+    shown = repr(gpu_type) + (f" (label value {value!r})" if value != gpu_type else "")
+    return (
+        f"GPU product {shown} is not a node label value: {reason}; write the product as your nodes' "
+        f"{GPU_PRODUCT_LABEL} label has it (kubectl get nodes -L {GPU_PRODUCT_LABEL}), e.g. NVIDIA-H100-80GB-HBM3, "
+        f"or a resource name with '/' ({GPU_RESOURCE}, nvidia.com/mig-1g.18gb)"
+    )
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+#: Kubernetes checks an extended resource as the quota name "requests.<name>" (IsExtendedResourceName)
+_QUOTA_PREFIX = "requests."
+
+
+def _extended_resource_problem(name: str) -> str | None:
+    """Kubernetes' IsExtendedResourceName, in words (pkg/apis/core/helper/helpers.go)."""
+    domain, _, short = name.partition("/")
+    if "/" in short:
+        return "it has more than one '/'"
+    if "kubernetes.io/" in name:
+        return "names in the kubernetes.io namespace are Kubernetes' own resources, not a device plugin's"
+    if name.startswith(_QUOTA_PREFIX):
+        return "names starting with 'requests.' are resource quota names"
+    if not _DNS_SUBDOMAIN.fullmatch(domain) or len(_QUOTA_PREFIX + domain) > 253:
+        return "the part before '/' must be a DNS subdomain (lowercase letters, digits, '-' and '.', e.g. nvidia.com)"
+    if len(short) > 63 or not _QUALIFIED_NAME.fullmatch(short):
+        return (
+            "the part after '/' must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
+            "or digit"
+        )
+    return None
+
+
+def _label_value_problem(value: str) -> str | None:
+    """Kubernetes' IsValidLabelValue, in words, for a value that must not be empty."""
+    if not value:
+        return "it is empty"
+    if len(value) > 63:
+        return f"it has {len(value)} characters, at most 63 fit"
+    odd = sorted({ch for ch in value if not (ch.isascii() and (ch.isalnum() or ch in "-_."))})
+    if odd:
+        return f"it has {' '.join(repr(ch) for ch in odd)}: only letters, digits, '-', '_' and '.' fit"
+    if not (value[0].isalnum() and value[-1].isalnum()):
+        return "it must start and end with a letter or digit"
+    return None
 
 
 def parse_kserve_version(text: str) -> tuple[int, int] | None:

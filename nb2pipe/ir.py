@@ -341,6 +341,9 @@ class DeploySettings:
     """
 
     gpu: int = 0
+    #: what ``gpu`` counts: an extended resource (a name with '/': nvidia.com/mig-1g.18gb), or a GPU
+    #: product as NVIDIA's GPU Feature Discovery labels nodes (NVIDIA-H100-80GB-HBM3) on nvidia.com/gpu
+    #: (nb2pipe.deploy_checks.gpu_placement)
     gpu_type: str = "nvidia.com/gpu"
     cpu: str | None = None
     memory: str | None = None

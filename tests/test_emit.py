@@ -114,6 +114,51 @@ def test_step_settings_reach_the_ir():
     assert config["activeDeadlineSeconds"] == "600"
     assert config["podMetadata"] == {"annotations": {"example.com/a": "b"}, "labels": {"team": "ml"}}
     assert config["secretAsEnv"][0]["keyToEnv"] == [{"secretKey": "token", "envVar": "API_TOKEN"}]
+    # GPU node pools' taint is tolerated, as Kubernetes' ExtendedResourceToleration admission would
+    assert config["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "nodeSelector" not in config
+
+
+@pytest.mark.parametrize(
+    ("tag", "resource", "selector", "tolerated"),
+    [
+        # a product as nvidia-smi prints it: nvidia.com/gpu on nodes GPU Feature Discovery labels with it
+        ("gpu:1:NVIDIA H100 80GB HBM3", "nvidia.com/gpu", "NVIDIA-H100-80GB-HBM3", ["nvidia.com/gpu"]),
+        ("gpu:2:NVIDIA-H200", "nvidia.com/gpu", "NVIDIA-H200", ["nvidia.com/gpu"]),
+        # a MIG slice (mixed strategy) is a resource of its own, on nodes tainted nvidia.com/gpu
+        ("gpu:1:nvidia.com/mig-1g.18gb", "nvidia.com/mig-1g.18gb", None, ["nvidia.com/mig-1g.18gb", "nvidia.com/gpu"]),
+        ("gpu:1:amd.com/gpu", "amd.com/gpu", None, ["amd.com/gpu"]),
+    ],
+)
+def test_a_steps_gpu_type_places_its_pod(tag: str, resource: str, selector: str | None, tolerated: list[str]):
+    nb = notebook(code("x = 1", "step:train", tag))
+    spec, platform = parse_ir(compile_source(notebook_text(nb), "nb.ipynb").yaml)
+    container = spec.deployment_spec.fields["executors"].struct_value.fields["exec-train"].struct_value
+    accelerator = container.fields["container"].struct_value.fields["resources"].struct_value.fields["accelerator"]
+    assert accelerator.struct_value.fields["resourceType"].string_value == resource
+    config = executor_config(platform, "train")
+    assert config.get("nodeSelector") == ({"labels": {"nvidia.com/gpu.product": selector}} if selector else None)
+    assert [t["key"] for t in config["tolerations"]] == tolerated
+
+
+@pytest.mark.parametrize(
+    ("tag", "says"),
+    [
+        ("gpu:1:H100/80GB", "not an extended resource name"),
+        ("gpu:1:kubernetes.io/gpu", "not an extended resource name"),
+        ("gpu:1:NVIDIA-H100-" + "X" * 60, "not a node label value"),
+        ("limit:Nvidia.com/gpu:1", "not an extended resource name"),
+    ],
+)
+def test_a_gpu_type_kubernetes_would_refuse_is_a_diagnostic(tag: str, says: str):
+    from nb2pipe.errors import CompileError
+
+    nb = notebook(code("x = 1", "step:train", tag))
+    with pytest.raises(CompileError) as raised:
+        compile_source(notebook_text(nb), "nb.ipynb")
+    (diagnostic,) = raised.value.diagnostics
+    assert diagnostic.code == "bad-tag" and says in diagnostic.message
+    assert "nb.ipynb" in diagnostic.format() and "cell 1" in diagnostic.format()
 
 
 def test_output_is_byte_identical_across_processes(tmp_path: Path):

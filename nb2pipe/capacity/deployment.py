@@ -40,9 +40,11 @@ _ROUNDING = 1e-9
 
 
 def settings_for(serving: VariantServing, base: DeploySettings) -> DeploySettings:
-    """``base`` (GPU, resources, logger...) with the plan's autoscaling and batcher fields."""
+    """``base`` (GPU, resources, logger...) with the plan's autoscaling and batcher fields; a
+    variant measured on a GPU gets one per replica unless ``base`` asks for some."""
     return replace(
         base,
+        gpu=base.gpu or (1 if measured_on_gpu(serving) else 0),
         min_replicas=serving.min_replicas,
         max_replicas=max(serving.max_replicas, 1),
         scale_metric=serving.scale_metric,
@@ -192,8 +194,10 @@ def render_plan(
         name = service if len(entries) == 1 else variant_service(service, entry.variant)
         rendered = render(uri, name, settings_for(entry, base), store=store, notebook_uri=notebook_uri, mode=mode)
         resources.append(rendered.resource)
-        warnings.extend(w for w in rendered.warnings if w not in warnings)
-        behaviour.extend(line if len(entries) == 1 else f"{name}: {line}" for line in rendered.behaviour)
+        device_behaviour, device_warnings = device_lines(entry, base)
+        warnings.extend(w for w in [*rendered.warnings, *device_warnings] if w not in warnings)
+        lines = [*rendered.behaviour, *device_behaviour]
+        behaviour.extend(line if len(entries) == 1 else f"{name}: {line}" for line in lines)
     if len(entries) > 1:
         resources.append(inference_graph(service, entries, base.namespace))
     # the resource the user calls (the graph, or the one InferenceService) says what it deploys
@@ -201,6 +205,29 @@ def render_plan(
     endpoint["annotations"] = {**(endpoint.get("annotations") or {}), **split.annotations()}
     text = yaml.safe_dump_all(resources, sort_keys=False)
     return PlannedDeployment(tuple(resources), text, tuple(warnings), mode, tuple(behaviour), split, split.summary())
+
+
+def measured_on_gpu(serving: VariantServing) -> bool:
+    return serving.device.startswith("cuda")
+
+
+def device_lines(serving: VariantServing, base: DeploySettings) -> tuple[list[str], list[str]]:
+    """(behaviour, warnings) about the device the plan's rates hold on and the one deployed."""
+    if measured_on_gpu(serving) and not base.gpu:
+        _, _, product = serving.device.partition(" (")
+        where = f" ({product.rstrip(')')} nodes: pin them with --gpu-type)" if product else ""
+        line = (
+            f"1 GPU per replica (nvidia.com/gpu): the plan's rates were measured on {serving.device}{where}; "
+            "--gpu N asks for more"
+        )
+        return [line], []
+    if base.gpu and not measured_on_gpu(serving):
+        return [], [
+            f"variant {serving.variant!r} is deployed with {base.gpu} GPU a replica but the plan's rates were "
+            f"measured on {serving.device}: its replica counts are a CPU's; profile it where PyTorch sees a GPU "
+            "(nb2pipe profile) and plan again"
+        ]
+    return [], []
 
 
 def deployed_split(plan: CapacityPlan, variant: str | None = None) -> tuple[DeployedSplit, tuple[VariantServing, ...]]:

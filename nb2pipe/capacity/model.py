@@ -31,6 +31,8 @@ class VariantOption:
     #: p99 service time of a full batch (s): the batcher's waiting budget is what the SLO leaves
     service_p99_s: float
     model_uri: str | None = None
+    #: what the profile measured it on (``cpu``, ``cuda:0 (NVIDIA H200)``): its rates hold there
+    device: str = "cpu"
 
 
 def service_times(variant: Variant, max_batch: int | None = None):  # -> engine.ServiceTimes
@@ -100,6 +102,7 @@ def options_for(
     """Each variant at the measured batch size (of ``batch_sizes``, when given) that carries most
     under the SLO. Rates in the profile are used when it was made for this SLO."""
     profile = rated(profile, slo_ms)
+    devices = profile.measured.get("devices") or {}
     options = []
     for variant in profile.variants:
         allowed = [b for b in variant.batches if batch_sizes is None or b.batch_size in batch_sizes]
@@ -119,6 +122,7 @@ def options_for(
                 best.max_rate_under_slo,
                 best.service_ms[99] / 1000.0,
                 variant.model_uri,
+                str(devices.get(variant.name) or "cpu"),
             )
         )
     return tuple(options)

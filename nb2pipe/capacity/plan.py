@@ -61,6 +61,8 @@ class VariantServing:
     #: percent of the traffic (the busiest interval's split)
     traffic_percent: int
     scale_metric: ScaleMetric = "rps"
+    #: the device its rates were measured on: ``deploy --plan`` asks for a GPU when it was one
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ def serving_fields(
                 option.batch_size,
                 max(1, math.floor(slack_ms / 2)),
                 percent,
+                device=option.device,
             )
         )
     return tuple(fields)

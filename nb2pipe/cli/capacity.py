@@ -311,11 +311,12 @@ def _plan(args: argparse.Namespace) -> int:
     )
     if summary["mean_accuracy"] is not None:
         print(f"mean accuracy {summary['mean_accuracy']}")
-    print(f"{'variant':<16} {'min':>4} {'max':>4} {'rps/replica':>11} {'batch':>5} {'maxLatency':>10} {'peak %':>6}")
+    header = f"{'variant':<16} {'min':>4} {'max':>4} {'rps/replica':>11} {'batch':>5} {'maxLatency':>10} {'peak %':>6}"
+    print(f"{header}  device")
     for s in plan.serving:
         print(
             f"{s.variant:<16} {s.min_replicas:>4} {s.max_replicas:>4} {s.scale_target:>11} {s.max_batch_size:>5} "
-            f"{s.max_latency_ms:>10} {s.traffic_percent:>6}"
+            f"{s.max_latency_ms:>10} {s.traffic_percent:>6}  {s.device}"
         )
     print("peak %: each variant's share of the busiest interval; deploy --plan says which split it deploys")
     if written:

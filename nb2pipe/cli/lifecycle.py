@@ -110,7 +110,18 @@ def add_commands(commands: Commands) -> None:
     deploy.add_argument("model_uri", metavar="MODEL_URI", nargs="?", help="the model (with --plan: default the plan's)")
     deploy.add_argument("--name", required=True, help="InferenceService name (lowercase letters, digits, '-')")
     deploy.add_argument(
-        "--gpu", type=integer(high=INT64_MAX), default=0, metavar="N", help="GPUs per replica (nvidia.com/gpu)"
+        "--gpu",
+        type=integer(high=INT64_MAX),
+        default=0,
+        metavar="N",
+        help="GPUs per replica (nvidia.com/gpu unless --gpu-type)",
+    )
+    deploy.add_argument(
+        "--gpu-type",
+        metavar="TYPE",
+        help="what --gpu counts: a resource name with '/' (nvidia.com/mig-1g.18gb, amd.com/gpu), or a GPU product as "
+        "NVIDIA's GPU Feature Discovery labels nodes (NVIDIA-H100-80GB-HBM3, or as nvidia-smi prints it: "
+        "'NVIDIA H100 80GB HBM3'), which pins the replicas to nodes labelled nvidia.com/gpu.product=TYPE",
     )
     deploy.add_argument(
         "--min-replicas", type=integer(high=INT32_MAX), metavar="N", help="fewest replicas; 0 scales to zero"
@@ -247,6 +258,7 @@ def _deploy(args: argparse.Namespace) -> int:
         check_outputs([("-o", args.output)], [args.plan, args.model_uri])
     settings = DeploySettings(
         gpu=args.gpu,
+        gpu_type=args.gpu_type or DeploySettings.gpu_type,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
         scale_metric=args.scale_metric,
@@ -267,6 +279,8 @@ def _deploy(args: argparse.Namespace) -> int:
         return _deploy_plan(args, settings)
     if args.variant:
         raise Nb2PipeError("--variant picks a variant of a plan: add --plan PLAN.json")
+    if args.gpu_type and not args.gpu:
+        raise Nb2PipeError(f"--gpu-type {args.gpu_type} names what --gpu counts: add --gpu N")
     if not args.model_uri:
         raise Nb2PipeError("name the model to deploy (MODEL_URI, e.g. models:/NAME@champion), or give --plan")
     deployment = deploy_model(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
 
+from nb2pipe.deploy_checks import placement_of
 from nb2pipe.ir import StepOptions
 
 
@@ -32,8 +33,15 @@ def option_calls(options: StepOptions) -> list[OptionCall]:
         if value:
             calls.append(OptionCall("task", method, (value,)))
     if resources.accelerator_type and resources.accelerator_limit:
-        calls.append(OptionCall("task", "set_accelerator_type", (resources.accelerator_type,)))
+        # the same placement as a deployment's: a GPU product is nvidia.com/gpu on nodes GFD labels
+        # with it, and GPU node pools' NoSchedule taint is tolerated (what Kubernetes' own
+        # ExtendedResourceToleration admission would add)
+        placement = placement_of(resources.accelerator_type)
+        calls.append(OptionCall("task", "set_accelerator_type", (placement.resource,)))
         calls.append(OptionCall("task", "set_accelerator_limit", (resources.accelerator_limit,)))
+        for key, value in (placement.node_selector or {}).items():
+            calls.append(OptionCall("kubernetes", "add_node_selector", (key, value)))
+        calls += [OptionCall("kubernetes", "add_toleration", kwargs=dict(t)) for t in placement.tolerations]
     if options.cache is not None:
         calls.append(OptionCall("task", "set_caching_options", kwargs={"enable_caching": options.cache}))
     if options.retries:

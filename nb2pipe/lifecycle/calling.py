@@ -174,7 +174,12 @@ def calling_instructions(
 
 
 def _json_value(value: Any) -> Any:
-    """A numpy scalar as its Python value; NaN (not JSON) as null."""
+    """A numpy scalar as its Python value; NaN (not JSON) as null; nested rows (an image's
+    channels) as nested lists of such values."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 0) > 0:
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

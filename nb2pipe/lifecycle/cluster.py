@@ -16,6 +16,7 @@ from nb2pipe.lifecycle.kserve_rules import (
     deployment_mode,
     recorded_mode,
 )
+from nb2pipe.lifecycle.placement import PLACEMENT_FIELDS, placement_patch
 from nb2pipe.lifecycle.standard_scaling import KEDA_ANNOTATIONS, Rollout, promoted, unread_canary, with_canary
 
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -195,9 +196,13 @@ def _merge_patch(resource: dict[str, Any], current: dict[str, Any]) -> dict[str,
     """A JSON merge patch: every predictor field the running service has and this deployment
     does not set is cleared (null), so an earlier canary, logger, GPU, limit or autoScaling does
     not linger (fields KServe's webhook defaults are defaulted again); so is a Standard-mode
-    ``spec.canary`` this deployment does not write (a promotion or a rollout without canary)."""
+    ``spec.canary`` this deployment does not write (a promotion or a rollout without canary).
+    ``nodeSelector`` and ``tolerations`` keep what a user added by hand (:mod:`placement`)."""
     running = (current.get("spec") or {}).get("predictor") or {}
     predictor = _null_missing(running, resource["spec"]["predictor"])
+    for field in PLACEMENT_FIELDS:  # the nodes: hand-added entries stay, nb2pipe's earlier GPU ones go
+        predictor.pop(field, None)
+    predictor |= placement_patch(running, resource["spec"]["predictor"])
     spec = {**resource["spec"], "predictor": predictor}
     if (current.get("spec") or {}).get("canary") and "canary" not in spec:
         spec["canary"] = None

@@ -12,6 +12,10 @@ removed its built-in alibi explainer, and KServe routes ``/v1/models/NAME:explai
 container. It loads the model and the training data kept with it from MLflow
 (``MLFLOW_TRACKING_URI``), fits the explainer once and warms it before it reports ready.
 
+GPUs (:func:`nb2pipe.deploy_checks.gpu_placement`): the extended resource in requests and limits, a
+``nodeSelector`` on ``nvidia.com/gpu.product`` for a GPU product, and the ``NoSchedule`` toleration
+Kubernetes' ExtendedResourceToleration admission would add, for GPU node pools tainted that way.
+
 The deployment mode is always written (``serving.kserve.io/deploymentMode``, with where it
 came from), with what each mode needs for the documented scaling to happen: in Knative mode,
 cpu scaling takes Knative's HPA class (its default KPA class rejects cpu and memory; memory is
@@ -28,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nb2pipe.deploy_checks import gpu_placement
 from nb2pipe.ir import DeploySettings
 from nb2pipe.lifecycle.deploy_mode import ResolvedMode, given_or_assumed
 from nb2pipe.lifecycle.kserve_rules import (
@@ -104,7 +109,7 @@ def inference_service(
         V1beta1ModelSpec,
         V1beta1PredictorSpec,
     )
-    from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements
+    from kubernetes.client import ApiClient, V1ObjectMeta, V1ResourceRequirements, V1Toleration
 
     runtime = runtime_for(model, settings)
     resolved = mode or given_or_assumed(settings.mode)
@@ -120,9 +125,10 @@ def inference_service(
     keda = uses_keda(settings, resolved.mode)  # KEDA's autoScaling replaces scaleMetric/scaleTarget
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
-    if settings.gpu:
-        limits[settings.gpu_type] = str(settings.gpu)
-        requests[settings.gpu_type] = str(settings.gpu)  # extended resources: request == limit
+    gpus = gpu_placement(settings)
+    if gpus is not None:
+        limits[gpus.resource] = str(settings.gpu)
+        requests[gpus.resource] = str(settings.gpu)  # extended resources: request == limit
     if settings.cpu:
         requests["cpu"] = limits["cpu"] = settings.cpu
     if settings.memory:
@@ -147,6 +153,8 @@ def inference_service(
         batcher=V1beta1Batcher(max_batch_size=settings.batch_max_size, max_latency=settings.batch_max_latency_ms)
         if settings.batch_max_size
         else None,
+        node_selector=gpus.node_selector if gpus else None,
+        tolerations=[V1Toleration(**toleration) for toleration in gpus.tolerations] if gpus else None,
     )
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
     if model.version:

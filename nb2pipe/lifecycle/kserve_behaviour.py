@@ -1,7 +1,7 @@
 """What KServe will do with an InferenceService, one plain line per setting: the mode, the
-autoscaler, replicas, canary, resources, logger, batcher and explainer (``nb2pipe deploy
---dry-run`` prints them). Read offline from the resource dict, as :mod:`kserve_rules` reads it;
-KServe's rules are in docs/kserve-rules.md.
+autoscaler, replicas, canary, resources (and the nodes they need), logger, batcher and
+explainer (``nb2pipe deploy --dry-run`` prints them). Read offline from the resource dict, as
+:mod:`kserve_rules` reads it; KServe's rules are in docs/kserve-rules.md.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nb2pipe.deploy_checks import GPU_PRODUCT_LABEL
 from nb2pipe.lifecycle.kserve_rules import (
     HPA_SCALERS,
     IMPLEMENTATIONS,
@@ -35,7 +36,7 @@ _BATCH_SIZE_DEFAULT, _BATCH_LATENCY_MS_DEFAULT = 32, 5000
 def effective_behaviour(
     resource: Mapping[str, Any], *, gateway_api: bool | None = None, pending_canary: str | None = None
 ) -> list[str]:
-    """One plain line each: mode, autoscaler, replicas, canary, resources, logger, batcher, explainer.
+    """One plain line each: mode, autoscaler, replicas, canary, resources (and nodes), logger, batcher, explainer.
     ``gateway_api``: the cluster's ``ingress.enableGatewayApi`` (None: not read), which Standard-mode
     canary weights need; ``pending_canary``: what happens to a canary nb2pipe could not write yet."""
     spec = resource.get("spec") or {}
@@ -47,7 +48,7 @@ def effective_behaviour(
         _keda_line(resource, predictor) if predictor.scaler == "keda" else _autoscaler_line(predictor),
         _replicas_line(predictor),
         pending_canary or canary,
-        _resources_line(predictor.spec),
+        _resources_line(predictor.spec) + _placement(predictor.spec),
         _logger_line(predictor.spec.get("logger"), resource.get("metadata") or {}),
         _batcher_line(predictor.spec.get("batcher")),
         _explainer_line((resource.get("spec") or {}).get("explainer")),
@@ -193,6 +194,36 @@ def _resources_line(predictor: Mapping[str, Any]) -> str:
     if requests == limits:
         return f"resources: {_quantities(requests)} (requests = limits)"
     return f"resources: requests {_quantities(requests) or 'none'}; limits {_quantities(limits) or 'none'}"
+
+
+def _placement(predictor: Mapping[str, Any]) -> str:
+    """Which nodes take the pods, after the resources: nothing when the predictor names no labels or tolerations."""
+    selector, tolerations = predictor.get("nodeSelector") or {}, predictor.get("tolerations") or []
+    if not selector and not tolerations:
+        return ""
+    parts = []
+    if selector:
+        labels = ", ".join(f"{key}={value}" for key, value in selector.items())
+        where = f"only on nodes labelled {labels}"
+        if GPU_PRODUCT_LABEL in selector:  # gpu_placement wrote a product name as GFD writes it
+            where += (
+                " (the label NVIDIA's GPU Feature Discovery gives GPU nodes: the GPU's name with spaces as '-', "
+                "which is how nb2pipe writes a name given as PyTorch or nvidia-smi print it; "
+                f"kubectl get nodes -L {GPU_PRODUCT_LABEL} shows each node's)"
+            )
+        parts.append(where)
+    if tolerations:
+        parts.append(f"pods tolerate the taint{'s' if len(tolerations) > 1 else ''} {_taints(tolerations)}")
+    return "; " + "; ".join(parts)
+
+
+def _taints(tolerations: list[Mapping[str, Any]]) -> str:
+    shown = []
+    for toleration in tolerations:
+        key = toleration.get("key") or "(every key)"
+        value = "" if toleration.get("operator") == "Exists" else f"={toleration.get('value') or ''}"
+        shown.append(f"{key}{value}:{toleration.get('effect') or '(every effect)'}")
+    return ", ".join(shown)
 
 
 def _quantities(amounts: Mapping[str, Any]) -> str:

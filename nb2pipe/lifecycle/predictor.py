@@ -2,9 +2,11 @@
 turned into :class:`BadPayload` (HTTP 400) rather than a server error.
 
 Served models take a 2-D table: rows of numbers (or of values in the signature's column
-order), or rows as ``{column: value}`` objects. The estimator is called directly — no
-per-request schema enforcement through pyfunc — which keeps a prediction well under a
-millisecond of overhead.
+order), or rows as ``{column: value}`` objects. A model with a row shape (a PyTorch CNN's
+``(1, 8, 8)``) also takes each row nested in that shape, and v2 inputs ``[N, *row_shape]``; both
+become flat rows. A model whose input dtype is an integer type (token ids) takes integers only.
+The estimator is called directly — no per-request schema enforcement through pyfunc — which
+keeps a prediction well under a millisecond of overhead.
 
 A model that runs scikit-learn's joblib tasks (a forest: one per tree) is called with
 ``warnings`` holding two filters (a marker and "always") and a recorder, and the warnings raised
@@ -47,6 +49,13 @@ class Predictor:
     #: call the model with its warnings deferred (:class:`DeferredWarnings`)? None until the first
     #: prediction shows whether it runs scikit-learn's joblib tasks: only then does deferring pay
     defer_warnings: bool | None = None
+    #: one row's shape when the model takes more than a flat row (the model's ``row_shape``)
+    row_shape: tuple[int, ...] | None = None
+    #: the integer type the model's input must fit (the model's ``input_dtype``); None: any number
+    integer_dtype: np.dtype | None = None
+    #: integer inputs are ids below this (the model's ``id_count``: its embedding's size), checked
+    #: before a request joins a batch: one bad id would otherwise send its batch-mates one by one
+    id_count: int | None = None
 
     @classmethod
     def build(cls, model: Any, columns: list[str] | None, column_types: list[str] | None) -> Predictor:
@@ -59,7 +68,19 @@ class Predictor:
         wants_frame = is_pyfunc or not numeric
         if not wants_frame and fitted_names is not None and columns:
             wants_frame = not answers_matrices_like_frames(model, columns)
-        return cls(model, columns, numeric, features, wants_frame)
+        row_shape = getattr(model, "row_shape", None)
+        dtype = getattr(model, "input_dtype", None)
+        id_count = getattr(model, "id_count", None)
+        return cls(
+            model,
+            columns,
+            numeric,
+            features,
+            wants_frame,
+            row_shape=tuple(row_shape) if isinstance(row_shape, tuple) and len(row_shape) > 1 else None,
+            integer_dtype=dtype if isinstance(dtype, np.dtype) and dtype.kind in "iu" else None,
+            id_count=id_count if isinstance(id_count, int) else None,
+        )
 
     # -- requests ----------------------------------------------------------------------
     def rows_from_v1(self, body: Any) -> list[Any]:
@@ -90,6 +111,9 @@ class Predictor:
             return self._table_from_records(rows)
         if not isinstance(first, list):
             raise BadPayload("each row must be a list of values or an object of column: value")
+        if self.row_shape is not None and first and isinstance(first[0], list):
+            rows = self._flat_rows(rows, self.row_shape)
+            first = rows[0]
         width = len(first)
         for index, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != width:
@@ -107,7 +131,23 @@ class Predictor:
 
         return pd.DataFrame(rows, columns=self.columns)
 
+    @staticmethod
+    def _flat_rows(rows: Sequence[Any], shape: tuple[int, ...]) -> list[list[Any]]:
+        """Rows nested as ``shape`` (an image's ``[1][8][8]`` lists), flattened in C order."""
+        flat = []
+        for index, row in enumerate(rows):
+            values = _flattened(row, shape)
+            if values is None:
+                raise BadPayload(
+                    f"row {index} is not a nested list of shape {list(shape)} like row 0 "
+                    f"(the model takes [N, {', '.join(str(n) for n in shape)}])"
+                )
+            flat.append(values)
+        return flat
+
     def _numeric_matrix(self, rows: Sequence[Any]) -> Any:
+        if self.integer_dtype is not None:
+            return self._integer_matrix(rows, self.integer_dtype, self.id_count)
         for index, row in enumerate(rows):
             for value in row:
                 if type(value) not in (int, float, bool):
@@ -116,6 +156,20 @@ class Predictor:
         if not np.isfinite(matrix).all():
             raise BadPayload("NaN or infinite values are not accepted")
         return matrix
+
+    @staticmethod
+    def _integer_matrix(rows: Sequence[Any], dtype: np.dtype, id_count: int | None) -> Any:
+        limits = np.iinfo(dtype)
+        low, high = (0, id_count - 1) if id_count is not None else (int(limits.min), int(limits.max))
+        for index, row in enumerate(rows):
+            for value in row:
+                if type(value) is not int:
+                    raise BadPayload(f"row {index} holds {_kind(value)}; this model takes integers ({dtype})")
+                if not low <= value <= high:
+                    if id_count is None:
+                        raise BadPayload(f"row {index} holds {value}, outside {dtype}'s range")
+                    raise BadPayload(f"row {index} holds token id {value}; the model's embedding takes ids 0 to {high}")
+        return np.asarray(rows, dtype=dtype)
 
     def _table_from_records(self, rows: Sequence[Any]) -> Any:
         import pandas as pd
@@ -136,11 +190,23 @@ class Predictor:
     def rows_from_tensors(self, tensors: Sequence[tuple[str, list[int], Any]]) -> Any:
         """Open Inference Protocol inputs (name, shape, numpy data) -> the model's table.
 
-        One input of shape ``[N, F]`` is the whole table; several inputs of shape ``[N]`` or
-        ``[N, 1]`` are the columns, matched to the signature by name.
+        One input of shape ``[N, F]`` is the whole table, as is one of ``[N, *row_shape]`` for a model
+        with a row shape; several inputs of shape ``[N]`` or ``[N, 1]`` are the columns, matched to the
+        signature by name.
         """
         if not tensors:
             raise BadPayload("the request has no inputs")
+        if len(tensors) == 1 and len(tensors[0][1]) > 2:
+            name, shape, data = tensors[0]
+            if self.row_shape is None or tuple(shape[1:]) != self.row_shape:
+                expected = f"[N, {self.features or 'F'}]"
+                if self.row_shape is not None:
+                    expected += f" or [N, {', '.join(str(n) for n in self.row_shape)}]"
+                raise BadPayload(f"input {name!r} has shape {list(shape)}; this model takes {expected}")
+            array = np.asarray(data)
+            if array.shape != tuple(shape):
+                raise BadPayload(f"input shape {list(shape)} does not match its data")
+            return self.table(array.reshape(len(array), math.prod(self.row_shape)).tolist())
         if len(tensors) == 1 and len(tensors[0][1]) == 2:
             _, shape, data = tensors[0]
             array = np.asarray(data)
@@ -203,6 +269,21 @@ def answers_matrices_like_frames(model: Any, columns: Sequence[Hashable]) -> boo
     return True
 
 
+def _flattened(value: Any, shape: tuple[int, ...]) -> list[Any] | None:
+    """``value``'s leaves when it is lists nested exactly as ``shape``; None otherwise."""
+    if not isinstance(value, list) or len(value) != shape[0]:
+        return None
+    if len(shape) == 1:
+        return None if any(isinstance(item, list) for item in value) else value
+    leaves: list[Any] = []
+    for item in value:
+        part = _flattened(item, shape[1:])
+        if part is None:
+            return None
+        leaves.extend(part)
+    return leaves
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, str):
         return f"text {value[:20]!r}"
@@ -210,4 +291,6 @@ def _kind(value: Any) -> str:
         return "null"
     if isinstance(value, float) and math.isnan(value):
         return "NaN"
+    if isinstance(value, float):
+        return f"{value:g}"
     return type(value).__name__

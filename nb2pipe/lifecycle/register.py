@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.torch_model import float_rows, is_torch_module, log_torch_model
+from nb2pipe.lifecycle.torch_model import example_rows, is_torch_module, log_torch_model
 from nb2pipe.store.reference import REFERENCE_DIR, save_reference
 from nb2pipe.store.registry import (
     CANDIDATE,
@@ -111,7 +111,7 @@ def register_model(model: Any, example: Any, registration: Registration, store: 
         mlflow.set_tags(dict(registration.tags))
         flavor, info = _log_model(model, example)
         if is_torch_module(model) and hasattr(example, "detach"):
-            example = float_rows(example)  # drift checks and explainers read numpy, not tensors on a GPU
+            example = example_rows(example)  # drift checks and explainers read numpy, not tensors on a GPU
         reference = _log_reference(example)
         # one run at a time compares with the champion and takes its place: two runs at once
         # must not both beat the same old champion and leave the worse one as champion
@@ -180,7 +180,7 @@ def _log_model(model: Any, example: Any) -> tuple[str, Any]:
     from mlflow.models import infer_signature
 
     if is_torch_module(model):
-        # a module has no predict(): its signature comes from forward on float32 rows
+        # a module has no predict(): its signature comes from forward on its training rows (float32 or integers)
         return "pytorch", log_torch_model(model, example, _pins("torch", "cloudpickle", "numpy"))
     sample = _head(example)
     signature = None

@@ -147,11 +147,7 @@ def model_class() -> type:
             requested = _requested_outputs(request, RequestedOutput)
             tensors = []
             for item in request.inputs:
-                try:
-                    data = item.as_numpy()
-                except Exception as exc:  # kserve raises bare Exception/ValueError for bad tensors
-                    raise BadPayload(f"input {item.name!r}: {exc}") from None
-                tensors.append((item.name, list(item.shape), data))
+                tensors.append((item.name, list(item.shape), _tensor_data(item)))
             table = predictor.rows_from_tensors(tensors)
             predictions = await self._predict_table(predictor, table)
             if self.payloads:
@@ -186,6 +182,22 @@ def _requested_outputs(request: Any, requested_output: type) -> list[Any] | None
         binary = default if output.binary_data is None else bool(output.binary_data)
         chosen.append(requested_output(output.name, {**(output.parameters or {}), "binary_data": binary}))
     return chosen
+
+
+def _tensor_data(item: Any) -> Any:
+    """A v2 input's data as numpy; an integer tensor whose JSON data holds other numbers is refused
+    (numpy would cut 1.5 to 1 and make True a 1)."""
+    import numpy as np
+
+    try:
+        data = item.as_numpy()
+    except Exception as exc:  # kserve raises bare Exception/ValueError for bad tensors
+        raise BadPayload(f"input {item.name!r}: {exc}") from None
+    if data.dtype.kind in "iu" and isinstance(item.data, list):
+        sent = np.asarray(item.data)  # as JSON held it
+        if sent.size and sent.dtype.kind not in "iu":
+            raise BadPayload(f"input {item.name!r} is {item.datatype} but its data holds values other than integers")
+    return data
 
 
 def _inputs_without_signature(predictor: Predictor) -> list[dict[str, Any]]:

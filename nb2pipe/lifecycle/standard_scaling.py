@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nb2pipe.ir import DeploySettings
+from nb2pipe.lifecycle.placement import PLACEMENT_FIELDS, merged_placement
 from nb2pipe.lifecycle.runtimes import MLSERVER_RUNTIME
 from nb2pipe.store.logged_payloads import VERSION_ANNOTATION
 
@@ -190,9 +191,14 @@ def with_canary(resource: dict[str, Any], running: Mapping[str, Any] | None, per
     predictor = {**copy.deepcopy(new), "model": copy.deepcopy(stable["model"])}
     if stable.get("name"):
         predictor["name"] = stable["name"]
+    # each model keeps to its own GPUs' nodes: the stable one where it runs now, the canary the new one's
+    for field in PLACEMENT_FIELDS:
+        predictor.pop(field, None)
+        if stable.get(field):
+            predictor[field] = copy.deepcopy(stable[field])
     # the CRD requires a container name in a canary's model (not in the predictor's): KServe's own
     model = {**copy.deepcopy(new["model"]), "name": KSERVE_CONTAINER}
-    canary_predictor: dict[str, Any] = {"name": name, "model": model}
+    canary_predictor: dict[str, Any] = {"name": name, "model": model, **merged_placement(stable, new)}
     canary = {"predictor": canary_predictor, "trafficPercent": percent}
     built = {**resource, "spec": {**resource["spec"], "predictor": predictor, "canary": [canary]}}
     _keep_versions_apart(built, running, canary_predictor)

@@ -6,9 +6,15 @@ importable. MLflow 3's default, ``pt2`` (``torch.export``), keeps no class eithe
 ``forward`` (data-dependent control flow fails), fixes the device the weights were on, and ignores
 ``map_location``: a module trained on a GPU would then not load on a CPU server.
 
+The signature's input is the training data's: integers (token ids for an ``nn.Embedding``) keep
+their integer type, anything else is float32 (:func:`example_rows`).
+
 Serving (:class:`TorchPredictModel`) loads the module once onto ``cuda`` when
 ``torch.cuda.is_available()``, else the CPU, in eval mode; each prediction stacks the request's
-rows into one float32 tensor on that device and runs ``forward`` under ``torch.inference_mode``.
+rows into one tensor of the signature's dtype and row shape on that device and runs ``forward``
+under ``torch.inference_mode``. Token ids outside the first embedding's table are refused before
+``forward``: on a GPU such an id is a device-side assert that poisons the CUDA context for every
+later request, not an ``IndexError``.
 torch is imported inside the functions: ``nb2pipe --help`` and ``compile`` must not load it.
 """
 
@@ -34,16 +40,25 @@ def is_torch_module(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
-def float_rows(example: Any) -> np.ndarray:
-    """Training rows (a tensor on any device, an array, a DataFrame, lists) as a float32 array."""
+def example_rows(example: Any) -> np.ndarray:
+    """Training rows (a tensor on any device, an array, a DataFrame, lists) as the module takes them:
+    integers (token ids) keep their integer type, anything else (floats, booleans) becomes float32."""
+    rows = _numpy_rows(example)
+    return rows if rows.dtype.kind in "iu" else rows.astype(np.float32)
+
+
+def _numpy_rows(example: Any) -> np.ndarray:
     if hasattr(example, "detach"):
         example = example.detach().to("cpu").numpy()
     elif hasattr(example, "to_numpy"):
         example = example.to_numpy()
     try:
-        return np.asarray(example, dtype=np.float32)
+        rows = np.asarray(example)
+        if rows.dtype.kind not in "iub":
+            rows = rows.astype(np.float32)
     except (TypeError, ValueError) as exc:
-        raise RegistryError(f"the training data cannot be a float32 tensor for the PyTorch model: {exc}") from None
+        raise RegistryError(f"the training data cannot be a tensor for the PyTorch model: {exc}") from None
+    return rows
 
 
 def module_outputs(module: Any, rows: np.ndarray) -> np.ndarray:
@@ -84,11 +99,18 @@ def log_torch_model(model: Any, example: Any, pip_requirements: list[str]) -> An
 
     signature, sample = None, None
     if example is not None:
-        sample = float_rows(example[:5] if not hasattr(example, "iloc") else example.iloc[:5])
+        sample = example_rows(example[:5] if not hasattr(example, "iloc") else example.iloc[:5])
         try:
             outputs = module_outputs(model, sample)
         except Exception as exc:  # a model that cannot run on its own training rows is a user bug
-            raise RegistryError(f"the model cannot predict its training data's first rows: {exc}") from exc
+            if sample.dtype.kind not in "iu":
+                raise RegistryError(f"the model cannot predict its training data's first rows: {exc}") from exc
+            # integer features of a model that casts nothing (an MLP on counts): it took them as floats
+            sample = sample.astype(np.float32)
+            try:
+                outputs = module_outputs(model, sample)
+            except Exception:
+                raise RegistryError(f"the model cannot predict its training data's first rows: {exc}") from exc
         signature = infer_signature(sample, outputs)
     # MLflow warns on every pickled module and recommends pt2, which this module declines (see the top)
     mlflow_pytorch_log = logging.getLogger("mlflow.pytorch")
@@ -109,25 +131,53 @@ def log_torch_model(model: Any, example: Any, pip_requirements: list[str]) -> An
 
 class TorchPredictModel:
     """A loaded ``nn.Module`` behind ``predict(table)``, as :class:`~nb2pipe.lifecycle.predictor.Predictor` calls
-    estimators: rows of ``n_features_in_`` numbers, reshaped to the module's input shape."""
+    estimators: rows of ``n_features_in_`` values, reshaped to the module's row shape, of its input dtype."""
 
-    def __init__(self, module: Any, device: str, row_shape: Sequence[int] | None) -> None:
+    def __init__(
+        self, module: Any, device: str, row_shape: Sequence[int] | None, input_dtype: Any = np.float32
+    ) -> None:
         self.module = module
         self.device = device
         #: one row's shape as the module takes it (the signature's input shape less the batch)
         self.row_shape = tuple(row_shape) if row_shape else None
         #: the width of a request row: the row shape's values, flattened
         self.n_features_in_ = math.prod(self.row_shape) if self.row_shape else None
+        #: the signature's input dtype: an integer type for token ids, else float32
+        self.input_dtype = np.dtype(input_dtype)
+        #: ids 0..N-1 that the module's first layer, an embedding, has rows for (None: not an embedding)
+        self.id_count = first_embedding_size(module) if self.input_dtype.kind in "iu" else None
 
     def predict(self, table: Any) -> np.ndarray:
         import torch
 
-        rows = np.asarray(table, dtype=np.float32)
+        rows = np.asarray(table, dtype=self.input_dtype)
+        if self.id_count is not None:
+            _check_ids(rows, self.id_count)
         if self.row_shape is not None:
             rows = rows.reshape((len(rows), *self.row_shape))
         with torch.inference_mode():
             output = self.module(torch.from_numpy(rows).to(self.device))
         return output_array(output)
+
+
+def first_embedding_size(module: Any) -> int | None:
+    """``num_embeddings`` of the module's first layer (its first submodule without children, in
+    definition order) when that layer is an ``nn.Embedding`` or ``nn.EmbeddingBag``; else None."""
+    import torch
+
+    first = next((layer for layer in module.modules() if not any(True for _ in layer.children())), None)
+    if isinstance(first, torch.nn.Embedding | torch.nn.EmbeddingBag):
+        return int(first.num_embeddings)
+    return None
+
+
+def _check_ids(rows: np.ndarray, id_count: int) -> None:
+    """A ValueError (the payload's fault) naming the first row holding an id the embedding has no row for."""
+    outside = (rows < 0) | (rows >= id_count)
+    if outside.any():
+        index = int(np.argmax(outside.reshape(len(rows), -1).any(axis=1)))
+        bad = rows[index][outside[index]].flat[0]
+        raise ValueError(f"row {index} holds token id {bad}; the model's embedding takes ids 0 to {id_count - 1}")
 
 
 def load_for_serving(source: ModelSource) -> TorchPredictModel:
@@ -141,7 +191,7 @@ def load_for_serving(source: ModelSource) -> TorchPredictModel:
     module.to(device)
     module.eval()
     signature = Model.load(str(source.local_path / "MLmodel")).signature
-    return TorchPredictModel(module, device, _row_shape(signature))
+    return TorchPredictModel(module, device, _row_shape(signature), _input_dtype(signature))
 
 
 def _row_shape(signature: Any) -> tuple[int, ...] | None:
@@ -153,6 +203,15 @@ def _row_shape(signature: Any) -> tuple[int, ...] | None:
     if len(shape) < 2 or any(n < 1 for n in shape[1:]):
         return None
     return shape[1:]
+
+
+def _input_dtype(signature: Any) -> np.dtype:
+    """The tensor signature's integer dtype (the module takes ids), else float32."""
+    inputs = getattr(signature, "inputs", None)
+    if inputs is None or not inputs.is_tensor_spec() or len(inputs.inputs) != 1:
+        return np.dtype(np.float32)
+    declared = np.dtype(inputs.inputs[0].type)
+    return declared if declared.kind in "iu" else np.dtype(np.float32)
 
 
 def limit_cpu_threads() -> None:

@@ -9,7 +9,10 @@ through Captum: :mod:`nb2pipe.monitoring.explain_ig_torch`), for tables, texts a
 The kind of input is decided from the reference data's type, shape and dtype: a DataFrame or
 2-D numeric array is a table (categorical columns by dtype: object, string, bool, category);
 a list, Series, one-column DataFrame or 1-D array of strings is text; a numeric array of
-ndim 3 or 4 (N,H,W or N,H,W,C, channels last) is images. The model may be a scikit-learn
+ndim 3 or 4 (N,H,W or N,H,W,C, channels last) is images, N,C,H,W (C <= 4) when the model is a
+PyTorch module; a PyTorch module's 2-D integer data that goes straight into its first
+``nn.Embedding``/``nn.EmbeddingBag`` is token ids (features ``token 0..L-1``; see
+:mod:`nb2pipe.monitoring.explain_torch_inputs`). The model may be a scikit-learn
 estimator or pipeline (labels from ``predict``), a Keras model (probabilities -> argmax; one
 sigmoid output -> above 0.5), a PyTorch module (outputs -> argmax) or an MLflow pyfunc model
 (takes a DataFrame).
@@ -168,6 +171,8 @@ class Explanation:
     rows: tuple[Any, ...]
     #: tabular: the columns' names, in order
     feature_names: tuple[str, ...] = ()
+    #: image: rows and attributions laid out N,C,H,W (a PyTorch module's images), not channels last
+    channels_first: bool = False
 
     def metrics(self) -> dict[str, float]:
         if not self.rows:
@@ -186,6 +191,8 @@ class Explanation:
         found: dict[str, Any] = {"method": self.method, "modality": self.modality}
         if self.feature_names:
             found["feature_names"] = list(self.feature_names)
+        if self.channels_first:
+            found["layout"] = "channels_first"
         found["explanations"] = [row.to_json() for row in self.rows]
         found["metrics"] = self.metrics()
         return found
@@ -213,9 +220,15 @@ def build_explainer(
     from nb2pipe.monitoring.explain_ig_torch import TorchIGExplainer, TorchPredictor
 
     torch_module = is_torch_module(model)
-    # a PyTorch module has no predict: Anchor (and the data's reading) get one
-    predicting = TorchPredictor(model) if torch_module else model
-    form = input_form(reference, predicting, feature_names)
+    if torch_module:
+        from nb2pipe.monitoring.explain_torch_inputs import torch_input_form
+
+        # images channels first and embedded token ids are read from the module and the data
+        form = torch_input_form(reference, model, feature_names)
+    else:
+        form = input_form(reference, model, feature_names)
+    # a PyTorch module has no predict: Anchor gets one
+    predicting = TorchPredictor(model, form) if torch_module else model
     if chosen == "anchor":
         from nb2pipe.monitoring.explain_anchor import AnchorExplainer
 

@@ -66,7 +66,9 @@ class AnchorExplainer(Explainer):
                 search = TABULAR_SEARCH if self.modality == TABULAR else {}
                 found = self._explainer.explain(item, threshold=self.threshold, batch_size=BATCH_SIZE, **search)
             records.append(self._record(item, found))
-        return Explanation("anchor", self.modality, tuple(records), self.feature_names)
+        return Explanation(
+            "anchor", self.modality, tuple(records), self.feature_names, channels_first=self.form.channels_first
+        )
 
     def _record(self, item: Any, found: Any) -> AnchorRow:
         raw = found.raw

@@ -7,22 +7,38 @@ over :data:`~nb2pipe.monitoring.explain_ig.STEPS` steps, more for a row whose co
 gap (from Captum's convergence delta) is above 1 %. A classifier's score is what the module
 returns: its logits when it ends without a softmax.
 
+Token ids (see :mod:`nb2pipe.monitoring.explain_torch_inputs`) go through Captum's
+``LayerIntegratedGradients`` on the embedding layer the ids go into: the baseline is a row of
+padding ids (the layer's ``padding_idx``, or 0), the path runs between the embeddings, and the
+attributions are summed over the embedding dimension (one per token position). An
+``nn.EmbeddingBag`` pools its tokens inside the layer, so while explaining its output is
+recomputed from a per-token ``nn.Embedding`` on the same weights, pooled as the bag pools.
+
 The module runs on its own device (the GPU when its parameters are there) in eval mode,
-restored afterwards. It takes rows shaped as the reference data gave them, as float tensors of
-its parameters' dtype. torch and captum are imported here only when a module is explained.
+restored afterwards. It takes rows shaped as the reference data gave them (images N,C,H,W
+when the data came so), as float tensors of its parameters' dtype, token ids as long tensors.
+torch and captum are imported here only when a module is explained.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.explain import GAP_FLOOR, Explainer, Explanation, IGRow
 from nb2pipe.monitoring.explain_ig import STEPS, refuse_categories
-from nb2pipe.monitoring.explain_inputs import TABULAR, TEXT, InputForm, labels_of
+from nb2pipe.monitoring.explain_inputs import IMAGE, TABULAR, TEXT, InputForm, labels_of
+from nb2pipe.monitoring.explain_torch_inputs import (
+    as_tensor,
+    evaluating,
+    input_embedding,
+    on_host,
+    padding_id,
+    token_tensor,
+)
 
 #: rows x steps that go through the module in one pass (50 steps: 80 rows)
 POINTS_PER_PASS = 4096
@@ -37,16 +53,23 @@ class TorchPredictor:
     """``predict`` for a module, as Anchor calls it: a batch (array or DataFrame) -> the
     predicted classes (argmax of several outputs; one output's values as they are)."""
 
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Any, form: InputForm | None = None) -> None:
         self.module = module
+        self._token_ids = form is not None and form.token_ids
         # Anchor's sampler calls from one thread at a time; the lock keeps eval mode's switch safe
         self._lock = threading.Lock()
 
     def predict(self, batch: Any) -> Any:
+        import numpy
         import torch
 
+        if self._token_ids:
+            values = batch.to_numpy(dtype=numpy.float64) if hasattr(batch, "to_numpy") else batch
+            inputs = token_tensor(self.module, values, None)
+        else:
+            inputs = as_tensor(self.module, batch)
         with self._lock, evaluating(self.module), torch.inference_mode():
-            outputs = self.module(as_tensor(self.module, batch))
+            outputs = self.module(inputs)
         return labels_of(outputs.detach().cpu().numpy(), threshold=False)
 
 
@@ -60,15 +83,22 @@ class TorchIGExplainer(Explainer):
                 "not strings); explain a text model with explain:anchor through a model that takes strings"
             )
         refuse_categories(form)
-        from captum.attr import IntegratedGradients
+        from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
         self.form, self.modality, self.feature_names = form, form.modality, form.feature_names
         self._module, self._n_steps = module, n_steps
-        self._ig = IntegratedGradients(self._scores)
-        self._mean = form.data.mean(axis=0) if form.modality == TABULAR else None
+        self._mean = form.data.mean(axis=0) if form.modality == TABULAR and not form.token_ids else None
+        # token ids: the embedding layer they go into, and the layer Captum integrates along
+        self._embedding = input_embedding(module, token_tensor(module, form.data[:1], None)) if form.token_ids else None
+        self._tokens = per_token_layer(self._embedding) if self._embedding is not None else None
+        self._ig = (
+            LayerIntegratedGradients(self._scores, self._tokens)
+            if self._tokens is not None
+            else IntegratedGradients(self._scores)
+        )
         first = self._inputs(form.data[:1])
         try:
-            with evaluating(module):  # in training mode, batch norm would learn from the probe
+            with evaluating(module), self._pooling():  # in training mode, batch norm would learn from the probe
                 width = self._outputs(first).shape[1]
         except (RuntimeError, ValueError, TypeError) as exc:
             raise Nb2PipeError(f"the PyTorch module does not take the data it is explained on: {exc}") from exc
@@ -77,8 +107,8 @@ class TorchIGExplainer(Explainer):
         self._lock = threading.Lock()
 
     def explain(self, rows: Any) -> Explanation:
-        with self._lock, evaluating(self._module):
-            return self._explain(rows)
+        with self._lock, evaluating(self._module), self._pooling():
+            return self._explain(on_host(rows))
 
     def _explain(self, rows: Any) -> Explanation:
         import torch
@@ -108,7 +138,15 @@ class TorchIGExplainer(Explainer):
             column = int(targets[index]) if self._several else None
             prediction = column if column is not None else score
             records.append(IGRow(prediction, column, values[index], base, score, gap))
-        return Explanation("ig", self.modality, tuple(records), self.feature_names)
+        return Explanation(
+            "ig", self.modality, tuple(records), self.feature_names, channels_first=self.form.channels_first
+        )
+
+    def _pooling(self) -> Any:
+        """While explaining an EmbeddingBag: its output recomputed from the per-token layer."""
+        if self._embedding is None or self._tokens is self._embedding:
+            return nullcontext()
+        return pooled_through(self._embedding, self._tokens)
 
     def _attribute(self, inputs: Any, baselines: Any, targets: Any, steps: int) -> tuple[Any, Any]:
         """(attributions, convergence deltas) of the rows, a bounded number of points at a time."""
@@ -126,7 +164,8 @@ class TorchIGExplainer(Explainer):
                 method="gausslegendre",
                 return_convergence_delta=True,
             )
-            attributions.append(found.detach())
+            # token ids: the embedding's attributions, summed over its dimension (one per position)
+            attributions.append(found.detach().sum(dim=-1) if self._tokens is not None else found.detach())
             deltas.append(delta.detach())
         return torch.cat(attributions), torch.cat(deltas)
 
@@ -146,43 +185,75 @@ class TorchIGExplainer(Explainer):
         import numpy
 
         values = numpy.asarray(prepared, dtype=numpy.float64)
+        if self._embedding is not None:
+            return token_tensor(self._module, values, self._embedding.num_embeddings)
+        if self.modality == IMAGE:
+            return as_tensor(self._module, self.form.model_images(values))
         return as_tensor(self._module, values.reshape((len(values), *self.form.row_shape)))
 
     def _baselines(self, inputs: Any) -> Any:
         import torch
 
+        if self._embedding is not None:
+            return torch.full_like(inputs, padding_id(self._embedding))
         if self._mean is not None:
             mean = torch.as_tensor(self._mean, dtype=inputs.dtype, device=inputs.device)
             return mean.expand_as(inputs).clone()
         return torch.zeros_like(inputs)
 
 
-def as_tensor(module: Any, batch: Any) -> Any:
-    """A batch (array or DataFrame) as a tensor on the module's device, in its parameters' dtype."""
-    import numpy
+def per_token_layer(embedding: Any) -> Any:
+    """The layer whose output gives one vector per token: an ``nn.Embedding`` itself; for an
+    ``nn.EmbeddingBag``, an ``nn.Embedding`` on the bag's own weights (shared, not copied)."""
     import torch
 
-    values = batch.to_numpy(dtype=numpy.float64) if hasattr(batch, "to_numpy") else numpy.asarray(batch)
-    device, dtype = placement(module)
-    return torch.as_tensor(numpy.asarray(values, dtype=numpy.float64), device=device).to(dtype)
-
-
-def placement(module: Any) -> tuple[Any, Any]:
-    """(device, float dtype) of the module's first floating parameter or buffer: CPU, float32 without one."""
-    import torch
-
-    for tensor in (*module.parameters(), *module.buffers()):
-        if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.float32
+    if not isinstance(embedding, torch.nn.EmbeddingBag):
+        return embedding
+    tokens = torch.nn.Embedding(
+        embedding.num_embeddings,
+        embedding.embedding_dim,
+        padding_idx=embedding.padding_idx,
+        max_norm=embedding.max_norm,
+        norm_type=embedding.norm_type,
+        device="meta",  # its weight is replaced by the bag's just below
+    )
+    tokens.weight = embedding.weight
+    return tokens
 
 
 @contextmanager
-def evaluating(module: Any) -> Iterator[None]:
-    """Eval mode (dropout off, batch norm on its running figures) for the block, the mode restored after."""
-    training = bool(module.training)
-    module.eval()
+def pooled_through(bag: Any, tokens: Any) -> Iterator[None]:
+    """For the block, the bag's output is the per-token layer's, pooled as the bag pools (the
+    same figures), so that Captum can integrate along each token's embedding."""
+
+    def pooled(layer: Any, args: tuple[Any, ...], options: dict[str, Any], output: Any) -> Any:
+        ids = args[0] if args else options.get("input")
+        offsets = args[1] if len(args) > 1 else options.get("offsets")
+        weights = args[2] if len(args) > 2 else options.get("per_sample_weights")
+        if ids is None or ids.dim() != 2 or offsets is not None or weights is not None:
+            raise Nb2PipeError(
+                "Integrated Gradients explains an nn.EmbeddingBag given rows of token ids (N, L), without offsets "
+                "or per-sample weights; explain this module with explain:anchor"
+            )
+        return pool(tokens(ids), ids, layer.mode, layer.padding_idx)
+
+    handle = bag.register_forward_hook(pooled, with_kwargs=True)
     try:
         yield
     finally:
-        module.train(training)
+        handle.remove()
+
+
+def pool(vectors: Any, ids: Any, mode: str, padding: int | None) -> Any:
+    """(N, L, D) token vectors -> (N, D) as ``nn.EmbeddingBag(mode=mode, padding_idx=padding)``
+    pools them: padding ids are left out of the bag, and an empty bag gives zeros."""
+    import torch
+
+    kept = (ids != padding) if padding is not None else torch.ones_like(ids, dtype=torch.bool)
+    weights = kept.unsqueeze(-1).to(vectors.dtype)
+    if mode == "sum":
+        return (vectors * weights).sum(dim=1)
+    if mode == "mean":
+        return (vectors * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+    largest = vectors.masked_fill(~kept.unsqueeze(-1), float("-inf")).amax(dim=1)
+    return torch.where(kept.any(dim=1, keepdim=True), largest, torch.zeros_like(largest))

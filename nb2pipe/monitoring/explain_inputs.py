@@ -41,6 +41,10 @@ class InputForm:
     dtype: Any = None
     #: the column name a DataFrame of texts had (pyfunc models take a frame with it)
     text_column: Hashable | None = None
+    #: images the model takes as N,C,H,W (a PyTorch module's): row_shape is C,H,W, ``data`` channel-last
+    channels_first: bool = False
+    #: a table of token ids the model embeds (a PyTorch module's first layer): ids, not numbers to interpolate
+    token_ids: bool = False
 
     def alibi_rows(self, rows: Any) -> Any:
         """Rows in the reference's form -> what alibi explains: float table rows, a list of
@@ -57,13 +61,25 @@ class InputForm:
                 raise Nb2PipeError(
                     f"the images to explain have shape {images.shape[1:]}; the model's data has {self.row_shape}"
                 )
+            if self.channels_first:
+                return images.transpose(0, 2, 3, 1).astype(numpy.float32)
             return images.reshape((len(images), *self.image_shape)).astype(numpy.float32)
         return self._table_rows(rows)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
         """H, W, C: alibi's AnchorImage wants a channel axis."""
+        if self.channels_first:
+            channels, height, width = self.row_shape
+            return (height, width, channels)
         return self.row_shape if len(self.row_shape) == 3 else (*self.row_shape, 1)
+
+    def model_images(self, images: Any) -> Any:
+        """Channel-last images (alibi's form) -> laid out as the model takes them (``row_shape``)."""
+        import numpy
+
+        images = numpy.asarray(images).reshape((len(images), *self.image_shape))
+        return images.transpose(0, 3, 1, 2) if self.channels_first else images.reshape((len(images), *self.row_shape))
 
     def model_rows(self, batch: Any, kind: str) -> Any:
         """One of alibi's batches -> what a model of ``kind`` (see :func:`model_kind`) takes."""
@@ -77,7 +93,7 @@ class InputForm:
                 return pandas.DataFrame({self.text_column if self.text_column is not None else "text": texts})
             return texts
         if self.modality == IMAGE:
-            images = numpy.asarray(batch).reshape((len(batch), *self.row_shape))
+            images = self.model_images(batch)
             return images.astype(numpy.float32 if kind == "keras" else self.dtype, copy=False)
         table = numpy.asarray(batch, dtype=numpy.float64)
         if self.columns is not None and kind != "keras":
@@ -164,7 +180,7 @@ def input_form(reference: Any, model: Any = None, feature_names: Sequence[str] |
     raise Nb2PipeError(
         f"cannot explain data of type {type(reference).__name__} with shape {shape} and dtype {array.dtype}: "
         "pass a table (a pandas DataFrame or a 2-D numeric array), texts (a list, Series or 1-D array of strings) "
-        "or images (a numeric array N,H,W or N,H,W,C with the channels last)"
+        "or images (a numeric array N,H,W or N,H,W,C with the channels last; N,C,H,W for a PyTorch module)"
     )
 
 

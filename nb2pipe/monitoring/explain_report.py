@@ -8,11 +8,13 @@ import base64
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import replace
 from html import escape
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.monitoring.explain import AnchorRow, Explanation, IGRow
+from nb2pipe.monitoring.explain_torch_inputs import on_host
 
 #: attributions that push the score up (toward the explained class) and down
 UP, DOWN = (192, 57, 43), (36, 113, 163)
@@ -33,7 +35,7 @@ img{image-rendering:pixelated}table.metrics td{padding:2px 10px 2px 0}
 
 
 def explanation_html(explanation: Explanation, rows: Any, *, title: str) -> str:
-    values = _row_values(explanation, rows)
+    values = _row_values(explanation, on_host(rows))  # a tensor's rows, possibly on a GPU
     if len(values) != len(explanation.rows):
         raise Nb2PipeError(f"{len(values)} rows given for an explanation of {len(explanation.rows)} rows")
     sections = [
@@ -79,6 +81,9 @@ def _row_values(explanation: Explanation, rows: Any) -> list[Any]:
             rows = rows.iloc[:, 0]
         return [str(text) for text in numpy.asarray(rows, dtype=object).ravel()]
     images = numpy.asarray(rows)
+    if explanation.channels_first:
+        # N,C,H,W (one image: C,H,W) -> channels last, as pictures are drawn
+        return list(numpy.moveaxis(images[numpy.newaxis] if images.ndim == 3 else images, 1, -1))
     return list(images[numpy.newaxis] if images.ndim == 2 else images)
 
 
@@ -90,6 +95,8 @@ def _section(explanation: Explanation, index: int, record: Any, value: Any) -> s
     else:
         bodies = {"tabular": _tabular_ig, "text": _text_ig, "image": _image_ig}
     body = bodies[explanation.modality]
+    if explanation.channels_first and isinstance(record, IGRow):
+        record = replace(record, attributions=attribution_map(record.attributions, channels_first=True))
     return f'<section class="row">{head}{body(record, value)}</section>'
 
 
@@ -230,10 +237,7 @@ def _image_ig(record: IGRow, image: Any) -> str:
     import numpy
 
     pixels = _enlarged(_rgb(image))
-    attributions = numpy.asarray(record.attributions, dtype=numpy.float64)
-    if attributions.ndim == 3:
-        attributions = attributions.sum(axis=-1)
-    attributions = _enlarged(attributions)
+    attributions = _enlarged(attribution_map(record.attributions))
     scale = float(numpy.abs(attributions).max()) or 1.0
     # square root: a few strong pixels would otherwise leave the rest of the map invisible
     strength = (numpy.sqrt(numpy.abs(attributions) / scale) * 0.85)[..., None]
@@ -241,6 +245,16 @@ def _image_ig(record: IGRow, image: Any) -> str:
     grey = pixels.mean(axis=-1, keepdims=True) * 0.7 + 60
     heat = (grey * (1 - strength) + colour * strength).clip(0, 255).astype(numpy.uint8)
     return _ig_note(record) + _pictures([("image", pixels), ("attributions (red raises, blue lowers)", heat)])
+
+
+def attribution_map(attributions: Any, *, channels_first: bool = False) -> Any:
+    """An image's attributions as one H,W map: summed over the channels (C,H,W or H,W,C)."""
+    import numpy
+
+    values = numpy.asarray(attributions, dtype=numpy.float64)
+    if values.ndim == 3:
+        return values.sum(axis=0 if channels_first else -1)
+    return values
 
 
 def _bars(labels: list[str], values: list[float]) -> str:

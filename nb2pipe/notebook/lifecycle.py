@@ -3,7 +3,9 @@ settings (``gpu:``, ``replicas:``, ``scale:``, ``canary:``, ``mode:``, ``monitor
 notebook's ``metadata.nb2pipe.deploy`` defaults.
 
 ``gpu:`` sizes the step itself, except on the cell that carries ``deploy:``, where it sizes
-the served model: put ``deploy:`` on a cell of its own to ask for both.
+the served model: put ``deploy:`` on a cell of its own to ask for both. There, ``gpu:N:TYPE``
+names a resource (``nvidia.com/mig-1g.18gb``) or a GPU product (``NVIDIA-H100-80GB-HBM3``):
+:func:`nb2pipe.deploy_checks.gpu_placement`.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nb2pipe.deploy_checks import gpu_type_problem
 from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_METRICS, Tag, is_service_name
 from nb2pipe.notebook import k8s_names
 
@@ -120,6 +121,8 @@ def _check_gpu(fields: tuple[str, ...]) -> str:
         return f"GPU count {_shown(count)} must be {_range(1, INT64_MAX)}"
     if len(fields) > 1 and not fields[1]:
         return "the accelerator type after the count is empty"
+    if len(fields) > 1:
+        return gpu_type_problem(fields[1]) or ""
     return ""
 
 
@@ -130,9 +133,9 @@ def _check_limit(fields: tuple[str, ...]) -> str:
     if resource == "memory":
         return _check_memory((value,))
     if "/" in resource:
-        if _whole_in(value, 0, INT64_MAX):
-            return ""
-        return f"accelerator limit {_shown(value)} must be {_range(0, INT64_MAX)}"
+        if not _whole_in(value, 0, INT64_MAX):
+            return f"accelerator limit {_shown(value)} must be {_range(0, INT64_MAX)}"
+        return gpu_type_problem(resource) or ""
     return f"unsupported resource {resource!r}: limits cover cpu, memory and accelerators such as nvidia.com/gpu"
 
 
