@@ -9,7 +9,7 @@ import pytest
 from nb2pipe.native_order import load_triton_before_tensorflow
 from tests.support.example_runs import example_run  # noqa: F401  (a session fixture)
 from tests.support.fake_kfp import kfp_server  # noqa: F401  (a fixture)
-from tests.support.fake_kserve import kserve_server  # noqa: F401  (a fixture)
+from tests.support.fake_kserve import kserve_server, model_folder, offline  # noqa: F401  (fixtures)
 from tests.support.registered import registered_model  # noqa: F401  (a session fixture)
 
 # no test may reach past 127.0.0.1: MLflow would fetch its telemetry configuration

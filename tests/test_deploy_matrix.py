@@ -26,7 +26,7 @@ from nb2pipe.lifecycle.deploy import deploy_model, render
 from nb2pipe.lifecycle.kserve_rules import AUTOSCALER_CLASS_ANNOTATION, admission_problems
 from nb2pipe.lifecycle.standard_scaling import KSERVE_SCRAPING_ANNOTATION, SCRAPE_ANNOTATION, request_query
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import offline_model, point_kubeconfig_at, sklearn_model_folder, use_kubeconfig
+from tests.support.fake_kserve import offline_model, point_kubeconfig_at
 from tests.support.loopback import LoopbackServer
 
 PROM = "http://prometheus.monitoring:9090"
@@ -134,19 +134,6 @@ CASES = [
     Case(*combination)
     for combination in itertools.product(("knative", "standard"), TARGETS, (None, 20), (0, 1), CLUSTERS)
 ]
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sklearn_model_folder(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, model_folder: Path, tmp_path: Path) -> None:
-    """render() without MLflow and without a cluster (no kubeconfig)."""
-    offline_model(monkeypatch, model_folder)
-    use_kubeconfig(monkeypatch, tmp_path / "missing" / "config")
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 def _case_id(case: Case) -> str:

@@ -49,7 +49,7 @@ from nb2pipe.notebook.tags import TagProblem, parse_tag
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
 from tests.support.fake_kserve import offline_model as resolve_offline
-from tests.support.fake_kserve import point_kubeconfig_at, sklearn_model_folder, status_body, use_kubeconfig
+from tests.support.fake_kserve import point_kubeconfig_at, status_body, use_kubeconfig
 from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.loopback import LoopbackServer, Recorded
 from tests.support.nbtools import codes, diagnostics_of, plan_of
@@ -454,11 +454,6 @@ def test_without_a_kubeconfig_knative_is_assumed(no_cluster) -> None:
 
 
 # --- render: resolve, check, build, admit, describe ---------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sklearn_model_folder(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from nb2pipe.lifecycle.deploy import deploy_model
 from nb2pipe.lifecycle.inference_service import ServedModel, inference_service
 from nb2pipe.lifecycle.kserve_rules import admission_problems
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import offline_model, point_kubeconfig_at, sklearn_model_folder, use_kubeconfig
+from tests.support.fake_kserve import offline_model, point_kubeconfig_at
 from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.loopback import LoopbackServer
 from tests.support.nbtools import diagnostics_of, plan_of
@@ -190,19 +190,6 @@ def test_a_bad_gpu_type_in_the_notebook_metadata_is_reported():
 
 
 # --- the CLI -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sklearn_model_folder(tmp_path_factory.mktemp("model"))
-
-
-@pytest.fixture
-def offline(monkeypatch: pytest.MonkeyPatch, model_folder: Path, tmp_path: Path) -> None:
-    """render() without MLflow and without a cluster."""
-    offline_model(monkeypatch, model_folder)
-    use_kubeconfig(monkeypatch, tmp_path / "missing" / "config")
-    monkeypatch.setenv("HOME", str(tmp_path))
 
 
 DRY_RUN = ["deploy", "models:/cancer/1", "--name", "cancer", "--mode", "knative", "--dry-run"]

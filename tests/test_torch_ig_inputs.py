@@ -21,6 +21,7 @@ from nb2pipe.monitoring.explain_ig_torch import TorchPredictor, pool
 from nb2pipe.monitoring.explain_inputs import input_form, predictor_for
 from nb2pipe.monitoring.explain_report import attribution_map, explanation_html
 from nb2pipe.monitoring.explain_torch_inputs import torch_input_form
+from tests.support.torch_training import fitted
 from tests.test_torch_explain import MAX_GAP
 
 #: sequences of token ids: the class is whether the token SIGNAL appears; 0 pads
@@ -39,15 +40,6 @@ def one_thread() -> Iterator[None]:
 def scores_of(model: torch.nn.Module, rows: numpy.ndarray) -> numpy.ndarray:
     with torch.no_grad():
         return model(torch.as_tensor(rows)).numpy()
-
-
-def fitted(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epochs: int, rate: float) -> None:
-    optimizer = torch.optim.Adam(model.parameters(), lr=rate)
-    for _ in range(epochs):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(inputs), labels).backward()
-        optimizer.step()
-    model.eval()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from nb2pipe.lifecycle.predictor import BadPayload, Predictor
 from nb2pipe.lifecycle.torch_model import TorchPredictModel, example_rows
 from nb2pipe.store.registry import TRACKING_ENV, resolve_model
 from tests.support.served import Server, serving
+from tests.support.torch_training import fitted
 from tests.test_torch_serving import SAME, Store, new_store, register
 
 IMAGE = (1, 8, 8)
@@ -43,12 +44,7 @@ def trained_cnn() -> nn.Sequential:
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * PIXELS, CLASSES)
     )
     images, labels = digit_images()
-    optimizer = torch.optim.Adam(module.parameters(), lr=0.01)
-    for _ in range(30):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(module(images), labels).backward()
-        optimizer.step()
-    return module
+    return fitted(module, images, labels, epochs=30, rate=0.01)
 
 
 def token_rows(count: int = 200, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,12 +56,7 @@ def trained_text_model() -> nn.Sequential:
     torch.manual_seed(0)
     module = nn.Sequential(nn.EmbeddingBag(VOCABULARY, DIMENSIONS, mode="mean"), nn.Linear(DIMENSIONS, 2))
     ids, labels = token_rows()
-    optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
-    for _ in range(30):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(module(ids), labels).backward()
-        optimizer.step()
-    return module
+    return fitted(module, ids, labels, epochs=30, rate=0.05)
 
 
 def own_output(module: nn.Module, rows: Any) -> np.ndarray:

@@ -242,3 +242,16 @@ def offline_model(monkeypatch: pytest.MonkeyPatch, folder: Path, version: str = 
 
     monkeypatch.setattr(deploy, "resolve_model", resolve)
     monkeypatch.setattr(deploy, "tracking_uri", lambda store, notebook: "http://mlflow.example")
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sklearn_model_folder(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch, model_folder: Path, tmp_path: Path) -> None:
+    """render() without MLflow and without a cluster (no kubeconfig)."""
+    offline_model(monkeypatch, model_folder)
+    use_kubeconfig(monkeypatch, tmp_path / "missing" / "config")
+    monkeypatch.setenv("HOME", str(tmp_path))
