@@ -7,15 +7,17 @@ the outputs, all or nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from nb2pipe.analysis.magics import gc_paused
 from nb2pipe.environment import notebook_server_image, packaging_for
 from nb2pipe.errors import CompileError, Diagnostic, Location, Nb2PipeError, error
 from nb2pipe.files import Output, check_outputs, read_regular_file, write_all_or_nothing
-from nb2pipe.ir import Packaging, PipelinePlan
+from nb2pipe.ir import PackageIndex, Packaging, PipelinePlan
 from nb2pipe.notebook.layout import build_layout
+from nb2pipe.notebook.pipeline_settings import index_url_problem, trusted_host_problem, untrusted_http_urls
 from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.plan import build_plan
 
@@ -39,13 +41,21 @@ class CompileResult:
 
 
 def plan_source(
-    text: str, path: str, *, name: str | None = None, image: str | None = None, fallback_image: str | None = None
+    text: str,
+    path: str,
+    *,
+    name: str | None = None,
+    image: str | None = None,
+    fallback_image: str | None = None,
+    package_index: PackageIndex | None = None,
 ) -> PipelinePlan:
-    """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found."""
+    """Notebook JSON text -> plan, raising :class:`CompileError` with every problem found.
+    ``package_index`` (``--pip-index-url``, ``--pip-trusted-host``) wins over the notebook's
+    ``metadata.nb2pipe.pip_index_urls`` / ``pip_trusted_hosts``, list by list."""
     notebook = parse_notebook(text, path)
     try:
         layout, diagnostics = build_layout(notebook, name=name, image=image, fallback_image=fallback_image)
-        return build_plan(layout, diagnostics)
+        plan = build_plan(layout, diagnostics)
     except RecursionError:  # code Python parses but the analysis walks recursively, e.g. 600 elifs
         raise CompileError(
             (
@@ -57,6 +67,26 @@ def plan_source(
                 ),
             )
         ) from None
+    return replace(plan, package_index=chosen_index(package_index, layout.settings.package_index))
+
+
+def chosen_index(given: PackageIndex | None, notebook: PackageIndex) -> PackageIndex:
+    """``given`` (from the command line or a caller) over the notebook's index, list by list;
+    a value pip cannot use, or must not see in a pipeline file, is refused."""
+    if given is None:
+        return notebook
+    for problem in [*map(index_url_problem, given.urls), *map(trusted_host_problem, given.trusted_hosts)]:
+        if problem is not None:
+            raise Nb2PipeError(f"{problem[0]}; {problem[1]}")
+    chosen = PackageIndex(given.urls or notebook.urls, given.trusted_hosts or notebook.trusted_hosts)
+    untrusted = untrusted_http_urls(chosen)
+    if untrusted:
+        host = urlsplit(untrusted[0]).netloc
+        raise Nb2PipeError(
+            f"pip skips the index {untrusted[0]!r}: an http:// index must be a trusted host; add "
+            f"--pip-trusted-host {host}, or serve the index over https"
+        )
+    return chosen
 
 
 def compile_source(
@@ -69,20 +99,24 @@ def compile_source(
     packaging: Callable[[PipelinePlan], Packaging] | None = None,
     fallback_image: str | None = None,
     monitoring: bool = False,
+    package_index: PackageIndex | None = None,
 ) -> CompiledPipeline:
     """Notebook JSON text -> KFP IR YAML (and the DSL text when ``dsl_yaml_name`` is set).
 
     ``packaging`` pins a plan's imports (see :func:`nb2pipe.environment.packaging_for`);
     without it steps run ``python:3.11`` with only their declared packages. ``monitoring``
     compiles the notebook's monitoring pipeline instead (see
-    :func:`nb2pipe.plan.monitoring.monitoring_plan`), which has no DSL file.
+    :func:`nb2pipe.plan.monitoring.monitoring_plan`), which has no DSL file. ``package_index``:
+    see :func:`plan_source`.
     """
     from nb2pipe.emit.kfp import emit_pipeline_yaml
 
     # a compile makes millions of short-lived, acyclic objects for a big cell: the cycle
     # collector's passes over them would cost more than the compile itself
     with gc_paused():
-        plan = plan_source(text, path, name=name, image=image, fallback_image=fallback_image)
+        plan = plan_source(
+            text, path, name=name, image=image, fallback_image=fallback_image, package_index=package_index
+        )
         if monitoring:
             from nb2pipe.plan.monitoring import monitoring_plan
 
@@ -115,6 +149,7 @@ def compile_with_environment(
     base_image: str | None = None,
     dsl_yaml_name: str | None = None,
     monitoring: bool = False,
+    package_index: PackageIndex | None = None,
 ) -> CompiledPipeline:
     """Compile for a cluster: steps with no image named anywhere run the Kubeflow notebook
     server's own image when compiled inside one, else ``base_image`` plus the notebook's
@@ -129,6 +164,7 @@ def compile_with_environment(
         packaging=environment_packaging(base_image),
         fallback_image=None if image else notebook_server_image(),
         monitoring=monitoring,
+        package_index=package_index,
     )
 
 
@@ -174,6 +210,7 @@ def compile_notebook(
     image: str | None = None,
     base_image: str | None = None,
     monitoring: bool = False,
+    package_index: PackageIndex | None = None,
 ) -> CompileResult:
     """Compile a notebook file (see :func:`compile_with_environment`); write the IR YAML
     (default ``NB.pipeline.yaml`` beside it) and optionally the DSL file. The outputs are
@@ -197,6 +234,7 @@ def compile_notebook(
         base_image=base_image,
         dsl_yaml_name=target.name if dsl_target else None,
         monitoring=monitoring,
+        package_index=package_index,
     )
     files = {target: compiled.yaml}
     if dsl_target is not None and compiled.dsl is not None:

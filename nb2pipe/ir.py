@@ -93,6 +93,52 @@ class SecretEnv:
 
 
 @dataclass(frozen=True)
+class Toleration:
+    """A taint the step's pod tolerates (``toleration:KEY[=VALUE]:EFFECT``): operator ``Exists``
+    without a value, ``Equal`` with one."""
+
+    key: str
+    operator: str
+    effect: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeAffinityRule:
+    """One node-affinity expression (``affinity:`` required, ``prefer-affinity:`` preferred with
+    ``weight``); operator In, NotIn, Exists, DoesNotExist, Gt or Lt, as Kubernetes spells it."""
+
+    key: str
+    operator: str
+    values: tuple[str, ...] = ()
+    weight: int | None = None
+
+
+@dataclass(frozen=True)
+class NewClaim:
+    """A PersistentVolumeClaim the pipeline creates once per run, before its steps (Kale's
+    ``new_pvc``; Kale's ``pv`` when ``volume_name`` binds an existing PersistentVolume), named
+    ``<run>-<name>``; it outlives the run, as Kale's does."""
+
+    name: str
+    size: str
+    access_modes: tuple[str, ...] = ("ReadWriteMany",)
+    storage_class: str | None = None
+    volume_name: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """A claim mounted at ``path`` in a step: an existing claim (``volume:CLAIM:PATH``, Kale's
+    ``pvc``) or, with ``new``, the one the pipeline creates (``claim`` is then its ``name``)."""
+
+    path: str
+    claim: str
+    new: NewClaim | None = None
+
+
+@dataclass(frozen=True)
 class StepOptions:
     """Settings a step takes from its tags, merged over the notebook's step defaults."""
 
@@ -106,6 +152,18 @@ class StepOptions:
     labels: tuple[tuple[str, str], ...] = ()
     secrets: tuple[SecretEnv, ...] = ()
     html_report: bool | None = None
+    #: sorted by path; two at one path (two tags in one step) are kept for the planner to report
+    volumes: tuple[VolumeMount, ...] = ()
+    #: sorted by (key, effect)
+    tolerations: tuple[Toleration, ...] = ()
+    #: node label key -> value, sorted by key
+    node_selector: tuple[tuple[str, str], ...] = ()
+    #: the required rules, then the preferred ones, each sorted by key
+    node_affinity: tuple[NodeAffinityRule, ...] = ()
+    #: size of the in-memory emptyDir mounted at /dev/shm (``shm:SIZE``)
+    shm_size: str | None = None
+    #: plain environment variables (``env:NAME=VALUE``), sorted by name
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +180,16 @@ class DriftOptions:
 
 
 @dataclass(frozen=True)
+class PackageIndex:
+    """Where steps' pip installs come from (a private index on an air-gapped cluster): the
+    first URL is pip's ``--index-url``, the rest ``--extra-index-url``; ``trusted_hosts`` are
+    ``--trusted-host``. Empty: PyPI, as pip's own configuration says."""
+
+    urls: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PipelineSettings:
     name: str
     description: str = ""
@@ -133,6 +201,8 @@ class PipelineSettings:
     kfp_host: str | None = None
     #: ``metadata.nb2pipe.mlflow_tracking_uri``: the MLflow server used when MLFLOW_TRACKING_URI is unset
     mlflow_tracking_uri: str | None = None
+    #: ``metadata.nb2pipe.pip_index_urls`` / ``pip_trusted_hosts``
+    package_index: PackageIndex = PackageIndex()
 
 
 @dataclass(frozen=True)
@@ -297,6 +367,8 @@ class PipelinePlan:
     #: the notebook's own Kubeflow Pipelines endpoint and MLflow server (``metadata.nb2pipe``)
     kfp_host: str | None = None
     mlflow_tracking_uri: str | None = None
+    #: where every component's pip install comes from (``--pip-index-url`` over the notebook's metadata)
+    package_index: PackageIndex = PackageIndex()
 
     def step(self, name: str) -> Step:
         for step in self.steps:

@@ -27,6 +27,7 @@ from nb2pipe.errors import Diagnostic, Nb2PipeError
 
 if TYPE_CHECKING:
     from nb2pipe.cli.args import Commands
+    from nb2pipe.ir import PackageIndex
 
 #: metrics on the one summary line of nb2pipe run
 SUMMARY_METRICS = 12
@@ -55,6 +56,7 @@ def add_commands(commands: Commands) -> None:
     )
     compile_.add_argument("--name", help="pipeline name (default: notebook metadata, else the file name)")
     _add_image_options(compile_)
+    _add_index_options(compile_)
     add_json(compile_)
     compile_.set_defaults(handler=_compile)
 
@@ -79,6 +81,7 @@ def add_commands(commands: Commands) -> None:
         action="store_true",
         help="also keep the notebook's final variables (DIR/runs/RUN_ID/variables/)",
     )
+    _add_index_options(run)
     add_json(run, "print the result as one JSON object, no progress display")
     run.set_defaults(handler=_run)
 
@@ -101,6 +104,7 @@ def add_commands(commands: Commands) -> None:
     when.add_argument("--schedule", metavar="CRON", help="recurring run on a 5-field cron schedule, e.g. '0 3 * * *'")
     when.add_argument("--every", metavar="DURATION", type=duration, help="recurring run at an interval, e.g. 1h or 30m")
     _add_image_options(submit)
+    _add_index_options(submit)
     add_json(submit)
     submit.set_defaults(handler=_submit)
 
@@ -113,6 +117,53 @@ def _add_image_options(parser: argparse.ArgumentParser) -> None:
         help="base image that steps without an image install their pinned packages into "
         "(default: $NB2PIPE_BASE_IMAGE, else python:X.Y-slim of this Python)",
     )
+
+
+def _add_index_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pip-index-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        type=_index_url,
+        help="package index every step installs from (repeatable: the first is pip's --index-url, the others "
+        "--extra-index-url; default: the notebook's metadata.nb2pipe.pip_index_urls, else pip's own)",
+    )
+    parser.add_argument(
+        "--pip-trusted-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        type=_trusted_host,
+        help="host pip trusts without https (repeatable; default: metadata.nb2pipe.pip_trusted_hosts)",
+    )
+
+
+def _index_url(text: str) -> str:
+    from nb2pipe.notebook.pipeline_settings import index_url_problem
+
+    problem = index_url_problem(text)
+    if problem is not None:  # ArgumentTypeError: argparse shows the message, not the value (a token)
+        raise argparse.ArgumentTypeError(f"{problem[0]}; {problem[1]}")
+    return text
+
+
+def _trusted_host(text: str) -> str:
+    from nb2pipe.notebook.pipeline_settings import trusted_host_problem
+
+    problem = trusted_host_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem[0]}; {problem[1]}")
+    return text
+
+
+def _package_index(args: argparse.Namespace) -> PackageIndex | None:
+    """The index given on the command line; None: the notebook's."""
+    from nb2pipe.ir import PackageIndex
+
+    if not args.pip_index_url and not args.pip_trusted_host:
+        return None
+    return PackageIndex(tuple(dict.fromkeys(args.pip_index_url)), tuple(dict.fromkeys(args.pip_trusted_host)))
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -128,6 +179,7 @@ def _compile(args: argparse.Namespace) -> int:
         image=args.image,
         base_image=args.base_image,
         monitoring=args.monitoring,
+        package_index=_package_index(args),
     )
     plan = result.compiled.plan
     if args.json:
@@ -193,6 +245,7 @@ def _run(args: argparse.Namespace) -> int:
             parallel=args.parallel,
             observer=progress,
             run_id=args.run_id,
+            package_index=_package_index(args),
         )
     if args.json:
         report = result.to_json()
@@ -230,6 +283,7 @@ def _submit(args: argparse.Namespace) -> int:
         every=args.every,
         image=args.image,
         base_image=args.base_image,
+        package_index=_package_index(args),
     )
     if args.json:
         print(json.dumps(submission.to_json(), indent=2))

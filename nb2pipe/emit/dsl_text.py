@@ -10,7 +10,7 @@ import textwrap
 
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.lifecycle import extra_tasks
-from nb2pipe.emit.options import option_calls
+from nb2pipe.emit.options import CreatedClaim, option_calls
 from nb2pipe.emit.step_source import (
     RUNTIME_ENTRY,
     first_keyword_only,
@@ -21,6 +21,7 @@ from nb2pipe.emit.step_source import (
     step_spec,
 )
 from nb2pipe.emit.tasks import ExtraTask, extra_container
+from nb2pipe.emit.volumes import create_claim_lines, new_claims
 from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, Packaging, PipelinePlan, Step
 
 
@@ -73,7 +74,7 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None,
     decorator = f"@dsl.component(base_image={image!r}"
     if packages:
         decorator += f", packages_to_install={list(packages)!r}"
-    decorator += ")"
+    decorator += f"{_index_arguments(plan)})"
     arguments = step_arguments(step, optional_parameters(plan))
     split = first_keyword_only(arguments)
     declared = [f"    {a.name}: {a.annotation}{' = None' if a.optional else ''}" for a in arguments]
@@ -102,9 +103,33 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None,
 
 def _extra_component_text(task: ExtraTask, plan: PipelinePlan, packaging: Packaging | None, name: str) -> str:
     image, packages = extra_container(task, plan, packaging)
-    decorator = f"@dsl.component(base_image={image!r}, packages_to_install={list(packages)!r})"
+    decorator = f"@dsl.component(base_image={image!r}, packages_to_install={list(packages)!r}{_index_arguments(plan)})"
     source = task.function.source.replace(f"def {task.function.name}(", f"def {name}(", 1)
     return f"{decorator}\n{source}"
+
+
+def _index_arguments(plan: PipelinePlan) -> str:
+    """The decorator's private index, when the pipeline has one: kfp installs kfp itself from
+    it too. Trusted hosts are always spelled out: left None, kfp would trust every index URL."""
+    index = plan.package_index
+    if not index.urls:
+        return ""
+    return f", pip_index_urls={list(index.urls)!r}, pip_trusted_hosts={list(index.trusted_hosts)!r}"
+
+
+def _claim_variables(plan: PipelinePlan, names: dict[str, str]) -> dict[str, str]:
+    """The variable of each created claim's task: ``volume_NAME``, clear of every other name in the file."""
+    taken = set(_MODULE_NAMES) | {p.pipeline_input for p in plan.parameters}
+    taken |= {*names.values(), *(f"{name}_task" for name in names.values())}
+    variables: dict[str, str] = {}
+    for claim in new_claims(plan):
+        base = candidate = "volume_" + "".join(ch if ch.isalnum() else "_" for ch in claim.name)
+        counter = 2
+        while candidate in taken:
+            candidate, counter = f"{base}_{counter}", counter + 1
+        taken.add(candidate)
+        variables[claim.name] = candidate
+    return variables
 
 
 def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str, str]) -> str:
@@ -112,6 +137,12 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
     signature = ", ".join(f"{p.pipeline_input}: {typed[p.name]} = {p.default!r}" for p in plan.parameters)
     inputs = {p.name: p.pipeline_input for p in plan.parameters}
     lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r})", f"def pipeline({signature}):"]
+    claims = _claim_variables(plan, names)
+    lines += create_claim_lines(plan, claims)
+
+    def shown(value: object) -> str:
+        return f"{claims[value.name]}.outputs['name']" if isinstance(value, CreatedClaim) else repr(value)
+
     for step in plan.steps:
         task = f"{names[step.name]}_task"
         arguments = ", ".join(
@@ -125,7 +156,7 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
         if step.after:
             lines.append(f"    {task}.after({', '.join(names[a] + '_task' for a in step.after)})")
         for call in option_calls(step.options):
-            rendered = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs.items()]
+            rendered = [repr(a) for a in call.args] + [f"{k}={shown(v)}" for k, v in call.kwargs.items()]
             if call.target == "task":
                 lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
             else:

@@ -21,8 +21,9 @@ from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
 from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
 from nb2pipe.emit.tasks import ExtraTask, extra_container
+from nb2pipe.emit.volumes import create_claims
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import RETRAIN_OUTPUT, Packaging, Parameter, PipelinePlan, StepOptions
+from nb2pipe.ir import RETRAIN_OUTPUT, PackageIndex, Packaging, Parameter, PipelinePlan, StepOptions
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (
@@ -32,6 +33,8 @@ _LAUNCH = (
     '"$program_path/ephemeral_component.py" "$@"\n'
 )
 _PIP = "PIP_DISABLE_PIP_VERSION_CHECK=1 python3 -m pip install --quiet --no-warn-script-location"
+#: no index of the pipeline's own: pip's configuration (PyPI unless the image says otherwise)
+_PIP_DEFAULTS = PackageIndex()
 _PARAMETER_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
 #: kfp's DSL keeps the pipeline being traced in a process-global (``kfp.dsl.pipeline_context``):
 #: two threads tracing at once fail with "Nested pipelines are not allowed." (the Jupyter server
@@ -39,14 +42,16 @@ _PARAMETER_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bo
 _KFP_DSL_LOCK = threading.Lock()
 
 
-def install_script(packages: Sequence[str], kfp_version: str) -> str:
-    """Shell that installs kfp and the step's packages only where the image lacks them."""
+def install_script(packages: Sequence[str], kfp_version: str, index: PackageIndex = _PIP_DEFAULTS) -> str:
+    """Shell that installs kfp and the step's packages only where the image lacks them, from
+    ``index`` when it names one (the same versions: only where they come from changes)."""
     from packaging.requirements import Requirement
 
+    pip = _PIP + "".join(f" {option}" for option in index_options(index))
     lines = [
         # find_spec looks kfp up without importing it (a full import costs ~0.5 s)
         "if ! python3 -c 'import importlib.util as u, sys; sys.exit(u.find_spec(\"kfp\") is None)' 2>/dev/null; then",
-        f"  {_PIP} 'kfp=={kfp_version}' --no-deps 'typing-extensions>=3.7.4,<5; python_version<\"3.9\"'",
+        f"  {pip} 'kfp=={kfp_version}' --no-deps 'typing-extensions>=3.7.4,<5; python_version<\"3.9\"'",
         "fi",
     ]
     if packages:
@@ -54,19 +59,31 @@ def install_script(packages: Sequence[str], kfp_version: str) -> str:
         probe = f"import importlib.metadata as m; [m.version(n) for n in {names!r}]"
         lines += [
             f"if ! python3 -c {shlex.quote(probe)} 2>/dev/null; then",
-            f"  {_PIP} {' '.join(shlex.quote(p) for p in packages)}",
+            f"  {pip} {' '.join(shlex.quote(p) for p in packages)}",
             "fi",
         ]
     return "\n".join(lines) + '\n"$0" "$@"\n'
 
 
+def index_options(index: PackageIndex) -> list[str]:
+    """pip's options for ``index``, shell-quoted, as kfp's ``pip_index_urls`` spells them: the
+    first URL is ``--index-url``, the others ``--extra-index-url``; then ``--trusted-host``."""
+    options = [f"--index-url {shlex.quote(url)}" for url in index.urls[:1]]
+    options += [f"--extra-index-url {shlex.quote(url)}" for url in index.urls[1:]]
+    return options + [f"--trusted-host {shlex.quote(host)}" for host in index.trusted_hosts]
+
+
 def step_command(
-    packages: tuple[str, ...], function: StepFunction, kfp_version: str, source: str | None = None
+    packages: tuple[str, ...],
+    function: StepFunction,
+    kfp_version: str,
+    source: str | None = None,
+    index: PackageIndex = _PIP_DEFAULTS,
 ) -> tuple[list[str], list[str]]:
     command = [
         "sh",
         "-c",
-        install_script(packages, kfp_version),
+        install_script(packages, kfp_version, index),
         "sh",
         "-ec",
         _LAUNCH,
@@ -93,7 +110,7 @@ def build_components(plan: PipelinePlan, packaging: Packaging | None = None) -> 
         interface = _interface_function(function)
         spec = component_factory.extract_component_interface(interface, name=step.name)
         image, packages = step_container(step, plan, packaging)
-        command, args = step_command(packages, function, kfp.__version__)
+        command, args = step_command(packages, function, kfp.__version__, index=plan.package_index)
         spec.implementation = structures.Implementation(
             container=structures.ContainerSpecImplementation(image=image, command=command, args=args)
         )
@@ -101,7 +118,8 @@ def build_components(plan: PipelinePlan, packaging: Packaging | None = None) -> 
     for task in [*gate_tasks(plan), *extra_tasks(plan)]:
         image, packages = extra_container(task, plan, packaging)
         spec = component_factory.extract_component_interface(_interface_function(task.function), name=task.name)
-        command, args = step_command(packages, task.function, kfp.__version__, f"{KFP_HEADER}\n{task.function.source}")
+        source = f"{KFP_HEADER}\n{task.function.source}"
+        command, args = step_command(packages, task.function, kfp.__version__, source, plan.package_index)
         spec.implementation = structures.Implementation(
             container=structures.ContainerSpecImplementation(image=image, command=command, args=args)
         )
@@ -197,6 +215,7 @@ def _gated(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any
 
 
 def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any], tasks: dict[str, Any]) -> None:
+    claims = create_claims(plan)
     for step in plan.steps:
         arguments = {
             item.arg: values[item.name] if item.is_parameter else _output(tasks, item.source_step, item.source_output)
@@ -206,7 +225,7 @@ def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str,
         task.set_display_name(step.name)
         if step.after:
             task.after(*(tasks[name] for name in step.after))
-        apply_options(task, step.options)
+        apply_options(task, step.options, claims)
         tasks[step.name] = task
     for extra in extra_tasks(plan):
         arguments = {

@@ -93,7 +93,7 @@ def build_layout(
             draft.name,
             tuple(draft.cells),
             tuple(draft.after),
-            step_options(draft.tags, settings.step_defaults),
+            step_options(draft.tags, settings.step_defaults, builder.diagnostics, draft.location),
             draft.location,
             *lifecycle_of(draft.name, draft.lifecycle, serving, builder.diagnostics),
             drift=drift_checks(draft.lifecycle),

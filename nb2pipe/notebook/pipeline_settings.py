@@ -11,11 +11,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import ip_address
+from urllib.parse import urlsplit
 
+from nb2pipe.deploy_checks import GPU_PRODUCT_LABEL
 from nb2pipe.errors import Diagnostic, Location, error, warning
-from nb2pipe.ir import Notebook, PipelineSettings, Resources, SecretEnv, StepOptions, Tag
-from nb2pipe.notebook.metadata import TEXT, Field, MetadataReader
+from nb2pipe.ir import Notebook, PackageIndex, PipelineSettings, Resources, SecretEnv, StepOptions, Tag, VolumeMount
+from nb2pipe.notebook.metadata import CODE, TEXT, Field, MetadataReader
+from nb2pipe.notebook.scheduling import SCHEDULING_KINDS, SchedulingDraft, env_of, gpu_product_conflict
 from nb2pipe.notebook.tags import TagProblem, parse_tag, split_packages
+from nb2pipe.notebook.volumes import kale_volumes
 
 #: Tag kinds that configure the step a cell belongs to.
 OPTION_KINDS = frozenset(
@@ -33,7 +38,9 @@ OPTION_KINDS = frozenset(
         "label",
         "secret",
         "report",
+        "volume",
     }
+    | SCHEDULING_KINDS
 )
 
 
@@ -59,14 +66,20 @@ def sanitize_pipeline_name(text: str) -> str:
     return name or "pipeline"
 
 
-def step_options(tags: list[Tag], base: StepOptions) -> StepOptions:
-    """Step options from tags, later tags winning, merged over ``base``."""
+def step_options(
+    tags: list[Tag], base: StepOptions, diagnostics: list[Diagnostic] | None = None, where: Location | None = None
+) -> StepOptions:
+    """Step options from tags, later tags winning, merged over ``base``; with ``diagnostics``,
+    settings that contradict each other are reported there, at ``where``."""
     options = base
     resources = base.resources
     packages = list(base.packages)
     annotations = dict(base.annotations)
     labels = dict(base.labels)
     secrets = {secret.env: secret for secret in base.secrets}
+    env_vars = dict(base.env)
+    scheduling = SchedulingDraft(base)
+    mounted: list[VolumeMount] = []
     for tag in tags:
         kind, args = tag.kind, tag.args
         if kind == "gpu":
@@ -97,16 +110,44 @@ def step_options(tags: list[Tag], base: StepOptions) -> StepOptions:
             labels[args[0]] = args[1]
         elif kind == "secret":
             secrets[args[2]] = SecretEnv(env=args[2], secret=args[0], key=args[1])
+            env_vars.pop(args[2], None)  # a variable has one value: the later tag's
         elif kind == "report":
             options = replace(options, html_report=args[0] == "enabled")
-    return replace(
-        options,
+        elif kind == "env":
+            name, value = env_of(args)
+            env_vars[name] = value
+            secrets.pop(name, None)
+        elif kind in SCHEDULING_KINDS:
+            scheduling.add(tag)
+        elif kind == "volume":
+            mounted.append(VolumeMount(path=args[1], claim=args[0]))
+    # a step's volume: tag replaces the default mounted at its path; two tags at one path stay
+    # for the planner to report
+    tagged = {mount.path for mount in mounted}
+    volumes = {*mounted, *(mount for mount in base.volumes if mount.path not in tagged)}
+    merged = replace(
+        scheduling.options(options),
         resources=resources,
         packages=tuple(dict.fromkeys(packages)),
         annotations=tuple(sorted(annotations.items())),
         labels=tuple(sorted(labels.items())),
         secrets=tuple(secrets[env] for env in sorted(secrets)),
+        volumes=tuple(sorted(volumes, key=lambda mount: (mount.path, mount.claim))),
+        env=tuple(sorted(env_vars.items())),
     )
+    conflict = gpu_product_conflict(merged)
+    if diagnostics is not None and conflict and conflict != gpu_product_conflict(base):
+        product, chosen = conflict
+        diagnostics.append(
+            warning(
+                "conflicting-tags",
+                f"the GPU product {product!r} (gpu:) and the node selector {GPU_PRODUCT_LABEL}={chosen} "
+                f"(node:) differ: the step runs on {chosen} nodes",
+                where or Location(""),
+                "name one product: drop the node: tag, or the product from the gpu: tag",
+            )
+        )
+    return merged
 
 
 def _apply_limit(resources: Resources, resource: str, value: str) -> Resources:
@@ -153,15 +194,6 @@ def pipeline_settings(
     if experiment is None and isinstance(kale_experiment, dict):
         value = kale_experiment.get("name")
         experiment = value if isinstance(value, str) and value else None
-    if merged.get("volumes"):
-        diagnostics.append(
-            warning(
-                "unsupported-metadata",
-                "Kale volumes are ignored: nb2pipe passes data between steps as artifacts",
-                where,
-                "remove 'volumes' from the notebook metadata to silence this",
-            )
-        )
     if merged.get("katib_run") is True:
         diagnostics.append(
             warning(
@@ -178,11 +210,20 @@ def pipeline_settings(
         description=text("pipeline_description") or f"Compiled by nb2pipe from {notebook.name}",
         experiment=experiment,
         image=image or default_image or text("image", "base_image", "docker_image") or fallback_image,
-        step_defaults=step_options(default_tags, StepOptions()),
+        # Kale's volumes are mounted on every step: the defaults' volume: tags and each step's override them
+        step_defaults=step_options(
+            default_tags, StepOptions(volumes=kale_volumes(merged, _section_of(own), reader)), diagnostics, where
+        ),
         # nb2pipe's own keys: Kale keeps its KFP host in the lab settings, not the notebook
         kfp_host=text("kfp_host", source=own),
         mlflow_tracking_uri=text("mlflow_tracking_uri", source=own),
+        package_index=_package_index(own, reader),
     )
+
+
+def _section_of(own: dict[str, object]) -> str:
+    """Which section ``volumes`` (and its storage_class_name, volume_access_mode) came from, for messages."""
+    return "nb2pipe" if "volumes" in own else "kubeflow_notebook"
 
 
 #: ``steps_defaults``: option tags (or Kale's parsed form of them, turned back into tags)
@@ -239,3 +280,100 @@ def _tags_from_kale_defaults(value: dict[object, object]) -> list[str] | dict[ob
             return value
         tags += [f"{kind}:{name}:{setting}" for name, setting in entries.items()]
     return tags
+
+
+#: ``pip_index_urls`` / ``pip_trusted_hosts`` in ``metadata.nb2pipe``
+_INDEX_LIST = Field((list,), items=(str,), kind="a list of strings", example='e.g. ["https://pypi.example.com/simple"]')
+#: what pip's --trusted-host takes
+_TRUSTED_HOST_HINT = "give HOST or HOST:PORT, as pip's --trusted-host takes, e.g. pypi.example.com"
+
+
+def index_url_problem(url: str) -> tuple[str, str] | None:
+    """What is wrong with ``url`` as a pip package index, and the fix; None when nothing.
+
+    A credential in the URL is refused: the URL is written into the pipeline YAML (and
+    shown by Kubeflow's UI) in clear. pip reads ``PIP_INDEX_URL`` from the environment,
+    so the URL with its token belongs in a Kubernetes secret that a ``secret:`` tag turns
+    into that variable."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    if host is None or parts.scheme not in ("http", "https") or any(ch.isspace() for ch in url):
+        shown = url if "@" not in url else "***@" + url.rsplit("@", 1)[1]  # never echo a credential
+        return (
+            f"{shown!r} is not an http:// or https:// URL",
+            "give the index's URL, e.g. https://pypi.example.com/simple",
+        )
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        return (
+            f"{shown!r} holds a credential, which the pipeline YAML would show in clear",
+            "leave the index out of the pipeline: keep its URL in a Kubernetes secret and set PIP_INDEX_URL from "
+            "it with a steps_defaults tag secret:SECRET:KEY:PIP_INDEX_URL (or bake a pip.conf into the image)",
+        )
+    return None
+
+
+def trusted_host_problem(host: str) -> tuple[str, str] | None:
+    """What is wrong with ``host`` as pip's ``--trusted-host``, and the fix; None when nothing."""
+    try:
+        parsed = urlsplit(f"//{host}").hostname
+    except ValueError:
+        parsed = None
+    if not parsed or any(ch in host for ch in "/@?#") or any(ch.isspace() for ch in host):
+        return f"{host!r} is not a host name", _TRUSTED_HOST_HINT
+    return None
+
+
+def untrusted_http_urls(index: PackageIndex) -> list[str]:
+    """The index's http:// URLs that pip would skip as "not a trusted or secure host": their
+    host is neither trusted nor loopback (pip trusts localhost and 127.0.0.0/8 itself)."""
+    trusted = {host.lower() for host in index.trusted_hosts}
+    untrusted = []
+    for url in index.urls:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "http" or host == "localhost" or _is_loopback(host):
+            continue
+        if host not in trusted and parts.netloc.rsplit("@", 1)[-1].lower() not in trusted:
+            untrusted.append(url)
+    return untrusted
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _package_index(own: dict[str, object], reader: MetadataReader) -> PackageIndex:
+    """``metadata.nb2pipe.pip_index_urls`` and ``pip_trusted_hosts`` (nb2pipe's own keys: Kale
+    takes its index on the command line); values with a problem are reported and left out."""
+    lists: dict[str, list[str]] = {}
+    where = reader.where
+    for key, problem_of in (("pip_index_urls", index_url_problem), ("pip_trusted_hosts", trusted_host_problem)):
+        value = own.get(key)
+        lists[key] = []
+        if value is None or not reader.check(value, f"nb2pipe.{key}", _INDEX_LIST) or not isinstance(value, list):
+            continue
+        for item in value:
+            problem = problem_of(item)
+            if problem is None:
+                lists[key].append(item)
+            else:
+                reader.diagnostics.append(
+                    error(CODE, f"notebook metadata nb2pipe.{key}: {problem[0]}", where, problem[1])
+                )
+    index = PackageIndex(
+        tuple(dict.fromkeys(lists["pip_index_urls"])), tuple(dict.fromkeys(lists["pip_trusted_hosts"]))
+    )
+    for url in untrusted_http_urls(index):
+        message = (
+            f"notebook metadata nb2pipe.pip_index_urls: pip skips {url!r}: an http:// index must be a trusted host"
+        )
+        hint = f"add {urlsplit(url).hostname!r} to nb2pipe.pip_trusted_hosts, or serve the index over https"
+        reader.diagnostics.append(error(CODE, message, where, hint))
+    return index

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from nb2pipe.deploy_checks import gpu_type_problem
 from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_METRICS, Tag, is_service_name
-from nb2pipe.notebook import k8s_names
+from nb2pipe.notebook import k8s_names, scheduling
+from nb2pipe.notebook.volumes import claim_problem, mount_path_problem
 
 #: Tags whose cell plays a whole role; a cell has at most one.
 ROLE_KINDS = ("imports", "functions", "parameters", "metrics", "skip")
@@ -115,6 +116,13 @@ def _check_memory(fields: tuple[str, ...]) -> str:
     return f"{fields[0]!r} is not a memory quantity (e.g. 512Mi, 4Gi, 2G)"
 
 
+def _check_shm(fields: tuple[str, ...]) -> str:
+    size = fields[0]
+    if not is_memory_quantity(size):
+        return f"{_shown(size)} is not a memory quantity (e.g. 1Gi, 512Mi)"
+    return "" if size.rstrip("EPTGMKi").strip("0") else "the shared memory size must be above zero"
+
+
 def _check_gpu(fields: tuple[str, ...]) -> str:
     count = fields[0]
     if not _whole_in(count, 1, INT64_MAX):
@@ -207,6 +215,10 @@ def _check_secret(fields: tuple[str, ...]) -> str:
         or k8s_names.secret_key_problem(key)
         or k8s_names.env_name_problem(env)
     )
+
+
+def _check_volume(fields: tuple[str, ...]) -> str:
+    return claim_problem(fields[0]) or mount_path_problem(fields[1])
 
 
 def _check_register(fields: tuple[str, ...]) -> str:
@@ -307,7 +319,21 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("annotation", ("annotation",), 2, "annotation:KEY:VALUE", _check_annotation, rest_keeps_colons=True),
     TagSpec("label", ("label",), 2, "label:KEY:VALUE", _check_label, rest_keeps_colons=True),
     TagSpec("secret", ("secret",), 3, "secret:NAME:KEY:ENV", _check_secret),
+    TagSpec("toleration", ("toleration",), 2, "toleration:KEY[=VALUE]:EFFECT", scheduling.check_toleration),
+    TagSpec("node", ("node",), 1, "node:KEY=VALUE", scheduling.check_node),
+    TagSpec("affinity", ("affinity",), 1, "affinity:KEY[=V1|V2]", scheduling.check_affinity),
+    TagSpec(
+        "prefer-affinity",
+        ("prefer-affinity",),
+        2,
+        "prefer-affinity:KEY[=V1|V2][:WEIGHT]",
+        scheduling.check_preferred_affinity,
+        rest_keeps_colons=True,
+    ),
+    TagSpec("shm", ("shm",), 1, "shm:SIZE", _check_shm),
+    TagSpec("env", ("env",), 1, "env:NAME=VALUE", scheduling.check_env, rest_keeps_colons=True),
     TagSpec("report", ("report",), 1, "report:enabled|disabled", _one_of("enabled", "disabled")),
+    TagSpec("volume", ("volume",), 2, "volume:CLAIM:PATH", _check_volume),
     TagSpec("register", ("register",), 2, "register:MODEL_NAME[:VARIABLE]", _check_register, rest_keeps_colons=True),
     TagSpec("promote", ("promote",), 1, "promote:METRIC>= or promote:METRIC<=", _check_promote),
     TagSpec("deploy", ("deploy",), 1, "deploy:SERVICE_NAME", _check_service),
@@ -322,7 +348,7 @@ SPECS: tuple[TagSpec, ...] = (
 )
 
 #: Tags whose fields after the first are optional (``gpu:N[:TYPE]``, ``register:NAME[:VARIABLE]``).
-_OPTIONAL_REST = ("gpu", "register", "drift")
+_OPTIONAL_REST = ("gpu", "register", "drift", "prefer-affinity")
 
 _BY_SPELLING = {spelling: spec for spec in SPECS for spelling in spec.spellings}
 
@@ -376,7 +402,8 @@ def _unknown(text: str, head: str, colon: str, rest: str) -> TagProblem:
             "unsupported-tag",
         )
     spellings = sorted(_BY_SPELLING)
-    close = difflib.get_close_matches(head, spellings, n=1, cutoff=0.75)
+    alias = scheduling.KIND_ALIASES.get(head.lower())
+    close = [alias] if alias else difflib.get_close_matches(head, spellings, n=1, cutoff=0.75)
     if close:
         suggestion = close[0] + (colon + rest if colon else "")
         return TagProblem(text, f"unknown tag {_shown(text)}", f"did you mean {_shown(suggestion)}?", "unknown-tag")

@@ -54,6 +54,7 @@ from nb2pipe.plan.lifecycle import PendingRegistration, snapshot, wire
 from nb2pipe.plan.metrics import resolve_metrics
 from nb2pipe.plan.monitoring import PendingDrift, drift_snapshot, wire_drift
 from nb2pipe.plan.state import Flow, Planner
+from nb2pipe.plan.volumes import volume_diagnostics
 
 
 def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
@@ -127,6 +128,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     drift = wire_drift(drift_checks, lifecycle, outputs, layout.settings.drift, taken, planner.diagnostics)
     units = prelude_units(a.code for a in prelude)
     steps = _steps(planner, flows, {p.name: p for p in parameters}, units)
+    planner.diagnostics.extend(volume_diagnostics(steps))
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
     if errors:
         raise CompileError(tuple(sorted(planner.diagnostics, key=_reading_order)))
@@ -155,6 +157,7 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         drift=drift,
         drift_options=layout.settings.drift,
         kfp_host=layout.settings.kfp_host,
+        package_index=layout.settings.package_index,
         mlflow_tracking_uri=layout.settings.mlflow_tracking_uri,
     )
 

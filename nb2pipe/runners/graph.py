@@ -20,7 +20,7 @@ from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
 
-#: where a parameter comes from: ("parameter", NAME) or ("task", PRODUCER, OUTPUT)
+#: where a parameter comes from: ("parameter", NAME), ("task", PRODUCER, OUTPUT) or ("constant",)
 Source = tuple[str, ...]
 
 
@@ -42,6 +42,8 @@ class TaskNode:
     #: parameters another task outputs: input -> (producer, output)
     task_parameter_inputs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     guards: tuple[Guard, ...] = ()
+    #: inputs given as constants in the spec (kfp-kubernetes' CreatePVC: size, access modes...)
+    constant_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ def _add_dag(spec: Any, dag: Any, scope: _Scope, nodes: dict[str, TaskNode]) -> 
             artifacts,
             from_tasks,
             scope.guards,
+            tuple(sorted(key for key, source in parameters.items() if source[0] == "constant")),
         )
 
 
@@ -96,6 +99,8 @@ def _parameter_source(value: Any, scope: _Scope) -> Source:
         return scope.parameters[name]
     if kind == "task_output_parameter":
         return ("task", value.task_output_parameter.producer_task, value.task_output_parameter.output_parameter_key)
+    if kind == "runtime_value":  # a constant: only kfp-kubernetes' claim tasks take them, and they run no process
+        return ("constant",)
     raise Nb2PipeError(f"nb2pipe run cannot pass a parameter given as {kind}; run this pipeline on Kubeflow")
 
 

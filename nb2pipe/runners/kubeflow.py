@@ -20,6 +20,7 @@ from typing import Any
 
 from nb2pipe.compiler import compile_with_environment, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
+from nb2pipe.ir import PackageIndex
 from nb2pipe.runners.parameters import coerce_parameters
 
 _PROBE_SECONDS = 4.0
@@ -242,6 +243,7 @@ def submit_notebook(
     image: str | None = None,
     base_image: str | None = None,
     monitoring: bool = False,
+    package_index: PackageIndex | None = None,
 ) -> Submission:
     """Compile ``notebook`` as ``nb2pipe compile`` would (its monitoring pipeline when
     ``monitoring``), then submit it to ``host``, else the notebook's ``metadata.nb2pipe.kfp_host``."""
@@ -255,7 +257,12 @@ def submit_notebook(
         schedule = Schedule(interval_seconds=parse_duration(every))
     path = Path(notebook)
     compiled = compile_with_environment(
-        read_notebook_text(path), str(path), image=image, base_image=base_image, monitoring=monitoring
+        read_notebook_text(path),
+        str(path),
+        image=image,
+        base_image=base_image,
+        monitoring=monitoring,
+        package_index=package_index,
     )
     plan = compiled.plan
     host = host or plan.kfp_host

@@ -54,6 +54,12 @@ KIND_VALUES: dict[str, tuple[str, ...]] = {
     "canary": ("0", "20", "100", "101", "99999999999999999999"),
     "drift": ("X_test", "X_new:X_train", "a:b:c", "1x", "X_test:"),
     "explain": ("anchor", "ig", "shap"),
+    "toleration": ("k=v:NoSchedule", "dedicated:NoExecute", "k:noschedule", "k=v", "=v:NoSchedule", "k=v:"),
+    "node": ("pool=train", "cloud.google.com/gke-nodepool=gpu", "k=", "=v", "k", "Bad Key=v"),
+    "affinity": ("zone=a|b", "zone!=a", "disk", "!disk", "cores>4", "zone=", "=a"),
+    "prefer-affinity": ("disk=ssd:50", "zone=a|b", "disk=ssd:0", "disk=ssd:101", "disk:x"),
+    "shm": ("1Gi", "512Mi", "0", "lots", "99999999999999999999Ei"),
+    "env": ("URL=http://x:1", "OMP_NUM_THREADS=4", "A=", "=v", "1X=v", "NB2PIPE_STORE=x"),
 }
 
 FOREIGN_TAGS: tuple[str, ...] = (
