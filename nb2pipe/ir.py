@@ -22,6 +22,8 @@ ParameterType = Literal["int", "float", "str", "bool", "list", "dict"]
 #: outputs every step may have (nb2pipe.emit.step_source)
 METRICS_OUTPUT = "nb2pipe_metrics"
 REPORT_OUTPUT = "nb2pipe_report"
+#: the step input that receives the pipeline's workspace path, when it has one (KFP's ``{{$.workspace_path}}``)
+WORKSPACE_INPUT = "nb2pipe_workspace"
 #: outputs of the register and deploy tasks (nb2pipe.emit.lifecycle)
 REGISTERED_OUTPUT = "registered_model"
 PROMOTION_OUTPUT = "promotion"
@@ -190,6 +192,17 @@ class PackageIndex:
 
 
 @dataclass(frozen=True)
+class Workspace:
+    """KFP's per-run workspace (``metadata.nb2pipe.workspace``), a volume every step mounts: a
+    value whose saved files are larger than ``large_value_bytes`` travels through it instead of
+    the artifact store (:mod:`nb2pipe.runtime.values`)."""
+
+    size: str
+    storage_class: str | None = None
+    large_value_bytes: int = 64 * 2**20
+
+
+@dataclass(frozen=True)
 class PipelineSettings:
     name: str
     description: str = ""
@@ -203,6 +216,9 @@ class PipelineSettings:
     mlflow_tracking_uri: str | None = None
     #: ``metadata.nb2pipe.pip_index_urls`` / ``pip_trusted_hosts``
     package_index: PackageIndex = PackageIndex()
+    workspace: Workspace | None = None
+    #: Kale's ``timeout`` (also ``metadata.nb2pipe.timeout``): the whole run's limit in seconds
+    timeout_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +385,10 @@ class PipelinePlan:
     mlflow_tracking_uri: str | None = None
     #: where every component's pip install comes from (``--pip-index-url`` over the notebook's metadata)
     package_index: PackageIndex = PackageIndex()
+    #: ``metadata.nb2pipe.workspace``: large values go through it
+    workspace: Workspace | None = None
+    #: the whole run's limit (KFP PipelineConfig activeDeadlineSeconds; the local runner stops the run)
+    timeout_seconds: int | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

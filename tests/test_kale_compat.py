@@ -320,7 +320,7 @@ def test_a_steps_defaults_object_of_another_shape_is_an_error():
 
 
 def test_katib_tuning_is_reported_as_unsupported():
-    meta = {"kubeflow_notebook": {"katib_run": True, "katib_metadata": {"maxTrialCount": 3}, "autosnapshot": True}}
+    meta = {"kubeflow_notebook": {"katib_run": True, "katib_metadata": {"maxTrialCount": 3}}}
     plan = plan_of(notebook(code("a = 1", "block:one"), metadata=meta))
     assert warning_codes(plan) == ["unsupported-metadata"]
     assert "Katib" in plan.warnings[0].message
@@ -342,3 +342,23 @@ def test_an_import_nothing_names_runs_in_every_step_for_its_side_effects():
         "one": ["import math", "import hvplot.pandas"],
         "two": ["import hvplot.pandas", "import json"],
     }
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"autosnapshot": True, "snapshot_volumes": True}, "Rok snapshots (autosnapshot, snapshot_volumes)"),
+        ({"snapshot_volumes": True}, "Rok snapshots (snapshot_volumes)"),
+        ({"marshal_volume": True, "marshal_path": "/marshal"}, "marshal settings (marshal_volume, marshal_path)"),
+        ({"abs_working_dir": "/home/jovyan"}, "marshal settings (abs_working_dir)"),
+    ],
+)
+def test_kale_settings_without_meaning_here_are_answered(settings: dict, says: str):
+    plan = plan_of(notebook(code("a = 1", "block:one"), metadata={"kubeflow_notebook": settings}))
+    (found,) = plan.warnings
+    assert found.code == "unsupported-metadata" and says in found.message and "nb2pipe" not in found.hint
+
+
+def test_kale_settings_at_their_quiet_values_say_nothing():
+    meta = {"kubeflow_notebook": {"autosnapshot": False, "snapshot_volumes": False, "katib_run": False}}
+    assert plan_of(notebook(code("a = 1", "block:one"), metadata=meta)).warnings == ()

@@ -1,6 +1,7 @@
 """The panel's tag editor and the compiler read tags alike: every case of the front end's
 ``tag_cases.json`` (form -> tags, asserted by its jest tests) parses without a problem here and
-means what the form said."""
+means what the form said; every case of ``tag_problems.json`` (a bad form field, the message
+its jest tests expect from the form's own checks) is refused here with that message."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from nb2pipe.notebook.tags import TagProblem, parse_tag, split_packages
 
 CASES = Path(__file__).resolve().parents[1] / "jupyter_extension" / "src" / "__tests__" / "tag_cases.json"
+PROBLEMS = CASES.with_name("tag_problems.json")
 
 
 def _meaning(form: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
@@ -29,10 +31,18 @@ def _meaning(form: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
             meant.append((key, (get(key),)))
     if get("gpu"):
         meant.append(("gpu", (get("gpu"), get("gpuType")) if get("gpuType") else (get("gpu"),)))
+    if get("shm"):
+        meant.append(("shm", (get("shm"),)))
     if get("image"):
         meant.append(("image", (get("image"),)))
     if get("packages"):
         meant.append(("packages", tuple(split_packages(get("packages")))))
+    meant += [("env", (entry,)) for entry in form.get("env", [])]
+    meant += [("volume", tuple(entry.split(":"))) for entry in form.get("volumes", [])]
+    meant += [("node", (entry,)) for entry in form.get("nodeSelectors", [])]
+    meant += [("toleration", tuple(entry.split(":"))) for entry in form.get("tolerations", [])]
+    meant += [("affinity", (entry,)) for entry in form.get("affinity", [])]
+    meant += [("prefer-affinity", tuple(entry.split(":", 1))) for entry in form.get("preferAffinity", [])]
     if get("register"):
         variable = get("registerVariable")
         meant.append(("register", (get("register"), variable) if variable else (get("register"),)))
@@ -67,4 +77,15 @@ def test_cases_cover_every_form_field() -> None:
     assert fields >= {
         "role", "step", "after", "cpu", "memory", "gpu", "gpuType", "image", "packages", "register",
         "registerVariable", "promoteMetric", "promoteDirection", "deploy", "driftCurrent", "driftReference", "explain",
+        "shm", "env", "volumes", "nodeSelectors", "tolerations", "affinity", "preferAffinity",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=case["name"]) for case in json.loads(PROBLEMS.read_text(encoding="utf-8"))]
+)
+def test_the_form_refuses_what_the_compiler_refuses_in_the_same_words(case: dict[str, Any]) -> None:
+    problem = parse_tag(case["tag"])
+    assert isinstance(problem, TagProblem), problem
+    assert problem.message.startswith("tag "), problem.message
+    assert problem.message.endswith(": " + case["problem"]), problem.message

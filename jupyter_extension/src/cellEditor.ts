@@ -19,6 +19,7 @@ import {
   emptyForm,
   readTags,
   splitDrift,
+  splitLines,
   splitList,
   splitPromote,
   writeTags
@@ -53,13 +54,22 @@ type FieldId =
   | 'promote'
   | 'deploy'
   | 'drift'
-  | 'explain';
+  | 'explain'
+  | 'shm'
+  | 'env'
+  | 'volumes'
+  | 'node'
+  | 'tolerations'
+  | 'affinity'
+  | 'prefer-affinity';
 
 interface FieldSpec {
   id: FieldId;
   label: string;
   placeholder: string;
   help: string;
+  /** a list of tag bodies, one a line: their values may hold spaces, commas and colons */
+  lines?: boolean;
 }
 
 const FIELDS: FieldSpec[] = [
@@ -69,9 +79,57 @@ const FIELDS: FieldSpec[] = [
   { id: 'cpu', label: 'CPU', placeholder: 'e.g. 2, 0.5, 500m', help: 'cpu:QUANTITY request' },
   { id: 'memory', label: 'Memory', placeholder: 'e.g. 512Mi, 4Gi', help: 'memory:QUANTITY request' },
   { id: 'gpu', label: 'GPUs', placeholder: 'e.g. 1', help: 'gpu:N[:TYPE]' },
-  { id: 'gpu-type', label: 'GPU type', placeholder: 'default nvidia.com/gpu', help: 'the accelerator resource' },
+  {
+    id: 'gpu-type',
+    label: 'GPU type',
+    placeholder: 'default nvidia.com/gpu; or NVIDIA H100 80GB HBM3',
+    help: "a resource name with '/' (nvidia.com/mig-1g.10gb), or a GPU product as nvidia-smi prints it"
+  },
+  { id: 'shm', label: 'Shared memory', placeholder: 'e.g. 1Gi', help: 'shm:SIZE, the /dev/shm of the step (default 64Mi)' },
   { id: 'image', label: 'Image', placeholder: 'e.g. python:3.12-slim', help: 'image:IMAGE of the step' },
   { id: 'packages', label: 'Packages', placeholder: 'e.g. xgboost==2.1;rich', help: 'packages:PKG[;PKG]' },
+  {
+    id: 'env',
+    label: 'Environment',
+    placeholder: 'NAME=VALUE, one a line\ne.g. OMP_NUM_THREADS=4',
+    help: 'env:NAME=VALUE, one variable a line (a later line for the same name wins)',
+    lines: true
+  },
+  {
+    id: 'volumes',
+    label: 'Volumes',
+    placeholder: 'CLAIM:PATH, one a line\ne.g. training-data:/data',
+    help: 'volume:CLAIM:PATH, an existing PersistentVolumeClaim mounted at PATH',
+    lines: true
+  },
+  {
+    id: 'node',
+    label: 'Node labels',
+    placeholder: 'KEY=VALUE, one a line\ne.g. cloud.google.com/gke-nodepool=gpu-pool',
+    help: 'node:KEY=VALUE, a node selector label',
+    lines: true
+  },
+  {
+    id: 'tolerations',
+    label: 'Tolerations',
+    placeholder: 'KEY[=VALUE]:EFFECT, one a line\ne.g. nvidia.com/gpu:NoSchedule',
+    help: 'toleration:KEY[=VALUE]:EFFECT, EFFECT NoSchedule, PreferNoSchedule or NoExecute',
+    lines: true
+  },
+  {
+    id: 'affinity',
+    label: 'Node affinity',
+    placeholder: 'one rule a line, all must hold\ne.g. topology.kubernetes.io/zone=a|b',
+    help: 'affinity:EXPR with EXPR KEY, !KEY, KEY=V1|V2, KEY!=V1|V2, KEY>N or KEY<N',
+    lines: true
+  },
+  {
+    id: 'prefer-affinity',
+    label: 'Preferred affinity',
+    placeholder: 'EXPR[:WEIGHT], one a line\ne.g. gpu-class=a100:50',
+    help: 'prefer-affinity:EXPR[:WEIGHT], weight 1 to 100 (default 1)',
+    lines: true
+  },
   { id: 'register', label: 'Register model', placeholder: 'e.g. churn', help: 'register:MODEL_NAME[:VARIABLE]' },
   { id: 'register-variable', label: 'Model variable', placeholder: 'default: found by type', help: 'the variable holding the model' },
   { id: 'promote', label: 'Promote if', placeholder: 'e.g. accuracy>= or rmse<=', help: 'promote:METRIC>= (higher is better) or <=' },
@@ -98,7 +156,14 @@ const ERROR_FIELD: Record<keyof TagForm, FieldId> = {
   deploy: 'deploy',
   driftCurrent: 'drift',
   driftReference: 'drift',
-  explain: 'explain'
+  explain: 'explain',
+  shm: 'shm',
+  env: 'env',
+  volumes: 'volumes',
+  nodeSelectors: 'node',
+  tolerations: 'tolerations',
+  affinity: 'affinity',
+  preferAffinity: 'prefer-affinity'
 };
 
 export interface TagEditorOptions {
@@ -119,7 +184,12 @@ export class TagEditor {
       this.apply();
     });
     for (const spec of FIELDS) {
-      const input = spec.id === 'role' ? this._roleSelect() : h('input', { type: 'text', placeholder: spec.placeholder });
+      const input =
+        spec.id === 'role'
+          ? this._roleSelect()
+          : spec.lines
+            ? h('textarea', { rows: 2, placeholder: spec.placeholder })
+            : h('input', { type: 'text', placeholder: spec.placeholder });
       input.setAttribute('data-nb2pipe-id', `field-${spec.id}`);
       input.setAttribute('id', `nb2pipe-field-${spec.id}`);
       input.setAttribute('title', spec.help);
@@ -127,7 +197,9 @@ export class TagEditor {
       input.addEventListener('change', () => this._onEdit(spec.id));
       if (spec.id !== 'role') {
         input.addEventListener('keydown', event => {
-          if ((event as KeyboardEvent).key === 'Enter') {
+          // Enter in a list starts its next line; Ctrl/Cmd+Enter applies there
+          const key = event as KeyboardEvent;
+          if (key.key === 'Enter' && (!spec.lines || key.ctrlKey || key.metaKey)) {
             event.preventDefault();
             this.apply();
           }
@@ -264,6 +336,15 @@ export class TagEditor {
     form.driftCurrent = drift.current;
     form.driftReference = drift.reference;
     form.explain = splitList(value('explain'));
+    form.shm = value('shm');
+    const lines = (id: FieldId) => splitLines(this._inputs.get(id)!.value);
+    // an env value keeps its own trailing spaces
+    form.env = splitLines(this._inputs.get('env')!.value, true);
+    form.volumes = lines('volumes');
+    form.nodeSelectors = lines('node');
+    form.tolerations = lines('tolerations');
+    form.affinity = lines('affinity');
+    form.preferAffinity = lines('prefer-affinity');
     return form;
   }
 
@@ -319,6 +400,13 @@ export class TagEditor {
     set('deploy', form.deploy);
     set('drift', form.driftReference ? `${form.driftCurrent}:${form.driftReference}` : form.driftCurrent);
     set('explain', form.explain.join(', '));
+    set('shm', form.shm);
+    set('env', form.env.join('\n'));
+    set('volumes', form.volumes.join('\n'));
+    set('node', form.nodeSelectors.join('\n'));
+    set('tolerations', form.tolerations.join('\n'));
+    set('affinity', form.affinity.join('\n'));
+    set('prefer-affinity', form.preferAffinity.join('\n'));
   }
 
   private _showTags(tags: string[]): void {
@@ -380,7 +468,7 @@ export class TagEditor {
   private _form: HTMLFormElement;
   private _apply: HTMLButtonElement;
   private _tags: HTMLDivElement;
-  private _inputs = new Map<FieldId, HTMLInputElement | HTMLSelectElement>();
+  private _inputs = new Map<FieldId, HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>();
   private _errors = new Map<FieldId, HTMLDivElement>();
 }
 

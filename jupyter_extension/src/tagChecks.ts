@@ -1,9 +1,21 @@
 /**
  * Checks of the tag editor's fields, mirroring nb2pipe/notebook/tags.py, so the form shows a
- * problem before it writes; the server's diagnostics remain the authority. No JupyterLab
- * imports.
+ * problem before it writes; the server's diagnostics remain the authority. The checks of the
+ * settings that become pod fields (scheduling, environment, volumes, GPU types) are in
+ * podChecks.ts. No JupyterLab imports.
  */
 
+import {
+  affinityProblem,
+  envProblem,
+  gpuTypeProblem,
+  nodeSelectorProblem,
+  partition,
+  preferredAffinityProblem,
+  shown,
+  tolerationProblem,
+  volumeProblem
+} from './podChecks';
 import { EXPLAIN_METHODS, ROLES, TagForm, splitPackages } from './tags';
 
 const isUint = (text: string): boolean => /^[0-9]+$/.test(text);
@@ -63,6 +75,14 @@ export function isServiceName(text: string): boolean {
   return text.length <= 63 && /^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(text);
 }
 
+/** `shm:SIZE` (tags.py _check_shm). */
+export function shmProblem(size: string): string {
+  if (!isMemoryQuantity(size)) {
+    return `${shown(size)} is not a memory quantity (e.g. 1Gi, 512Mi)`;
+  }
+  return /[1-9]/.test(size) ? '' : 'the shared memory size must be above zero';
+}
+
 const REQUIREMENT = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,\s-]*\])?\s*(([<>=!~]=?|===)\s*[^\s<>=!~;]+\s*(,\s*([<>=!~]=?|===)\s*[^\s<>=!~;,]+\s*)*)?(\s*@\s*\S+)?$/;
 
 /** Problems per form field (field name -> message); empty when the form may be written. */
@@ -92,9 +112,18 @@ export function validateForm(form: TagForm): FormErrors {
   }
   if (t(form.gpuType) && !t(form.gpu)) {
     errors.gpuType = 'an accelerator type needs a GPU count';
-  } else if (/\s/.test(t(form.gpuType))) {
-    errors.gpuType = 'the accelerator type has spaces';
+  } else if (t(form.gpuType)) {
+    errors.gpuType = gpuTypeProblem(t(form.gpuType)) || undefined;
   }
+  if (t(form.shm)) {
+    errors.shm = shmProblem(t(form.shm)) || undefined;
+  }
+  errors.env = listProblem('env', form.env, envProblem, entry => entry.replace(/^\s+/, ''));
+  errors.volumes = listProblem('volume', form.volumes, volumeProblem) || samePathProblem(form.volumes);
+  errors.nodeSelectors = listProblem('node', form.nodeSelectors, nodeSelectorProblem);
+  errors.tolerations = listProblem('toleration', form.tolerations, tolerationProblem);
+  errors.affinity = listProblem('affinity', form.affinity, affinityProblem);
+  errors.preferAffinity = listProblem('prefer-affinity', form.preferAffinity, preferredAffinityProblem);
   if (t(form.image) && /\s/.test(t(form.image))) {
     errors.image = 'the image reference has spaces';
   }
@@ -141,5 +170,42 @@ export function validateForm(form: TagForm): FormErrors {
   if (badExplain.length) {
     errors.explain = `explain methods are anchor and ig, not ${badExplain.join(', ')}`;
   }
+  for (const key of Object.keys(errors) as (keyof TagForm)[]) {
+    if (!errors[key]) {
+      delete errors[key];
+    }
+  }
   return errors;
+}
+
+/** The first bad entry of a list field, as tags.py words a bad tag; undefined when all are fine. */
+function listProblem(
+  kind: string,
+  entries: readonly string[],
+  check: (body: string) => string,
+  tidy: (entry: string) => string = entry => entry.trim()
+): string | undefined {
+  for (const entry of entries.map(tidy).filter(Boolean)) {
+    const problem = check(entry);
+    if (problem) {
+      return `tag ${shown(`${kind}:${entry}`)}: ${problem}`;
+    }
+  }
+  return undefined;
+}
+
+/** Two claims at one path (the planner's check, nb2pipe/plan/volumes.py). */
+function samePathProblem(entries: readonly string[]): string | undefined {
+  const claimsAt = new Map<string, string[]>();
+  for (const entry of entries.map(e => e.trim()).filter(Boolean)) {
+    const [claim, , path] = partition(entry, ':');
+    claimsAt.set(path, [...(claimsAt.get(path) ?? []), claim]);
+  }
+  for (const [path, claims] of claimsAt) {
+    const distinct = [...new Set(claims)];
+    if (distinct.length > 1) {
+      return `${distinct.length} claims at ${path}: ${distinct.join(', ')}; one claim per path`;
+    }
+  }
+  return undefined;
 }

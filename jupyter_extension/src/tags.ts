@@ -7,6 +7,9 @@
  * does not model (`remove-cell`, `label:`, `limit:`, `cache:`, a second `drift:` ...)
  * untouched and in place, and writes the modelled ones in nb2pipe's spelling, in a fixed
  * canonical order, where the first modelled tag stood (at the end when there was none).
+ * Repeatable tags (`after:`, `explain:`, `env:`, `volume:`, `node:`, `toleration:`,
+ * `affinity:`, `prefer-affinity:`) keep their order among themselves: for one key the later
+ * tag wins. An `env:` tag for a variable a `secret:` tag also sets stays where it is.
  *
  * No JupyterLab imports: jest tests this module directly.
  */
@@ -43,7 +46,34 @@ export interface TagForm {
   driftCurrent: string;
   driftReference: string;
   explain: string[];
+  /** `shm:SIZE`, the step's /dev/shm */
+  shm: string;
+  /** each `env:NAME=VALUE` as `NAME=VALUE`, in the cell's order (a later value of a name wins) */
+  env: string[];
+  /** each `volume:CLAIM:PATH` as `CLAIM:PATH` */
+  volumes: string[];
+  /** each `node:KEY=VALUE` as `KEY=VALUE` */
+  nodeSelectors: string[];
+  /** each `toleration:KEY[=VALUE]:EFFECT` as `KEY[=VALUE]:EFFECT` */
+  tolerations: string[];
+  /** each required `affinity:EXPR` as `EXPR` */
+  affinity: string[];
+  /** each `prefer-affinity:EXPR[:WEIGHT]` as `EXPR[:WEIGHT]` */
+  preferAffinity: string[];
 }
+
+/** The form's fields that hold a list of tag bodies, one tag each. */
+export const LIST_FIELDS = [
+  'after',
+  'explain',
+  'env',
+  'volumes',
+  'nodeSelectors',
+  'tolerations',
+  'affinity',
+  'preferAffinity'
+] as const;
+export type ListField = (typeof LIST_FIELDS)[number];
 
 export const FORM_FIELDS: (keyof TagForm)[] = [
   'role',
@@ -62,7 +92,14 @@ export const FORM_FIELDS: (keyof TagForm)[] = [
   'deploy',
   'driftCurrent',
   'driftReference',
-  'explain'
+  'explain',
+  'shm',
+  'env',
+  'volumes',
+  'nodeSelectors',
+  'tolerations',
+  'affinity',
+  'preferAffinity'
 ];
 
 export function emptyForm(): TagForm {
@@ -83,15 +120,23 @@ export function emptyForm(): TagForm {
     deploy: '',
     driftCurrent: '',
     driftReference: '',
-    explain: []
+    explain: [],
+    shm: '',
+    env: [],
+    volumes: [],
+    nodeSelectors: [],
+    tolerations: [],
+    affinity: [],
+    preferAffinity: []
   };
 }
 
 /** A complete form from a partial one (missing fields empty). */
 export function formFrom(partial: Partial<TagForm>): TagForm {
   const form = { ...emptyForm(), ...partial };
-  form.after = [...(partial.after ?? [])];
-  form.explain = [...(partial.explain ?? [])];
+  for (const key of LIST_FIELDS) {
+    form[key] = [...(partial[key] ?? [])];
+  }
   return form;
 }
 
@@ -121,11 +166,27 @@ const HEAD_SPELLINGS: Record<string, string> = {
   promote: 'promote',
   deploy: 'deploy',
   drift: 'drift',
-  explain: 'explain'
+  explain: 'explain',
+  shm: 'shm',
+  env: 'env',
+  volume: 'volume',
+  node: 'node',
+  toleration: 'toleration',
+  affinity: 'affinity',
+  'prefer-affinity': 'prefer-affinity'
 };
 
-/** Kinds that may occur several times on a cell and that the form holds as a list. */
-const MULTI = new Set(['after', 'explain']);
+/** Kinds that may occur several times on a cell, and the list that holds each one's body. */
+const MULTI: Record<string, ListField> = {
+  after: 'after',
+  explain: 'explain',
+  env: 'env',
+  volume: 'volumes',
+  node: 'nodeSelectors',
+  toleration: 'tolerations',
+  affinity: 'affinity',
+  'prefer-affinity': 'preferAffinity'
+};
 
 /**
  * Split `KIND:REST` as tags.py does: kinds with one field take no further colon, except
@@ -137,7 +198,13 @@ function splitFields(kind: string, rest: string): string[] | null {
   switch (kind) {
     case 'image':
     case 'packages':
+    case 'env':
+    case 'prefer-affinity':
+      // the form keeps the body whole: `prefer-affinity`'s weight is part of the entry
       return [rest];
+    case 'toleration':
+    case 'volume':
+      return rest.split(':').length === 2 ? [rest] : null;
     case 'gpu':
     case 'register':
     case 'drift': {
@@ -193,6 +260,7 @@ export function readTags(tags: readonly string[]): ReadTags {
   const form = emptyForm();
   const seen = new Set<string>();
   const modelled: number[] = [];
+  const fromSecrets = secretVariables(tags);
   tags.forEach((tag, index) => {
     if (typeof tag !== 'string') {
       return;
@@ -202,12 +270,19 @@ export function readTags(tags: readonly string[]): ReadTags {
       return;
     }
     const { kind, fields } = parsed;
-    if (!MULTI.has(kind)) {
-      if (seen.has(kind)) {
-        return; // a second step:/drift:/... is not the form's: keep it as it is
-      }
-      seen.add(kind);
+    if (kind === 'env' && fromSecrets.has(fields[0].split('=')[0])) {
+      // of `secret:` and `env:` for one variable the later tag wins: moving this one would change which
+      return;
     }
+    if (Object.prototype.hasOwnProperty.call(MULTI, kind)) {
+      modelled.push(index);
+      form[MULTI[kind]].push(fields[0]);
+      return;
+    }
+    if (seen.has(kind)) {
+      return; // a second step:/drift:/... is not the form's: keep it as it is
+    }
+    seen.add(kind);
     modelled.push(index);
     switch (kind) {
       case 'role':
@@ -215,9 +290,6 @@ export function readTags(tags: readonly string[]): ReadTags {
         break;
       case 'step':
         form.step = fields[0];
-        break;
-      case 'after':
-        form.after.push(fields[0]);
         break;
       case 'cpu':
         form.cpu = fields[0];
@@ -250,12 +322,24 @@ export function readTags(tags: readonly string[]): ReadTags {
         form.driftCurrent = fields[0];
         form.driftReference = fields[1] ?? '';
         break;
-      case 'explain':
-        form.explain.push(fields[0]);
+      case 'shm':
+        form.shm = fields[0];
         break;
     }
   });
   return { form, modelled };
+}
+
+/** The variables `secret:NAME:KEY:ENV` tags set (the form does not model `secret:`). */
+function secretVariables(tags: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const tag of tags) {
+    const parts = typeof tag === 'string' ? tag.split(':') : [];
+    if (parts.length === 4 && parts[0] === 'secret') {
+      names.add(parts[3]);
+    }
+  }
+  return names;
 }
 
 /** Just the form of a tag list. */
@@ -263,10 +347,11 @@ export function parseTags(tags: readonly string[]): TagForm {
   return readTags(tags).form;
 }
 
-function unique(items: readonly string[]): string[] {
+/** The entries once each, trimmed (`keepTrailing`: only at the start, for an `env:` value's own spaces). */
+function unique(items: readonly string[], keepTrailing = false): string[] {
   const out: string[] = [];
   for (const item of items) {
-    const text = item.trim();
+    const text = keepTrailing ? item.replace(/^\s+/, '') : item.trim();
     if (text && !out.includes(text)) {
       out.push(text);
     }
@@ -296,12 +381,21 @@ export function formTags(form: TagForm): string[] {
   if (t(form.gpu)) {
     tags.push(t(form.gpuType) ? `gpu:${t(form.gpu)}:${t(form.gpuType)}` : `gpu:${t(form.gpu)}`);
   }
+  if (t(form.shm)) {
+    tags.push(`shm:${t(form.shm)}`);
+  }
   if (t(form.image)) {
     tags.push(`image:${t(form.image)}`);
   }
   if (t(form.packages)) {
     tags.push(`packages:${normalizePackages(form.packages)}`);
   }
+  tags.push(...unique(form.env, true).map(entry => `env:${entry}`));
+  tags.push(...unique(form.volumes).map(entry => `volume:${entry}`));
+  tags.push(...unique(form.nodeSelectors).map(entry => `node:${entry}`));
+  tags.push(...unique(form.tolerations).map(entry => `toleration:${entry}`));
+  tags.push(...unique(form.affinity).map(entry => `affinity:${entry}`));
+  tags.push(...unique(form.preferAffinity).map(entry => `prefer-affinity:${entry}`));
   if (t(form.register)) {
     const variable = t(form.registerVariable);
     tags.push(variable ? `register:${t(form.register)}:${variable}` : `register:${t(form.register)}`);
@@ -358,6 +452,11 @@ export function normalizePackages(text: string): string {
     .map(part => part.trim())
     .filter(part => part !== '')
     .join(';');
+}
+
+/** A list of tag bodies as typed, one a line (values may hold spaces, commas and colons). */
+export function splitLines(text: string, keepTrailing = false): string[] {
+  return unique(text.split(/\r?\n/), keepTrailing);
 }
 
 /** A list field as typed: names separated by commas, semicolons or spaces. */

@@ -19,10 +19,11 @@ from nb2pipe.emit.step_source import (
     optional_parameters,
     step_arguments,
     step_spec,
+    uncached_for_workspace,
 )
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.emit.volumes import create_claim_lines, new_claims
-from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, Packaging, PipelinePlan, Step
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, WORKSPACE_INPUT, Packaging, PipelinePlan, Step
 
 
 def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | None = None) -> str:
@@ -75,7 +76,7 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None,
     if packages:
         decorator += f", packages_to_install={list(packages)!r}"
     decorator += f"{_index_arguments(plan)})"
-    arguments = step_arguments(step, optional_parameters(plan))
+    arguments = step_arguments(step, optional_parameters(plan), plan.workspace is not None)
     split = first_keyword_only(arguments)
     declared = [f"    {a.name}: {a.annotation}{' = None' if a.optional else ''}" for a in arguments]
     signature = ",\n".join(declared[:split] + ["    *"] * (split < len(declared)) + declared[split:])
@@ -93,7 +94,8 @@ def _component_text(step: Step, plan: PipelinePlan, packaging: Packaging | None,
         f"        outputs={mapping([(o.name, o.arg) for o in step.outputs])},\n"
         f"        metrics={METRICS_OUTPUT if step.metrics else None},\n"
         f"        report={REPORT_OUTPUT if has_report(step) else None},\n"
-        "    )\n"
+        + (f"        workspace={WORKSPACE_INPUT},\n" if plan.workspace is not None else "")
+        + "    )\n"
     )
     return (
         f"{decorator}\ndef {name}(\n{signature}{',' if arguments else ''}\n):\n"
@@ -117,6 +119,20 @@ def _index_arguments(plan: PipelinePlan) -> str:
     return f", pip_index_urls={list(index.urls)!r}, pip_trusted_hosts={list(index.trusted_hosts)!r}"
 
 
+def _config_argument(plan: PipelinePlan) -> str:
+    """The decorator's ``pipeline_config`` with a workspace or a run timeout (as emit/kfp.py's pipeline_config)."""
+    arguments = []
+    if plan.workspace is not None:
+        patch = {"storageClassName": plan.workspace.storage_class} if plan.workspace.storage_class else None
+        arguments.append(
+            f"workspace=dsl.WorkspaceConfig(size={plan.workspace.size!r}, "
+            f"kubernetes=dsl.KubernetesWorkspaceConfig(pvcSpecPatch={patch!r}))"
+        )
+    if plan.timeout_seconds is not None:
+        arguments.append(f"active_deadline_seconds={plan.timeout_seconds}")
+    return f", pipeline_config=dsl.PipelineConfig({', '.join(arguments)})" if arguments else ""
+
+
 def _claim_variables(plan: PipelinePlan, names: dict[str, str]) -> dict[str, str]:
     """The variable of each created claim's task: ``volume_NAME``, clear of every other name in the file."""
     taken = set(_MODULE_NAMES) | {p.pipeline_input for p in plan.parameters}
@@ -136,7 +152,8 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
     typed = {p.name: f"Optional[{p.type}]" if p.optional else p.type for p in plan.parameters}
     signature = ", ".join(f"{p.pipeline_input}: {typed[p.name]} = {p.default!r}" for p in plan.parameters)
     inputs = {p.name: p.pipeline_input for p in plan.parameters}
-    lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r})", f"def pipeline({signature}):"]
+    lines = [f"@dsl.pipeline(name={plan.name!r}, description={plan.description!r}{_config_argument(plan)})"]
+    lines.append(f"def pipeline({signature}):")
     claims = _claim_variables(plan, names)
     lines += create_claim_lines(plan, claims)
 
@@ -151,6 +168,8 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
             else f"{i.arg}={names[i.source_step or '']}_task.outputs[{i.source_output!r}]"
             for i in step.inputs
         )
+        if plan.workspace is not None:
+            arguments += f"{', ' if arguments else ''}{WORKSPACE_INPUT}=dsl.WORKSPACE_PATH_PLACEHOLDER"
         lines.append(f"    {task} = {names[step.name]}({arguments})")
         lines.append(f"    {task}.set_display_name({step.name!r})")
         if step.after:
@@ -161,6 +180,8 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
                 lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
             else:
                 lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
+        if uncached_for_workspace(plan, step):
+            lines.append(f"    {task}.set_caching_options(False)")
     for extra in extras:
         task = f"{names[extra.name]}_task"
         arguments = ", ".join(

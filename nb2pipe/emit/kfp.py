@@ -19,11 +19,18 @@ from nb2pipe.emit.images import step_container
 from nb2pipe.emit.lifecycle import extra_tasks
 from nb2pipe.emit.monitoring import gate_task
 from nb2pipe.emit.options import apply_options
-from nb2pipe.emit.step_source import KFP_HEADER, StepFunction, component_source, first_keyword_only, step_function
+from nb2pipe.emit.step_source import (
+    KFP_HEADER,
+    StepFunction,
+    component_source,
+    first_keyword_only,
+    step_function,
+    uncached_for_workspace,
+)
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.emit.volumes import create_claims
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import RETRAIN_OUTPUT, PackageIndex, Packaging, Parameter, PipelinePlan, StepOptions
+from nb2pipe.ir import RETRAIN_OUTPUT, WORKSPACE_INPUT, PackageIndex, Packaging, Parameter, PipelinePlan, StepOptions
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (
@@ -221,11 +228,17 @@ def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str,
             item.arg: values[item.name] if item.is_parameter else _output(tasks, item.source_step, item.source_output)
             for item in step.inputs
         }
+        if plan.workspace is not None:
+            from kfp import dsl
+
+            arguments[WORKSPACE_INPUT] = dsl.WORKSPACE_PATH_PLACEHOLDER
         task = components[step.name](**arguments)
         task.set_display_name(step.name)
         if step.after:
             task.after(*(tasks[name] for name in step.after))
         apply_options(task, step.options, claims)
+        if uncached_for_workspace(plan, step):
+            task.set_caching_options(False)
         tasks[step.name] = task
     for extra in extra_tasks(plan):
         arguments = {
@@ -252,8 +265,23 @@ def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -
 
     with _KFP_DSL_LOCK:  # tracing the pipeline function builds its PipelineSpec; serializing it is thread-safe
         components = build_components(plan, packaging)
-        pipeline = dsl.pipeline(name=plan.name, description=plan.description)(pipeline_function(plan, components))
+        decorator = dsl.pipeline(name=plan.name, description=plan.description, pipeline_config=pipeline_config(plan))
+        pipeline = decorator(pipeline_function(plan, components))
     return serialize_pipeline(pipeline)
+
+
+def pipeline_config(plan: PipelinePlan) -> Any:
+    """KFP's PipelineConfig with the plan's workspace and run timeout; None without either."""
+    if plan.workspace is None and plan.timeout_seconds is None:
+        return None
+    from kfp import dsl
+
+    workspace = None
+    if plan.workspace is not None:
+        patch = {"storageClassName": plan.workspace.storage_class} if plan.workspace.storage_class else None
+        kubernetes = dsl.KubernetesWorkspaceConfig(pvcSpecPatch=patch)
+        workspace = dsl.WorkspaceConfig(size=plan.workspace.size, kubernetes=kubernetes)
+    return dsl.PipelineConfig(workspace=workspace, active_deadline_seconds=plan.timeout_seconds)
 
 
 def serialize_pipeline(pipeline: Any) -> str:

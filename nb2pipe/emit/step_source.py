@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, CodeBlock, PipelinePlan, Step
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, WORKSPACE_INPUT, CodeBlock, PipelinePlan, Step
 
 #: What KFP's own lightweight components put before the function.
 KFP_HEADER = "import kfp\nfrom kfp import dsl\nfrom kfp.dsl import *\nfrom typing import *\n"
@@ -56,7 +56,7 @@ class StepFunction:
 
 
 #: The runtime's modules in the order a component embeds them; each may import those before it.
-RUNTIME_MODULES = ("values.py", "step.py")
+RUNTIME_MODULES = ("torch_values.py", "values.py", "step.py")
 
 
 @cache
@@ -116,11 +116,16 @@ def step_spec(step: Step, plan: PipelinePlan) -> dict[str, object]:
     if step.options.resources.accelerator_limit:
         # the step's inputs may stay on the GPU they were saved on; other steps read them onto the CPU
         spec["gpu"] = True
+    if plan.workspace is not None:
+        spec["large_value_bytes"] = plan.workspace.large_value_bytes
     return spec
 
 
-def step_arguments(step: Step, optional: Collection[str] = frozenset()) -> tuple[Argument, ...]:
-    """The step function's arguments; ``optional`` names the notebook's optional parameters."""
+def step_arguments(
+    step: Step, optional: Collection[str] = frozenset(), workspace: bool = False
+) -> tuple[Argument, ...]:
+    """The step function's arguments; ``optional`` names the notebook's optional parameters;
+    with ``workspace``, the pipeline's workspace path comes last."""
     arguments: list[Argument] = []
     for item in step.inputs:
         if item.is_parameter:
@@ -132,7 +137,15 @@ def step_arguments(step: Step, optional: Collection[str] = frozenset()) -> tuple
         arguments.append(Argument(METRICS_OUTPUT, "Output", "Metrics"))
     if has_report(step):
         arguments.append(Argument(REPORT_OUTPUT, "Output", "HTML"))
+    if workspace:
+        arguments.append(Argument(WORKSPACE_INPUT, None, "str"))
     return tuple(arguments)
+
+
+def uncached_for_workspace(plan: PipelinePlan, step: Step) -> bool:
+    """A step that hands values on in a pipeline with a workspace is never cached: a cached
+    result may point into an earlier run's workspace, which lasted only that run."""
+    return plan.workspace is not None and bool(step.outputs)
 
 
 def has_report(step: Step) -> bool:
@@ -162,12 +175,14 @@ def run_step_call(step: Step, plan: PipelinePlan, runtime: str = RUNTIME_ENTRY) 
         ast.keyword("metrics", ast.Name(METRICS_OUTPUT, ast.Load()) if step.metrics else ast.Constant(None)),
         ast.keyword("report", ast.Name(REPORT_OUTPUT, ast.Load()) if has_report(step) else ast.Constant(None)),
     ]
+    if plan.workspace is not None:
+        keywords.append(ast.keyword("workspace", ast.Name(WORKSPACE_INPUT, ast.Load())))
     return ast.Call(ast.Name(runtime, ast.Load()), [spec], keywords)
 
 
 def step_function(step: Step, plan: PipelinePlan) -> StepFunction:
     name = function_name(step.name)
-    arguments = step_arguments(step, optional_parameters(plan))
+    arguments = step_arguments(step, optional_parameters(plan), plan.workspace is not None)
     split = first_keyword_only(arguments)
     signature = [ast.arg(a.name, ast.parse(a.annotation, mode="eval").body) for a in arguments]
     function = ast.FunctionDef(

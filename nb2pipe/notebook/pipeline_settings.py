@@ -10,13 +10,24 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from nb2pipe.deploy_checks import GPU_PRODUCT_LABEL
 from nb2pipe.errors import Diagnostic, Location, error, warning
-from nb2pipe.ir import Notebook, PackageIndex, PipelineSettings, Resources, SecretEnv, StepOptions, Tag, VolumeMount
+from nb2pipe.ir import (
+    Notebook,
+    PackageIndex,
+    PipelineSettings,
+    Resources,
+    SecretEnv,
+    StepOptions,
+    Tag,
+    VolumeMount,
+    Workspace,
+)
 from nb2pipe.notebook.metadata import CODE, TEXT, Field, MetadataReader
 from nb2pipe.notebook.scheduling import SCHEDULING_KINDS, SchedulingDraft, env_of, gpu_product_conflict
 from nb2pipe.notebook.tags import TagProblem, parse_tag, split_packages
@@ -204,6 +215,7 @@ def pipeline_settings(
                 "run it per setting with --param NAME=VALUE, or set katib_run to false to silence this",
             )
         )
+    diagnostics.extend(kale_internals(merged, where))
     default_tags, default_image = _step_defaults(merged.get("steps_defaults"), "steps_defaults" in own, reader)
     return PipelineSettings(
         name=sanitize_pipeline_name(name or text("pipeline_name") or identifier_from_file(notebook.name)),
@@ -218,12 +230,53 @@ def pipeline_settings(
         kfp_host=text("kfp_host", source=own),
         mlflow_tracking_uri=text("mlflow_tracking_uri", source=own),
         package_index=_package_index(own, reader),
+        workspace=_workspace(own, reader),
+        timeout_seconds=_timeout(merged, own, reader),
     )
 
 
 def _section_of(own: dict[str, object]) -> str:
     """Which section ``volumes`` (and its storage_class_name, volume_access_mode) came from, for messages."""
     return "nb2pipe" if "volumes" in own else "kubeflow_notebook"
+
+
+#: Kale's pipeline ``timeout``: seconds, as a pod's activeDeadlineSeconds (int64)
+PIPELINE_TIMEOUT = Field((int,), low=1, high=2**63 - 1, kind="a whole number of seconds", example="e.g. 3600")
+
+
+def _timeout(merged: dict[str, object], own: dict[str, object], reader: MetadataReader) -> int | None:
+    value = merged.get("timeout")
+    name = f"{'nb2pipe' if 'timeout' in own else 'kubeflow_notebook'}.timeout"
+    return int(value) if value is not None and reader.check(value, name, PIPELINE_TIMEOUT) else None  # type: ignore[call-overload]
+
+
+def kale_internals(merged: dict[str, object], where: Location) -> list[Diagnostic]:
+    """Warnings for Kale settings that have no meaning here: Rok snapshots (Kale's panel writes
+    ``autosnapshot``/``snapshot_volumes``) and its marshal volume (values move as artifacts)."""
+    found: list[Diagnostic] = []
+    snapshots = [key for key in ("autosnapshot", "snapshot_volumes") if merged.get(key) is True]
+    if snapshots:
+        found.append(
+            warning(
+                "unsupported-metadata",
+                f"Kale's Rok snapshots ({', '.join(snapshots)}) are not taken: every step's outputs are kept as KFP "
+                "artifacts, and nb2pipe run --resume RUN_ID finishes a run from them",
+                where,
+                f"set {' and '.join(snapshots)} to false to silence this",
+            )
+        )
+    marshal = [key for key in ("marshal_volume", "marshal_path", "abs_working_dir") if key in merged]
+    if marshal:
+        found.append(
+            warning(
+                "unsupported-metadata",
+                f"Kale's marshal settings ({', '.join(marshal)}) have no effect: values move between steps as typed "
+                "KFP artifacts, not through a marshal volume",
+                where,
+                f"remove {', '.join(marshal)} from the notebook metadata to silence this",
+            )
+        )
+    return found
 
 
 #: ``steps_defaults``: option tags (or Kale's parsed form of them, turned back into tags)
@@ -377,3 +430,30 @@ def _package_index(own: dict[str, object], reader: MetadataReader) -> PackageInd
         hint = f"add {urlsplit(url).hostname!r} to nb2pipe.pip_trusted_hosts, or serve the index over https"
         reader.diagnostics.append(error(CODE, message, where, hint))
     return index
+
+
+#: a Kubernetes quantity, as KFP's WorkspaceConfig checks a workspace's size
+_QUANTITY = re.compile(r"(0|[1-9]\d*)(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|K|M|G|T|P|E)?")
+_WORKSPACE_FIELDS = {
+    "size": Field((str,), kind="a Kubernetes quantity", example='e.g. "20Gi"'),
+    "storage_class": TEXT,
+    "large_value_mb": Field((float,), low=0),
+}
+
+
+def _workspace(own: dict[str, object], reader: MetadataReader) -> Workspace | None:
+    """``metadata.nb2pipe.workspace``: KFP's per-run workspace volume (``size``, ``storage_class``),
+    through which values larger than ``large_value_mb`` MiB go (64 unless set)."""
+    section = reader.section({"nb2pipe": own}, "nb2pipe.workspace")
+    if section is None:
+        return None
+    values = reader.fields(section, "nb2pipe.workspace", _WORKSPACE_FIELDS)
+    size = str(values.get("size", "")).strip()
+    if not _QUANTITY.fullmatch(size):
+        shown = f"not {size!r}" if "size" in values else "and it is missing"
+        reader.report("nb2pipe.workspace.size", f"must be a Kubernetes quantity, {shown}", 'e.g. "20Gi"')
+        return None
+    workspace = Workspace(size, str(values["storage_class"]).strip() or None if "storage_class" in values else None)
+    if "large_value_mb" in values:
+        workspace = replace(workspace, large_value_bytes=int(values["large_value_mb"] * 2**20))
+    return workspace

@@ -158,6 +158,8 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         drift_options=layout.settings.drift,
         kfp_host=layout.settings.kfp_host,
         package_index=layout.settings.package_index,
+        workspace=layout.settings.workspace,
+        timeout_seconds=layout.settings.timeout_seconds,
         mlflow_tracking_uri=layout.settings.mlflow_tracking_uri,
     )
 

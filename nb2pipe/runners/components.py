@@ -3,6 +3,8 @@ component less the optional inputs a run leaves unset, and the step time limits.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +27,15 @@ def without_unset_inputs(component: Any, arguments: Mapping[str, Any]) -> Any:
     return trimmed
 
 
+def run_timeout(platforms: Sequence[Any]) -> int | None:
+    """The whole run's limit in seconds (KFP's PipelineConfig activeDeadlineSeconds), if any."""
+    for platform in platforms:
+        config = (platform or {}).get("platforms", {}).get("kubernetes", {}).get("pipelineConfig", {})
+        if config.get("activeDeadlineSeconds"):
+            return int(config["activeDeadlineSeconds"])
+    return None
+
+
 def step_timeouts(platforms: Sequence[Any]) -> dict[str, int]:
     """Executor label -> seconds, from the ``timeout:`` tags kfp-kubernetes compiled into the
     pipeline's platform spec (the YAML's second document)."""
@@ -35,3 +46,18 @@ def step_timeouts(platforms: Sequence[Any]) -> dict[str, int]:
             if config.get("activeDeadlineSeconds"):
                 timeouts[label] = int(config["activeDeadlineSeconds"])
     return timeouts
+
+
+def step_fingerprint(spec: Any, node: Any, values: Mapping[str, Any]) -> str:
+    """What decides a step's result: its component, its wiring, its parameter values."""
+    from google.protobuf import json_format
+
+    component = spec.components[node.component_name]
+    executor = spec.deployment_spec.fields["executors"].struct_value.fields[component.executor_label]
+    material = {
+        "component": json_format.MessageToDict(component),
+        "executor": json_format.MessageToDict(executor),
+        "artifacts": sorted(node.artifact_inputs.items()),
+        "parameters": {name: values.get(source) for name, source in sorted(node.parameter_inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]

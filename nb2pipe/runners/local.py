@@ -9,8 +9,6 @@ happens. Everything a run makes is kept under ``DIR/runs/RUN_ID/``.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import signal
@@ -26,7 +24,7 @@ from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT, PackageIndex
 from nb2pipe.runners import state as states
-from nb2pipe.runners.components import step_timeouts, without_unset_inputs
+from nb2pipe.runners.components import run_timeout, step_fingerprint, step_timeouts, without_unset_inputs
 from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
 from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
@@ -35,6 +33,7 @@ from nb2pipe.runners.run_folder import create_run_folder, running_here, write_in
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.runners.volumes import check_local_mounts, claim_task_outputs, local_claim_tasks
+from nb2pipe.runners.workspace import without_workspace_constants, workspace_arguments, workspace_inputs
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
 from nb2pipe.store.registry import TRACKING_ENV
 
@@ -94,8 +93,10 @@ class LocalRun:
         document, *platforms = yaml.load_all(self.pipeline_yaml, Loader=loader)
         self.spec = json_format.ParseDict(document, pipeline_spec_pb2.PipelineSpec())
         self.timeouts = step_timeouts(platforms)
+        self.run_timeout = run_timeout(platforms)
         check_local_mounts(self.spec, platforms)
-        self.nodes = task_graph(self.spec)
+        self.workspace_inputs = workspace_inputs(self.spec)  # the runner passes the workspace folder
+        self.nodes = without_workspace_constants(task_graph(self.spec), self.workspace_inputs)
         #: kfp-kubernetes' CreatePVC/DeletePVC tasks: no claim is made here (runners/volumes.py)
         self.claim_tasks = local_claim_tasks(self.spec, self.nodes)
         self.order = _topological(self.nodes)
@@ -153,19 +154,7 @@ class LocalRun:
         return self.workdir / "runs"
 
     def fingerprint(self, task: str) -> str:
-        """What decides a step's result: its component, its wiring, its parameter values."""
-        from google.protobuf import json_format
-
-        node = self.nodes[task]
-        component = self.spec.components[node.component_name]
-        executor = self.spec.deployment_spec.fields["executors"].struct_value.fields[component.executor_label]
-        material = {
-            "component": json_format.MessageToDict(component),
-            "executor": json_format.MessageToDict(executor),
-            "artifacts": sorted(node.artifact_inputs.items()),
-            "parameters": {name: self.values.get(source) for name, source in sorted(node.parameter_inputs.items())},
-        }
-        return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return step_fingerprint(self.spec, self.nodes[task], self.values)
 
     # -- scheduling ------------------------------------------------------------------------
     def _execute(self, run: RunState, run_dir: Path) -> RunResult:
@@ -173,9 +162,15 @@ class LocalRun:
         run.save(run_dir)
         self.observer.on_start(run)
         running: dict[str, TaskProcess] = {}
+        deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
         try:
             with _interrupt_on_sigterm():
                 while self._schedule(run, run_dir, running):
+                    if deadline is not None and time.monotonic() > deadline:  # KFP's activeDeadlineSeconds
+                        raise RunInterrupted(
+                            f"run {run.run_id} stopped: the pipeline's timeout of {self.run_timeout} s passed; "
+                            f"finish it with: nb2pipe run {self.notebook} --resume {run.run_id}, or raise the timeout"
+                        )
                     self.observer.tick(run)
                     time.sleep(0.05)
         except BaseException as exc:
@@ -318,6 +313,7 @@ class LocalRun:
             arguments[key] = run.steps[producer].outputs[output]["value"]
         for key, (producer, output) in node.artifact_inputs.items():
             arguments[key] = artifact_argument(key, self._artifact_record(run, run_dir, producer, output))
+        arguments.update(workspace_arguments(self.workspace_inputs.get(name, ()), run_dir))
         component = without_unset_inputs(self.spec.components[node.component_name], arguments)
         from kfp.local import utils as local_utils
 

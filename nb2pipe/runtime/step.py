@@ -21,7 +21,7 @@ from typing import Any, Dict, List
 
 # embedded in a component, values.py's text stands above this module's instead of this import
 from nb2pipe.runtime.values import VALUE_SIDECAR as VALUE_SIDECAR
-from nb2pipe.runtime.values import StepError, load_value, save_value
+from nb2pipe.runtime.values import StepError, Workspace, load_value, save_value
 
 ERROR_MARKER = "NB2PIPE_STEP_ERROR "
 
@@ -33,9 +33,11 @@ def run_step(
     outputs: Dict[str, Any],
     metrics: Any = None,
     report: Any = None,
+    workspace: Any = None,
 ) -> None:
     """Run a step: parameters, prelude, inputs, re-run definitions, the step's cells; then
-    save the values later steps need, log its metrics and write its HTML report."""
+    save the values later steps need, log its metrics and write its HTML report. ``workspace``:
+    the pipeline's workspace path, through which values above ``spec["large_value_bytes"]`` go."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     module = types.ModuleType("__main__")
     namespace = module.__dict__
@@ -50,7 +52,11 @@ def run_step(
             _run_block(block, namespace, spec, None)
         for name, artifact in inputs.items():
             namespace[name] = load_value(
-                artifact.path, wait=os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1", on_gpu=bool(spec.get("gpu"))
+                artifact.path,
+                wait=os.environ.get("NB2PIPE_WAIT_FOR_INPUTS") == "1",
+                on_gpu=bool(spec.get("gpu")),
+                workspace=workspace,
+                name=name,
             )
         for block in spec["replays"]:
             _run_block(block, namespace, spec, None)
@@ -70,8 +76,9 @@ def run_step(
                 raise StepError(
                     "step %r was expected to define %r for the steps after it, but did not" % (spec["step"], name)
                 )
+        large = Workspace(workspace, spec["step"], spec["large_value_bytes"]) if workspace else None
         for name, artifact in outputs.items():
-            artifact.metadata.update(save_value(namespace[name], artifact.path, name))
+            artifact.metadata.update(save_value(namespace[name], artifact.path, name, large))
         if metrics is not None:
             for name, value in values.items():
                 metrics.log_metric(name, value)

@@ -13,14 +13,28 @@ import json
 import os
 import pickle
 import shutil
-import sys
 import threading
 import time
 import types
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
+
+from nb2pipe.runtime.torch_values import (
+    _TORCH_PROCESS_BOUND,
+    _class_names,
+    _load_torch,
+    _torch_form,
+    _write_torch,
+    torch_map_location,
+)
 
 VALUE_SIDECAR = "nb2pipe-value.json"
+#: The sidecar key of a value kept in the pipeline's workspace: the artifact holds only its
+#: sidecar, the value's files are in WORKSPACE/PATH, e.g. ``"nb2pipe_workspace": {"path":
+#: "nb2pipe-values/train/X", "bytes": 5242880, "step": "train"}``.
+WORKSPACE_KEY = "nb2pipe_workspace"
+#: the workspace's folder of values, one folder per step and value under it
+WORKSPACE_VALUES = "nb2pipe-values"
 
 
 class StepError(Exception):
@@ -28,6 +42,15 @@ class StepError(Exception):
 
     # tracebacks name it nb2pipe.StepError, not after the module kfp runs the step from
     __module__ = "nb2pipe"
+
+
+class Workspace(NamedTuple):
+    """The pipeline's workspace as the saving step sees it: a value whose files are larger
+    than ``threshold`` bytes is kept there, under WORKSPACE_VALUES/STEP/NAME."""
+
+    root: str
+    step: str
+    threshold: int
 
 
 class NativeFormat(NamedTuple):
@@ -81,44 +104,6 @@ _PROCESS_BOUND = (
     (threading.Thread, "a thread", "join it before the step ends and pass its results"),
 )
 
-_REBUILD_OPTIMIZER = (
-    "pass the model (and the optimizer's state_dict() if training goes on) and create the optimizer again "
-    "over the loaded model's parameters"
-)
-#: torch classes whose instances cannot usefully leave their process, matched by (module, name) along
-#: the value's class hierarchy, so that torch is not imported for values that are not torch's. An
-#: optimizer or scheduler would pickle, but holding copies of the parameters, not the model's that the
-#: next step loads: training would go on updating nothing.
-_TORCH_PROCESS_BOUND = (
-    (
-        "torch.utils.data.dataloader",
-        "DataLoader",
-        "a DataLoader",
-        "pass its Dataset (or the tensors) and build the DataLoader in the step that iterates it",
-    ),
-    (
-        "torch.utils.data.dataloader",
-        "_BaseDataLoaderIter",
-        "a DataLoader iterator",
-        "pass the Dataset (or the tensors) and iterate in the step that uses it",
-    ),
-    ("torch.optim.optimizer", "Optimizer", "an optimizer", _REBUILD_OPTIMIZER),
-    (
-        "torch.optim.lr_scheduler",
-        "LRScheduler",
-        "a learning-rate scheduler",
-        "pass its state_dict() and create it again over the optimizer of the step that trains",
-    ),
-    ("torch", "Stream", "a CUDA stream", "create it in the step that uses it"),
-    ("torch", "Event", "a CUDA event", "create it in the step that uses it"),
-    ("torch._C", "_CudaStreamBase", "a CUDA stream", "create it in the step that uses it"),
-    ("torch._C", "_CudaEventBase", "a CUDA event", "create it in the step that uses it"),
-)
-_TORCH_MODULE = ("torch.nn.modules.module", "Module")
-_TORCH_SCRIPT_MODULE = ("torch.jit._script", "ScriptModule")
-#: tensors that torch.load(weights_only=True) rebuilds
-_PLAIN_TENSORS = frozenset({("torch", "Tensor"), ("torch.nn.parameter", "Parameter")})
-
 
 def _library(value: Any) -> str:
     return type(value).__module__.split(".")[0]
@@ -139,12 +124,34 @@ def _is_keras_model(value: Any) -> bool:
     return _library(value) in ("keras", "tf_keras") and hasattr(value, "save") and hasattr(value, "layers")
 
 
-def save_value(value: Any, path: str, name: str = "value") -> dict[str, Any]:
-    """Save ``value`` into the directory ``path`` in a format that suits its type.
+def save_value(
+    value: Any,
+    path: str,
+    name: str = "value",
+    workspace: Optional[Workspace] = None,
+) -> dict[str, Any]:
+    """Save ``value`` into the directory ``path`` in a format that suits its type; with a
+    ``workspace``, a value whose files are larger than its threshold goes there instead, and
+    ``path`` holds only the sidecar that points to it.
 
     Writes into a sibling directory first and renames it, so a stopped step never leaves a
-    half-written artifact behind. Returns metadata describing what was written.
+    half-written artifact behind, and a step waiting for the sidecar never reads a partial
+    value. Returns metadata describing what was written.
     """
+    _check_passable(value, name)
+    if workspace is not None:
+        return _save_through_workspace(value, path, name, workspace)
+    partial = _fresh_partial(path)
+    try:
+        described = _write_described(value, partial, name)
+        _publish(partial, path, described)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return described
+
+
+def _check_passable(value: Any, name: str) -> None:
     for kind, what, fix in _PROCESS_BOUND:
         if isinstance(value, kind):
             raise StepError(f"{name!r} is {what}, which cannot be passed to another step: {fix}")
@@ -152,31 +159,88 @@ def save_value(value: Any, path: str, name: str = "value") -> dict[str, Any]:
     for module, class_name, what, fix in _TORCH_PROCESS_BOUND:
         if (module, class_name) in classes:
             raise StepError(f"{name!r} is {what}, which cannot be passed to another step: {fix}")
+
+
+def _fresh_partial(path: str) -> str:
     partial = f"{path.rstrip('/')}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     os.makedirs(partial)
+    return partial
+
+
+def _write_described(value: Any, directory: str, name: str) -> dict[str, Any]:
     try:
-        try:
-            file_name, form = _write(value, partial)
-        except (pickle.PicklingError, TypeError, ValueError, AttributeError) as exc:
-            raise StepError(_cannot_save(name, value, exc)) from None
-        # a module of a class defined in the notebook, or a tuple of tensors, is torch's all the same
-        library = "torch" if form.startswith("torch-") else _library(value)
-        described = {
-            "format": form,
-            "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
-            "file": file_name,
-            "library": library,
-        }
-        with open(os.path.join(partial, VALUE_SIDECAR), "w") as handle:
-            json.dump(described, handle, sort_keys=True)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        os.replace(partial, path)
+        file_name, form = _write(value, directory)
+    except (pickle.PicklingError, TypeError, ValueError, AttributeError) as exc:
+        raise StepError(_cannot_save(name, value, exc)) from None
+    # a module of a class defined in the notebook, or a tuple of tensors, is torch's all the same
+    library = "torch" if form.startswith("torch-") else _library(value)
+    return {
+        "format": form,
+        "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
+        "file": file_name,
+        "library": library,
+    }
+
+
+def _publish(partial: str, path: str, described: dict[str, Any]) -> None:
+    """The sidecar last, then the whole directory in place at once."""
+    with open(os.path.join(partial, VALUE_SIDECAR), "w") as handle:
+        json.dump(described, handle, sort_keys=True)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(partial, path)
+
+
+def _save_through_workspace(value: Any, path: str, name: str, workspace: Workspace) -> dict[str, Any]:
+    """Written in the workspace first, where a large value stays (a volume of its own: moving
+    it to the artifact store's folder would copy it); a small one moves on to ``path``."""
+    relative = "/".join((WORKSPACE_VALUES, workspace.step, name))
+    folder = _workspace_folder(workspace.root, relative, name)
+    staged = _fresh_partial(folder)
+    partial = None
+    try:
+        described = _write_described(value, staged, name)
+        size = sum(os.path.getsize(os.path.join(staged, entry)) for entry in os.listdir(staged))
+        partial = _fresh_partial(path)
+        if size > workspace.threshold:
+            _replace_folder(staged, folder)
+            described[WORKSPACE_KEY] = {"path": relative, "bytes": size, "step": workspace.step}
+        else:
+            for entry in os.listdir(staged):
+                shutil.move(os.path.join(staged, entry), os.path.join(partial, entry))
+            shutil.rmtree(staged)
+            _remove_folder(folder)  # an earlier attempt's large value
+        _publish(partial, path, described)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        for leftover in (staged, partial):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
         raise
     return described
+
+
+def _workspace_folder(root: str, relative: str, name: str) -> str:
+    """``root/relative``, its parents made; refused where a symlink planted in the workspace
+    (shared by every step) would send the value somewhere else."""
+    folder = os.path.join(root, *relative.split("/"))
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    expected = os.path.join(os.path.realpath(root), *relative.split("/")[:-1])
+    if os.path.realpath(os.path.dirname(folder)) != expected or os.path.islink(folder):
+        raise StepError(f"{name!r} cannot be kept in the workspace: {folder} goes through a symbolic link")
+    return folder
+
+
+def _remove_folder(folder: str) -> None:
+    if os.path.islink(folder):
+        raise StepError(f"{folder} is a symbolic link, not a folder this step wrote")
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+
+
+def _replace_folder(staged: str, folder: str) -> None:
+    _remove_folder(folder)
+    os.replace(staged, folder)
 
 
 def _cannot_save(name: str, value: Any, exc: BaseException) -> str:
@@ -186,86 +250,6 @@ def _cannot_save(name: str, value: Any, exc: BaseException) -> str:
         "pass the data it is built from (a DataFrame, an array, a file path) and build it again in the step "
         "that uses it"
     )
-
-
-def _class_names(value: Any) -> set[tuple[str, str]]:
-    return {(kind.__module__, kind.__qualname__) for kind in type(value).__mro__}
-
-
-def _torch_form(value: Any) -> Any:
-    """``torch-script`` for a TorchScript module; ``torch-module`` for any other nn.Module, of
-    any class, the notebook's too; ``torch-tensor`` for tensors, alone or in tuples, lists and
-    dicts (``(X_train, y_train)``, a state_dict) with plain numbers and strings beside them; None
-    for anything else. Containers go through torch.save too, so that loading maps their tensors'
-    devices as it does a lone tensor's (a pickled CUDA tensor does not load without CUDA)."""
-    if "torch" not in sys.modules:  # no torch value can exist in this process
-        return None
-    classes = _class_names(value)
-    if _TORCH_SCRIPT_MODULE in classes:
-        return "torch-script"
-    if _TORCH_MODULE in classes:
-        return "torch-module"
-    return "torch-tensor" if _is_tensor_data(value) else None
-
-
-def _is_tensor_data(value: Any) -> bool:
-    found, seen, pending = False, set(), [value]
-    while pending:
-        item = pending.pop()
-        kind = type(item)
-        if (kind.__module__, kind.__qualname__) in _PLAIN_TENSORS:
-            found = True
-        elif kind in (tuple, list, dict) or (kind.__module__, kind.__qualname__) == ("collections", "OrderedDict"):
-            if id(item) in seen:
-                return False  # a container that holds itself
-            seen.add(id(item))
-            if isinstance(item, dict):
-                if not all(type(key) in (str, int) for key in item):
-                    return False
-                pending.extend(item.values())
-            else:
-                pending.extend(item)
-        elif kind not in (str, int, float, bool, type(None)):
-            return False
-    return found
-
-
-def _write_torch(value: Any, form: str, directory: str) -> tuple[str, str]:
-    import torch
-
-    if form == "torch-script":  # compiled code of its own: pickle cannot copy it
-        torch.jit.save(value, os.path.join(directory, "model.pt"))
-        return "model.pt", form
-    if form == "torch-module":
-        # the module whole, as mlflow.pytorch saves one: cloudpickle writes classes defined in the
-        # notebook (the step's __main__) by value, so it loads where they cannot be imported
-        try:
-            import cloudpickle as pickler
-        except ImportError:
-            pickler = pickle
-        try:
-            torch.save(value, os.path.join(directory, "model.pt"), pickle_module=pickler)
-        except RuntimeError as exc:  # torch's way of saying a part of the module cannot be pickled
-            raise pickle.PicklingError(str(exc)) from exc
-        return "model.pt", form
-    torch.save(_compacted(value), os.path.join(directory, "value.pt"))
-    return "value.pt", form
-
-
-def _compacted(value: Any) -> Any:
-    """Tensors that are views of a bigger one (``X[:1000]``) copied out of it: torch.save
-    writes a tensor's whole storage. Tensors that require gradients are kept as they are."""
-    import torch
-
-    if isinstance(value, (tuple, list)):
-        return type(value)(_compacted(item) for item in value)
-    if isinstance(value, dict):
-        return type(value)((key, _compacted(item)) for key, item in value.items())
-    if type(value) is not torch.Tensor or value.requires_grad or value.layout is not torch.strided:
-        return value
-    if value.untyped_storage().nbytes() > value.numel() * value.element_size():
-        return value.clone()
-    return value
 
 
 def _write(value: Any, directory: str) -> tuple[str, str]:
@@ -368,16 +352,26 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
-def load_value(path: str, wait: bool = False, on_gpu: bool = False) -> Any:
+def load_value(
+    path: str,
+    wait: bool = False,
+    on_gpu: bool = False,
+    workspace: Optional[str] = None,
+    name: str = "value",
+) -> Any:
     """Load a value that :func:`save_value` wrote into ``path``; with ``wait``, until it
     appears (the local runner starts a step while the step it reads from still runs).
-    ``on_gpu``: the reading step asked for a GPU (its tensors may stay on CUDA)."""
+    ``on_gpu``: the reading step asked for a GPU (its tensors may stay on CUDA).
+    ``workspace``: the pipeline's workspace, where a large value's files are."""
     sidecar = os.path.join(path, VALUE_SIDECAR)
     if wait:
         _wait_for(sidecar)
     with open(sidecar) as handle:
         described = json.load(handle)
-    target = os.path.join(path, described["file"])
+    folder = path
+    if WORKSPACE_KEY in described:
+        folder = _workspace_value_folder(described, workspace, name)
+    target = os.path.join(folder, described["file"])
     form = described["format"]
     if form == "json":
         with open(target) as handle:
@@ -417,19 +411,22 @@ def load_value(path: str, wait: bool = False, on_gpu: bool = False) -> Any:
         return pickle.load(handle)
 
 
-def torch_map_location(on_gpu: bool = False) -> Any:
-    """Where loaded tensors go: in a ``gpu:`` step on a machine with CUDA, where they were saved
-    (None), so nothing is moved needlessly; anywhere else the CPU, so that a CPU step reads what a
-    ``gpu:1`` step wrote and computes with the CPU tensors beside it (also where a GPU is there
-    but was not asked for, as on a laptop running the whole pipeline)."""
-    import torch
-
-    return None if on_gpu and torch.cuda.is_available() else "cpu"
-
-
-def _load_torch(target: str, full_module: bool, on_gpu: bool) -> Any:
-    import torch
-
-    # A full module is unpickled (weights_only=False runs the pickle's code): safe here, as the
-    # file was written by this pipeline's own earlier step. Tensors load with weights_only=True.
-    return torch.load(target, map_location=torch_map_location(on_gpu), weights_only=not full_module)
+def _workspace_value_folder(described: dict[str, Any], workspace: Optional[str], name: str) -> str:
+    """Where a value kept in the workspace is; a clear error where it is not there."""
+    pointer = described[WORKSPACE_KEY]
+    relative = str(pointer.get("path", ""))
+    whose = f"{name!r} (saved by step {pointer.get('step')!r})"
+    parts = relative.split("/")
+    if not relative or any(part in ("", ".", "..") for part in parts):
+        raise StepError(f"{whose} points to {relative!r} in the workspace, which is no path a step writes")
+    if not workspace:
+        raise StepError(f"{whose} was kept in the pipeline's workspace, and this step was given none")
+    folder = os.path.join(workspace, *parts)
+    if os.path.realpath(folder) != os.path.join(os.path.realpath(workspace), *parts):
+        raise StepError(f"{whose} cannot be read: {folder} goes through a symbolic link")
+    if not os.path.isfile(os.path.join(folder, str(described.get("file")))):
+        raise StepError(
+            f"{whose} was kept in the pipeline's workspace at {folder}, which no longer has it: the workspace "
+            "lasts one run (a result cached from an earlier run points into that run's workspace)"
+        )
+    return folder

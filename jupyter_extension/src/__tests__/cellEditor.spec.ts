@@ -29,8 +29,10 @@ function type(input: HTMLInputElement | HTMLSelectElement, value: string): void 
 describe('TagEditor', () => {
   const ids = [
     'step', 'after', 'role', 'cpu', 'memory', 'gpu', 'gpu-type', 'image', 'packages',
-    'register', 'register-variable', 'promote', 'deploy', 'drift', 'explain'
+    'register', 'register-variable', 'promote', 'deploy', 'drift', 'explain',
+    'shm', 'env', 'volumes', 'node', 'tolerations', 'affinity', 'prefer-affinity'
   ];
+  const lists = ['env', 'volumes', 'node', 'tolerations', 'affinity', 'prefer-affinity'];
 
   it('has every test id', () => {
     const editor = new TagEditor();
@@ -112,6 +114,75 @@ describe('TagEditor', () => {
     type(field(editor, 'step'), '');
     expect(editor.apply()).toEqual([]);
     expect(cell.tags).toEqual([]);
+  });
+
+  it('edits the step settings one entry a line', () => {
+    const editor = new TagEditor();
+    for (const id of lists) {
+      expect(field(editor, id).tagName).toBe('TEXTAREA');
+    }
+    const cell = host(['step:fit', 'env:A=1', 'secret:s:k:B', 'env:C=x y', 'toleration:gpu:NoSchedule', 'shm:1Gi', 'remove-cell']);
+    editor.setCell(cell);
+    expect(field(editor, 'env').value).toBe('A=1\nC=x y');
+    expect(field(editor, 'tolerations').value).toBe('gpu:NoSchedule');
+    expect(field(editor, 'shm').value).toBe('1Gi');
+    type(field(editor, 'env'), 'A=1\n\nC=x, y\n');
+    type(field(editor, 'volumes'), 'data:/data\ncache:/cache');
+    type(field(editor, 'node'), 'pool=gpu');
+    type(field(editor, 'affinity'), 'zone=a|b');
+    type(field(editor, 'prefer-affinity'), 'fast:20');
+    type(field(editor, 'gpu'), '1');
+    type(field(editor, 'gpu-type'), 'NVIDIA H100 80GB HBM3');
+    expect(editor.apply()).toEqual([
+      'step:fit',
+      'gpu:1:NVIDIA H100 80GB HBM3',
+      'shm:1Gi',
+      'env:A=1',
+      'env:C=x, y',
+      'volume:data:/data',
+      'volume:cache:/cache',
+      'node:pool=gpu',
+      'toleration:gpu:NoSchedule',
+      'affinity:zone=a|b',
+      'prefer-affinity:fast:20',
+      'secret:s:k:B',
+      'remove-cell'
+    ]);
+    expect(field(editor, 'volumes').value).toBe('data:/data\ncache:/cache');
+  });
+
+  it('starts a new line on Enter in a list and applies on Ctrl+Enter', () => {
+    const editor = new TagEditor();
+    const cell = host([]);
+    editor.setCell(cell);
+    type(field(editor, 'env'), 'A=1');
+    const enter = (init: KeyboardEventInit) => {
+      const event = new KeyboardEvent('keydown', { key: 'Enter', cancelable: true, ...init });
+      field(editor, 'env').dispatchEvent(event);
+      return event;
+    };
+    expect(enter({}).defaultPrevented).toBe(false);
+    expect(cell.writes).toBe(0);
+    expect(enter({ ctrlKey: true }).defaultPrevented).toBe(true);
+    expect(cell.tags).toEqual(['env:A=1']);
+  });
+
+  it("marks a bad entry with tags.py's words", () => {
+    const editor = new TagEditor();
+    const cell = host([]);
+    editor.setCell(cell);
+    type(field(editor, 'tolerations'), 'gpu:NoSchedule\ngpu:noschedule');
+    type(field(editor, 'volumes'), 'data:/tmp');
+    expect(editor.apply()).toBeNull();
+    expect(cell.writes).toBe(0);
+    const error = (id: string) => field(editor, id).parentElement!.querySelector('.nb2pipe-field-error')!.textContent;
+    expect(error('tolerations')).toBe(
+      "tag 'toleration:gpu:noschedule': 'noschedule' is not a taint effect: expected NoSchedule, PreferNoSchedule, " +
+        "NoExecute; did you mean 'NoSchedule'?"
+    );
+    expect(error('volumes')).toContain("'/tmp' is under /tmp");
+    type(field(editor, 'tolerations'), 'gpu:NoSchedule');
+    expect(field(editor, 'tolerations').classList.contains('nb2pipe-invalid')).toBe(false);
   });
 
   it('is disabled without a cell', () => {

@@ -1,4 +1,5 @@
 import cases from './tag_cases.json';
+import problems from './tag_problems.json';
 
 import {
   FORM_FIELDS,
@@ -16,6 +17,7 @@ import {
   writeTags
 } from '../tags';
 import { isCpuQuantity, isMemoryQuantity, isServiceName, isStepName, validateForm } from '../tagChecks';
+import { gpuProductLabel, isPrintable, mountPathProblem, pyRepr, shown, similarity } from '../podChecks';
 
 interface Case {
   name: string;
@@ -69,6 +71,7 @@ describe('readTags', () => {
       'explain:ig'
     ]);
     expect(form).toEqual({
+      ...emptyForm(),
       role: '',
       step: 'train',
       after: ['a', 'b'],
@@ -320,5 +323,181 @@ describe('input helpers', () => {
     expect(splitDrift('X_new:X_train')).toEqual({ current: 'X_new', reference: 'X_train' });
     expect(splitDrift('X_new X_train')).toEqual({ current: 'X_new', reference: 'X_train' });
     expect(splitDrift('X_new')).toEqual({ current: 'X_new', reference: '' });
+  });
+});
+
+interface ProblemCase {
+  name: string;
+  form: Partial<TagForm>;
+  field: keyof TagForm;
+  tag: string;
+  problem: string;
+}
+
+describe('tag_problems.json (the same words as tags.py, checked by the Python cross-check)', () => {
+  const all = problems as ProblemCase[];
+
+  it.each(all.map(c => [c.name, c] as const))('%s', (_, c) => {
+    const errors = validateForm(formFrom(c.form));
+    expect(Object.keys(errors)).toEqual([c.field]);
+    // a list field names the entry as tags.py names the tag; a single field is the field's own message
+    const listed = Array.isArray(emptyForm()[c.field]);
+    expect(errors[c.field]).toBe(listed ? `tag ${shown(c.tag)}: ${c.problem}` : c.problem);
+  });
+
+  it('covers every new step setting', () => {
+    expect(new Set(all.map(c => c.field))).toEqual(
+      new Set(['tolerations', 'nodeSelectors', 'affinity', 'preferAffinity', 'env', 'volumes', 'shm', 'gpuType'])
+    );
+  });
+});
+
+describe('step settings (scheduling, environment, volumes)', () => {
+  const settings = [
+    'step:fit',
+    'shm:2Gi',
+    'env:A=1',
+    'volume:data:/data',
+    'node:pool=gpu',
+    'toleration:nvidia.com/gpu:NoSchedule',
+    'affinity:zone=a|b',
+    'prefer-affinity:fast:20',
+    'env:B=x:y=z'
+  ];
+
+  it('reads each into its list, in the order of the cell', () => {
+    const form = parseTags(settings);
+    expect(form.shm).toBe('2Gi');
+    expect(form.env).toEqual(['A=1', 'B=x:y=z']);
+    expect(form.volumes).toEqual(['data:/data']);
+    expect(form.nodeSelectors).toEqual(['pool=gpu']);
+    expect(form.tolerations).toEqual(['nvidia.com/gpu:NoSchedule']);
+    expect(form.affinity).toEqual(['zone=a|b']);
+    expect(form.preferAffinity).toEqual(['fast:20']);
+  });
+
+  it('writes them back with the foreign tags in place', () => {
+    const tags = ['remove-cell', ...settings, 'label:team:ml', 'env:A=2'];
+    expect(writeTags(tags, parseTags(tags))).toEqual([
+      'remove-cell',
+      'step:fit',
+      'shm:2Gi',
+      // for one name the later value wins: A=2 stays after A=1
+      'env:A=1',
+      'env:B=x:y=z',
+      'env:A=2',
+      'volume:data:/data',
+      'node:pool=gpu',
+      'toleration:nvidia.com/gpu:NoSchedule',
+      'affinity:zone=a|b',
+      'prefer-affinity:fast:20',
+      'label:team:ml'
+    ]);
+  });
+
+  it("leaves an env: tag for a secret's variable where it is", () => {
+    // secret: and env: for one variable: the later tag wins, so moving the env: tag would change the value
+    const tags = ['step:s', 'secret:creds:token:TOKEN', 'env:TOKEN=plain', 'env:OTHER=1'];
+    const read = readTags(tags);
+    expect(read.form.env).toEqual(['OTHER=1']);
+    expect(writeTags(tags, read.form)).toEqual(['step:s', 'env:OTHER=1', 'secret:creds:token:TOKEN', 'env:TOKEN=plain']);
+  });
+
+  it('keeps the second shm: tag as it is', () => {
+    const tags = ['shm:1Gi', 'shm:2Gi'];
+    const form = parseTags(tags);
+    expect(form.shm).toBe('1Gi');
+    form.shm = '4Gi';
+    expect(writeTags(tags, form)).toEqual(['shm:4Gi', 'shm:2Gi']);
+  });
+
+  it('leaves tags of the wrong shape alone', () => {
+    const tags = ['toleration:a', 'toleration:a:NoSchedule:x', 'volume:a:/b:c', 'node:a=b:c', 'affinity:a:1', 'shm:1:2'];
+    const read = readTags(tags);
+    expect(read.modelled).toEqual([]);
+    expect(writeTags(tags, read.form)).toEqual(tags);
+  });
+
+  it('removes what the form empties', () => {
+    const tags = ['step:s', 'env:A=1', 'volume:d:/d', 'remove-cell'];
+    const form = parseTags(tags);
+    form.env = [];
+    form.volumes = [' ', 'e:/e'];
+    expect(writeTags(tags, form)).toEqual(['step:s', 'volume:e:/e', 'remove-cell']);
+  });
+
+  it("keeps an env value's own trailing spaces and trims the rest", () => {
+    const form = formFrom({ env: ['  PAD=a  '], nodeSelectors: [' k=v '] });
+    expect(formTags(form)).toEqual(['env:PAD=a  ', 'node:k=v']);
+    expect(validateForm(form)).toEqual({});
+  });
+
+  it('refuses two claims at one path, as the planner does', () => {
+    const errors = validateForm(formFrom({ volumes: ['a:/data', 'b:/data', 'a:/other'] }));
+    expect(errors).toEqual({ volumes: '2 claims at /data: a, b; one claim per path' });
+    expect(validateForm(formFrom({ volumes: ['a:/data', 'a:/data2'] }))).toEqual({});
+  });
+
+  it('accepts the effects, operators and weights tags.py accepts', () => {
+    const form = formFrom({
+      tolerations: ['a:NoSchedule', 'b=c:PreferNoSchedule', 'example.com/d:NoExecute'],
+      nodeSelectors: ['a=', 'kubernetes.io/arch=amd64'],
+      affinity: ['a', '!b', 'c=1|2', 'd!=x', 'e>-3', 'f<999999999999999999'],
+      preferAffinity: ['a', 'b=c:1', 'd:100'],
+      env: ['A=', 'b.c-d=e=f'],
+      volumes: ['my-claim.v1:/mnt/data', 'x:/home/jovyan/tmp'],
+      shm: '64Mi'
+    });
+    expect(validateForm(form)).toEqual({});
+  });
+});
+
+describe('GPU types', () => {
+  const gpuType = (type: string) => validateForm(formFrom({ gpu: '1', gpuType: type })).gpuType;
+
+  it('accepts a GPU product with spaces, as nvidia-smi prints it', () => {
+    expect(gpuType('NVIDIA H100 80GB HBM3')).toBeUndefined();
+    expect(gpuProductLabel(' NVIDIA H100 80GB HBM3 ')).toBe('NVIDIA-H100-80GB-HBM3');
+  });
+
+  it("checks a name with '/' as an extended resource", () => {
+    for (const ok of ['nvidia.com/gpu', 'nvidia.com/mig-1g.10gb', 'amd.com/gpu', 'example.com/accel.big']) {
+      expect(gpuType(ok)).toBeUndefined();
+    }
+    expect(gpuType('nvidia.com/')).toMatch(/the part after '\/'/);
+    expect(gpuType('.nvidia.com/gpu')).toMatch(/the part before '\/' must be a DNS subdomain/);
+  });
+});
+
+describe('Python look-alikes', () => {
+  it("quotes as Python's repr does", () => {
+    expect(pyRepr('a')).toBe("'a'");
+    expect(pyRepr("it's")).toBe('"it\'s"');
+    expect(pyRepr('both \' and "')).toBe("'both \\' and \"'");
+    expect(pyRepr('tab\there')).toBe("'tab\\there'");
+    expect(pyRepr('\u0007')).toBe("'\\x07'");
+    expect(shown('x'.repeat(41))).toBe(`'${'x'.repeat(37)}...'`);
+  });
+
+  it("tells printable text as Python's isprintable does", () => {
+    expect(isPrintable('a b/ü')).toBe(true);
+    expect(isPrintable('a\u00a0b')).toBe(false);
+    expect(isPrintable('a\u200bb')).toBe(false);
+    expect(isPrintable('a\nb')).toBe(false);
+  });
+
+  it("scores similarity as difflib's SequenceMatcher.ratio", () => {
+    // values printed by Python's difflib.SequenceMatcher(None, a, b).ratio()
+    expect(similarity('NoExecut', 'NoExecute')).toBeCloseTo(0.9411764705882353);
+    expect(similarity('Never', 'NoExecute')).toBeCloseTo(0.42857142857142855);
+    expect(similarity('abcd', 'bcda')).toBeCloseTo(0.75);
+    expect(similarity('', '')).toBe(1);
+  });
+
+  it('finds a mount path that normpath would change', () => {
+    for (const bad of ['/a//b', '/a/./b', '/a/', '//a', '/a/..']) {
+      expect(mountPathProblem(bad)).toMatch(/plainly/);
+    }
+    expect(mountPathProblem('/a/b.c/..d')).toBe('');
   });
 });
