@@ -33,8 +33,7 @@ SLOW_MARGIN_S = 4.0
 def register(key: str, folder: Path) -> tuple[str, str, Served]:
     """Train and register bench model ``key`` in ``folder``'s own sqlite store (as bench/serve.py
     does): (model URI, tracking URI, what the requests need to know of it)."""
-    from bench.serve_models import MODEL_NAME
-    from bench.serve_models import register as register_bench_model
+    from bench.serve_models import MODEL_NAME, register as register_bench_model
 
     model = register_bench_model(key, folder)
     version = model.uri.rsplit("/", 1)[-1]

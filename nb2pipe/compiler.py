@@ -20,6 +20,7 @@ from nb2pipe.notebook.layout import build_layout
 from nb2pipe.notebook.pipeline_settings import index_url_problem, trusted_host_problem, untrusted_http_urls
 from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.plan import build_plan
+from nb2pipe.plan.compose import Composer
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def plan_source(
     notebook = parse_notebook(text, path)
     try:
         layout, diagnostics = build_layout(notebook, name=name, image=image, fallback_image=fallback_image)
-        plan = build_plan(layout, diagnostics)
+        plan = build_plan(layout, diagnostics, Composer(_read_child))
     except RecursionError:  # code Python parses but the analysis walks recursively, e.g. 600 elifs
         raise CompileError(
             (
@@ -68,6 +69,11 @@ def plan_source(
             )
         ) from None
     return replace(plan, package_index=chosen_index(package_index, layout.settings.package_index))
+
+
+def _read_child(path: str) -> str:
+    """A ``notebook:`` cell's notebook: the one file read while planning."""
+    return read_notebook_text(Path(path))
 
 
 def chosen_index(given: PackageIndex | None, notebook: PackageIndex) -> PackageIndex:

@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from nb2pipe.errors import Diagnostic, Location
+from nb2pipe.step_settings import (
+    NewClaim as NewClaim,
+    NodeAffinityRule as NodeAffinityRule,
+    PackageIndex as PackageIndex,
+    Resources as Resources,
+    SecretEnv as SecretEnv,
+    StepOptions as StepOptions,
+    Toleration as Toleration,
+    VolumeMount as VolumeMount,
+    Workspace as Workspace,
+)
 
 ArtifactKind = Literal["Dataset", "Model", "Artifact"]
 ParameterType = Literal["int", "float", "str", "bool", "list", "dict"]
@@ -78,97 +89,6 @@ class Tag:
 
 
 @dataclass(frozen=True)
-class Resources:
-    cpu_request: str | None = None
-    cpu_limit: str | None = None
-    memory_request: str | None = None
-    memory_limit: str | None = None
-    accelerator_type: str | None = None
-    accelerator_limit: int | None = None
-
-
-@dataclass(frozen=True)
-class SecretEnv:
-    env: str
-    secret: str
-    key: str
-
-
-@dataclass(frozen=True)
-class Toleration:
-    """A taint the step's pod tolerates (``toleration:KEY[=VALUE]:EFFECT``): operator ``Exists``
-    without a value, ``Equal`` with one."""
-
-    key: str
-    operator: str
-    effect: str
-    value: str | None = None
-
-
-@dataclass(frozen=True)
-class NodeAffinityRule:
-    """One node-affinity expression (``affinity:`` required, ``prefer-affinity:`` preferred with
-    ``weight``); operator In, NotIn, Exists, DoesNotExist, Gt or Lt, as Kubernetes spells it."""
-
-    key: str
-    operator: str
-    values: tuple[str, ...] = ()
-    weight: int | None = None
-
-
-@dataclass(frozen=True)
-class NewClaim:
-    """A PersistentVolumeClaim the pipeline creates once per run, before its steps (Kale's
-    ``new_pvc``; Kale's ``pv`` when ``volume_name`` binds an existing PersistentVolume), named
-    ``<run>-<name>``; it outlives the run, as Kale's does."""
-
-    name: str
-    size: str
-    access_modes: tuple[str, ...] = ("ReadWriteMany",)
-    storage_class: str | None = None
-    volume_name: str | None = None
-    annotations: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class VolumeMount:
-    """A claim mounted at ``path`` in a step: an existing claim (``volume:CLAIM:PATH``, Kale's
-    ``pvc``) or, with ``new``, the one the pipeline creates (``claim`` is then its ``name``)."""
-
-    path: str
-    claim: str
-    new: NewClaim | None = None
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """Settings a step takes from its tags, merged over the notebook's step defaults."""
-
-    image: str | None = None
-    packages: tuple[str, ...] = ()
-    cache: bool | None = None
-    retries: int | None = None
-    timeout_seconds: int | None = None
-    resources: Resources = Resources()
-    annotations: tuple[tuple[str, str], ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
-    secrets: tuple[SecretEnv, ...] = ()
-    html_report: bool | None = None
-    #: sorted by path; two at one path (two tags in one step) are kept for the planner to report
-    volumes: tuple[VolumeMount, ...] = ()
-    #: sorted by (key, effect)
-    tolerations: tuple[Toleration, ...] = ()
-    #: node label key -> value, sorted by key
-    node_selector: tuple[tuple[str, str], ...] = ()
-    #: the required rules, then the preferred ones, each sorted by key
-    node_affinity: tuple[NodeAffinityRule, ...] = ()
-    #: size of the in-memory emptyDir mounted at /dev/shm (``shm:SIZE``)
-    shm_size: str | None = None
-    #: plain environment variables (``env:NAME=VALUE``), sorted by name
-    env: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
 class DriftOptions:
     """How drift is tested (``metadata.nb2pipe.drift``): the method, the p-value, the
     multiple-testing correction, which columns are categorical (None: by dtype), and the
@@ -179,27 +99,6 @@ class DriftOptions:
     correction: str = "bonferroni"
     categorical: tuple[str, ...] | None = None
     min_rows: int = 50
-
-
-@dataclass(frozen=True)
-class PackageIndex:
-    """Where steps' pip installs come from (a private index on an air-gapped cluster): the
-    first URL is pip's ``--index-url``, the rest ``--extra-index-url``; ``trusted_hosts`` are
-    ``--trusted-host``. Empty: PyPI, as pip's own configuration says."""
-
-    urls: tuple[str, ...] = ()
-    trusted_hosts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """KFP's per-run workspace (``metadata.nb2pipe.workspace``), a volume every step mounts: a
-    value whose saved files are larger than ``large_value_bytes`` travels through it instead of
-    the artifact store (:mod:`nb2pipe.runtime.values`)."""
-
-    size: str
-    storage_class: str | None = None
-    large_value_bytes: int = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -236,6 +135,15 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
+class NotebookRef:
+    """A ``notebook:PATH`` cell: ``path`` as written, relative to the notebook that names it."""
+
+    path: str
+    cell: Cell
+    location: Location
+
+
+@dataclass(frozen=True)
 class Layout:
     notebook: Notebook
     settings: PipelineSettings
@@ -245,6 +153,8 @@ class Layout:
     steps: tuple[StepSpec, ...]
     skipped: tuple[Cell, ...]
     unassigned: tuple[Cell, ...]
+    #: cells tagged ``notebook:PATH``: another notebook's pipeline runs there as a sub-pipeline
+    notebooks: tuple[NotebookRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -363,6 +273,33 @@ class MonitorGate:
 
 
 @dataclass(frozen=True)
+class SubPipelineOutput:
+    """A value a sub-pipeline hands back: ``name`` in the notebooks, ``key`` the DAG output,
+    made by the child's step ``step`` under its output ``step_output``."""
+
+    name: str
+    key: str
+    kind: ArtifactKind
+    step: str
+    step_output: str
+
+
+@dataclass(frozen=True)
+class SubPipeline:
+    """Another notebook's pipeline used as a component of this one (a ``notebook:PATH`` cell).
+
+    ``arguments``: (child parameter, this pipeline's parameter) for each child parameter this
+    notebook also has; the others keep the child's default."""
+
+    task: str
+    path: str
+    plan: PipelinePlan
+    arguments: tuple[tuple[str, str], ...]
+    outputs: tuple[SubPipelineOutput, ...]
+    location: Location
+
+
+@dataclass(frozen=True)
 class PipelinePlan:
     name: str
     description: str
@@ -389,6 +326,8 @@ class PipelinePlan:
     workspace: Workspace | None = None
     #: the whole run's limit (KFP PipelineConfig activeDeadlineSeconds; the local runner stops the run)
     timeout_seconds: int | None = None
+    #: other notebooks' pipelines run as sub-pipelines (``notebook:PATH`` cells)
+    subpipelines: tuple[SubPipeline, ...] = ()
 
     def step(self, name: str) -> Step:
         for step in self.steps:

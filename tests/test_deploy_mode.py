@@ -43,13 +43,12 @@ from nb2pipe.lifecycle.kserve_rules import (
     KNATIVE_CLASS_ANNOTATION,
     KNATIVE_HPA_CLASS,
     MODE_ANNOTATION,
+    MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION,
 )
-from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from nb2pipe.store.registry import TRACKING_ENV
 from tests.support.crd_schema import validate_resource
-from tests.support.fake_kserve import offline_model as resolve_offline
-from tests.support.fake_kserve import point_kubeconfig_at, status_body, use_kubeconfig
+from tests.support.fake_kserve import offline_model as resolve_offline, point_kubeconfig_at, status_body, use_kubeconfig
 from tests.support.lifecycle_notebooks import lifecycle_notebook
 from tests.support.loopback import LoopbackServer, Recorded
 from tests.support.nbtools import codes, diagnostics_of, plan_of

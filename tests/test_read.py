@@ -6,9 +6,7 @@ import json
 
 import nbformat
 import pytest
-from nbformat.v3 import new_code_cell as v3_code_cell
-from nbformat.v3 import new_notebook as v3_notebook
-from nbformat.v3 import new_worksheet
+from nbformat.v3 import new_code_cell as v3_code_cell, new_notebook as v3_notebook, new_worksheet
 
 from nb2pipe.errors import CompileError
 from nb2pipe.notebook.read import parse_notebook

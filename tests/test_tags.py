@@ -79,8 +79,10 @@ def test_unknown_tags():
     assert isinstance(far, TagProblem) and far.is_error and "nb2pipe knows" in far.hint
     foreign = parse_tag("remove-cell")  # jupyter-book's tag: not ours, left alone
     assert isinstance(foreign, TagProblem) and not foreign.is_error
-    kale_reference = parse_tag("notebook:other")
-    assert isinstance(kale_reference, TagProblem) and kale_reference.code == "unsupported-tag"
+    kale_reference = parse_tag("notebook:other")  # Kale's spelling: a name without .ipynb
+    assert kale_reference == Tag("notebook", ("other",), "notebook:other")
+    assert isinstance(parse_tag("notebook:"), TagProblem)
+    assert isinstance(parse_tag("notebook:/abs/x.ipynb"), TagProblem)  # relative to the notebook's folder
 
 
 def test_quantities_follow_kfp_rules():

@@ -25,8 +25,7 @@ from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.runners.local import LocalRun
 from nb2pipe.runners.run_folder import load_variables
 from nb2pipe.runners.workspace import WORKSPACE_FOLDER, WORKSPACE_PATH_PLACEHOLDER
-from nb2pipe.runtime.values import VALUE_SIDECAR, WORKSPACE_KEY, StepError, load_value, save_value
-from nb2pipe.runtime.values import Workspace as Large
+from nb2pipe.runtime.values import VALUE_SIDECAR, WORKSPACE_KEY, StepError, Workspace as Large, load_value, save_value
 from tests.support.kfpspec import parse_ir
 from tests.support.nbtools import code, notebook, notebook_text, plan_of, write_notebook
 

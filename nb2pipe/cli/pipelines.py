@@ -227,6 +227,7 @@ def _compile(args: argparse.Namespace) -> int:
         f"wrote {written}: pipeline {plan.name!r}, {len(plan.steps)} step(s): "
         + ", ".join(s.name for s in plan.steps)
         + (f"; then {', '.join(lifecycle)}" if lifecycle else "")
+        + "".join(f"; sub-pipeline {sub.task} ({sub.path})" for sub in plan.subpipelines)
     )
     return 0
 

@@ -8,7 +8,7 @@ can never disagree with the pipeline that runs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nb2pipe.compiler import plan_source
@@ -18,6 +18,8 @@ from nb2pipe.notebook.read import parse_notebook
 from nb2pipe.notebook.tags import ROLE_KINDS, parse_tag
 
 STEP, REGISTER, DEPLOY, EXPLAIN, DRIFT = "step", "register", "deploy", "explain", "drift"
+#: a ``notebook:PATH`` cell's sub-pipeline: its tasks are nodes whose ``group`` is its id
+NOTEBOOK = "notebook"
 DATA, ORDER = "data", "order"
 #: tasks nb2pipe adds run with their step's settings; only serving has resources of its own
 _NO_RESOURCES: Mapping[str, Any] = {"cpu": None, "memory": None, "gpu": None, "gpu_type": None}
@@ -31,9 +33,11 @@ class GraphNode:
     cells: tuple[int, ...]
     resources: Mapping[str, Any]
     image: str | None = None
+    #: the sub-pipeline node this node belongs to (``TASK`` or ``TASK.INNER`` when nested)
+    group: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        found = {
             "id": self.id,
             "kind": self.kind,
             "label": self.label,
@@ -41,6 +45,9 @@ class GraphNode:
             "resources": dict(self.resources),
             "image": self.image,
         }
+        if self.group is not None:  # only in composed notebooks: cells of another notebook, so none listed
+            found["group"] = self.group
+        return found
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,7 @@ def cell_places(layout: Layout) -> tuple[CellPlace, ...]:
         for cell in cells:
             own = "functions" if role == "imports" and _continues_functions(layout, cell.index) else role
             places.append(CellPlace(cell.index, None, own))
+    places += [CellPlace(ref.cell.index, None, NOTEBOOK) for ref in layout.notebooks]
     return tuple(sorted(places, key=lambda place: place.cell))
 
 
@@ -198,6 +206,15 @@ def describe_plan(
         )
         link(drift.current.source_step, drift.task, drift.current.name)
         link(drift.reference.source_step, drift.task, drift.reference.name)
+    for sub in plan.subpipelines:
+        cells = () if sub.location.cell is None else (sub.location.cell,)
+        nodes.append(GraphNode(sub.task, NOTEBOOK, f"notebook {sub.path}", cells, _NO_RESOURCES))
+        inner = describe_plan(sub.plan, {}, notebook)
+        for node in inner.nodes:
+            group = f"{sub.task}.{node.group}" if node.group else sub.task
+            nodes.append(replace(node, id=f"{sub.task}.{node.id}", cells=(), group=group))
+        for edge in inner.edges:
+            link(f"{sub.task}.{edge.source}", f"{sub.task}.{edge.target}", *edge.variables)
     return NotebookGraph(
         notebook=notebook,
         pipeline=plan.name,

@@ -23,10 +23,16 @@ from nb2pipe.emit.step_source import (
 )
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.emit.volumes import create_claim_lines, new_claims
+from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, WORKSPACE_INPUT, Packaging, PipelinePlan, Step
 
 
 def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | None = None) -> str:
+    if plan.subpipelines:
+        raise Nb2PipeError(
+            f"--dsl does not write composed notebooks yet: {plan.notebook} runs "
+            f"{', '.join(sub.path for sub in plan.subpipelines)} as sub-pipelines; compile without --dsl"
+        )
     parts = [
         f'"""Kubeflow pipeline {plan.name!r}, compiled by nb2pipe from {plan.notebook}.\n\n'
         "Each step runs its notebook cells through nb2pipe's step runtime, so the image must\n"

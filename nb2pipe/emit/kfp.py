@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Optional
 
+from nb2pipe.emit.compose import add_subpipeline_tasks, outputs_annotation, pipeline_outputs
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.lifecycle import extra_tasks
 from nb2pipe.emit.monitoring import gate_task
@@ -30,7 +31,16 @@ from nb2pipe.emit.step_source import (
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.emit.volumes import create_claims
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import RETRAIN_OUTPUT, WORKSPACE_INPUT, PackageIndex, Packaging, Parameter, PipelinePlan, StepOptions
+from nb2pipe.ir import (
+    RETRAIN_OUTPUT,
+    WORKSPACE_INPUT,
+    PackageIndex,
+    Packaging,
+    Parameter,
+    PipelinePlan,
+    StepOptions,
+    SubPipelineOutput,
+)
 
 _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _LAUNCH = (
@@ -167,15 +177,24 @@ def _interface_function(function: StepFunction) -> Callable[..., None]:
     return interface
 
 
-def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callable[..., None]:
-    """The pipeline body kfp's ``@dsl.pipeline`` traces: wires step outputs to inputs."""
+def pipeline_function(
+    plan: PipelinePlan,
+    components: dict[str, Any],
+    children: dict[str, Any] | None = None,
+    outputs: tuple[SubPipelineOutput, ...] = (),
+) -> Callable[..., Any]:
+    """The pipeline body kfp's ``@dsl.pipeline`` traces: wires step outputs to inputs.
+    ``children``: the sub-pipelines' graph components, by task; ``outputs``: what this
+    pipeline hands back when it is itself a sub-pipeline."""
     names = [p.name for p in plan.parameters]
 
-    def pipeline(*channels: Any) -> None:
+    def pipeline(*channels: Any) -> Any:
         values = dict(zip(names, channels, strict=True))
         tasks: dict[str, Any] = {}
+        add_subpipeline_tasks(plan, children or {}, values, tasks)
         with _gated(plan, components, values):
             _add_tasks(plan, components, values, tasks)
+        return pipeline_outputs(outputs, tasks)
 
     signature = inspect.Signature(
         [
@@ -186,7 +205,8 @@ def pipeline_function(plan: PipelinePlan, components: dict[str, Any]) -> Callabl
                 annotation=_annotation(p),
             )
             for p in plan.parameters
-        ]
+        ],
+        return_annotation=outputs_annotation(outputs) if outputs else inspect.Signature.empty,
     )
     pipeline.__signature__ = signature  # type: ignore[attr-defined]
     pipeline.__name__ = plan.name.replace("-", "_")
@@ -261,13 +281,28 @@ def _output(tasks: dict[str, Any], task: str | None, output: str | None) -> Any:
 
 def emit_pipeline_yaml(plan: PipelinePlan, packaging: Packaging | None = None) -> str:
     """Compile the plan with kfp's DSL and compiler and return the IR YAML text."""
-    from kfp import dsl
 
     with _KFP_DSL_LOCK:  # tracing the pipeline function builds its PipelineSpec; serializing it is thread-safe
-        components = build_components(plan, packaging)
-        decorator = dsl.pipeline(name=plan.name, description=plan.description, pipeline_config=pipeline_config(plan))
-        pipeline = decorator(pipeline_function(plan, components))
+        pipeline = build_pipeline(plan, packaging)
     return serialize_pipeline(pipeline)
+
+
+def build_pipeline(
+    plan: PipelinePlan,
+    packaging: Packaging | None,
+    name: str | None = None,
+    outputs: tuple[SubPipelineOutput, ...] = (),
+) -> Any:
+    """The plan as a kfp graph component, its sub-pipelines first: kfp traces a pipeline when it
+    is decorated, and one cannot be traced while another is."""
+    from kfp import dsl
+
+    children = {sub.task: build_pipeline(sub.plan, packaging, sub.task, sub.outputs) for sub in plan.subpipelines}
+    components = build_components(plan, packaging)
+    function = pipeline_function(plan, components, children, outputs)
+    # a workspace and a run timeout are the whole run's: only the outermost pipeline has them
+    config = pipeline_config(plan) if name is None else None
+    return dsl.pipeline(name=name or plan.name, description=plan.description, pipeline_config=config)(function)
 
 
 def pipeline_config(plan: PipelinePlan) -> Any:

@@ -40,8 +40,8 @@ from nb2pipe.lifecycle.kserve_rules import (
     KNATIVE_CLASS_ANNOTATION,
     KNATIVE_HPA_CLASS,
     MODE_ANNOTATION,
+    MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION,
 )
-from nb2pipe.lifecycle.kserve_rules import MODE_SOURCE_ANNOTATION as SOURCE_ANNOTATION
 from nb2pipe.lifecycle.runtimes import ServingChoice, choose_runtime
 from nb2pipe.lifecycle.standard_scaling import KEDA_CLASS, keda_autoscaling, scrape_annotations, uses_keda
 from nb2pipe.store.logged_payloads import VERSION_ANNOTATION, logger_spec

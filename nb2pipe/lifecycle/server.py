@@ -148,8 +148,7 @@ def _served_models_class() -> type:
 
 def _hardened_server_class() -> type:
     kserve = kserve_module()
-    from kserve.model_server import FASTAPI_APP_IMPORT_STRING
-    from kserve.model_server import app as kserve_app
+    from kserve.model_server import FASTAPI_APP_IMPORT_STRING, app as kserve_app
     from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.rest.server import RESTServer
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from nb2pipe.errors import Diagnostic, Location, error, warning
-from nb2pipe.ir import Cell, Layout, Notebook, StepSpec, Tag
+from nb2pipe.ir import Cell, Layout, Notebook, NotebookRef, StepSpec, Tag
 from nb2pipe.notebook.lifecycle import (
     DEPLOY_CELL_KINDS,
     LIFECYCLE_KINDS,
@@ -24,10 +24,10 @@ from nb2pipe.notebook.lifecycle import (
     lifecycle_of,
 )
 from nb2pipe.notebook.pipeline_settings import OPTION_KINDS, identifier_from_file, pipeline_settings, step_options
-from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, parse_tag
+from nb2pipe.notebook.tags import ROLE_KINDS, TagProblem, notebook_file, parse_tag
 
 #: Tags that only mean something on a step's cells.
-STEP_SETTING_KINDS = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step"}
+STEP_SETTING_KINDS = OPTION_KINDS | LIFECYCLE_KINDS | {"after", "step", "notebook"}
 #: Kale's own step tags (block:/step:, prev:, limit:, annotation:, label:), which Kale
 #: ignores on the cells where they do nothing.
 KALE_STEP_KINDS = frozenset({"step", "after", "limit", "annotation", "label"})
@@ -65,6 +65,7 @@ class _Builder:
     unassigned: list[Cell] = field(default_factory=list)
     steps: dict[str, _StepDraft] = field(default_factory=dict)
     badly_tagged: set[int] = field(default_factory=set)
+    notebooks: list[NotebookRef] = field(default_factory=list)
 
     def where(self, cell: Cell) -> Location:
         return cell.location(self.notebook.path)
@@ -79,7 +80,10 @@ def build_layout(
     parsed = {cell.index: _parse_cell_tags(cell, builder) for cell in code_cells}
     # a step tag on an imports/functions/... cell is ignored there, so it makes no step
     has_steps = any(
-        tag.kind == "step" and tag.args[0] for tags in parsed.values() if _role(tags) is None for tag in tags
+        tag.kind in ("step", "notebook") and tag.args[0]
+        for tags in parsed.values()
+        if _role(tags) is None
+        for tag in tags
     )
     if has_steps:
         _assign_by_tags(code_cells, parsed, builder)
@@ -109,6 +113,7 @@ def build_layout(
         steps=steps,
         skipped=tuple(builder.skipped),
         unassigned=tuple(builder.unassigned),
+        notebooks=tuple(builder.notebooks),
     )
     return layout, builder.diagnostics
 
@@ -147,6 +152,29 @@ def _parse_cell_tags(cell: Cell, builder: _Builder) -> list[Tag]:
     return tags
 
 
+def _add_notebook_ref(cell: Cell, tags: list[Tag], builder: _Builder) -> None:
+    """A ``notebook:PATH`` cell: the other notebook's pipeline runs there. Its own code would
+    run nowhere, so it is an error rather than silently dropped."""
+    where = builder.where(cell)
+    paths = sorted({tag.args[0] for tag in tags if tag.kind == "notebook"})
+    if len(paths) > 1:
+        builder.diagnostics.append(
+            error("conflicting-tags", f"cell names more than one notebook: {', '.join(paths)}", where, "one a cell")
+        )
+    if cell.source.strip():
+        builder.diagnostics.append(
+            error(
+                "notebook-cell-code",
+                f"a notebook:{paths[0]} cell runs that notebook; its own code would run nowhere",
+                where,
+                "move the code to a cell of its own, tagged step:NAME",
+            )
+        )
+    others = [tag for tag in tags if tag.kind != "notebook"]
+    _report_stray_settings(cell, others, "a notebook: cell", KALE_STEP_KINDS, builder)
+    builder.notebooks.append(NotebookRef(notebook_file(paths[0]), cell, where))
+
+
 def _role(tags: list[Tag]) -> str | None:
     for tag in tags:
         if tag.kind in ROLE_KINDS:
@@ -167,6 +195,21 @@ def _assign_by_tags(cells: list[Cell], parsed: dict[int, list[Tag]], builder: _B
             _add_to_role(role, cell, builder)
             current = role
             _report_stray_settings(cell, tags, f"a {role} cell", KALE_STEP_KINDS, builder)
+            continue
+        if any(tag.kind == "notebook" for tag in tags):
+            _add_notebook_ref(cell, tags, builder)
+            current = "notebook"
+            continue
+        if current == "notebook" and not step_names:
+            if cell.source.strip():
+                builder.diagnostics.append(
+                    error(
+                        "untagged-after-notebook",
+                        "this cell follows a notebook: cell, so it belongs to no step",
+                        builder.where(cell),
+                        "tag it step:NAME (the referenced notebook's steps are not this notebook's to continue)",
+                    )
+                )
             continue
         if step_names:
             name = step_names[0]

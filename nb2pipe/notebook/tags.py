@@ -299,6 +299,20 @@ def _check_runtime(fields: tuple[str, ...]) -> str:
     return f"{problem}; did you mean 'runtime:{guess}'?" if guess else problem
 
 
+def _check_notebook_path(fields: tuple[str, ...]) -> str:
+    path = fields[0]
+    if not path.strip():
+        return "a notebook path is required"
+    if path.startswith("/"):
+        return "the path is relative to this notebook's folder, so that the pair compiles on any machine"
+    return ""
+
+
+def notebook_file(path: str) -> str:
+    """The file a ``notebook:`` tag names: Kale names a notebook without its ``.ipynb``."""
+    return path if path.endswith(".ipynb") else f"{path}.ipynb"
+
+
 SPECS: tuple[TagSpec, ...] = (
     TagSpec("imports", ("imports",), 0, "imports", _no_check),
     TagSpec("functions", ("functions",), 0, "functions", _no_check),
@@ -345,6 +359,7 @@ SPECS: tuple[TagSpec, ...] = (
     TagSpec("monitor", ("monitor",), 0, "monitor", _no_check),
     TagSpec("drift", ("drift",), 2, "drift:CURRENT[:REFERENCE]", _check_drift, rest_keeps_colons=True),
     TagSpec("explain", ("explain",), 1, "explain:anchor|ig", _one_of(*EXPLAIN_METHODS)),
+    TagSpec("notebook", ("notebook",), 1, "notebook:PATH", _check_notebook_path, rest_keeps_colons=True),
 )
 
 #: Tags whose fields after the first are optional (``gpu:N[:TYPE]``, ``register:NAME[:VARIABLE]``).
@@ -394,13 +409,6 @@ def _split_fields(rest: str, spec: TagSpec) -> tuple[str, ...] | None:
 
 
 def _unknown(text: str, head: str, colon: str, rest: str) -> TagProblem:
-    if head == "notebook":
-        return TagProblem(
-            text,
-            "Kale's notebook references (notebook:NAME) are not supported yet",
-            "copy the referenced notebook's step cells into this notebook",
-            "unsupported-tag",
-        )
     spellings = sorted(_BY_SPELLING)
     alias = scheduling.KIND_ALIASES.get(head.lower())
     close = [alias] if alias else difflib.get_close_matches(head, spellings, n=1, cutoff=0.75)

@@ -64,6 +64,16 @@ def _metric_step(
             error("undefined-metric", f"metric {name!r} is {what}, not a number", at, _METRIC_HINT)
         )
         return None
+    if binding.provider in planner.composed:
+        planner.diagnostics.append(
+            error(
+                "undefined-metric",
+                f"metric {name!r} comes from the sub-pipeline {binding.provider!r}, whose steps log their own metrics",
+                at,
+                "name it in a metrics cell of the notebook that computes it",
+            )
+        )
+        return None
     if binding.from_step:
         return flows[binding.provider]
     if binding.provider == PARAMETER:

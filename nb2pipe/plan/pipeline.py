@@ -40,9 +40,11 @@ from nb2pipe.ir import (
     REGISTERED_OUTPUT,
     REPORT_OUTPUT,
     RETRAIN_OUTPUT,
+    ArtifactKind,
     Cell,
     CodeBlock,
     Layout,
+    NotebookRef,
     Parameter,
     PipelinePlan,
     Step,
@@ -50,6 +52,7 @@ from nb2pipe.ir import (
     StepOutput,
 )
 from nb2pipe.plan.arguments import ArgumentNames, argument_names, keyed
+from nb2pipe.plan.compose import Child, Composer, bind_child, load_children, subpipelines
 from nb2pipe.plan.lifecycle import PendingRegistration, snapshot, wire
 from nb2pipe.plan.metrics import resolve_metrics
 from nb2pipe.plan.monitoring import PendingDrift, drift_snapshot, wire_drift
@@ -57,10 +60,20 @@ from nb2pipe.plan.state import Flow, Planner
 from nb2pipe.plan.volumes import volume_diagnostics
 
 
-def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
-    """Analyse the layout's code; raise :class:`CompileError` with every problem found."""
+def build_plan(layout: Layout, diagnostics: list[Diagnostic], composer: Composer | None = None) -> PipelinePlan:
+    """Analyse the layout's code; raise :class:`CompileError` with every problem found.
+    ``composer`` reads the notebooks its ``notebook:`` cells name (see :mod:`nb2pipe.plan.compose`)."""
+    return plan_with_exports(layout, diagnostics, composer or Composer(), frozenset())[0]
+
+
+def plan_with_exports(
+    layout: Layout, diagnostics: list[Diagnostic], composer: Composer, exports: frozenset[str] | None
+) -> tuple[PipelinePlan, dict[str, Binding]]:
+    """:func:`build_plan`, its steps also handing on ``exports`` (``None``: every value they
+    leave defined that can leave its process), which a parent notebook reads; returns the
+    plan and what each exported name is bound to."""
     planner = Planner(layout, list(diagnostics))
-    if not layout.steps:
+    if not layout.steps and not layout.notebooks:
         planner.diagnostics.append(
             error(
                 "no-steps",
@@ -93,9 +106,15 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
             )
     known.update(prelude_result.bindings)
 
+    children = load_children(layout, composer, set(flows), plan_with_exports, planner.diagnostics)
+    planner.composed = {child.task: child.consumed for child in children.values()}
     registrations: list[PendingRegistration] = []
     drift_checks: list[PendingDrift] = []
     for item in _in_notebook_order(layout, flows):
+        if isinstance(item, NotebookRef):
+            if item.cell.index in children:
+                bind_child(children[item.cell.index], known, {p.name: p for p in parameters}, planner.diagnostics)
+            continue
         if isinstance(item, Cell):
             resolve_metrics(planner, item, known, flows)
             continue
@@ -115,8 +134,9 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         # a leading underscore marks a throwaway (`_`, `_tmp`), not a result
         if binding.provider in flows and not binding.deleted and binding.replay is None and name[0] != "_":
             flows[binding.provider].finals.append(name)
-    outputs = {name: flow.outputs for name, flow in flows.items()}
-    taken = set(flows)
+    exported = _exported(known, flows, exports)
+    outputs = {name: flow.outputs for name, flow in flows.items()} | planner.composed
+    taken = set(flows) | set(planner.composed)
     lifecycle = wire(
         registrations,
         outputs,
@@ -132,27 +152,35 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
     errors = [d for d in planner.diagnostics if d.severity is Severity.ERROR]
     if errors:
         raise CompileError(tuple(sorted(planner.diagnostics, key=_reading_order)))
+    composed_keys = _composed_keys(children)
+    composed, child_warnings = subpipelines(
+        children, composed_keys, composer.inside(layout.notebook.path), plan_with_exports
+    )
     # the register, explain and drift tasks read step outputs under their KFP names
+
+    def key(item: StepInput) -> StepInput:
+        if item.source_step in composed_keys:  # a value a sub-pipeline hands back
+            return replace(item, source_output=composed_keys[item.source_step][item.name])
+        return keyed(item, steps)
+
     lifecycle = tuple(
-        replace(task, model=keyed(task.model, steps), example=task.example and keyed(task.example, steps))
-        for task in lifecycle
+        replace(task, model=key(task.model), example=task.example and key(task.example)) for task in lifecycle
     )
-    drift = tuple(
-        replace(task, current=keyed(task.current, steps), reference=keyed(task.reference, steps)) for task in drift
-    )
-    order = topological_order([s.name for s in steps], {s.name: s.upstream for s in steps})
+    drift = tuple(replace(task, current=key(task.current), reference=key(task.reference)) for task in drift)
+    order = topological_order([s.name for s in steps] + list(planner.composed), {s.name: s.upstream for s in steps})
     by_name = {s.name: s for s in steps}
-    return PipelinePlan(
+    modules = modules_of(a.facts for a in [*prelude, *(a for f in flows.values() for a in f.cells)])
+    plan = PipelinePlan(
         name=layout.settings.name,
         description=layout.settings.description,
         notebook=layout.notebook.name,
         parameters=tuple(parameters),
         prelude=tuple(a.code for a in prelude),
-        steps=tuple(by_name[name] for name in order),
+        steps=tuple(by_name[name] for name in order if name in by_name),
         image=layout.settings.image,
         experiment=layout.settings.experiment,
-        warnings=tuple(sorted(planner.diagnostics, key=_reading_order)),
-        modules=modules_of(a.facts for a in [*prelude, *(a for f in flows.values() for a in f.cells)]),
+        warnings=tuple(sorted(planner.diagnostics, key=_reading_order)) + tuple(child_warnings),
+        modules=tuple(sorted({*modules, *(m for sub in composed for m in sub.plan.modules)})),
         lifecycle=lifecycle,
         drift=drift,
         drift_options=layout.settings.drift,
@@ -161,7 +189,29 @@ def build_plan(layout: Layout, diagnostics: list[Diagnostic]) -> PipelinePlan:
         workspace=layout.settings.workspace,
         timeout_seconds=layout.settings.timeout_seconds,
         mlflow_tracking_uri=layout.settings.mlflow_tracking_uri,
+        subpipelines=composed,
     )
+    return plan, exported
+
+
+def _exported(known: dict[str, Binding], flows: dict[str, Flow], exports: frozenset[str] | None) -> dict[str, Binding]:
+    """The values a parent notebook may read, their producing steps made to hand them on."""
+    exported: dict[str, Binding] = {}
+    for name, binding in known.items():
+        if exports is not None and name not in exports:
+            continue
+        if binding.provider not in flows or binding.deleted or binding.replay is not None or name[0] == "_":
+            continue
+        if binding.provenance.unserializable:
+            continue
+        flows[binding.provider].outputs[name] = binding.provenance.kind
+        exported[name] = binding
+    return exported
+
+
+def _composed_keys(children: dict[int, Child]) -> dict[str, dict[str, str]]:
+    """What the sub-pipelines' outputs are called in KFP, by task and notebook name."""
+    return {child.task: argument_names(child.consumed, (), _OWN_ARGUMENTS).outputs for child in children.values()}
 
 
 def _reading_order(diagnostic: Diagnostic) -> tuple[int, int]:
@@ -199,9 +249,10 @@ def _pipeline_inputs(parameters: list[Parameter]) -> list[Parameter]:
     ]
 
 
-def _in_notebook_order(layout: Layout, flows: dict[str, Flow]) -> list[Cell | Flow]:
-    """Steps and metrics cells in the order a top-to-bottom run meets them."""
-    items: list[tuple[int, Cell | Flow]] = [(cell.index, cell) for cell in layout.metrics]
+def _in_notebook_order(layout: Layout, flows: dict[str, Flow]) -> list[Cell | Flow | NotebookRef]:
+    """Steps, metrics and notebook: cells in the order a top-to-bottom run meets them."""
+    items: list[tuple[int, Cell | Flow | NotebookRef]] = [(cell.index, cell) for cell in layout.metrics]
+    items += [(ref.cell.index, ref) for ref in layout.notebooks]
     items += [(flow.spec.cells[0].index if flow.spec.cells else -1, flow) for flow in flows.values()]
     return [item for _, item in sorted(items, key=lambda entry: entry[0])]
 
@@ -240,7 +291,10 @@ def _resolve_read(planner: Planner, flow: Flow, read: Read, binding: Binding | N
             )
             return
         flow.artifact_inputs[name] = binding.provider
-        flows[binding.provider].outputs[name] = binding.provenance.kind
+        if binding.provider in planner.composed:  # a value a sub-pipeline hands back
+            planner.composed[binding.provider][name] = binding.provenance.kind
+        else:
+            flows[binding.provider].outputs[name] = binding.provenance.kind
 
 
 def _undefined_hint(planner: Planner, name: str, binding: Binding | None, flow: Flow, where: Location) -> str:
@@ -304,7 +358,7 @@ def _steps(
     for name, flow in flows.items():
         explicit: list[str] = []
         for target, where in flow.spec.after:
-            if target not in flows:
+            if target not in flows and target not in planner.composed:  # after:TASK waits for a sub-pipeline too
                 close = difflib.get_close_matches(target, names, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"steps are: {', '.join(names)}"
                 planner.diagnostics.append(error("unknown-step", f"after:{target} names no step", where, hint))
@@ -335,9 +389,13 @@ def _steps(
         name: argument_names(flow.outputs, flow.parameter_inputs | set(flow.artifact_inputs), _OWN_ARGUMENTS)
         for name, flow in flows.items()
     }
+    kinds: dict[str, dict[str, ArtifactKind]] = {name: flow.outputs for name, flow in flows.items()}
+    for task, consumed in planner.composed.items():
+        arguments[task] = argument_names(consumed, (), _OWN_ARGUMENTS)
+        kinds[task] = consumed
     return [
         _step(
-            flow, upstream[name], arguments, flows, parameters, prelude_for(prelude, flow.prelude_reads, used_anywhere)
+            flow, upstream[name], arguments, kinds, parameters, prelude_for(prelude, flow.prelude_reads, used_anywhere)
         )
         for name, flow in flows.items()
     ]
@@ -347,7 +405,7 @@ def _step(
     flow: Flow,
     upstream: list[str],
     arguments: dict[str, ArgumentNames],
-    flows: dict[str, Flow],
+    kinds: dict[str, dict[str, ArtifactKind]],
     parameters: dict[str, Parameter],
     prelude: tuple[CodeBlock, ...],
 ) -> Step:
@@ -361,7 +419,7 @@ def _step(
         else:
             producer = flow.artifact_inputs[name]
             key = arguments[producer].outputs[name]
-            inputs.append(StepInput(name, arg, producer, key, kind=flows[producer].outputs[name]))
+            inputs.append(StepInput(name, arg, producer, key, kind=kinds[producer][name]))
     spec = flow.spec
     options = spec.options
     packages = tuple(dict.fromkeys([*options.packages, *flow.packages]))
@@ -372,7 +430,7 @@ def _step(
         inputs=tuple(inputs),
         outputs=outputs,
         metrics=tuple(flow.metrics),
-        after=tuple(dict.fromkeys(t for t, _ in spec.after if t != spec.name and t in flows)),
+        after=tuple(dict.fromkeys(t for t, _ in spec.after if t != spec.name and t in arguments)),
         upstream=tuple(upstream),
         options=replace(options, packages=packages),
         location=spec.location,

@@ -41,6 +41,8 @@ class Planner:
     #: names that refused parameter lines assign: defined all the same, so that the
     #: invalid-parameter error is the only one about them
     refused_parameters: set[str] = field(default_factory=set)
+    #: sub-pipeline task -> the values this notebook's steps read from it, with their kinds
+    composed: dict[str, dict[str, ArtifactKind]] = field(default_factory=dict)
 
     @property
     def notebook(self) -> str:

@@ -59,5 +59,6 @@ def step_fingerprint(spec: Any, node: Any, values: Mapping[str, Any]) -> str:
         "executor": json_format.MessageToDict(executor),
         "artifacts": sorted(node.artifact_inputs.items()),
         "parameters": {name: values.get(source) for name, source in sorted(node.parameter_inputs.items())},
+        "literals": dict(node.literal_inputs),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]

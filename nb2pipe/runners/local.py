@@ -9,6 +9,7 @@ happens. Everything a run makes is kept under ``DIR/runs/RUN_ID/``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -258,6 +259,8 @@ class LocalRun:
     def _value(self, run: RunState, source: Source) -> Any:
         if source[0] == "parameter":
             return self.values[source[1]]
+        if source[0] == "value":
+            return json.loads(source[1])
         return run.steps[source[1]].outputs[source[2]]["value"]
 
     def _timeout(self, name: str) -> int | None:
@@ -293,13 +296,17 @@ class LocalRun:
         recorded = run.steps[producer].outputs.get(output)
         if recorded is not None:
             return recorded
-        # The producer still runs: its output will appear where kfp.local puts outputs.
-        component = self.spec.components[self.nodes[producer].component_name]
+        # The producer still runs: its output will appear where kfp.local puts outputs, a folder
+        # named after its component (a sub-pipeline's task is not named so in the flat graph)
+        from kfp.local.executor_input_utils import get_local_task_resource_name
+
+        component_name = self.nodes[producer].component_name
+        component = self.spec.components[component_name]
         artifact_type = component.output_definitions.artifacts[output].artifact_type
         return {
             "schema_title": artifact_type.schema_title,
             "schema_version": artifact_type.schema_version,
-            "uri": str(run_dir / producer / output),
+            "uri": str(run_dir / get_local_task_resource_name(component_name) / output),
             "metadata": {},
         }
 
@@ -311,6 +318,7 @@ class LocalRun:
         }
         for key, (producer, output) in node.task_parameter_inputs.items():
             arguments[key] = run.steps[producer].outputs[output]["value"]
+        arguments.update(node.literal_inputs)
         for key, (producer, output) in node.artifact_inputs.items():
             arguments[key] = artifact_argument(key, self._artifact_record(run, run_dir, producer, output))
         arguments.update(workspace_arguments(self.workspace_inputs.get(name, ()), run_dir))

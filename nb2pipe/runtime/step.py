@@ -20,8 +20,7 @@ import types
 from typing import Any, Dict, List
 
 # embedded in a component, values.py's text stands above this module's instead of this import
-from nb2pipe.runtime.values import VALUE_SIDECAR as VALUE_SIDECAR
-from nb2pipe.runtime.values import StepError, Workspace, load_value, save_value
+from nb2pipe.runtime.values import VALUE_SIDECAR as VALUE_SIDECAR, StepError, Workspace, load_value, save_value
 
 ERROR_MARKER = "NB2PIPE_STEP_ERROR "
 

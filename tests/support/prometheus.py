@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from nb2pipe.capacity.local_prometheus import DEBIAN_BINARY, SCRAPE_INTERVAL_S, binary, running_prometheus
-from nb2pipe.capacity.local_prometheus import LocalPrometheus as Prometheus
+from nb2pipe.capacity.local_prometheus import (
+    DEBIAN_BINARY,
+    SCRAPE_INTERVAL_S,
+    LocalPrometheus as Prometheus,
+    binary,
+    running_prometheus,
+)
 
 #: where the binary is (Debian's path when it is not installed: the tests' failure message names it)
 PROMETHEUS = str(binary() or DEBIAN_BINARY)
