@@ -226,3 +226,27 @@ def test_a_resumed_local_run_reads_the_reused_steps_values_from_the_workspace(tm
     assert {s.step: s.reused for s in second.steps} == {"make": True, "use": False}
     assert load_variables(second.run_dir)["total"] == 300_000.0
     assert (second.run_dir / WORKSPACE_FOLDER / "nb2pipe-values" / "make" / "big" / "value.npy").is_file()
+
+
+@pytest.mark.slow
+def test_a_sub_pipeline_hands_a_big_value_on_through_the_outer_workspace(tmp_path: Path):
+    """The workspace is the run's: the steps of a ``notebook:`` sub-pipeline use it as well."""
+    from nb2pipe.runners.local import run_notebook
+    from tests.support.nbtools import notebook_text
+
+    child = notebook(
+        code("import numpy as np", "imports"),
+        code("big = np.arange(5 * 2**20 // 8, dtype='float64')", "step:make"),
+    )
+    (tmp_path / "child.ipynb").write_text(notebook_text(child), encoding="utf-8")
+    parent = notebook(
+        code("", "notebook:child.ipynb"),
+        code("total = float(big.sum())", "step:use"),
+        metadata={"nb2pipe": {"workspace": {"size": "1Gi", "large_value_mb": 1}}},
+    )
+    (tmp_path / "parent.ipynb").write_text(notebook_text(parent), encoding="utf-8")
+    result = run_notebook(tmp_path / "parent.ipynb", workdir=tmp_path / "work", keep_variables=True)
+    assert result.status == "succeeded", result.failures
+    assert load_variables(result.run_dir)["total"] == float(np.arange(5 * MIB // 8, dtype="float64").sum())
+    kept = result.run_dir / WORKSPACE_FOLDER / "nb2pipe-values" / "make" / "big" / "value.npy"
+    assert kept.stat().st_size > 5 * MIB

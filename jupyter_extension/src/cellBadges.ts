@@ -1,6 +1,6 @@
 /**
  * A badge on every code cell of the notebook saying which step it belongs to, or its role
- * (imports, functions, pipeline-parameters, pipeline-metrics, skip, no step), from the graph
+ * (imports, functions, pipeline-parameters, pipeline-metrics, skip, notebook, no step), from the graph
  * the panel fetches on every edit. Each step has its own colour, derived from its name so it
  * stays the same across edits and reloads. Badges live in the DOM only (never in the
  * notebook's JSON) and are dimmed while the graph is out of date.
@@ -20,6 +20,7 @@ export const ROLE_LABELS: Record<string, string> = {
   parameters: 'pipeline-parameters',
   metrics: 'pipeline-metrics',
   skip: 'skip',
+  notebook: 'notebook',
   unassigned: 'no step'
 };
 
@@ -29,6 +30,7 @@ const ROLE_TITLES: Record<string, string> = {
   parameters: 'becomes the pipeline’s parameters',
   metrics: 'logged as the pipeline’s metrics',
   skip: 'left out of the pipeline',
+  notebook: 'runs another notebook’s pipeline as a sub-pipeline',
   unassigned: 'above the first step: left out of the pipeline (tag it imports, functions, step:NAME or skip)'
 };
 
@@ -85,11 +87,18 @@ export function badgeModel(graph: Graph | null): Map<number, CellBadge> {
         role: place.role,
         step: null,
         colour: null,
-        title: ROLE_TITLES[place.role] ?? place.role
+        title: place.role === 'notebook' ? notebookTitle(graph, place.cell) : ROLE_TITLES[place.role] ?? place.role
       });
     }
   }
   return badges;
+}
+
+/** A `notebook:` cell's tooltip: the sub-pipeline task and the notebook it runs, from the graph's node of that cell. */
+function notebookTitle(graph: Graph, cell: number): string {
+  const node = graph.nodes.find(n => n.kind === 'notebook' && n.cells.includes(cell));
+  const runs = node ? `task ${node.id}: runs ${node.label.replace(/^notebook /, '')}’s pipeline as a sub-pipeline` : '';
+  return runs || ROLE_TITLES.notebook;
 }
 
 /** Put the graph's badges on `cells` (the notebook's cell nodes, in order); `stale` dims them.

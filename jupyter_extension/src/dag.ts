@@ -1,18 +1,22 @@
 /**
  * Lay out the step graph (API.md's Graph) for the sidebar: layers from top to bottom (a
- * node's layer is the longest path to it from a source), nodes of a layer side by side,
- * and render it as an SVG string. Deterministic: the same graph gives the same text.
+ * node's layer is the longest path to it from a source), nodes of a layer side by side;
+ * dagSvg.ts draws it. Deterministic: the same graph gives the same layout.
  *
- * Nodes are `g` elements with `data-node="ID"`; edges are `path`s; each edge has a label
- * `text` with `data-edge="SOURCE->TARGET"` listing its variables (`a, b +3`), or "after"
- * for an ordering edge. Lifecycle tasks (register, deploy, explain, drift) that no edge
- * reaches are placed after the step they belong to (the step sharing their cells), with a
- * dashed, unlabelled link.
+ * Each edge has a label listing its variables (`a, b +3`), or "after" for an ordering edge.
+ * Lifecycle tasks (register, deploy, explain, drift) that no edge reaches are placed after
+ * the step they belong to (the step sharing their cells), with a dashed, unlabelled link.
+ * A composed notebook's sub-pipelines (dagGroups.ts) are one node each, or, expanded, a
+ * frame laid out as a graph of its own inside the level that holds it.
  *
  * No JupyterLab imports: jest tests this module directly.
  */
 
+import { Groups } from './dagGroups';
+import { Box, EDGE_FONT_PX, LabelSpot, Point, placeLabels } from './dagLabels';
 import { Graph, GraphEdge, GraphNode } from './types';
+
+export { Box, EDGE_FONT_PX, labelBox, LabelSpot, overlaps, placeLabels, Point } from './dagLabels';
 
 export const NODE_WIDTH = 140;
 export const NODE_HEIGHT = 36;
@@ -24,7 +28,6 @@ export const LABEL_CHARS = 18;
 export const SHORT_LABEL_CHARS = 10;
 /** Font sizes of style/base.css (node labels, edge labels) and the smallest one shown. */
 export const NODE_FONT_PX = 12;
-export const EDGE_FONT_PX = 11;
 export const MIN_FONT_PX = 10;
 /** The sidebar never draws the graph smaller than this (its box scrolls instead). */
 export const MIN_SCALE = MIN_FONT_PX / Math.min(NODE_FONT_PX, EDGE_FONT_PX);
@@ -59,6 +62,8 @@ export interface Layout {
   width: number;
   height: number;
   layers: string[][];
+  /** expanded sub-pipelines, in plan order (outer before inner) */
+  groups: PlacedGroup[];
 }
 
 const LIFECYCLE = new Set(['register', 'deploy', 'explain', 'drift']);
@@ -80,87 +85,6 @@ export function elide(text: string, chars: number): string {
 /** The narrowest the sidebar may draw a graph `width` wide, its labels at least MIN_FONT_PX. */
 export function minDisplayWidth(width: number): number {
   return Math.ceil(width * MIN_SCALE);
-}
-
-export interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-/** The box of an edge label centred on (x, y) (monospace: ~0.6 em a character, a margin). */
-export function labelBox(label: string, x: number, y: number): Box {
-  const width = label.length * EDGE_FONT_PX * 0.6 + 6;
-  const height = EDGE_FONT_PX + 4;
-  return { x: x - width / 2, y: y - height / 2, width, height };
-}
-
-export function overlaps(a: Box, b: Box): boolean {
-  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
-}
-
-/** A place an edge label may take, and the text it shows there. */
-export interface LabelSpot extends Point {
-  label: string;
-}
-
-/**
- * Picks each label's spot among its candidates (best first), in order: the first one whose
- * box meets no node and no label placed before it, else its first candidate. Candidates
- * list each text an edge may show, longest first. When some labels find no room, all try
- * their second text only, then their third… (a crowded fan-out then fits side by side);
- * the first placement without collisions wins, else the one with fewest.
- */
-export function placeLabels(labels: readonly LabelSpot[][], obstacles: readonly Box[]): LabelSpot[] {
-  let best = placeGreedily(labels, obstacles);
-  const texts = labels.map(spots => [...new Set(spots.map(c => c.label))]);
-  const levels = Math.max(0, ...texts.map(t => t.length));
-  for (let level = 1; level < levels && best.crowded; level++) {
-    const only = labels.map((spots, k) => {
-      const text = texts[k][Math.min(level, texts[k].length - 1)];
-      return spots.filter(c => c.label === text);
-    });
-    const attempt = placeGreedily(only, obstacles);
-    if (attempt.crowded < best.crowded) {
-      best = attempt;
-    }
-  }
-  // give back its longer text to each shortened label that has room for it
-  const spots = [...best.spots];
-  const boxes = spots.map(c => (c.label ? labelBox(c.label, c.x, c.y) : null));
-  labels.forEach((candidates, k) => {
-    const others = boxes.filter((b, j): b is Box => b !== null && j !== k);
-    const better = candidates.find(
-      c =>
-        c.label.length > spots[k].label.length &&
-        !obstacles.some(o => overlaps(labelBox(c.label, c.x, c.y), o)) &&
-        !others.some(o => overlaps(labelBox(c.label, c.x, c.y), o))
-    );
-    if (better) {
-      spots[k] = better;
-      boxes[k] = labelBox(better.label, better.x, better.y);
-    }
-  });
-  return spots;
-}
-
-function placeGreedily(labels: readonly LabelSpot[][], obstacles: readonly Box[]): { spots: LabelSpot[]; crowded: number } {
-  const placed: Box[] = [];
-  let crowded = 0;
-  const spots = labels.map(candidates => {
-    const free = candidates.find(c => {
-      const box = labelBox(c.label, c.x, c.y);
-      return !c.label || (!obstacles.some(o => overlaps(box, o)) && !placed.some(o => overlaps(box, o)));
-    });
-    crowded += free ? 0 : 1;
-    const chosen = free ?? candidates[0];
-    if (chosen.label) {
-      placed.push(labelBox(chosen.label, chosen.x, chosen.y));
-    }
-    return chosen;
-  });
-  return { spots, crowded };
 }
 
 /** A point of the cubic Bézier from p to q that leaves and arrives vertically (`bend` deep). */
@@ -205,16 +129,22 @@ export function implicitEdges(graph: Graph): GraphEdge[] {
 
 /** The layer of each node: 0 for sources, else one more than its deepest predecessor. */
 export function layers(graph: Graph): Map<string, number> {
-  const ids = graph.nodes.map(n => n.id);
-  const known = new Set(ids);
-  const edges = [...graph.edges, ...implicitEdges(graph)].filter(
-    e => known.has(e.source) && known.has(e.target) && e.source !== e.target
+  const edges = [...graph.edges, ...implicitEdges(graph)];
+  return rank(
+    graph.nodes.map(n => n.id),
+    edges.map(e => [e.source, e.target])
   );
+}
+
+/** :func:`layers` of the nodes `ids` joined by `links` (source, target). */
+function rank(ids: readonly string[], links: readonly [string, string][]): Map<string, number> {
+  const known = new Set(ids);
+  const edges = links.filter(([s, t]) => known.has(s) && known.has(t) && s !== t);
   const preds = new Map<string, string[]>(ids.map(id => [id, []]));
   const succs = new Map<string, string[]>(ids.map(id => [id, []]));
-  for (const e of edges) {
-    preds.get(e.target)!.push(e.source);
-    succs.get(e.source)!.push(e.target);
+  for (const [source, target] of edges) {
+    preds.get(target)!.push(source);
+    succs.get(source)!.push(target);
   }
   const layer = new Map<string, number>();
   const waiting = new Map<string, number>(ids.map(id => [id, preds.get(id)!.length]));
@@ -244,93 +174,56 @@ export function layers(graph: Graph): Map<string, number> {
 /** Width of the empty slot a long edge takes in each layer it crosses (room for its label). */
 export const WAYPOINT_WIDTH = 80;
 
-export interface Point {
+/** An expanded sub-pipeline's frame: its header (the group's label) above its members. */
+export const GROUP_HEADER = 24;
+export const GROUP_PAD = 12;
+
+export interface PlacedGroup {
+  node: GraphNode;
   x: number;
   y: number;
+  width: number;
+  height: number;
 }
 
-export function layout(graph: Graph): Layout {
-  const layerOf = layers(graph);
-  const planIndex = new Map(graph.nodes.map((n, i) => [n.id, i]));
-  const count = Math.max(0, ...[...layerOf.values()].map(l => l + 1));
-  const rows: string[][] = Array.from({ length: count }, () => []);
-  for (const node of graph.nodes) {
-    rows[layerOf.get(node.id)!].push(node.id);
-  }
-  const known = new Set(graph.nodes.map(n => n.id));
-  const sortedEdges = [...graph.edges, ...implicitEdges(graph)]
-    .filter(e => known.has(e.source) && known.has(e.target))
-    .sort((a, b) => cmp(a.source, b.source) || cmp(a.target, b.target));
-  // An edge that skips layers gets a waypoint in each layer it crosses, laid out like a
-  // narrow node, so it runs beside the nodes of those layers instead of through them.
-  const waypoints: string[][] = sortedEdges.map((e, k) => {
-    const from = layerOf.get(e.source)!;
-    const to = layerOf.get(e.target)!;
-    const ids: string[] = [];
-    for (let depth = from + 1; depth < to; depth++) {
-      const id = `\u0000${k}:${depth}`;
-      rows[depth].push(id);
-      ids.push(id);
-    }
-    return ids;
-  });
-  const segments: [string, string][] = [];
-  sortedEdges.forEach((e, k) => {
-    const chain = [e.source, ...waypoints[k], e.target];
-    chain.slice(1).forEach((id, i) => segments.push([chain[i], id]));
-  });
-  const isWaypoint = (id: string) => !known.has(id);
-  const slotWidth = (id: string) => (isWaypoint(id) ? WAYPOINT_WIDTH : NODE_WIDTH);
-  const tieBreak = (id: string) => (isWaypoint(id) ? graph.nodes.length + rows.length : planIndex.get(id)!);
-  // order each layer by the mean position of its predecessors (fewer crossings), then plan order
-  const position = new Map<string, number>();
-  rows.forEach((row, depth) => {
-    if (depth > 0) {
-      const key = (id: string): number => {
-        const ps = segments.filter(([s, t]) => t === id && position.has(s)).map(([s]) => position.get(s)!);
-        return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : Number.MAX_SAFE_INTEGER;
-      };
-      const keys = new Map(row.map(id => [id, key(id)]));
-      row.sort((a, b) => keys.get(a)! - keys.get(b)! || tieBreak(a) - tieBreak(b) || cmp(a, b));
-    }
-    row.forEach((id, i) => position.set(id, i - (row.length - 1) / 2));
-  });
-  const rowWidth = (row: string[]) =>
-    row.reduce((sum, id) => sum + slotWidth(id), 0) + Math.max(0, row.length - 1) * NODE_GAP;
-  const width = MARGIN * 2 + Math.max(NODE_WIDTH, ...rows.map(rowWidth));
-  const height = MARGIN * 2 + count * NODE_HEIGHT + Math.max(0, count - 1) * LAYER_GAP;
-  const placed = new Map<string, PlacedNode>();
-  const slots = new Map<string, Point>();
-  rows.forEach((row, depth) => {
-    let x = (width - rowWidth(row)) / 2;
-    const y = MARGIN + depth * (NODE_HEIGHT + LAYER_GAP);
-    row.forEach((id, order) => {
-      if (isWaypoint(id)) {
-        slots.set(id, { x: x + WAYPOINT_WIDTH / 2, y });
-      } else {
-        placed.set(id, {
-          node: graph.nodes[planIndex.get(id)!],
-          layer: depth,
-          order,
-          x,
-          y,
-          width: NODE_WIDTH,
-          height: NODE_HEIGHT
-        });
-      }
-      x += slotWidth(id) + NODE_GAP;
-    });
-  });
+/** One level of the layout: the top, or an expanded group's inside (coordinates from its corner). */
+interface Level {
+  width: number;
+  height: number;
+  nodes: PlacedNode[];
+  groups: PlacedGroup[];
+  edges: EdgeDraft[];
+  rows: string[][];
+}
+
+/** An edge's points (start, each waypoint's top and bottom, end) and where its label may sit. */
+interface EdgeDraft {
+  edge: GraphEdge;
+  points: Point[];
+  /** label spots in the first waypoint's slot; none: on the first curve */
+  slotSpots: Point[];
+}
+
+function shift<T extends Point>(item: T, dx: number, dy: number): T {
+  return { ...item, x: item.x + dx, y: item.y + dy };
+}
+
+/**
+ * The graph laid out, each group of `expanded` (notebook node ids) as a frame around its
+ * members, the other groups as one node (dagGroups.ts). A level (the top, or a group's inside)
+ * is laid out in layers as a flat graph is, an expanded group taking the room of its frame.
+ */
+export function layout(graph: Graph, expanded: ReadonlySet<string> = new Set()): Layout {
+  const links = [...graph.edges, ...implicitEdges(graph)];
+  const groups = new Groups(graph, expanded, links);
+  const top = layoutLevel(graph, groups, null, groups.edges(links));
+  const drafts = top.edges
+    .map(d => ({ ...d, points: d.points.map(p => shift(p, MARGIN, MARGIN)), slotSpots: d.slotSpots.map(p => shift(p, MARGIN, MARGIN)) }))
+    .sort((a, b) => cmp(a.edge.source, b.edge.source) || cmp(a.edge.target, b.edge.target));
+  const placed = new Map(top.nodes.map(p => [p.node.id, shift(p, MARGIN, MARGIN)]));
+  const frames = top.groups.map(g => shift(g, MARGIN, MARGIN));
   const candidates: LabelSpot[][] = [];
-  const edges: PlacedEdge[] = sortedEdges.map((e, k) => {
-    const s = placed.get(e.source)!;
-    const t = placed.get(e.target)!;
-    const points: Point[] = [{ x: s.x + s.width / 2, y: s.y + s.height }];
-    for (const id of waypoints[k]) {
-      const slot = slots.get(id)!;
-      points.push({ x: slot.x, y: slot.y }, { x: slot.x, y: slot.y + NODE_HEIGHT });
-    }
-    points.push({ x: t.x + t.width / 2, y: t.y });
+  const edges: PlacedEdge[] = drafts.map(({ edge: e, points, slotSpots }) => {
     let path = `M ${n(points[0].x)} ${n(points[0].y)}`;
     for (let i = 1; i < points.length; i++) {
       const [p, q] = [points[i - 1], points[i]];
@@ -344,9 +237,8 @@ export function layout(graph: Graph): Layout {
     const implicit = e.kind === 'lifecycle';
     // a long edge's label sits in its first waypoint's slot, clear of every node; a short
     // one on its curve, moved along it when it would cover another label
-    const first = waypoints[k].length ? slots.get(waypoints[k][0])! : null;
-    const spots = first
-      ? [NODE_HEIGHT / 2, 10, NODE_HEIGHT - 10].map(dy => ({ x: first.x, y: first.y + dy }))
+    const spots = slotSpots.length
+      ? slotSpots
       : LABEL_STOPS.map(t => bezierPoint(points[0], points[1], Math.max(20, (points[1].y - points[0].y) / 2), t));
     // where the full label finds no room, a shorter one (`X_train +3`); the tooltip lists all
     const short = edgeLabel(e.variables, 1);
@@ -364,18 +256,138 @@ export function layout(graph: Graph): Layout {
       labelY: 0
     };
   });
-  const nodeBoxes: Box[] = [...placed.values()].map(p => ({ x: p.x, y: p.y, width: p.width, height: p.height }));
-  placeLabels(candidates, nodeBoxes).forEach((spot, k) => {
+  const obstacles: Box[] = [
+    ...[...placed.values()].map(p => ({ x: p.x, y: p.y, width: p.width, height: p.height })),
+    ...frames.map(g => ({ x: g.x, y: g.y, width: g.width, height: GROUP_HEADER }))
+  ];
+  placeLabels(candidates, obstacles).forEach((spot, k) => {
     edges[k].label = spot.label;
     edges[k].labelX = spot.x;
     edges[k].labelY = spot.y;
   });
   return {
-    nodes: graph.nodes.map(node => placed.get(node.id)!),
+    nodes: graph.nodes.filter(node => placed.has(node.id)).map(node => placed.get(node.id)!),
+    groups: graph.nodes.map(node => frames.find(g => g.node.id === node.id)).filter((g): g is PlacedGroup => !!g),
     edges,
+    width: top.width + 2 * MARGIN,
+    height: top.height + 2 * MARGIN,
+    layers: top.rows
+  };
+}
+
+/** The members of `parent` (null: the top) laid out in layers; `edges`: those between drawn nodes. */
+function layoutLevel(graph: Graph, groups: Groups, parent: string | null, edges: readonly GraphEdge[]): Level {
+  const items = groups.members(parent);
+  const planIndex = new Map(graph.nodes.map((node, i) => [node.id, i]));
+  const inner = new Map<string, Level>();
+  for (const id of items.filter(id => groups.isOpen(id))) {
+    inner.set(id, layoutLevel(graph, groups, id, edges));
+  }
+  // the edges drawn at this level: those whose ends first meet here; each joins two items
+  const own = edges
+    .filter(e => groups.meet(e.source, e.target) === parent)
+    .map(e => ({ edge: e, from: groups.itemUnder(parent, e.source)!, to: groups.itemUnder(parent, e.target)! }))
+    .filter(e => e.from !== null && e.to !== null)
+    .sort((a, b) => cmp(a.edge.source, b.edge.source) || cmp(a.edge.target, b.edge.target));
+  const layerOf = rank(
+    items,
+    own.map(e => [e.from, e.to])
+  );
+  const count = Math.max(0, ...[...layerOf.values()].map(l => l + 1));
+  const rows: string[][] = Array.from({ length: count }, () => []);
+  for (const id of items) {
+    rows[layerOf.get(id)!].push(id);
+  }
+  const known = new Set(items);
+  // An edge that skips layers gets a waypoint in each layer it crosses, laid out like a
+  // narrow node, so it runs beside the nodes of those layers instead of through them.
+  const waypoints: string[][] = own.map((e, k) => {
+    const ids: string[] = [];
+    for (let depth = layerOf.get(e.from)! + 1; depth < layerOf.get(e.to)!; depth++) {
+      const id = `\u0000${k}:${depth}`;
+      rows[depth].push(id);
+      ids.push(id);
+    }
+    return ids;
+  });
+  const segments: [string, string][] = [];
+  own.forEach((e, k) => {
+    const chain = [e.from, ...waypoints[k], e.to];
+    chain.slice(1).forEach((id, i) => segments.push([chain[i], id]));
+  });
+  const isWaypoint = (id: string) => !known.has(id);
+  const sizeOf = (id: string): { width: number; height: number } => {
+    const level = inner.get(id);
+    if (level) {
+      return { width: level.width + 2 * GROUP_PAD, height: level.height + GROUP_HEADER + GROUP_PAD };
+    }
+    return { width: isWaypoint(id) ? WAYPOINT_WIDTH : NODE_WIDTH, height: NODE_HEIGHT };
+  };
+  const tieBreak = (id: string) => (isWaypoint(id) ? graph.nodes.length + rows.length : planIndex.get(id)!);
+  // order each layer by the mean position of its predecessors (fewer crossings), then plan order
+  const position = new Map<string, number>();
+  rows.forEach((row, depth) => {
+    if (depth > 0) {
+      const key = (id: string): number => {
+        const ps = segments.filter(([s, t]) => t === id && position.has(s)).map(([s]) => position.get(s)!);
+        return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : Number.MAX_SAFE_INTEGER;
+      };
+      const keys = new Map(row.map(id => [id, key(id)]));
+      row.sort((a, b) => keys.get(a)! - keys.get(b)! || tieBreak(a) - tieBreak(b) || cmp(a, b));
+    }
+    row.forEach((id, i) => position.set(id, i - (row.length - 1) / 2));
+  });
+  const rowWidth = (row: string[]) =>
+    row.reduce((sum, id) => sum + sizeOf(id).width, 0) + Math.max(0, row.length - 1) * NODE_GAP;
+  const rowHeights = rows.map(row => Math.max(NODE_HEIGHT, ...row.map(id => sizeOf(id).height)));
+  const width = Math.max(NODE_WIDTH, ...rows.map(rowWidth));
+  const height = rowHeights.reduce((a, b) => a + b, 0) + Math.max(0, count - 1) * LAYER_GAP;
+  const placed = new Map<string, PlacedNode>();
+  const frames: PlacedGroup[] = [];
+  const drafts: EdgeDraft[] = [];
+  const slots = new Map<string, Point & { height: number }>();
+  let y = 0;
+  rows.forEach((row, depth) => {
+    let x = (width - rowWidth(row)) / 2;
+    row.forEach((id, order) => {
+      const size = sizeOf(id);
+      const level = inner.get(id);
+      if (isWaypoint(id)) {
+        slots.set(id, { x: x + WAYPOINT_WIDTH / 2, y, height: rowHeights[depth] });
+      } else if (level) {
+        const [dx, dy] = [x + GROUP_PAD, y + GROUP_HEADER];
+        frames.push({ node: graph.nodes[planIndex.get(id)!], x, y, ...size }, ...level.groups.map(g => shift(g, dx, dy)));
+        level.nodes.forEach(p => placed.set(p.node.id, shift(p, dx, dy)));
+        drafts.push(
+          ...level.edges.map(d => ({ ...d, points: d.points.map(p => shift(p, dx, dy)), slotSpots: d.slotSpots.map(p => shift(p, dx, dy)) }))
+        );
+      } else {
+        placed.set(id, { node: graph.nodes[planIndex.get(id)!], layer: depth, order, x, y, ...size });
+      }
+      x += size.width + NODE_GAP;
+    });
+    y += rowHeights[depth] + LAYER_GAP;
+  });
+  own.forEach(({ edge }, k) => {
+    const s = placed.get(edge.source)!;
+    const t = placed.get(edge.target)!;
+    const points: Point[] = [{ x: s.x + s.width / 2, y: s.y + s.height }];
+    for (const id of waypoints[k]) {
+      const slot = slots.get(id)!;
+      points.push({ x: slot.x, y: slot.y }, { x: slot.x, y: slot.y + slot.height });
+    }
+    points.push({ x: t.x + t.width / 2, y: t.y });
+    const first = waypoints[k].length ? slots.get(waypoints[k][0])! : null;
+    const slotSpots = first ? [first.height / 2, 10, first.height - 10].map(dy => ({ x: first.x, y: first.y + dy })) : [];
+    drafts.push({ edge, points, slotSpots });
+  });
+  return {
     width,
     height,
-    layers: rows.map(row => row.filter(id => !isWaypoint(id)))
+    nodes: [...placed.values()],
+    groups: frames,
+    edges: drafts,
+    rows: rows.map(row => row.filter(id => !isWaypoint(id)))
   };
 }
 
@@ -383,94 +395,6 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function n(value: number): string {
+export function n(value: number): string {
   return String(Math.round(value * 10) / 10);
-}
-
-export function escapeXml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
-
-function nodeTitle(node: GraphNode): string {
-  const lines = [`${node.label} (${node.kind})`];
-  const r = node.resources;
-  if (r) {
-    const parts: string[] = [];
-    if (r.cpu) {
-      parts.push(`cpu ${r.cpu}`);
-    }
-    if (r.memory) {
-      parts.push(`memory ${r.memory}`);
-    }
-    if (r.gpu) {
-      parts.push(`gpu ${r.gpu}${r.gpu_type ? ' ' + r.gpu_type : ''}`);
-    }
-    if (parts.length) {
-      lines.push(parts.join(', '));
-    }
-  }
-  if (node.image) {
-    lines.push(`image ${node.image}`);
-  }
-  if (node.cells?.length) {
-    lines.push(`cell${node.cells.length > 1 ? 's' : ''} ${node.cells.map(c => c + 1).join(', ')}`);
-  }
-  return lines.join('\n');
-}
-
-/** The laid-out graph as an SVG document fragment (one `svg` element). */
-export function renderSvg(graph: Graph, attributes: Record<string, string> = {}): string {
-  const lay = layout(graph);
-  const attrs = Object.keys(attributes)
-    .sort()
-    .map(key => ` ${key}="${escapeXml(attributes[key])}"`)
-    .join('');
-  const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" class="nb2pipe-dag" width="${n(lay.width)}" height="${n(lay.height)}" ` +
-      `viewBox="0 0 ${n(lay.width)} ${n(lay.height)}" style="min-width: ${minDisplayWidth(lay.width)}px"${attrs}>`
-  );
-  out.push(
-    '<defs><marker id="nb2pipe-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
-      '<path d="M 0 0 L 10 5 L 0 10 z" class="nb2pipe-dag-arrow"/></marker></defs>'
-  );
-  out.push('<g class="nb2pipe-dag-edges">');
-  for (const e of lay.edges) {
-    out.push(
-      `<path class="nb2pipe-dag-edge nb2pipe-dag-edge-${e.kind}" data-source="${escapeXml(e.source)}" ` +
-        `data-target="${escapeXml(e.target)}" d="${e.path}" marker-end="url(#nb2pipe-arrow)"/>`
-    );
-  }
-  out.push('</g><g class="nb2pipe-dag-nodes">');
-  for (const p of lay.nodes) {
-    const kind = escapeXml(String(p.node.kind));
-    // the tooltip sits on a wrapper, so the node's own text is just its label
-    out.push(
-      `<g class="nb2pipe-dag-tip"><title>${escapeXml(nodeTitle(p.node))}</title>` +
-        `<g class="nb2pipe-dag-node nb2pipe-dag-node-${kind}" data-node="${escapeXml(p.node.id)}" data-kind="${kind}" ` +
-        `transform="translate(${n(p.x)},${n(p.y)})">` +
-        `<rect width="${p.width}" height="${p.height}" rx="${p.node.kind === 'step' ? 4 : 14}"/>` +
-        `<text x="${p.width / 2}" y="${p.height / 2}" dominant-baseline="central" text-anchor="middle">` +
-        `${escapeXml(elide(p.node.label || p.node.id, LABEL_CHARS))}</text></g></g>`
-    );
-  }
-  out.push('</g><g class="nb2pipe-dag-labels">');
-  for (const e of lay.edges) {
-    if (e.implicit) {
-      continue;
-    }
-    out.push(
-      `<g class="nb2pipe-dag-tip"><title>${escapeXml(e.variables.length ? e.variables.join(', ') : 'runs after, no data')}</title>` +
-        `<text class="nb2pipe-dag-label nb2pipe-dag-label-${e.kind}" data-edge="${escapeXml(`${e.source}->${e.target}`)}" ` +
-        `x="${n(e.labelX)}" y="${n(e.labelY)}" dominant-baseline="central" text-anchor="middle">` +
-        `${escapeXml(e.label)}</text></g>`
-    );
-  }
-  out.push('</g></svg>');
-  return out.join('');
 }

@@ -1,13 +1,16 @@
 /**
  * The step graph at full size (the main-area view the panel's "Enlarge" opens): the same
  * layout and SVG as the sidebar (dag.ts), with zoom (wheel, buttons), pan (drag), fit to
- * the view, and a click on a node going to its first cell.
+ * the view, a click on a node (or Enter on it) going to its first cell, and a sub-pipeline's
+ * button expanding or collapsing it.
  *
  * The view-box math is pure; GraphViewer is plain DOM. No JupyterLab imports: jest tests
  * this module directly (graphWidget.ts puts it in the main area).
  */
 
-import { layout, renderSvg } from './dag';
+import { layout } from './dag';
+import { dagTarget, toggled } from './dagGroups';
+import { renderSvg } from './dagSvg';
 import { clear, h } from './dom';
 import { Graph } from './types';
 
@@ -104,6 +107,8 @@ export interface GraphViewerOptions {
   onJump: (cell: number) => void;
   /** the viewport's size (tests pass one: jsdom lays nothing out) */
   measure?: () => Size;
+  /** a sub-pipeline's button was pressed; without it the viewer keeps which are expanded itself */
+  onToggle?: (group: string) => void;
 }
 
 /** The full-size graph: a toolbar and the SVG, zoomed and panned through its viewBox. */
@@ -137,6 +142,7 @@ export class GraphViewer {
     this._canvas.addEventListener('wheel', event => this._onWheel(event), { passive: false });
     this._canvas.addEventListener('mousedown', event => this._onMouseDown(event));
     this._canvas.addEventListener('click', event => this._onClick(event));
+    this._canvas.addEventListener('keydown', event => this._onKey(event));
   }
 
   get graph(): Graph | null {
@@ -147,9 +153,20 @@ export class GraphViewer {
     return this._box ? { ...this._box } : null;
   }
 
-  /** Show `graph` (null: none yet, `note` says why). Keeps the zoom while the size stays. */
-  setGraph(graph: Graph | null, note = ''): void {
+  /** The sub-pipelines shown expanded (notebook node ids). */
+  get expanded(): ReadonlySet<string> {
+    return this._expanded;
+  }
+
+  /**
+   * Show `graph` (null: none yet, `note` says why), the sub-pipelines of `expanded` expanded
+   * (left out: those expanded before). Keeps the zoom while the size stays.
+   */
+  setGraph(graph: Graph | null, note = '', expanded?: ReadonlySet<string>): void {
     this._note.textContent = note;
+    if (expanded) {
+      this._expanded = new Set(expanded);
+    }
     this._graph = graph;
     if (!graph) {
       clear(this._canvas);
@@ -159,7 +176,11 @@ export class GraphViewer {
       return;
     }
     this._title.textContent = `${graph.pipeline} (${graph.notebook})`;
-    const text = renderSvg(graph, { 'data-nb2pipe-id': 'graph-view-svg', role: 'img', 'aria-label': `steps of ${graph.pipeline}` });
+    const text = renderSvg(
+      graph,
+      { 'data-nb2pipe-id': 'graph-view-svg', role: 'group', 'aria-label': `steps of ${graph.pipeline}` },
+      this._expanded
+    );
     if (text === this._svgText && this._svg) {
       return;
     }
@@ -172,7 +193,7 @@ export class GraphViewer {
       this._svg.setAttribute('height', '100%');
       this._svg.classList.add('nb2pipe-dag-large');
     }
-    const lay = layout(graph);
+    const lay = layout(graph, this._expanded);
     const size = { width: lay.width, height: lay.height };
     if (!this._box || !this._content || size.width !== this._content.width || size.height !== this._content.height) {
       this._content = size;
@@ -275,9 +296,30 @@ export class GraphViewer {
       this._dragged = false;
       return;
     }
-    const target = event.target as Element | null;
-    const node = target?.closest?.('[data-node]');
-    const cell = firstCellOf(this._graph, node ? node.getAttribute('data-node') : null);
+    this._activate(event.target);
+  }
+
+  private _onKey(event: KeyboardEvent): void {
+    if ((event.key === 'Enter' || event.key === ' ') && dagTarget(event.target)) {
+      event.preventDefault();
+      this._activate(event.target);
+    }
+  }
+
+  /** A click or Enter on `target`: a sub-pipeline's button toggles it, a node goes to its cell. */
+  private _activate(target: EventTarget | null): void {
+    const hit = dagTarget(target);
+    if (hit && 'toggle' in hit) {
+      if (this._options.onToggle) {
+        this._options.onToggle(hit.toggle);
+      } else {
+        this.setGraph(this._graph, this._note.textContent ?? '', toggled(this._expanded, hit.toggle));
+      }
+      // the SVG was drawn again: keep the keyboard on the same button
+      focusToggle(this._canvas, hit.toggle);
+      return;
+    }
+    const cell = firstCellOf(this._graph, hit && 'node' in hit ? hit.node : null);
     if (cell !== null) {
       this._options.onJump(cell);
     }
@@ -293,4 +335,11 @@ export class GraphViewer {
   private _content: Size | null = null;
   private _box: ViewBox | null = null;
   private _dragged = false;
+  private _expanded: ReadonlySet<string> = new Set();
+}
+
+/** Focus the button of sub-pipeline `group` in `root` (after the SVG was drawn again). */
+export function focusToggle(root: Element, group: string): void {
+  const button = [...root.querySelectorAll('[data-toggle]')].find(b => b.getAttribute('data-toggle') === group);
+  (button as unknown as HTMLOrSVGElement | undefined)?.focus?.();
 }

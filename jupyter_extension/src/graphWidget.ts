@@ -31,6 +31,8 @@ export interface GraphWindowOptions {
   onJump: (cell: number) => void;
   /** put the widget in the main area and activate it */
   show: (widget: Widget) => void;
+  /** a sub-pipeline's button was pressed in the tab (the panel keeps which are expanded) */
+  onToggle?: (group: string) => void;
 }
 
 /** Owns the tab: created on the first open, recreated after it was closed. */
@@ -39,27 +41,27 @@ export class GraphWindow {
     this._options = options;
   }
 
-  /** Open (or bring forward) the tab showing `graph`. */
-  open(graph: Graph | null, note = ''): void {
+  /** Open (or bring forward) the tab showing `graph`, the sub-pipelines of `expanded` expanded. */
+  open(graph: Graph | null, note = '', expanded?: ReadonlySet<string>): void {
     if (!this._widget || this._widget.isDisposed) {
-      const viewer = new GraphViewer({ onJump: this._options.onJump });
+      const viewer = new GraphViewer({ onJump: this._options.onJump, onToggle: this._options.onToggle });
       const widget = new MainAreaWidget({ content: new GraphContent(viewer) });
       widget.id = 'nb2pipe-graph-view';
       widget.title.label = 'Pipeline graph';
       widget.title.closable = true;
       this._widget = widget;
     }
-    this.update(graph, note);
+    this.update(graph, note, expanded);
     this._options.show(this._widget);
   }
 
   /** Follow the panel's graph while the tab is open. */
-  update(graph: Graph | null, note = ''): void {
+  update(graph: Graph | null, note = '', expanded?: ReadonlySet<string>): void {
     const widget = this._widget;
     if (!widget || widget.isDisposed) {
       return;
     }
-    widget.content.viewer.setGraph(graph, note);
+    widget.content.viewer.setGraph(graph, note, expanded);
     widget.title.label = graph ? `Graph: ${graph.pipeline}` : 'Pipeline graph';
   }
 

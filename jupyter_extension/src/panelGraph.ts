@@ -8,8 +8,10 @@ import { Widget } from '@lumino/widgets';
 
 import { NB2PipeError, post } from './api';
 import { NOTHING_TO_COMPILE, nothingToCompile, renderBadges } from './cellBadges';
-import { renderSvg } from './dag';
+import { dagTarget } from './dagGroups';
+import { renderSvg } from './dagSvg';
 import { h } from './dom';
+import { focusToggle } from './graphView';
 import { GraphWindow } from './graphWidget';
 import { NotebookState } from './panelState';
 import { Graph } from './types';
@@ -65,8 +67,18 @@ export class GraphSection {
     this._options = options;
     this.dag = h('div', { className: 'nb2pipe-dag-box' });
     this.note = h('div', { className: 'nb2pipe-note' });
-    this.dag.addEventListener('click', event => this._onDagClick(event));
-    this._window = new GraphWindow({ onJump: cell => options.onJump(cell), show: w => options.openWidget?.(w, 'split-right') });
+    this.dag.addEventListener('click', event => this._onDagClick(event.target));
+    this.dag.addEventListener('keydown', event => {
+      if ((event.key === 'Enter' || event.key === ' ') && dagTarget(event.target)) {
+        event.preventDefault();
+        this._onDagClick(event.target);
+      }
+    });
+    this._window = new GraphWindow({
+      onJump: cell => options.onJump(cell),
+      show: w => options.openWidget?.(w, 'split-right'),
+      onToggle: group => this.toggle(group)
+    });
     this.enlarge = h(
       'button',
       { type: 'button', className: 'nb2pipe-button nb2pipe-enlarge', 'id-nb2pipe': 'enlarge-graph', title: 'the graph at full size: zoom, pan, click a step' },
@@ -82,6 +94,7 @@ export class GraphSection {
 
   /** Draw `state`'s graph and `panel`'s cell badges. */
   render(state: NotebookState | null, panel: NotebookPanel | null): void {
+    this._panel = panel;
     const graph = state?.graph ?? null;
     this.note.textContent = state?.graphError ?? '';
     this.dag.classList.toggle('nb2pipe-stale', !!state?.graphError);
@@ -92,18 +105,31 @@ export class GraphSection {
       this._window.update(null, this.note.textContent);
       return;
     }
-    const svg = renderSvg(graph, { 'data-nb2pipe-id': 'dag', role: 'img', 'aria-label': `steps of ${graph.pipeline}` });
+    const expanded = state?.expandedGroups ?? new Set<string>();
+    const svg = renderSvg(graph, { 'data-nb2pipe-id': 'dag', role: 'group', 'aria-label': `steps of ${graph.pipeline}` }, expanded);
     if (svg !== this._lastSvg || !this.dag.firstChild) {
       this.dag.innerHTML = svg;
       this._lastSvg = svg;
     }
     this._renderBadges(state, panel);
-    this._window.update(graph, state?.graphError ?? '');
+    this._window.update(graph, state?.graphError ?? '', expanded);
+  }
+
+  /** Expand or collapse sub-pipeline `group` of the followed notebook (kept per notebook), here and in the tab. */
+  toggle(group: string): void {
+    const state = this._options.currentState();
+    if (!state) {
+      return;
+    }
+    if (!state.expandedGroups.delete(group)) {
+      state.expandedGroups.add(group);
+    }
+    this.render(state, this._panel);
   }
 
   /** The graph at full size in the main area (zoom, pan, click a step to go to its cell). */
   open(state: NotebookState | null): void {
-    this._window.open(state?.graph ?? null, state?.graphError || (state ? '' : 'Open a notebook first.'));
+    this._window.open(state?.graph ?? null, state?.graphError || (state ? '' : 'Open a notebook first.'), state?.expandedGroups);
   }
 
   /** Each code cell's step or role on the cell itself (cellBadges.ts); the note when no code would run. */
@@ -122,15 +148,19 @@ export class GraphSection {
     }
   }
 
-  private _onDagClick(event: MouseEvent): void {
-    const target = event.target as Element | null;
-    const node = target?.closest?.('[data-node]');
+  /** A click or Enter: a sub-pipeline's button expands or collapses it, a node goes to its first cell. */
+  private _onDagClick(target: EventTarget | null): void {
+    const hit = dagTarget(target);
     const graph = this._options.currentState()?.graph ?? null;
-    if (!node || !graph) {
+    if (!hit || !graph) {
       return;
     }
-    const id = node.getAttribute('data-node');
-    const found = graph.nodes.find(n => n.id === id);
+    if ('toggle' in hit) {
+      this.toggle(hit.toggle);
+      focusToggle(this.dag, hit.toggle); // the SVG was drawn again: keep the keyboard on the button
+      return;
+    }
+    const found = graph.nodes.find(n => n.id === hit.node);
     if (found && found.cells?.length) {
       this._options.onJump(found.cells[0]);
     }
@@ -139,4 +169,5 @@ export class GraphSection {
   private _options: IGraphSectionOptions;
   private _window: GraphWindow;
   private _lastSvg = '';
+  private _panel: NotebookPanel | null = null;
 }

@@ -54,6 +54,8 @@ export class NotebookState {
   poller: RunPoller | null = null;
   graphTimer: ReturnType<typeof setTimeout> | null = null;
   graphRequest = 0;
+  /** the composed notebook's sub-pipelines shown expanded in the graph (notebook node ids) */
+  expandedGroups = new Set<string>();
 }
 
 /** A run of the notebook this panel started (or was told of) is still being followed. */

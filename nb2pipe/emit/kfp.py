@@ -13,6 +13,7 @@ import shlex
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import Any, Optional
 
 from nb2pipe.emit.compose import add_subpipeline_tasks, outputs_annotation, pipeline_outputs
@@ -297,11 +298,16 @@ def build_pipeline(
     is decorated, and one cannot be traced while another is."""
     from kfp import dsl
 
-    children = {sub.task: build_pipeline(sub.plan, packaging, sub.task, sub.outputs) for sub in plan.subpipelines}
+    # the workspace is the run's: a sub-pipeline's steps use the outermost pipeline's (or none)
+    children = {
+        sub.task: build_pipeline(replace(sub.plan, workspace=plan.workspace), packaging, sub.task, sub.outputs)
+        for sub in plan.subpipelines
+    }
     components = build_components(plan, packaging)
     function = pipeline_function(plan, components, children, outputs)
-    # a workspace and a run timeout are the whole run's: only the outermost pipeline has them
-    config = pipeline_config(plan) if name is None else None
+    # the run timeout is the outermost pipeline's; kfp wants the workspace declared by every
+    # pipeline whose steps use it (its sub-pipelines get the outermost one's: see above)
+    config = pipeline_config(plan if name is None else replace(plan, timeout_seconds=None))
     return dsl.pipeline(name=name or plan.name, description=plan.description, pipeline_config=config)(function)
 
 

@@ -89,6 +89,24 @@ def task_graph(spec: Any) -> dict[str, TaskNode]:
     return {name: _through_subpipelines(node, lifted) for name, node in lifted.nodes.items()}
 
 
+def container_tasks(spec: Any) -> dict[str, Any]:
+    """Every task that runs a container, by its name in the flat graph (``train.fit`` inside the
+    sub-pipeline ``train``; a dsl.If's tasks keep their own names), with the task itself."""
+    found: dict[str, Any] = {}
+    pending = [(spec.root.dag, "")]
+    while pending:
+        dag, prefix = pending.pop()
+        for short, task in dag.tasks.items():
+            component = spec.components[task.component_ref.name]
+            if component.WhichOneof("implementation") != "dag":
+                found[prefix + short] = task
+            elif task.trigger_policy.condition or _CONDITION_COMPONENT.fullmatch(task.component_ref.name):
+                pending.append((component.dag, prefix))
+            else:
+                pending.append((component.dag, f"{prefix}{short}."))
+    return found
+
+
 def _add_dag(spec: Any, dag: Any, scope: _Scope, lifted: _Lifted) -> None:
     for short, task in dag.tasks.items():
         name = scope.prefix + short

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.runners.graph import TaskNode
+from nb2pipe.runners.graph import TaskNode, container_tasks
 
 #: the images of kfp-kubernetes' CreatePVC and DeletePVC, which the KFP backend's driver runs itself
 CLAIM_TASK_IMAGES = ("argostub/createpvc", "argostub/deletepvc")
@@ -23,18 +23,10 @@ LOCAL_CLAIM_NAME = "local-folder"
 
 
 def _tasks(spec: Any) -> dict[str, str]:
-    """Every task that runs a container, in the root DAG and the DAGs inside it (a monitoring
-    pipeline's dsl.If), with its executor label."""
-    found: dict[str, str] = {}
-    pending = [spec.root.dag]
-    while pending:
-        for name, task in pending.pop().tasks.items():
-            component = spec.components[task.component_ref.name]
-            if component.WhichOneof("implementation") == "dag":
-                pending.append(component.dag)
-            else:
-                found[name] = component.executor_label
-    return found
+    """Every task that runs a container, by its name in the flat graph, with its executor label."""
+    return {
+        name: spec.components[task.component_ref.name].executor_label for name, task in container_tasks(spec).items()
+    }
 
 
 def claim_tasks(spec: Any) -> frozenset[str]:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.runners.graph import TaskNode
+from nb2pipe.runners.graph import TaskNode, container_tasks
 
 #: kfp.dsl.WORKSPACE_PATH_PLACEHOLDER, which the KFP backend replaces with the workspace's path
 WORKSPACE_PATH_PLACEHOLDER = "{{$.workspace_path}}"
@@ -23,24 +23,18 @@ WORKSPACE_FOLDER = "workspace"
 def workspace_inputs(spec: Any) -> dict[str, tuple[str, ...]]:
     """Task -> its inputs that take the workspace's path, in every DAG of the pipeline."""
     found: dict[str, tuple[str, ...]] = {}
-    pending = [spec.root.dag]
-    while pending:
-        for name, task in pending.pop().tasks.items():
-            component = spec.components[task.component_ref.name]
-            if component.WhichOneof("implementation") == "dag":
-                pending.append(component.dag)
-                continue
-            keys = tuple(
-                sorted(
-                    key
-                    for key, value in task.inputs.parameters.items()
-                    if value.WhichOneof("kind") == "runtime_value"
-                    and value.runtime_value.constant.WhichOneof("kind") == "string_value"
-                    and value.runtime_value.constant.string_value == WORKSPACE_PATH_PLACEHOLDER
-                )
+    for name, task in container_tasks(spec).items():
+        keys = tuple(
+            sorted(
+                key
+                for key, value in task.inputs.parameters.items()
+                if value.WhichOneof("kind") == "runtime_value"
+                and value.runtime_value.constant.WhichOneof("kind") == "string_value"
+                and value.runtime_value.constant.string_value == WORKSPACE_PATH_PLACEHOLDER
             )
-            if keys:
-                found[name] = keys
+        )
+        if keys:
+            found[name] = keys
     return found
 
 

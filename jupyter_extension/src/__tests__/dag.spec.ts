@@ -1,4 +1,5 @@
-import { edgeLabel, implicitEdges, layers, layout, renderSvg } from '../dag';
+import { edgeLabel, implicitEdges, layers, layout } from '../dag';
+import { renderSvg } from '../dagSvg';
 import { Graph, GraphNode } from '../types';
 
 function node(id: string, kind = 'step', cells: number[] = []): GraphNode {

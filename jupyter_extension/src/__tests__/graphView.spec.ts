@@ -1,4 +1,5 @@
-import { labelBox, layout, renderSvg, MIN_FONT_PX, NODE_FONT_PX, EDGE_FONT_PX, minDisplayWidth, elide, overlaps, placeLabels } from '../dag';
+import { renderSvg } from '../dagSvg';
+import { labelBox, layout, MIN_FONT_PX, NODE_FONT_PX, EDGE_FONT_PX, minDisplayWidth, elide, overlaps, placeLabels } from '../dag';
 import {
   fitViewBox,
   firstCellOf,
