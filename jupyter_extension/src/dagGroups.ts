@@ -13,16 +13,13 @@ import { Graph, GraphEdge, GraphNode } from './types';
 
 export const NOTEBOOK_KIND = 'notebook';
 
-/** A node as API.md sends it in a composed notebook: `group` names the sub-pipeline node holding it. */
-export type GroupedNode = GraphNode & { group?: string | null };
-
 export class Groups {
   /** `links`: every edge of the graph, the implicit ones included (they tell a group's entries and exits). */
   constructor(graph: Graph, expanded: ReadonlySet<string>, links: readonly GraphEdge[]) {
     this._links = links;
     const nodes = new Map(graph.nodes.map(n => [n.id, n]));
     this._nodes = nodes;
-    const groupOf = (node: GroupedNode): string | null =>
+    const groupOf = (node: GraphNode): string | null =>
       node.group && node.group !== node.id && nodes.get(node.group)?.kind === NOTEBOOK_KIND ? node.group : null;
     for (const node of graph.nodes) {
       // a group the graph does not list, or groups holding each other (a broken answer): the top level

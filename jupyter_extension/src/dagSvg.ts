@@ -156,7 +156,7 @@ function renderFrame(g: PlacedGroup): string {
     `<g class="nb2pipe-dag-group-header" data-node="${id}" data-kind="${NOTEBOOK_KIND}"${focusable(g.node)}>` +
     `<rect width="${n(g.width)}" height="${GROUP_HEADER}" rx="8"/>` +
     `<text x="${TOGGLE_SIZE + 10}" y="${GROUP_HEADER / 2}" dominant-baseline="central">` +
-    `${escapeXml(elide(g.node.label || g.node.id, chars))}</text></g></g>` +
+    `${escapeXml(elide(groupName(g.node), chars))}</text></g></g>` +
     toggleButton(g.node, true, (GROUP_HEADER - TOGGLE_SIZE) / 2) +
     '</g>'
   );

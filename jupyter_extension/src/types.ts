@@ -28,7 +28,7 @@ export interface GraphParameter {
   default: unknown;
 }
 
-export type NodeKind = 'step' | 'register' | 'deploy' | 'explain' | 'drift';
+export type NodeKind = 'step' | 'register' | 'deploy' | 'explain' | 'drift' | 'notebook';
 
 export interface GraphNode {
   id: string;
@@ -42,6 +42,8 @@ export interface GraphNode {
     gpu_type: string | null;
   } | null;
   image?: string | null;
+  /** the sub-pipeline (a `notebook` node's id, `a.b` when nested) this task belongs to */
+  group?: string | null;
 }
 
 export interface GraphEdge {

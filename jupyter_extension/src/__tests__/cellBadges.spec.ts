@@ -140,3 +140,33 @@ describe('nothingToCompile', () => {
     expect(nothingToCompile(null, [''])).toBe(false);
   });
 });
+
+describe('the notebook: cell of a composed notebook', () => {
+  const composed: Graph = {
+    notebook: 'pipeline.ipynb',
+    pipeline: 'pipeline',
+    nodes: [
+      { id: 'setup', kind: 'step', label: 'setup', cells: [1] },
+      { id: 'train', kind: 'notebook', label: 'notebook train.ipynb', cells: [2] },
+      { id: 'train.fit', kind: 'step', label: 'fit', cells: [], group: 'train' } as Graph['nodes'][number]
+    ],
+    edges: [],
+    cells: [
+      { cell: 1, step: 'setup', role: 'step' },
+      { cell: 2, step: null, role: 'notebook' }
+    ]
+  };
+
+  it('is badged "notebook", its tooltip naming the task and the notebook it runs', () => {
+    const badge = badgeModel(composed).get(2)!;
+    expect(badge.text).toBe('notebook');
+    expect(badge.role).toBe('notebook');
+    expect(badge.step).toBeNull();
+    expect(badge.title).toBe('task train: runs train.ipynb’s pipeline as a sub-pipeline');
+    const cells = [document.createElement('div'), document.createElement('div'), document.createElement('div')];
+    renderBadges(cells, composed);
+    expect(cells[2].querySelector(`.${BADGE_CLASS}`)!.className).toContain('nb2pipe-badge-notebook');
+    // the sub-pipeline's tasks have no cell here: only this notebook's cells are badged
+    expect(cells.map(c => c.textContent)).toEqual(['', 'setup', 'notebook']);
+  });
+});
