@@ -57,9 +57,18 @@ def run_profile(tracking_uri: str, *arguments: str, cwd: Path) -> subprocess.Com
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def serve_processes() -> list[int]:
-    """PIDs of every ``nb2pipe serve`` process on this machine (from /proc)."""
-    return pids_with_arguments(b"nb2pipe", b"serve")
+def serve_processes(tracking_uri: str) -> list[int]:
+    """PIDs of the ``nb2pipe serve`` processes on this machine (from /proc) that serve from
+    ``tracking_uri``'s store: other work on a shared machine may serve models of its own."""
+    found = []
+    for pid in pids_with_arguments(b"nb2pipe", b"serve"):
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(entry.endswith(b"=" + tracking_uri.encode()) for entry in environment):
+            found.append(pid)
+    return found
 
 
 def gone(pid: int) -> bool:
@@ -75,7 +84,7 @@ def test_profile_measures_the_registered_model(registered_model: RegisteredModel
     from sklearn.datasets import load_breast_cancer
 
     output = tmp_path / "cancer.profile.json"
-    before = set(serve_processes())
+    before = set(serve_processes(registered_model.tracking_uri))
     options = ["--batch-sizes", "1,4", "--concurrency", "1,2", "--requests", "30", "--slo-ms", "100", "--json"]
     done = run_profile(
         registered_model.tracking_uri, registered_model.model_uri, *options, "-o", str(output), cwd=tmp_path
@@ -118,7 +127,7 @@ def test_profile_measures_the_registered_model(registered_model: RegisteredModel
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", done.stderr)]
     assert pids, done.stderr
     assert all(gone(pid) for pid in pids)
-    assert set(serve_processes()) <= before
+    assert set(serve_processes(registered_model.tracking_uri)) <= before
 
 
 @pytest.mark.slow

@@ -355,16 +355,16 @@ def _local_view(yaml_text: str) -> tuple[Any, list[Any]]:
     return spec, platforms
 
 
-def test_a_local_run_uses_a_mount_path_that_is_a_folder_here():
-    folder = Path(__file__).resolve().parent  # a folder every checkout has (tmp_path is under /tmp, refused)
+def test_a_local_run_uses_a_mount_path_that_is_a_folder_here(shared_folder: Path):
+    folder = shared_folder  # tmp_path is under /tmp, which a mount path may not be
     nb = notebook(code("x = 1", "step:load", f"volume:raw:{folder}"), code("y = x", "step:train"))
     spec, platforms = _local_view(compile_source(notebook_text(nb), "nb.ipynb").yaml)
     assert mounts(spec, platforms) == {"load": [("claim 'raw'", str(folder))]}
     check_local_mounts(spec, platforms)  # the folder exists: nothing to refuse
 
 
-def test_a_local_run_refuses_a_mount_path_this_machine_lacks():
-    missing = Path(__file__).resolve().parent / "no-such-folder"
+def test_a_local_run_refuses_a_mount_path_this_machine_lacks(shared_folder: Path):
+    missing = shared_folder / "no-such-folder"
     assert not missing.exists()
     nb = notebook(
         code("x = 1", "step:load"),
@@ -412,11 +412,11 @@ def test_a_local_run_hands_files_through_a_created_claims_folder(tmp_path: Path,
     assert statuses == {"create-volume-scratch": "succeeded", "write": "succeeded", "read": "succeeded"}
 
 
-def test_a_local_run_with_a_missing_mount_path_starts_no_step(tmp_path: Path):
+def test_a_local_run_with_a_missing_mount_path_starts_no_step(tmp_path: Path, shared_folder: Path):
     from nb2pipe.runners.local import run_notebook
     from tests.support.nbtools import write_notebook
 
-    missing = Path(__file__).resolve().parent / "no-such-folder"
+    missing = shared_folder / "no-such-folder"
     nb = notebook(code("x = 1", "step:load", f"volume:raw:{missing}"), code("y = x", "step:train"))
     with pytest.raises(Nb2PipeError, match="nb2pipe submit"):
         run_notebook(write_notebook(tmp_path, nb), workdir=tmp_path / "work")
