@@ -3,10 +3,10 @@ reject or misread in each deployment mode, in words a user can act on."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from nb2pipe import k8s_names
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOY_MODES, RUNTIME_CHOICES, SCALE_METRICS, DeploySettings
 
@@ -127,7 +127,7 @@ def gpu_type_problem(gpu_type: str) -> str | None:
     """Why Kubernetes would refuse ``gpu_type`` as a resource name or a node label value; None when fine."""
     if "/" in gpu_type:
         reason = _extended_resource_problem(gpu_type)
-        if reason is None:
+        if not reason:
             return None
         return (
             f"GPU type {gpu_type!r} is not an extended resource name: {reason}; write DOMAIN/NAME as your device "
@@ -135,8 +135,9 @@ def gpu_type_problem(gpu_type: str) -> str | None:
             "'/' (NVIDIA-H100-80GB-HBM3)"
         )
     value = gpu_product_label(gpu_type)
-    reason = _label_value_problem(value)
-    if reason is None:
+    # k8s_names.label_value_problem lets an empty value pass; a GPU product cannot be empty
+    reason = k8s_names.name_problem(value, "label value")
+    if not reason:
         return None
     shown = repr(gpu_type) + (f" (label value {value!r})" if value != gpu_type else "")
     return (
@@ -146,14 +147,12 @@ def gpu_type_problem(gpu_type: str) -> str | None:
     )
 
 
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-#: Kubernetes checks an extended resource as the quota name "requests.<name>" (IsExtendedResourceName)
+#: Kubernetes checks an extended resource as the quota name "requests.<name>" too (IsExtendedResourceName)
 _QUOTA_PREFIX = "requests."
 
 
-def _extended_resource_problem(name: str) -> str | None:
-    """Kubernetes' IsExtendedResourceName, in words (pkg/apis/core/helper/helpers.go)."""
+def _extended_resource_problem(name: str) -> str:
+    """Kubernetes' IsExtendedResourceName, in words (pkg/apis/core/helper/helpers.go); empty when fine."""
     domain, _, short = name.partition("/")
     if "/" in short:
         return "it has more than one '/'"
@@ -161,28 +160,10 @@ def _extended_resource_problem(name: str) -> str | None:
         return "names in the kubernetes.io namespace are Kubernetes' own resources, not a device plugin's"
     if name.startswith(_QUOTA_PREFIX):
         return "names starting with 'requests.' are resource quota names"
-    if not _DNS_SUBDOMAIN.fullmatch(domain) or len(_QUOTA_PREFIX + domain) > 253:
-        return "the part before '/' must be a DNS subdomain (lowercase letters, digits, '-' and '.', e.g. nvidia.com)"
-    if len(short) > 63 or not _QUALIFIED_NAME.fullmatch(short):
-        return (
-            "the part after '/' must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
-            "or digit"
-        )
-    return None
-
-
-def _label_value_problem(value: str) -> str | None:
-    """Kubernetes' IsValidLabelValue, in words, for a value that must not be empty."""
-    if not value:
-        return "it is empty"
-    if len(value) > 63:
-        return f"it has {len(value)} characters, at most 63 fit"
-    odd = sorted({ch for ch in value if not (ch.isascii() and (ch.isalnum() or ch in "-_."))})
-    if odd:
-        return f"it has {' '.join(repr(ch) for ch in odd)}: only letters, digits, '-', '_' and '.' fit"
-    if not (value[0].isalnum() and value[-1].isalnum()):
-        return "it must start and end with a letter or digit"
-    return None
+    # the quota name's prefix, "requests." + domain, must be a subdomain too: 9 characters less room
+    longest = k8s_names.SUBDOMAIN_MAX - len(_QUOTA_PREFIX)
+    domain_problem = k8s_names.subdomain_problem(domain, "part before '/'", longest=longest)
+    return domain_problem or k8s_names.name_problem(short, "part after '/'")
 
 
 def parse_kserve_version(text: str) -> tuple[int, int] | None:

@@ -129,15 +129,20 @@ def test_the_dsl_file_compiles_to_the_same_workspace(tmp_path: Path):
 # -- a local run -----------------------------------------------------------------------------------
 
 
-def test_a_local_run_passes_a_big_value_through_the_workspace_folder(tmp_path: Path):
-    nb = _steps()
-    run = LocalRun(
+def _local_run(tmp_path: Path, nb: dict[str, Any]) -> LocalRun:
+    """A local run of ``nb`` with a workspace, keeping the steps' variables to read back."""
+    return LocalRun(
         notebook=write_notebook(tmp_path, nb),
         pipeline_yaml=emit_pipeline_yaml(_with_workspace(plan_of(nb))),
         workdir=tmp_path / "work",
         parameters={},
         keep_variables=True,
     )
+
+
+def test_a_local_run_passes_a_big_value_through_the_workspace_folder(tmp_path: Path):
+    nb = _steps()
+    run = _local_run(tmp_path, nb)
     result = run.start()
     assert result.status == "succeeded", result.failures
     expected = float(np.arange(5 * MIB // 8, dtype="float64").sum()) + 6
@@ -211,13 +216,7 @@ def test_a_resumed_local_run_reads_the_reused_steps_values_from_the_workspace(tm
             "step:use",
         ),
     )
-    run = LocalRun(
-        notebook=write_notebook(tmp_path, nb),
-        pipeline_yaml=emit_pipeline_yaml(_with_workspace(plan_of(nb))),
-        workdir=tmp_path / "work",
-        parameters={},
-        keep_variables=True,
-    )
+    run = _local_run(tmp_path, nb)
     first = run.start()
     assert first.status == "failed"
     flag.unlink()

@@ -1,7 +1,7 @@
 /**
  * Checks of the step settings that become pod fields (tolerations, node selectors, affinity,
- * environment variables, volumes, GPU types), mirroring nb2pipe/notebook/k8s_names.py,
- * scheduling.py, volumes.py and nb2pipe/deploy_checks.py word for word where they can. No
+ * environment variables, volumes, GPU types), mirroring nb2pipe/k8s_names.py,
+ * nb2pipe/notebook/scheduling.py, volumes.py and nb2pipe/deploy_checks.py word for word where they can. No
  * JupyterLab imports.
  */
 
@@ -35,11 +35,12 @@ export function isPrintable(text: string): boolean {
   return ![...text].some(ch => ch !== ' ' && /[\p{C}\p{Z}]/u.test(ch));
 }
 
-// Kubernetes' rules for names and values (nb2pipe/notebook/k8s_names.py)
+// Kubernetes' rules for names and values (nb2pipe/k8s_names.py)
 
 const LOWER = 'abcdefghijklmnopqrstuvwxyz';
 const DIGITS = '0123456789';
 const ALNUM = LOWER + LOWER.toUpperCase() + DIGITS;
+export const SUBDOMAIN_MAX = 253;
 
 function spelledProblem(text: string, what: string, ends: string, inner: string, longest: number, spelled: string): string {
   if (!text) {
@@ -55,13 +56,19 @@ function spelledProblem(text: string, what: string, ends: string, inner: string,
   return '';
 }
 
-function nameProblem(text: string, what: string): string {
+/** A label-style name: at most 63 of [A-Za-z0-9-_.], starting and ending alphanumeric. */
+export function nameProblem(text: string, what: string): string {
   return spelledProblem(text, what, ALNUM, '-_.', 63, "ASCII letters, digits, '-', '_' and '.'");
 }
 
-/** A DNS-1123 subdomain: at most 253 of [a-z0-9-.], starting and ending alphanumeric. */
-export function subdomainProblem(text: string, what: string): string {
-  return spelledProblem(text, what, LOWER + DIGITS, '-.', 253, "lowercase letters, digits, '-' and '.'");
+/** A DNS-1123 subdomain: at most `longest` of [a-z0-9-.], each part between dots starting and ending alphanumeric. */
+export function subdomainProblem(text: string, what: string, longest = SUBDOMAIN_MAX): string {
+  const ends = LOWER + DIGITS;
+  const problem = spelledProblem(text, what, ends, '-.', longest, "lowercase letters, digits, '-' and '.'");
+  if (!problem && !text.split('.').every(part => part && ends.includes(part[0]) && ends.includes(part[part.length - 1]))) {
+    return `the ${what} must have a letter or digit on each side of every '.'`;
+  }
+  return problem;
 }
 
 /** A label key: `[PREFIX/]NAME`, the prefix a DNS subdomain. */
@@ -294,8 +301,8 @@ export function gpuProductLabel(name: string): string {
   return name.trim().replace(/ /g, '-');
 }
 
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const QUALIFIED_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+/** Kubernetes checks an extended resource as the quota name "requests.<name>" too. */
+const QUOTA_PREFIX = 'requests.';
 
 /** Kubernetes' IsExtendedResourceName, in words. */
 function extendedResourceProblem(name: string): string {
@@ -306,35 +313,12 @@ function extendedResourceProblem(name: string): string {
   if (name.includes('kubernetes.io/')) {
     return "names in the kubernetes.io namespace are Kubernetes' own resources, not a device plugin's";
   }
-  if (name.startsWith('requests.')) {
+  if (name.startsWith(QUOTA_PREFIX)) {
     return "names starting with 'requests.' are resource quota names";
   }
-  if (!DNS_SUBDOMAIN.test(domain) || ('requests.' + domain).length > 253) {
-    return "the part before '/' must be a DNS subdomain (lowercase letters, digits, '-' and '.', e.g. nvidia.com)";
-  }
-  if (short.length > 63 || !QUALIFIED_NAME.test(short)) {
-    return "the part after '/' must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
-  }
-  return '';
-}
-
-/** Kubernetes' IsValidLabelValue, in words, for a value that must not be empty. */
-function productLabelProblem(value: string): string {
-  if (!value) {
-    return 'it is empty';
-  }
-  const length = [...value].length;
-  if (length > 63) {
-    return `it has ${length} characters, at most 63 fit`;
-  }
-  const odd = [...new Set([...value].filter(ch => !/^[A-Za-z0-9._-]$/.test(ch)))].sort();
-  if (odd.length) {
-    return `it has ${odd.map(pyRepr).join(' ')}: only letters, digits, '-', '_' and '.' fit`;
-  }
-  if (!/^[A-Za-z0-9]/.test(value) || !/[A-Za-z0-9]$/.test(value)) {
-    return 'it must start and end with a letter or digit';
-  }
-  return '';
+  // the quota name's prefix, "requests." + domain, must be a subdomain too: 9 characters less room
+  const longest = SUBDOMAIN_MAX - QUOTA_PREFIX.length;
+  return subdomainProblem(domain, "part before '/'", longest) || nameProblem(short, "part after '/'");
 }
 
 /** Why Kubernetes would refuse `gpuType` as a resource name (with '/') or a GPU product's node label value. */
@@ -348,7 +332,8 @@ export function gpuTypeProblem(gpuType: string): string {
       : '';
   }
   const value = gpuProductLabel(gpuType);
-  const reason = productLabelProblem(value);
+  // labelValueProblem lets an empty value pass; a GPU product cannot be empty
+  const reason = nameProblem(value, 'label value');
   if (!reason) {
     return '';
   }

@@ -75,33 +75,6 @@ export const LIST_FIELDS = [
 ] as const;
 export type ListField = (typeof LIST_FIELDS)[number];
 
-export const FORM_FIELDS: (keyof TagForm)[] = [
-  'role',
-  'step',
-  'after',
-  'cpu',
-  'memory',
-  'gpu',
-  'gpuType',
-  'image',
-  'packages',
-  'register',
-  'registerVariable',
-  'promoteMetric',
-  'promoteDirection',
-  'deploy',
-  'driftCurrent',
-  'driftReference',
-  'explain',
-  'shm',
-  'env',
-  'volumes',
-  'nodeSelectors',
-  'tolerations',
-  'affinity',
-  'preferAffinity'
-];
-
 export function emptyForm(): TagForm {
   return {
     role: '',
@@ -130,6 +103,9 @@ export function emptyForm(): TagForm {
     preferAffinity: []
   };
 }
+
+/** Every field of the form: emptyForm's keys (its return type makes it name them all). */
+export const FORM_FIELDS = Object.keys(emptyForm()) as (keyof TagForm)[];
 
 /** A complete form from a partial one (missing fields empty). */
 export function formFrom(partial: Partial<TagForm>): TagForm {

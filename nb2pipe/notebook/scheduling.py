@@ -22,9 +22,9 @@ import difflib
 import re
 from dataclasses import replace
 
+from nb2pipe import k8s_names
 from nb2pipe.deploy_checks import GPU_PRODUCT_LABEL, gpu_product_label
 from nb2pipe.ir import NodeAffinityRule, StepOptions, Tag, Toleration
-from nb2pipe.notebook import k8s_names
 
 #: Tag kinds this module reads.
 SCHEDULING_KINDS = frozenset({"toleration", "node", "affinity", "prefer-affinity", "shm", "env"})

@@ -11,9 +11,10 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nb2pipe import k8s_names
 from nb2pipe.deploy_checks import gpu_type_problem
 from nb2pipe.ir import DEPLOY_MODES, EXPLAIN_METHODS, RUNTIME_CHOICES, SCALE_METRICS, Tag, is_service_name
-from nb2pipe.notebook import k8s_names, scheduling
+from nb2pipe.notebook import scheduling
 from nb2pipe.notebook.volumes import claim_problem, mount_path_problem
 
 #: Tags whose cell plays a whole role; a cell has at most one.

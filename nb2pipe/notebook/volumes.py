@@ -20,9 +20,9 @@ import posixpath
 import re
 from collections.abc import Mapping
 
+from nb2pipe import k8s_names
 from nb2pipe.errors import Diagnostic, Location, warning
 from nb2pipe.ir import NewClaim, VolumeMount
-from nb2pipe.notebook import k8s_names
 from nb2pipe.notebook.metadata import LIST, TEXT, Field, MetadataReader
 
 #: Paths a claim may not hide: the shell and KFP's executor write the step's program and

@@ -3,6 +3,7 @@ import problems from './tag_problems.json';
 
 import {
   FORM_FIELDS,
+  LIST_FIELDS,
   TagForm,
   emptyForm,
   formFrom,
@@ -17,7 +18,7 @@ import {
   writeTags
 } from '../tags';
 import { isCpuQuantity, isMemoryQuantity, isServiceName, isStepName, validateForm } from '../tagChecks';
-import { gpuProductLabel, isPrintable, mountPathProblem, pyRepr, shown, similarity } from '../podChecks';
+import { shown } from '../podChecks';
 
 interface Case {
   name: string;
@@ -27,6 +28,11 @@ interface Case {
 
 describe('tag_cases.json (shared with the Python cross-check)', () => {
   const all = cases as Case[];
+
+  it('names every field of the form, the list fields as the ones that hold lists', () => {
+    expect(FORM_FIELDS).toHaveLength(24);
+    expect(FORM_FIELDS.filter(key => Array.isArray(emptyForm()[key]))).toEqual([...LIST_FIELDS]);
+  });
 
   it('uses only the form field names', () => {
     for (const c of all) {
@@ -449,55 +455,5 @@ describe('step settings (scheduling, environment, volumes)', () => {
       shm: '64Mi'
     });
     expect(validateForm(form)).toEqual({});
-  });
-});
-
-describe('GPU types', () => {
-  const gpuType = (type: string) => validateForm(formFrom({ gpu: '1', gpuType: type })).gpuType;
-
-  it('accepts a GPU product with spaces, as nvidia-smi prints it', () => {
-    expect(gpuType('NVIDIA H100 80GB HBM3')).toBeUndefined();
-    expect(gpuProductLabel(' NVIDIA H100 80GB HBM3 ')).toBe('NVIDIA-H100-80GB-HBM3');
-  });
-
-  it("checks a name with '/' as an extended resource", () => {
-    for (const ok of ['nvidia.com/gpu', 'nvidia.com/mig-1g.10gb', 'amd.com/gpu', 'example.com/accel.big']) {
-      expect(gpuType(ok)).toBeUndefined();
-    }
-    expect(gpuType('nvidia.com/')).toMatch(/the part after '\/'/);
-    expect(gpuType('.nvidia.com/gpu')).toMatch(/the part before '\/' must be a DNS subdomain/);
-  });
-});
-
-describe('Python look-alikes', () => {
-  it("quotes as Python's repr does", () => {
-    expect(pyRepr('a')).toBe("'a'");
-    expect(pyRepr("it's")).toBe('"it\'s"');
-    expect(pyRepr('both \' and "')).toBe("'both \\' and \"'");
-    expect(pyRepr('tab\there')).toBe("'tab\\there'");
-    expect(pyRepr('\u0007')).toBe("'\\x07'");
-    expect(shown('x'.repeat(41))).toBe(`'${'x'.repeat(37)}...'`);
-  });
-
-  it("tells printable text as Python's isprintable does", () => {
-    expect(isPrintable('a b/ü')).toBe(true);
-    expect(isPrintable('a\u00a0b')).toBe(false);
-    expect(isPrintable('a\u200bb')).toBe(false);
-    expect(isPrintable('a\nb')).toBe(false);
-  });
-
-  it("scores similarity as difflib's SequenceMatcher.ratio", () => {
-    // values printed by Python's difflib.SequenceMatcher(None, a, b).ratio()
-    expect(similarity('NoExecut', 'NoExecute')).toBeCloseTo(0.9411764705882353);
-    expect(similarity('Never', 'NoExecute')).toBeCloseTo(0.42857142857142855);
-    expect(similarity('abcd', 'bcda')).toBeCloseTo(0.75);
-    expect(similarity('', '')).toBe(1);
-  });
-
-  it('finds a mount path that normpath would change', () => {
-    for (const bad of ['/a//b', '/a/./b', '/a/', '//a', '/a/..']) {
-      expect(mountPathProblem(bad)).toMatch(/plainly/);
-    }
-    expect(mountPathProblem('/a/b.c/..d')).toBe('');
   });
 });
