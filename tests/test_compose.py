@@ -207,6 +207,31 @@ def test_the_editor_graph_groups_a_sub_pipelines_tasks_under_its_node():
     assert edges[("train", "report")] == ["model", "score"]
     assert edges[("train.features", "train.fit")] == ["frame"]
     assert {"cell": 4, "step": None, "role": "notebook"} in graph["cells"]
+    # each edge out of a sub-pipeline names the task inside it that makes each value, nested ones resolved
+    made_by = {(edge["source"], edge["target"]): edge.get("from_tasks") for edge in graph["edges"]}
+    assert made_by[("train", "report")] == {"model": "train.fit", "score": "train.fit"}
+    assert made_by[("train.features", "train.fit")] == {"frame": "train.features.make_features"}
+    assert made_by[("setup", "report")] is None  # between the parent's own steps: no new field
+
+
+def test_the_editor_graph_names_each_value_s_producer_inside_a_sub_pipeline_not_its_last_task(tmp_path: Path):
+    from nb2pipe.editor.graph import describe_source
+
+    shutil.copytree(COMPOSE, tmp_path / "nb")
+    child = tmp_path / "nb" / "train.ipynb"
+    nb = nbformat.read(child, as_version=4)
+    # a last task that reads fit's score: the sub-pipeline's only sink, yet it makes none of model and score
+    nb.cells.append(nbformat.from_dict(code("checked = score > 0.5", "step:check")))
+    nbformat.write(nb, child)
+    parent = _variant(tmp_path / "p", lambda nb: nb.cells.append(code("print(checked, model)", "step:show")))
+    shutil.copy(child, parent.parent / "train.ipynb")
+
+    graph = describe_source(parent.read_text(encoding="utf-8"), str(parent)).to_json()
+    edges = {(edge["source"], edge["target"]): edge for edge in graph["edges"]}
+    assert edges[("train.fit", "train.check")]["variables"] == ["score"]
+    assert edges[("train", "report")]["from_tasks"] == {"model": "train.fit", "score": "train.fit"}
+    assert edges[("train", "show")]["variables"] == ["checked", "model"]
+    assert edges[("train", "show")]["from_tasks"] == {"checked": "train.check", "model": "train.fit"}
 
 
 def _variant(tmp_path: Path, edit: Any) -> Path:

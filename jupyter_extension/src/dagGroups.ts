@@ -3,8 +3,10 @@
  * group: the nodes whose `group` is its id are its members (a nested sub-pipeline's members
  * name the inner group, `train.features`). A collapsed group is drawn as one node standing for
  * all it holds; an expanded one as a frame around its members. Edges that meet a hidden member
- * are drawn to the collapsed group that holds it; edges that meet an expanded group are drawn to
- * its entry members (none of its members feeds them) or from its exit members (they feed none).
+ * are drawn to the collapsed group that holds it. An edge out of a group comes from the task
+ * its `from_tasks` names for each value (or the collapsed group holding that task); without it,
+ * as edges into an expanded group, it meets the group's exit members (they feed no member) or
+ * entry members (no member feeds them).
  *
  * Pure, no DOM: dag.ts lays out what this module says is shown.
  */
@@ -109,7 +111,7 @@ export class Groups {
    */
   edges(edges: readonly GraphEdge[]): GraphEdge[] {
     const merged = new Map<string, GraphEdge>();
-    for (const edge of edges) {
+    for (const edge of ([] as GraphEdge[]).concat(...edges.map(e => this._byProducer(e)))) {
       if (!this._nodes.has(edge.source) || !this._nodes.has(edge.target)) {
         continue;
       }
@@ -146,6 +148,35 @@ export class Groups {
     const ends = members.filter(m => !linked.has(m));
     // a cycle among the members (the server reports it) leaves none: every member then
     return ([] as string[]).concat(...(ends.length ? ends : members).map(m => this.ends(m, side)));
+  }
+
+  /**
+   * `edge` split by the task inside its source group that makes each value (`from_tasks`), those
+   * parts starting there; values it names no known task inside the group for stay on the source.
+   */
+  private _byProducer(edge: GraphEdge): GraphEdge[] {
+    const producers = edge.from_tasks;
+    if (!producers || !edge.variables.length) {
+      return [edge];
+    }
+    const parts = new Map<string, string[]>();
+    for (const variable of edge.variables) {
+      const task = Object.prototype.hasOwnProperty.call(producers, variable) ? producers[variable] : null;
+      const inside = task !== null && task !== edge.source && this._nodes.has(task) && this._holds(edge.source, task);
+      const source = inside ? task : edge.source;
+      parts.set(source, [...(parts.get(source) ?? []), variable]);
+    }
+    return [...parts].map(([source, variables]) => ({ source, target: edge.target, variables, kind: edge.kind }));
+  }
+
+  /** Whether group `group` holds `id`, directly or through the groups inside it. */
+  private _holds(group: string, id: string): boolean {
+    for (let up = this.parent(id); up !== null; up = this.parent(up)) {
+      if (up === group) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private _memberLinks(group: string): [string, string][] {

@@ -11,7 +11,7 @@ import { h } from './dom';
 import { NotebookState } from './panelState';
 import { IRunActions, markFailedCell, renderRunStatus, RunHistoryView } from './runResults';
 import { Diagnostic, RunFailure, RunSummary } from './types';
-import { markCells, renderDiagnosticList, renderRunBox } from './views';
+import { listedEndpoints, markCells, renderDiagnosticList, renderRunBox } from './views';
 
 export interface IRunSectionOptions {
   /** select cell `index` of the followed notebook */
@@ -39,13 +39,12 @@ export class RunSection {
   render(state: NotebookState | null, panel: NotebookPanel | null): void {
     renderDeployCalls(this.deployBox, state?.deployments ?? []);
     const run = state?.run ?? null;
-    // the endpoints the run started, listed with the deployments (their title names the run)
-    const endpoints = (run?.endpoints ?? []).map(e => ({ ...e, target: 'from the run', model_uri: run?.run_id ?? '' }));
     renderRunBox(this.runBox, {
       status: run ? renderRunStatus(run, this._actions) : null,
       runUrl: state?.runUrl ?? null,
       runId: state?.runId ?? null,
-      deployments: [...(state?.deployments ?? []), ...endpoints]
+      // the endpoints the run started, listed with the deployments (their title names the run)
+      deployments: listedEndpoints(state?.deployments ?? [], run)
     });
     const failure = run?.failure ?? null;
     if (panel && (this._markedFailure.panel !== panel || this._markedFailure.failure !== failure)) {

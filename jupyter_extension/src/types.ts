@@ -51,6 +51,8 @@ export interface GraphEdge {
   target: string;
   variables: string[];
   kind: 'data' | 'order' | string;
+  /** out of a sub-pipeline: each variable -> the innermost task inside it that makes the value */
+  from_tasks?: Record<string, string>;
 }
 
 /** Where one code cell goes: `step` names its step, or `role` says why it has none. */

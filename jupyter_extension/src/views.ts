@@ -6,7 +6,7 @@
 
 import { cellSeverities, formatDiagnostic, groupByCell } from './diagnostics';
 import { clear, h } from './dom';
-import { Deployment, Diagnostic } from './types';
+import { Deployment, Diagnostic, Run } from './types';
 
 /** The diagnostics, by cell; an item of a cell calls `onJump(cell)` when clicked. */
 export function renderDiagnosticList(
@@ -72,7 +72,33 @@ export interface IRunBox {
   deployments: readonly Deployment[];
 }
 
-/** The run's status, the Kubeflow link (`run-link`) and the endpoints, or "No run yet." */
+/** The `target` of an endpoint a run's deploy task started. */
+export const FROM_THE_RUN = 'from the run';
+
+/**
+ * What the run box lists: the deployments, then the services `run` started, each service at
+ * one URL listed once. A run that deploys and a local Deploy after it serve the same service at
+ * the same URL (Deploy restarts that server in place): one server, so one row, the Deploy's.
+ */
+export function listedEndpoints(deployments: readonly Deployment[], run: Run | null): Deployment[] {
+  const fromRun = (run?.endpoints ?? []).map(e => ({ ...e, target: FROM_THE_RUN, model_uri: run?.run_id ?? '' }));
+  const seen = new Set<string>();
+  return [...deployments, ...fromRun].filter(d => {
+    if (!d.url) {
+      return true;
+    }
+    const key = `${d.service}\u0000${d.url.replace(/\/+$/, '')}`;
+    const first = !seen.has(key);
+    seen.add(key);
+    return first;
+  });
+}
+
+/**
+ * The run's status, the Kubeflow link (`run-link`) and the endpoints, or "No run yet." A service
+ * listed more than once (at different URLs: a run's local server and a cluster Deploy) says where
+ * each row comes from.
+ */
 export function renderRunBox(box: HTMLElement, { status, runUrl, runId, deployments }: IRunBox): void {
   clear(box);
   if (status) {
@@ -90,12 +116,14 @@ export function renderRunBox(box: HTMLElement, { status, runUrl, runId, deployme
   }
   if (deployments.length) {
     const list = h('ul', { className: 'nb2pipe-endpoints', 'id-nb2pipe': 'endpoints' });
+    const rows = new Map<string, number>();
+    deployments.forEach(d => rows.set(d.service, (rows.get(d.service) ?? 0) + 1));
     for (const d of deployments) {
       list.appendChild(
         h(
           'li',
-          { 'data-service': d.service, title: `${d.target}, ${d.model_uri}` },
-          `${d.service}: `,
+          { 'data-service': d.service, 'data-target': d.target, title: `${d.target}, ${d.model_uri}` },
+          rows.get(d.service)! > 1 ? `${d.service} (${d.target}): ` : `${d.service}: `,
           d.url ? h('a', { href: d.url, target: '_blank', rel: 'noopener noreferrer' }, d.url) : h('span', {}, 'no URL yet')
         )
       );

@@ -55,6 +55,8 @@ class GraphEdge:
     source: str
     target: str
     variables: tuple[str, ...]
+    #: an edge out of a sub-pipeline: (variable, the innermost task inside it that makes the value)
+    from_tasks: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -62,7 +64,15 @@ class GraphEdge:
         return DATA if self.variables else ORDER
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "variables": list(self.variables), "kind": self.kind}
+        found: dict[str, Any] = {
+            "source": self.source,
+            "target": self.target,
+            "variables": list(self.variables),
+            "kind": self.kind,
+        }
+        if self.from_tasks:  # only out of a sub-pipeline, so older readers see the edges they knew
+            found["from_tasks"] = dict(self.from_tasks)
+        return found
 
 
 @dataclass(frozen=True)
@@ -165,10 +175,18 @@ def describe_plan(
     """The graph of an already compiled plan (``metadata``: the notebook's metadata; ``places``:
     where each code cell goes, from :func:`cell_places`, when the caller has the layout)."""
     edges: dict[tuple[str, str], set[str]] = {}
+    producers: dict[tuple[str, str], dict[str, str]] = {}
+    # a child hands back only values its own steps make (plan/pipeline.py, _exported), so each
+    # output's step is a node of the child's graph
+    made_by = {sub.task: {o.name: f"{sub.task}.{o.step}" for o in sub.outputs} for sub in plan.subpipelines}
 
     def link(source: str | None, target: str, *variables: str) -> None:
         if source is not None:
             edges.setdefault((source, target), set()).update(variables)
+            inner = made_by.get(source, {})
+            made = {name: inner[name] for name in variables if name in inner}
+            if made:
+                producers.setdefault((source, target), {}).update(made)
 
     nodes = [_step_node(step) for step in plan.steps]
     for step in plan.steps:
@@ -214,14 +232,21 @@ def describe_plan(
             group = f"{sub.task}.{node.group}" if node.group else sub.task
             nodes.append(replace(node, id=f"{sub.task}.{node.id}", cells=(), group=group))
         for edge in inner.edges:
-            link(f"{sub.task}.{edge.source}", f"{sub.task}.{edge.target}", *edge.variables)
+            source, target = f"{sub.task}.{edge.source}", f"{sub.task}.{edge.target}"
+            link(source, target, *edge.variables)
+            if edge.from_tasks:  # out of a nested sub-pipeline: its producer, prefixed like every inner node
+                made = {name: f"{sub.task}.{task}" for name, task in edge.from_tasks}
+                producers.setdefault((source, target), {}).update(made)
     return NotebookGraph(
         notebook=notebook,
         pipeline=plan.name,
         settings=metadata_settings(metadata),
         parameters=tuple({"name": p.name, "type": p.type, "default": p.default} for p in plan.parameters),
         nodes=tuple(nodes),
-        edges=tuple(GraphEdge(s, t, tuple(sorted(v))) for (s, t), v in sorted(edges.items())),
+        edges=tuple(
+            GraphEdge(s, t, tuple(sorted(v)), tuple(sorted(producers.get((s, t), {}).items())))
+            for (s, t), v in sorted(edges.items())
+        ),
         diagnostics=tuple(d.to_json() for d in plan.warnings),
         cells=places,
     )

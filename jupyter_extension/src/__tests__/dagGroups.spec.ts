@@ -26,8 +26,20 @@ const composed: Graph = {
   edges: [
     { source: 'setup', target: 'report', variables: ['label'], kind: 'data' },
     { source: 'setup', target: 'train', variables: ['label'], kind: 'data' },
-    { source: 'train', target: 'report', variables: ['model', 'score'], kind: 'data' },
-    { source: 'train.features', target: 'train.fit', variables: ['frame'], kind: 'data' }
+    {
+      source: 'train',
+      target: 'report',
+      variables: ['model', 'score'],
+      kind: 'data',
+      from_tasks: { model: 'train.fit', score: 'train.fit' }
+    },
+    {
+      source: 'train.features',
+      target: 'train.fit',
+      variables: ['frame'],
+      kind: 'data',
+      from_tasks: { frame: 'train.features.make_features' }
+    }
   ],
   cells: [
     { cell: 3, step: 'setup', role: 'step' },
@@ -126,6 +138,63 @@ describe('sub-pipelines in the layout', () => {
     expect(groups.itemUnder('train', 'train.features.make_features')).toBe('train.features');
     expect(groups.meet('train.fit', 'train.features.make_features')).toBe('train');
     expect(groups.meet('setup', 'train.fit')).toBeNull();
+  });
+
+  it('draws an open group\'s edge out of it from the task that makes each value, not from every sink', () => {
+    // train gets a second sink, `check` (it reads fit's score); `report` reads model and score (from
+    // fit) and `checked` (from check)
+    const graph: Graph = {
+      ...composed,
+      nodes: [...composed.nodes, node('train.check', 'step', 'check', [], 'train')],
+      edges: [
+        ...composed.edges.filter(e => e.source !== 'train'),
+        {
+          source: 'train',
+          target: 'report',
+          variables: ['checked', 'model', 'score'],
+          kind: 'data',
+          from_tasks: { checked: 'train.check', model: 'train.fit', score: 'train.fit' }
+        },
+        { source: 'train.fit', target: 'train.check', variables: ['score'], kind: 'data' }
+      ]
+    };
+    const open = pairs(layout(graph, new Set(['train'])));
+    expect(open).toContain('train.fit->report:model,score');
+    expect(open).toContain('train.check->report:checked');
+    expect(open.filter(p => p.endsWith('->report:checked,model,score'))).toEqual([]);
+    // collapsed: one edge from the group, as before
+    expect(pairs(layout(graph))).toContain('train->report:checked,model,score');
+    // a nested producer inside a collapsed inner group: drawn from that group
+    const nested: Graph = {
+      ...graph,
+      edges: [
+        ...graph.edges,
+        { source: 'train', target: 'report', variables: ['frame'], kind: 'data', from_tasks: { frame: 'train.features.make_features' } }
+      ]
+    };
+    expect(pairs(layout(nested, new Set(['train'])))).toContain('train.features->report:frame');
+    expect(pairs(layout(nested, new Set(['train', 'train.features'])))).toContain('train.features.make_features->report:frame');
+  });
+
+  it('without from_tasks (an older server), or naming no task inside the group, draws from the group\'s sinks', () => {
+    const graph: Graph = {
+      ...composed,
+      nodes: [...composed.nodes, node('train.check', 'step', 'check', [], 'train')],
+      edges: [
+        ...composed.edges.filter(e => e.source !== 'train'),
+        { source: 'train', target: 'report', variables: ['model'], kind: 'data' },
+        { source: 'train.fit', target: 'train.check', variables: ['score'], kind: 'data' }
+      ]
+    };
+    expect(pairs(layout(graph, new Set(['train'])))).toEqual([
+      'setup->report:label',
+      'setup->train.features:label',
+      'train.check->report:model',
+      'train.features->train.fit:frame',
+      'train.fit->train.check:score'
+    ]);
+    const outside = { ...graph, edges: graph.edges.map(e => (e.source === 'train' ? { ...e, from_tasks: { model: 'report' } } : e)) };
+    expect(pairs(layout(outside, new Set(['train'])))).toContain('train.check->report:model');
   });
 
   it('draws a node whose group is not in the graph at the top level', () => {

@@ -7,7 +7,7 @@ import { cellTagsHost, notebookSettingsHost } from '../panelActions';
 import { ProblemsSection, RunSection } from '../panelRunSection';
 import { NotebookState } from '../panelState';
 import { ActionBar } from '../panelToolbar';
-import { Run } from '../types';
+import { DeployResult, Run } from '../types';
 
 /** A stand-in for a NotebookPanel: cell nodes and metadata, nothing else. */
 function fakeNotebook(cellCount: number): { panel: NotebookPanel; nodes: HTMLElement[]; metadata: Map<string, unknown> } {
@@ -91,6 +91,78 @@ describe('RunSection', () => {
     expect(byId(section.runBox, 'run-status')).not.toBeNull();
     expect(section.runBox.textContent).not.toContain('No run yet.');
     expect(nodes[0].classList.contains('nb2pipe-cell-failed')).toBe(true);
+  });
+});
+
+describe('RunSection and a deployed model', () => {
+  const url = 'http://127.0.0.1:8080';
+  // GET /nb2pipe/runs/RUN_ID of a run whose deploy task served `cancer` locally (RunView.to_json)
+  const deployedRun = {
+    run_id: 'lifecycle-1',
+    notebook: 'lifecycle.ipynb',
+    status: 'succeeded',
+    done: true,
+    steps: [
+      { name: 'train', status: 'succeeded', seconds: 2.5, waiting: false },
+      { name: 'register-cancer-classifier', status: 'succeeded', seconds: 1.2, waiting: false },
+      { name: 'deploy-cancer', status: 'succeeded', seconds: 3.1, waiting: false }
+    ],
+    metrics: { accuracy: 0.96 },
+    failures: [],
+    endpoints: [{ service: 'cancer', url }],
+    log: null,
+    failure: null
+  } as Run;
+  // POST /nb2pipe/deploy afterwards (Deployed.to_json): the same service, restarted at its port
+  const deployAnswer = (target: string, at: string | null): DeployResult => ({
+    deployments: [
+      {
+        service: 'cancer',
+        model_uri: 'models:/cancer-classifier@champion',
+        target,
+        url: at,
+        call: {
+          base_url: at,
+          predict_path: '/v1/models/cancer:predict',
+          infer_path: '/v2/models/cancer/infer',
+          metadata_path: '/v2/models/cancer',
+          inputs: [{ name: 'mean radius', type: 'double', datatype: 'FP64' }],
+          curl: null,
+          curl_note: 'no example input is kept with the model'
+        }
+      }
+    ]
+  });
+  const rows = (section: RunSection) => [...section.runBox.querySelectorAll('[data-nb2pipe-id="endpoints"] li')];
+
+  function shown(deployments: DeployResult | null): RunSection {
+    const section = new RunSection({ onJumpToCell: () => undefined, onOpenReport: () => undefined });
+    const state = new NotebookState();
+    state.run = deployedRun;
+    state.runId = deployedRun.run_id;
+    state.deployments = deployments?.deployments ?? [];
+    section.render(state, fakeNotebook(1).panel);
+    return section;
+  }
+
+  it('lists the run\'s endpoint once', () => {
+    const section = shown(null);
+    expect(rows(section).map(li => li.textContent)).toEqual([`cancer: ${url}`]);
+  });
+
+  it('lists a service the run served and Deploy restarted at the same URL once, not twice', () => {
+    const section = shown(deployAnswer('local', url));
+    expect(rows(section).map(li => li.textContent)).toEqual([`cancer: ${url}`]);
+    expect(section.runBox.querySelectorAll(`a[href="${url}"]`)).toHaveLength(1);
+    expect(rows(section)[0].getAttribute('data-target')).toBe('local');
+    // the Deploy's card still says how to call it
+    expect(byId(section.deployBox, 'deploy-call')!.getAttribute('data-service')).toBe('cancer');
+  });
+
+  it('labels the rows of one service at two URLs with where each comes from', () => {
+    const cluster = 'http://cancer.models.example.com';
+    const section = shown(deployAnswer('cluster', cluster));
+    expect(rows(section).map(li => li.textContent)).toEqual([`cancer (cluster): ${cluster}`, `cancer (from the run): ${url}`]);
   });
 });
 

@@ -1,8 +1,8 @@
 /**
  * @jest-environment jsdom
  */
-import { formatValue, markCells, renderDiagnosticList, renderRunBox } from '../views';
-import { Diagnostic } from '../types';
+import { formatValue, listedEndpoints, markCells, renderDiagnosticList, renderRunBox } from '../views';
+import { Deployment, Diagnostic, Run } from '../types';
 
 const diagnostic = (cell: number | null, message: string): Diagnostic => ({
   code: 'bad-tag',
@@ -71,6 +71,41 @@ describe('renderRunBox', () => {
     const box = document.createElement('div');
     renderRunBox(box, { status: null, runUrl: null, runId: null, deployments: [] });
     expect(box.textContent).toBe('No run yet.');
+  });
+});
+
+describe('listedEndpoints', () => {
+  const run = (endpoints: { service: string; url: string | null }[]) =>
+    ({ run_id: 'nb-1', notebook: 'nb.ipynb', status: 'succeeded', done: true, steps: [], endpoints }) as Run;
+  const deployed = (service: string, url: string | null, target = 'local'): Deployment => ({
+    service,
+    model_uri: `models:/${service}@champion`,
+    target,
+    url
+  });
+
+  it('keeps one row per service and URL (a trailing slash is the same URL), the deployment first', () => {
+    const listed = listedEndpoints(
+      [deployed('cancer', 'http://127.0.0.1:8080/')],
+      run([
+        { service: 'cancer', url: 'http://127.0.0.1:8080' },
+        { service: 'iris', url: 'http://127.0.0.1:8081' }
+      ])
+    );
+    expect(listed.map(d => `${d.service} ${d.target} ${d.url}`)).toEqual([
+      'cancer local http://127.0.0.1:8080/',
+      'iris from the run http://127.0.0.1:8081'
+    ]);
+    expect(listed[1].model_uri).toBe('nb-1');
+  });
+
+  it('keeps a service at another URL, and services without a URL yet', () => {
+    const listed = listedEndpoints(
+      [deployed('cancer', null, 'cluster'), deployed('iris', null, 'cluster')],
+      run([{ service: 'cancer', url: 'http://127.0.0.1:8080' }])
+    );
+    expect(listed.map(d => `${d.service} ${d.target}`)).toEqual(['cancer cluster', 'iris cluster', 'cancer from the run']);
+    expect(listedEndpoints([], null)).toEqual([]);
   });
 });
 
