@@ -24,7 +24,7 @@ from nb2pipe.emit.step_source import (
 from nb2pipe.emit.tasks import ExtraTask, extra_container
 from nb2pipe.emit.volumes import create_claim_lines, new_claims
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, WORKSPACE_INPUT, Packaging, PipelinePlan, Step
+from nb2pipe.ir import METRICS_OUTPUT, REPORT_OUTPUT, WORKSPACE_INPUT, Packaging, PipelinePlan, Step, StepOptions
 
 
 def emit_dsl_text(plan: PipelinePlan, yaml_name: str, packaging: Packaging | None = None) -> str:
@@ -166,6 +166,17 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
     def shown(value: object) -> str:
         return f"{claims[value.name]}.outputs['name']" if isinstance(value, CreatedClaim) else repr(value)
 
+    def option_lines(task: str, options: StepOptions) -> list[str]:
+        """The calls :func:`nb2pipe.emit.options.apply_options` makes, as DSL lines."""
+        rendered_lines = []
+        for call in option_calls(options):
+            rendered = [repr(a) for a in call.args] + [f"{k}={shown(v)}" for k, v in call.kwargs.items()]
+            if call.target == "task":
+                rendered_lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
+            else:
+                rendered_lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
+        return rendered_lines
+
     for step in plan.steps:
         task = f"{names[step.name]}_task"
         arguments = ", ".join(
@@ -180,12 +191,7 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
         lines.append(f"    {task}.set_display_name({step.name!r})")
         if step.after:
             lines.append(f"    {task}.after({', '.join(names[a] + '_task' for a in step.after)})")
-        for call in option_calls(step.options):
-            rendered = [repr(a) for a in call.args] + [f"{k}={shown(v)}" for k, v in call.kwargs.items()]
-            if call.target == "task":
-                lines.append(f"    {task}.{call.name}({', '.join(rendered)})")
-            else:
-                lines.append(f"    kubernetes.{call.name}({', '.join([task, *rendered])})")
+        lines += option_lines(task, step.options)
         if uncached_for_workspace(plan, step):
             lines.append(f"    {task}.set_caching_options(False)")
     for extra in extras:
@@ -198,6 +204,7 @@ def _pipeline_text(plan: PipelinePlan, extras: list[ExtraTask], names: dict[str,
         )
         lines.append(f"    {task} = {names[extra.name]}({arguments})")
         lines.append(f"    {task}.set_display_name({extra.name!r})")
+        lines += option_lines(task, extra.options)
         if extra.side_effects:
             lines.append(f"    {task}.set_caching_options(False)")
     return "\n".join(lines) + "\n"

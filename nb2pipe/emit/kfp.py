@@ -39,7 +39,6 @@ from nb2pipe.ir import (
     Packaging,
     Parameter,
     PipelinePlan,
-    StepOptions,
     SubPipelineOutput,
 )
 
@@ -236,9 +235,7 @@ def _gated(plan: PipelinePlan, components: dict[str, Any], values: dict[str, Any
     task = components[extra.name](**{wire.arg: values[wire.parameter] for wire in extra.wires if wire.parameter})
     task.set_display_name(extra.name)
     task.set_caching_options(False)  # it reads traffic that changes between runs
-    # a blob store's payload log needs its credentials: the gate gets its step's secret: variables
-    step = next(s for s in plan.steps if s.name == extra.step)
-    apply_options(task, StepOptions(secrets=step.options.secrets))
+    apply_options(task, extra.options)
     return dsl.If(task.outputs[RETRAIN_OUTPUT] == True, name="retrain")  # noqa: E712  (a kfp condition)
 
 
@@ -268,6 +265,7 @@ def _add_tasks(plan: PipelinePlan, components: dict[str, Any], values: dict[str,
         }
         task = components[extra.name](**arguments)
         task.set_display_name(extra.name)
+        apply_options(task, extra.options)
         if extra.side_effects:
             task.set_caching_options(False)  # registering and deploying change the world
         tasks[extra.name] = task

@@ -7,12 +7,12 @@ in the registered step's image with ``nb2pipe[...]`` added to its packages.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 from nb2pipe.emit.monitoring import drift_task, explain_task
 from nb2pipe.emit.step_source import Argument
-from nb2pipe.emit.tasks import ExtraTask, Wire, component_function
+from nb2pipe.emit.tasks import ExtraTask, Wire, component_function, inherited_options
 from nb2pipe.identifiers import kfp_identifiers
 from nb2pipe.ir import (
     DEPLOYMENT_OUTPUT,
@@ -27,7 +27,8 @@ from nb2pipe.version import __version__
 
 
 def extra_tasks(plan: PipelinePlan) -> list[ExtraTask]:
-    """The tasks nb2pipe adds after the notebook's steps: register, deploy, explain, drift."""
+    """The tasks nb2pipe adds after the notebook's steps: register, deploy, explain, drift; each
+    with its step's env: and secret: variables (a deploy: cell's own are its step's)."""
     tasks: list[ExtraTask] = []
     for item in plan.lifecycle:
         tasks.append(_register(plan, item))
@@ -35,7 +36,7 @@ def extra_tasks(plan: PipelinePlan) -> list[ExtraTask]:
             tasks.append(_deploy(item))
         tasks += [explain_task(item, method, name) for method, name in item.explain_tasks]
     tasks += [drift_task(item) for item in plan.drift]
-    return tasks
+    return [replace(task, options=inherited_options(plan.step(task.step).options)) for task in tasks]
 
 
 def _register(plan: PipelinePlan, item: LifecycleTask) -> ExtraTask:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from nb2pipe.emit.step_source import Argument
-from nb2pipe.emit.tasks import ExtraTask, Wire, component_function
+from nb2pipe.emit.tasks import ExtraTask, Wire, component_function, inherited_options
 from nb2pipe.ir import (
     DRIFT_FLAG_OUTPUT,
     DRIFT_METRICS_OUTPUT,
@@ -94,4 +94,6 @@ def gate_task(plan: PipelinePlan) -> ExtraTask:
     )
     function = component_function(gate.task, arguments, "monitor_step", call, MODULE)
     wires = (Wire(PAYLOADS_PARAMETER, parameter=PAYLOADS_PARAMETER), Wire(FORCE_PARAMETER, parameter=FORCE_PARAMETER))
-    return ExtraTask(gate.task, function, wires, gate.step, f"nb2pipe[drift,mlflow]=={__version__}")
+    # a blob store's payload log and MLflow need their credentials, as the register task does
+    options = inherited_options(plan.step(gate.step).options)
+    return ExtraTask(gate.task, function, wires, gate.step, f"nb2pipe[drift,mlflow]=={__version__}", options=options)

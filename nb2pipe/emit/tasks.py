@@ -4,11 +4,11 @@ task's component function, where each argument comes from, and the container it 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nb2pipe.emit.images import step_container
 from nb2pipe.emit.step_source import Argument, StepFunction, first_keyword_only, function_name
-from nb2pipe.ir import Packaging, PipelinePlan
+from nb2pipe.ir import Packaging, PipelinePlan, StepOptions
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,21 @@ class ExtraTask:
     requirement: str
     #: registering and deploying change the world: never answer them from the cache
     side_effects: bool = True
+    #: what it takes from its step's options (:func:`inherited_options`)
+    options: StepOptions = field(default_factory=StepOptions)
+
+
+def inherited_options(step: StepOptions) -> StepOptions:
+    """The options a built-in task takes from the step it comes from: the step's ``env:`` and
+    ``secret:`` variables, ``steps_defaults`` included (``step`` is already merged over them).
+
+    Only these travel: they say how to reach and log in to MLflow, the artifact store and the
+    cluster (MLFLOW_TRACKING_TOKEN, AWS_ACCESS_KEY_ID, MLFLOW_S3_ENDPOINT_URL...), which the task
+    needs as much as the step. Resources, GPUs, scheduling and volumes size and place the step's
+    own work: a register or drift task is small, and training's GPU or volume would only hold a
+    node for it.
+    """
+    return StepOptions(env=step.env, secrets=step.secrets)
 
 
 def component_function(
