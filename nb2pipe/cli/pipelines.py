@@ -81,6 +81,11 @@ def add_commands(commands: Commands) -> None:
         action="store_true",
         help="also keep the notebook's final variables (DIR/runs/RUN_ID/variables/)",
     )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="say what the steps' fork server preloaded, what it skipped and which steps start cold (stderr)",
+    )
     _add_index_options(run)
     add_json(run, "print the result as one JSON object, no progress display")
     run.set_defaults(handler=_run)
@@ -247,6 +252,7 @@ def _run(args: argparse.Namespace) -> int:
             observer=progress,
             run_id=args.run_id,
             package_index=_package_index(args),
+            verbose=args.verbose,
         )
     if args.json:
         report = result.to_json()

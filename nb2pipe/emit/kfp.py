@@ -59,6 +59,11 @@ _PARAMETER_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bo
 _KFP_DSL_LOCK = threading.Lock()
 
 
+def launch_script() -> str:
+    """The shell that writes a step's source to a file and runs KFP's executor on it."""
+    return _LAUNCH
+
+
 def install_script(packages: Sequence[str], kfp_version: str, index: PackageIndex = _PIP_DEFAULTS) -> str:
     """Shell that installs kfp and the step's packages only where the image lacks them, from
     ``index`` when it names one (the same versions: only where they come from changes)."""

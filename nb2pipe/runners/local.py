@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import signal
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from nb2pipe.runners.run_folder import create_run_folder, running_here, write_in
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.runners.volumes import check_local_mounts, claim_task_outputs, local_claim_tasks
+from nb2pipe.runners.warm import WarmServer, prelude_modules, warm_enabled
 from nb2pipe.runners.workspace import without_workspace_constants, workspace_arguments, workspace_inputs
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
 from nb2pipe.store.registry import TRACKING_ENV
@@ -84,6 +86,11 @@ class LocalRun:
     observer: RunObserver = field(default_factory=SilentObserver)
     #: the notebook's MLflow server (``metadata.nb2pipe.mlflow_tracking_uri``); MLFLOW_TRACKING_URI wins
     tracking_uri: str | None = None
+    #: steps fork from a server that imported these first (nb2pipe/runners/warm.py); NB2PIPE_WARM=0: all cold
+    warm: bool = field(default_factory=warm_enabled)
+    warm_modules: tuple[str, ...] = ()
+    #: where what a run decides about its steps is said (``--verbose``); nowhere when None
+    say: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         import yaml
@@ -163,6 +170,10 @@ class LocalRun:
         run.save(run_dir)
         self.observer.on_start(run)
         running: dict[str, TaskProcess] = {}
+        self._server: WarmServer | None = None
+        if self.warm:
+            self._server = WarmServer(self.warm_modules, self.notebook.parent, run_dir)
+            self._server.start()
         deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
         try:
             with _interrupt_on_sigterm():
@@ -190,6 +201,9 @@ class LocalRun:
             raise RunInterrupted(
                 f"run {run.run_id} interrupted; finish it with: nb2pipe run {self.notebook} --resume {run.run_id}"
             ) from None
+        finally:
+            if self._server is not None:
+                self._server.close()
         ok = all(step.status in (states.SUCCEEDED, states.NOT_RUN) for step in run.steps.values())
         run.status = states.SUCCEEDED if ok else states.FAILED
         run.save(run_dir)
@@ -358,12 +372,20 @@ class LocalRun:
             result_path=str(task_dir / "nb2pipe-task.json"),
             environment=environment,
         )
-        process = TaskProcess(launch)
+        process = TaskProcess(launch, self._warm_context(name, executor))
         process.start()
         step = run.steps[name]
         step.started, step.finished, step.error, step.waiting = time.time(), None, None, early
         self._mark(run, run_dir, name, states.RUNNING)
         return process
+
+    def _warm_context(self, name: str, executor: Any) -> Any:
+        """The fork server to start task ``name`` from, or None: it starts cold."""
+        return None if self._server is None else self._server.context_for(name, executor, self._say)
+
+    def _say(self, message: str) -> None:
+        if self.say is not None:
+            self.say(message)
 
     def _collect(self, run: RunState, run_dir: Path, name: str, code: int) -> None:
         step = run.steps[name]
@@ -476,6 +498,7 @@ def run_notebook(
     observer: RunObserver | None = None,
     run_id: str | None = None,
     package_index: PackageIndex | None = None,
+    verbose: bool = False,
 ) -> RunResult:
     """Compile ``notebook`` and run it on kfp.local; ``resume`` finishes an earlier run.
     ``run_id`` names a new run (an id that exists is refused) instead of one made of the
@@ -497,6 +520,8 @@ def run_notebook(
         keep_variables=keep_variables,
         observer=observer or SilentObserver(),
         tracking_uri=compiled.plan.mlflow_tracking_uri,
+        warm_modules=prelude_modules(compiled.plan),
+        say=(lambda message: print(message, file=sys.stderr, flush=True)) if verbose else None,
     )
     if parallel:
         local.parallel = parallel

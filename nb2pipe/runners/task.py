@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nb2pipe.processes import stop_group
@@ -54,10 +54,16 @@ def artifact_argument(name: str, record: dict[str, Any]) -> Any:
 class TaskProcess:
     """A running task: poll it, or stop it and everything it started."""
 
-    def __init__(self, launch: TaskLaunch) -> None:
+    def __init__(self, launch: TaskLaunch, warm_context: Any = None) -> None:
+        """``warm_context``: the run's fork server (:mod:`nb2pipe.runners.warm`) to fork this task
+        from, which runs the executor in the task's own process; None starts it cold."""
         self.launch = launch
-        context = multiprocessing.get_context("fork")
-        self._process = context.Process(target=_run_in_child, args=(launch, os.getpid()), name=f"nb2pipe-{launch.task}")
+        self.warm = warm_context is not None
+        context = warm_context or multiprocessing.get_context("fork")
+        sent = _portable(launch) if self.warm else launch  # a fork server's child gets it pickled
+        self._process = context.Process(
+            target=_run_in_child, args=(sent, os.getpid(), self.warm), name=f"nb2pipe-{launch.task}"
+        )
         self.started = time.time()
 
     def start(self) -> None:
@@ -79,6 +85,27 @@ class TaskProcess:
         stop_group(self._process, grace_seconds)
 
 
+def _portable(launch: TaskLaunch) -> TaskLaunch:
+    """``launch`` with its protobuf messages as bytes: generated classes do not pickle."""
+    return replace(
+        launch,
+        component_spec=launch.component_spec.SerializeToString(),
+        executor_spec=launch.executor_spec.SerializeToString(),
+    )
+
+
+def _restored(launch: TaskLaunch) -> TaskLaunch:
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    if not isinstance(launch.component_spec, bytes):
+        return launch
+    return replace(
+        launch,
+        component_spec=pipeline_spec_pb2.ComponentSpec.FromString(launch.component_spec),
+        executor_spec=pipeline_spec_pb2.PipelineDeploymentConfig.ExecutorSpec.FromString(launch.executor_spec),
+    )
+
+
 def read_result(path: str) -> dict[str, Any] | None:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -87,11 +114,15 @@ def read_result(path: str) -> dict[str, Any] | None:
         return None
 
 
-def _run_in_child(launch: TaskLaunch, runner: int) -> None:
+def _run_in_child(launch: TaskLaunch, runner: int, warm: bool = False) -> None:
     os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    threading.Thread(target=_end_with_runner, args=(runner,), name="nb2pipe-runner-watch", daemon=True).start()
+    if warm:
+        _let_the_server_end()
+    # a warm task's parent is the run's fork server, which exits once the runner is gone
+    watch = (runner, os.getppid())
+    threading.Thread(target=_end_with_runner, args=watch, name="nb2pipe-runner-watch", daemon=True).start()
     # a step has no terminal: input() fails at once instead of waiting for a keyboard (as in nbclient)
     nothing = os.open(os.devnull, os.O_RDONLY)
     os.dup2(nothing, 0)
@@ -105,7 +136,7 @@ def _run_in_child(launch: TaskLaunch, runner: int) -> None:
     try:
         os.chdir(launch.workdir)
         os.environ.update(launch.environment)
-        code = _execute(launch)
+        code = _execute(_restored(launch), warm)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -114,17 +145,47 @@ def _run_in_child(launch: TaskLaunch, runner: int) -> None:
         os._exit(code)
 
 
-def _end_with_runner(runner: int, every: float = 0.5) -> None:
+def _end_with_runner(runner: int, parent: int, every: float = 0.5) -> None:
     """A task must not outlive its run: once the runner is gone (killed, even with SIGKILL,
-    the task is handed to another parent), end this task's process group, steps included."""
-    while os.getppid() == runner:
+    the task is handed to another parent), end this task's process group, steps included.
+    ``parent`` is the runner, or the run's fork server (it ends with the runner)."""
+    while os.getppid() == parent and _exists(runner):
         time.sleep(every)
     os.killpg(0, signal.SIGKILL)
 
 
-def _execute(launch: TaskLaunch) -> int:
+def _let_the_server_end() -> None:
+    """A fork server runs while any of its children holds its "alive" pipe, as each does: a
+    task must not keep it, or the server could not end with the runner, nor the task with it."""
+    from multiprocessing import forkserver
+
+    server: Any = forkserver._forkserver
+    if server._forkserver_alive_fd is not None:
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _execute(launch: TaskLaunch, warm: bool = False) -> int:
     from kfp import local
-    from kfp.local import status, task_dispatcher
+    from kfp.local import status, subprocess_task_handler, task_dispatcher
+
+    if warm:
+        import functools
+
+        from nb2pipe.runners.warm import run_command_here
+
+        cold = subprocess_task_handler.run_local_subprocess
+        subprocess_task_handler.run_local_subprocess = functools.partial(run_command_here, cold=cold)
 
     outputs, task_status = task_dispatcher.run_single_task_implementation(
         pipeline_resource_name=launch.run_id,

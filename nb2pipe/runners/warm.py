@@ -1,0 +1,252 @@
+"""Warm steps: a run's fork server, and KFP's executor run in the step's own process.
+
+Cold, a step's process asks kfp.local to run the component's command: a shell that checks the
+packages, then a fresh ``python3 -m kfp.dsl.executor_main`` that imports kfp and the step's
+libraries again. Warm, the runner starts one fork server per run (multiprocessing's
+``forkserver``) that imports kfp, KFP's executor and the notebook's prelude modules once
+(:mod:`nb2pipe.runners.warm_preload`); each step is a child forked from it, in a process group
+of its own as before, and runs the same command's executor in-process (:func:`run_command_here`),
+with the same arguments, environment, folder and log. Only a command of exactly the compiled
+shape whose package checks all pass runs in-process; anything else takes the cold path.
+
+Set ``NB2PIPE_WARM=0`` to start every step cold.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing import forkserver
+from pathlib import Path
+from typing import Any
+
+from nb2pipe.runners import warm_preload
+
+WARM_ENV = "NB2PIPE_WARM"
+#: the longest a step waits for the server's imports before it starts cold instead
+READY_WITHIN_S = 120.0
+#: servers started when a module taints one (each retry leaves the culprit out)
+_ATTEMPTS = 3
+_EXECUTOR_MODULE = "kfp.dsl.executor_main"
+_EXEC_LINE = '"$0" "$@"'
+#: print() before kfp.local swaps in its indenting one for a task's lifetime
+_PRINT = builtins.print
+
+
+def warm_enabled() -> bool:
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@dataclass
+class WarmServer:
+    """The fork server of one run; :meth:`close` stops it (a server outlives nothing: it also
+    exits by itself once the runner that started it is gone)."""
+
+    modules: Sequence[str]
+    notebook_dir: Path
+    report_dir: Path
+    loaded: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    refused: str = ""  # why no step forks from it ("" when they may)
+    _ready: bool = False
+
+    def start(self) -> None:
+        server = _server()
+        server._stop()  # a server from an earlier run in this process imported other modules
+        server.set_forkserver_preload(["nb2pipe.runners.warm_preload"])
+        report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
+        previous = {name: os.environ.get(name) for name in _ENVS}
+        os.environ[warm_preload.MODULES_ENV] = ",".join(m for m in self.modules if m not in self.skipped)
+        os.environ[warm_preload.REPORT_ENV] = str(report)
+        os.environ[warm_preload.FOLDER_ENV] = str(self.notebook_dir)
+        try:
+            server.ensure_running()
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        self._report = report
+
+    def ready(self) -> bool:
+        """Wait for the server's imports; False where no step may fork from it."""
+        if self._ready:
+            return not self.refused
+        for attempt in range(_ATTEMPTS):
+            report = self._wait_for_report()
+            if isinstance(report, str):
+                self.refused = report
+                break
+            self.loaded = list(report["loaded"])
+            self.skipped.update(report["skipped"])
+            self.refused = report["tainted"]
+            if not self.refused:
+                break
+            if attempt + 1 < _ATTEMPTS:  # again, without the module that tainted it
+                self.start()
+        if self.refused:
+            _server()._stop()
+        self._ready = True
+        return not self.refused
+
+    def context_for(self, task: str, executor_spec: Any, say: Callable[[str], None]) -> Any:
+        """The multiprocessing context to start ``task`` with, or None: it starts cold. The
+        first call waits for the server's imports and ``say``s what it preloaded and skipped."""
+        if is_gpu_step(executor_spec):
+            say(f"warm steps: {task} starts cold: it asks for an accelerator")
+            return None
+        first = not self._ready
+        usable = self.ready()
+        if first:
+            say(self.summary())
+        return multiprocessing.get_context("forkserver") if usable else None
+
+    def summary(self) -> str:
+        lines = [f"warm steps: preloaded {', '.join(self.loaded) or 'nothing'}"]
+        lines += [f"warm steps: skipped {name}: {why}" for name, why in sorted(self.skipped.items())]
+        if self.refused:
+            lines.append(f"warm steps: off, every step starts cold: {self.refused}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        _server()._stop()
+        with contextlib.suppress(OSError):
+            self._report.unlink()
+
+    def _wait_for_report(self) -> dict[str, Any] | str:
+        """What the server preloaded, or why there is no telling."""
+        deadline = time.monotonic() + READY_WITHIN_S
+        while time.monotonic() < deadline:
+            try:
+                with open(self._report, encoding="utf-8") as handle:
+                    report = dict(json.load(handle))
+                os.unlink(self._report)
+                return report
+            except FileNotFoundError:
+                pid = _server()._forkserver_pid
+                if pid is None or os.waitpid(pid, os.WNOHANG)[0]:
+                    return "the fork server ended while it imported the notebook's modules"
+                time.sleep(0.02)
+        return f"its imports took over {READY_WITHIN_S:g} s"
+
+
+_ENVS = (warm_preload.MODULES_ENV, warm_preload.REPORT_ENV, warm_preload.FOLDER_ENV)
+
+
+def _server() -> Any:
+    """multiprocessing's fork server (one per process: a run stops it when it ends)."""
+    return forkserver._forkserver
+
+
+def prelude_modules(plan: Any) -> tuple[str, ...]:
+    """What the notebook's prelude imports, submodules included (``import sklearn`` alone loads
+    little of scikit-learn): the plan's top-level modules, then every dotted name its import
+    statements spell (``from a.b import c`` gives ``a.b`` and ``a.b.c``, which may be no module)."""
+    found: dict[str, None] = dict.fromkeys(plan.modules)
+    for block in plan.prelude:
+        try:
+            tree = ast.parse(block.source)
+        except SyntaxError:  # a magic the analysis left in: its imports are still in plan.modules
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(dict.fromkeys(alias.name for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found[node.module] = None
+                found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
+    return tuple(found)
+
+
+def is_gpu_step(executor_spec: Any) -> bool:
+    """A step that asks for an accelerator: it starts cold (CUDA is never initialised before a fork)."""
+    resources = executor_spec.container.resources
+    accelerator = resources.accelerator
+    return bool(accelerator.type or accelerator.resource_type or accelerator.count or accelerator.resource_count)
+
+
+# --- in the step's process ------------------------------------------------------------------
+
+
+def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, cold: Any) -> int:
+    """kfp.local's ``run_local_subprocess``, in this process where ``full_command`` is exactly
+    nb2pipe's compiled command and none of its package checks would install anything; the
+    command through ``cold`` (a new process, as kfp.local runs it) otherwise."""
+    parts = _compiled_parts(full_command)
+    if parts is None or not _packages_present(parts[0]):
+        return int(cold(full_command=full_command, env_vars=env_vars))
+    _, source, arguments = parts
+    os.environ.update(env_vars or {})
+    os.environ["_KFP_RUNTIME"] = "true"
+    program = tempfile.mkdtemp()
+    module_path = os.path.join(program, "ephemeral_component.py")
+    with open(module_path, "w", encoding="utf-8") as handle:
+        handle.write(source)
+    sys.argv = [_EXECUTOR_MODULE, "--component_module_path", module_path, *arguments]
+    sys.path.insert(0, os.getcwd())  # as ``python -m`` puts the current folder first
+    # as in a new process: kfp.local's task logger and its indenting print() stay outside the step
+    logging.root.handlers.clear()
+    logging.root.setLevel(logging.WARNING)
+    builtins.print = _PRINT
+    code = 0
+    try:
+        from kfp.dsl import executor_main  # what ``python -m kfp.dsl.executor_main`` runs
+
+        executor_main.executor_main()
+    except SystemExit as end:
+        code = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    print("\n", flush=True)  # kfp.local ends a step's log so
+    return code
+
+
+def _compiled_parts(command: list[str]) -> tuple[str, str, list[str]] | None:
+    """(install script, component source, executor arguments) of nb2pipe's compiled command."""
+    from nb2pipe.emit.kfp import launch_script
+
+    if len(command) < 7 or command[:2] != ["sh", "-c"] or command[3:5] != ["sh", "-ec"]:
+        return None
+    if command[5] != launch_script().replace("python3", sys.executable):
+        return None
+    if not command[2].rstrip("\n").endswith(_EXEC_LINE) or "--executor_input" not in command[7:]:
+        return None
+    return command[2], command[6], command[7:]
+
+
+def _packages_present(script: str) -> bool:
+    """Every check of the install script passes: it would install nothing. A script with any
+    line other than nb2pipe's checks, installs and ``fi`` is not ours to judge: False."""
+    lines = [line for line in script.rstrip("\n").split("\n")[:-1] if line.strip()]
+    for line in lines:
+        words = shlex.split(line)
+        if words == ["fi"] or (line.startswith("  ") and "pip" in words[:4]):
+            continue
+        if words[:3] != ["if", "!", sys.executable] or words[3] != "-c" or words[5:] != ["2>/dev/null;", "then"]:
+            return False
+        if not _check_passes(words[4]):
+            return False
+    return True
+
+
+def _check_passes(code: str) -> bool:
+    try:
+        exec(compile(code, "<nb2pipe package check>", "exec"), {})
+    except SystemExit as end:
+        return not end.code
+    except Exception:
+        return False
+    return True

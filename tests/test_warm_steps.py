@@ -1,0 +1,200 @@
+"""Warm steps (nb2pipe/runners/warm.py): forked from a per-run server that imported the prelude,
+the executor in the step's own process; the same outputs as cold, refused preloads, gpu: steps
+cold, Ctrl-C and the runner's death still stop a step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nb2pipe.runners.local import run_notebook
+from nb2pipe.runners.state import RunState
+from tests.support.nbtools import code, notebook, write_notebook
+
+#: what a step's first line records: whether it runs in the warm path (nb2pipe's warm module
+#: is imported in the step's process only there) and its process id
+PROBE = (
+    "import json as _json, os as _os, sys as _sys\n"
+    "open('probe-{step}.json', 'w').write(_json.dumps("
+    "{{'warm': 'nb2pipe.runners.warm' in _sys.modules, 'pid': _os.getpid()}}))\n"
+)
+
+
+def probe(folder: Path, step: str) -> dict:
+    return json.loads((folder / f"probe-{step}.json").read_text())
+
+
+def two_step_notebook(folder: Path, imports: str = "import statistics", gpu: bool = False) -> Path:
+    nb = notebook(
+        code(imports, "imports"),
+        code(PROBE.format(step="make") + "values = [3, 1, 4, 1, 5, 9, 2, 6]", "step:make"),
+        code(
+            PROBE.format(step="use") + "middle = statistics.median(values)\nspread = max(values) - min(values)",
+            "step:use",
+            *(["gpu:1"] if gpu else []),
+        ),
+        code("middle\nspread", "metrics"),
+    )
+    return write_notebook(folder, nb, "warm.ipynb")
+
+
+@pytest.mark.slow
+def test_warm_and_cold_runs_give_the_same_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = two_step_notebook(tmp_path)
+    warm = run_notebook(path, workdir=tmp_path / "warm")
+    warm_probe = probe(tmp_path, "use")
+    monkeypatch.setenv("NB2PIPE_WARM", "0")
+    cold = run_notebook(path, workdir=tmp_path / "cold")
+    cold_probe = probe(tmp_path, "use")
+    assert warm.status == cold.status == "succeeded"
+    assert warm_probe["warm"] and not cold_probe["warm"]
+    assert warm.metrics == cold.metrics == {"middle": 3.5, "spread": 8.0}
+    warm_state, cold_state = (RunState.load(r.run_dir) for r in (warm, cold))
+    for step in ("make", "use"):
+        assert set(warm_state.steps[step].outputs) == set(cold_state.steps[step].outputs)
+    assert "values" in warm_state.steps["make"].outputs
+
+
+@pytest.mark.slow
+def test_a_module_that_starts_a_thread_is_not_preloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "threadstarter.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\nFACTOR = 3\n"
+    )
+    monkeypatch.syspath_prepend(str(library))  # the fork server starts with this process's sys.path
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")]))
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nb = notebook(
+        code("import threadstarter\nimport statistics", "imports"),
+        code(PROBE.format(step="only") + "scaled = threadstarter.FACTOR * statistics.mean([1, 2, 3])", "step:only"),
+        code("scaled", "metrics"),
+    )
+    result = run_notebook(write_notebook(folder, nb, "threads.ipynb"), workdir=tmp_path / "w", verbose=True)
+    said = capsys.readouterr().err
+    assert result.status == "succeeded" and result.metrics == {"scaled": 6.0}
+    assert "skipped threadstarter: starts a thread at import" in said
+    assert "statistics" in said.split("preloaded")[-1].splitlines()[0]
+    assert probe(folder, "only")["warm"]  # the server without it still serves the step
+
+
+@pytest.mark.slow
+def test_a_gpu_step_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = two_step_notebook(tmp_path, gpu=True)
+    result = run_notebook(path, workdir=tmp_path / "w", verbose=True)
+    said = capsys.readouterr().err
+    assert result.status == "succeeded"
+    assert probe(tmp_path, "make")["warm"] and not probe(tmp_path, "use")["warm"]
+    assert "use starts cold: it asks for an accelerator" in said
+
+
+def _slow_notebook(folder: Path) -> Path:
+    (folder / "slow.flag").write_text("on")
+    nb = notebook(
+        code("import os\nimport time", "imports"),
+        code(
+            PROBE.format(step="slow") + "while os.path.exists('slow.flag'):\n    time.sleep(0.05)\ndone = 1",
+            "step:slow",
+        ),
+        code("print(done)", "step:after"),
+    )
+    return write_notebook(folder, nb, "slow.ipynb")
+
+
+def _start_and_wait_for_step(folder: Path, path: Path) -> tuple[subprocess.Popen[str], int]:
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "nb2pipe", "run", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not (folder / "probe-slow.json").exists():
+        time.sleep(0.1)
+    time.sleep(0.3)  # the probe file is written: its content follows at once
+    found = probe(folder, "slow")
+    assert found["warm"], "the slow step did not start warm"
+    return runner, found["pid"]
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return True  # ended, its parent (the fork server) is about to reap it
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_warm_step(tmp_path: Path):
+    path = _slow_notebook(tmp_path)
+    runner, step_pid = _start_and_wait_for_step(tmp_path, path)
+    runner.send_signal(signal.SIGINT)
+    _, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130 and "--resume" in err
+    assert _gone_within(step_pid, 5)
+    state = RunState.load(next((tmp_path / ".nb2pipe" / "runs").iterdir()))
+    assert state.steps["slow"].status == "interrupted"
+
+
+@pytest.mark.slow
+def test_a_warm_step_ends_with_its_runner(tmp_path: Path):
+    path = _slow_notebook(tmp_path)
+    runner, step_pid = _start_and_wait_for_step(tmp_path, path)
+    runner.kill()  # SIGKILL: nothing of the runner's own clean-up runs
+    runner.communicate(timeout=30)
+    try:
+        assert _gone_within(step_pid, 10)
+    finally:
+        (tmp_path / "slow.flag").unlink()
+
+
+def _compiled_command(packages: list[str]) -> list[str]:
+    import kfp
+
+    from nb2pipe.emit.kfp import install_script, launch_script
+
+    def here(text: str) -> str:  # as kfp.local's replace_python_executable leaves it
+        return text.replace("python3", sys.executable)
+
+    script = here(install_script(packages, kfp.__version__))
+    return ["sh", "-c", script, "sh", "-ec", here(launch_script()), "def f(): pass", "--executor_input", "{}"]
+
+
+@pytest.mark.parametrize(
+    ("packages", "present"), [([], True), (["pytest"], True), (["surely-not-installed-nb2pipe==1.0"], False)]
+)
+def test_the_package_checks_are_run_in_process(packages: list[str], present: bool):
+    from nb2pipe.runners.warm import _compiled_parts, _packages_present
+
+    parts = _compiled_parts(_compiled_command(packages))
+    assert parts is not None and parts[1] == "def f(): pass"
+    assert _packages_present(parts[0]) is present
+
+
+def test_a_command_of_another_shape_or_with_packages_to_install_runs_cold():
+    from nb2pipe.runners.warm import run_command_here
+
+    calls: list[list[str]] = []
+
+    def cold(full_command: list[str], env_vars: dict[str, str] | None) -> int:
+        calls.append(full_command)
+        return 7
+
+    missing = _compiled_command(["surely-not-installed-nb2pipe==1.0"])
+    other = _compiled_command([])
+    other[5] = other[5].replace("executor_main", "executor_main --extra")
+    assert run_command_here(missing, {}, cold) == 7 and run_command_here(other, {}, cold) == 7
+    assert calls == [missing, other]
