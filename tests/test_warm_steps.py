@@ -198,3 +198,89 @@ def test_a_command_of_another_shape_or_with_packages_to_install_runs_cold():
     other[5] = other[5].replace("executor_main", "executor_main --extra")
     assert run_command_here(missing, {}, cold) == 7 and run_command_here(other, {}, cold) == 7
     assert calls == [missing, other]
+
+
+#: run in a fresh interpreter: pytest's own process has native threads (BLAS), so no server is forked from it
+FORK_PROBE = """
+import json, os, sys, time
+from pathlib import Path
+from nb2pipe.runners import warm
+folder = Path(sys.argv[1])
+server = warm.WarmServer((), folder)
+forked = server.fork_here()
+pid = warm._server()._forkserver_pid
+stat = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
+same_command = Path(f"/proc/{pid}/cmdline").read_bytes() == Path("/proc/self/cmdline").read_bytes()
+server.send_modules(["fractions", "torch", "statistics"])
+ready = server.ready()
+summary = server.summary()
+server.close()
+print(json.dumps({"forked": forked, "parent": int(stat[1]) == os.getpid(), "same_command": same_command,
+                  "ready": ready, "loaded": server.loaded, "skipped": server.skipped, "summary": summary,
+                  "pid": pid, "after": warm._server()._forkserver_pid}))
+"""
+
+COMPILE_FAILS = """
+import json, sys, time
+from pathlib import Path
+from nb2pipe.errors import Nb2PipeError
+from nb2pipe.runners import warm
+from nb2pipe.runners.local import run_notebook
+started = []
+fork_here = warm.WarmServer.fork_here
+def recorded(self):
+    forked = fork_here(self)
+    started.append(warm._server()._forkserver_pid)
+    return forked
+warm.WarmServer.fork_here = recorded
+begun = time.monotonic()
+try:
+    run_notebook(sys.argv[1], workdir=Path(sys.argv[1]).parent / "w")
+    error = ""
+except Nb2PipeError as exc:
+    error = str(exc)
+print(json.dumps({"started": started, "error": error, "seconds": time.monotonic() - begun,
+                  "after": warm._server()._forkserver_pid}))
+"""
+
+
+def _fresh_python(script: str, *arguments: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_server_is_forked_from_the_runner_and_takes_its_modules_after_the_compile(tmp_path: Path):
+    found = _fresh_python(FORK_PROBE, str(tmp_path))
+    # a fork of the runner (its child, the same command line), not a new interpreter
+    assert found["forked"] and found["parent"] and found["same_command"]
+    assert found["ready"]
+    assert {"kfp.local", "nb2pipe.runtime.step", "fractions", "statistics"} <= set(found["loaded"])
+    assert "torch" in found["skipped"] and "torch" not in found["loaded"]
+    assert "forked from the runner" in found["summary"]
+    assert found["after"] is None and _gone_within(found["pid"], 5)
+
+
+def test_a_run_whose_compile_fails_ends_its_early_server(tmp_path: Path):
+    path = write_notebook(tmp_path, notebook(code("x = 1", "stpe:first")), "broken.ipynb")
+    found = _fresh_python(COMPILE_FAILS, str(path))
+    assert found["error"] and len(found["started"]) == 1 and found["started"][0] is not None
+    assert found["after"] is None and _gone_within(found["started"][0], 5)
+    assert found["seconds"] < 20
+
+
+def test_no_server_is_forked_while_the_runner_has_a_thread(tmp_path: Path):
+    import threading
+
+    from nb2pipe.runners.warm import WarmServer, _server
+
+    stop = threading.Event()
+    waiter = threading.Thread(target=stop.wait, daemon=True)
+    waiter.start()
+    try:
+        assert not WarmServer((), tmp_path).fork_here()
+        assert _server()._forkserver_pid is None
+    finally:
+        stop.set()
+        waiter.join()

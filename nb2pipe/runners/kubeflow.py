@@ -132,7 +132,7 @@ def submit_pipeline(
     token: str | None = None,
 ) -> Submission:
     probe(host)
-    from kfp import Client
+    from kfp.client import Client  # not ``from kfp``: a local run imports kfp without its client
     from kfp_server_api import ApiException
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

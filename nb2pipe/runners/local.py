@@ -12,11 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from nb2pipe.analysis.graph import topological_order
 from nb2pipe.compiler import compile_source, read_notebook_text
 from nb2pipe.errors import Nb2PipeError
 from nb2pipe.ir import DEPLOYMENT_OUTPUT, REGISTERED_OUTPUT, REPORT_OUTPUT, PackageIndex
+from nb2pipe.processes import interrupt_on_sigterm
 from nb2pipe.runners import state as states
 from nb2pipe.runners.components import run_timeout, step_fingerprint, step_timeouts, without_unset_inputs
 from nb2pipe.runners.failures import StepFailure, failure_from_log, timed_out
@@ -32,45 +31,16 @@ from nb2pipe.runners.graph import Source, TaskNode, guard_holds, task_graph
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.progress import RunObserver, SilentObserver
 from nb2pipe.runners.run_folder import create_run_folder, running_here, write_index
+from nb2pipe.runners.run_result import RunInterrupted, RunResult, deployment_record
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.runners.volumes import check_local_mounts, claim_task_outputs, local_claim_tasks
-from nb2pipe.runners.warm import WarmServer, prelude_modules, warm_enabled
+from nb2pipe.runners.warm import WarmServer, early_server, prelude_modules, run_server, warm_enabled
 from nb2pipe.runners.workspace import without_workspace_constants, workspace_arguments, workspace_inputs
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
 from nb2pipe.store.registry import TRACKING_ENV
 
 METRICS_SCHEMA = "system.Metrics"
-
-
-class RunInterrupted(Nb2PipeError):
-    exit_code = 130
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: str
-    status: str
-    run_dir: Path
-    steps: tuple[StepState, ...]
-    metrics: Mapping[str, Any]
-    failures: tuple[StepFailure, ...] = ()
-    #: metadata of the models the run registered and of the services it deployed
-    models: tuple[Mapping[str, Any], ...] = ()
-    endpoints: tuple[Mapping[str, Any], ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "steps": [
-                {"name": s.step, "status": s.status, "seconds": s.seconds, "reused": s.reused} for s in self.steps
-            ],
-            "metrics": dict(self.metrics),
-            "outputs_dir": str(self.run_dir),
-            "models": [dict(m) for m in self.models],
-            "endpoints": [dict(e) for e in self.endpoints],
-        }
 
 
 @dataclass
@@ -89,6 +59,8 @@ class LocalRun:
     #: steps fork from a server that imported these first (nb2pipe/runners/warm.py); NB2PIPE_WARM=0: all cold
     warm: bool = field(default_factory=warm_enabled)
     warm_modules: tuple[str, ...] = ()
+    #: a server started before the compile (:func:`nb2pipe.runners.warm.early_server`); the run closes it
+    warm_server: WarmServer | None = None
     #: where what a run decides about its steps is said (``--verbose``); nowhere when None
     say: Callable[[str], None] | None = None
 
@@ -170,13 +142,10 @@ class LocalRun:
         run.save(run_dir)
         self.observer.on_start(run)
         running: dict[str, TaskProcess] = {}
-        self._server: WarmServer | None = None
-        if self.warm:
-            self._server = WarmServer(self.warm_modules, self.notebook.parent, run_dir)
-            self._server.start()
+        self._server = run_server(self.warm_server, self.warm, self.warm_modules, self.notebook.parent, run_dir)
         deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
         try:
-            with _interrupt_on_sigterm():
+            with interrupt_on_sigterm():
                 while self._schedule(run, run_dir, running):
                     if deadline is not None and time.monotonic() > deadline:  # KFP's activeDeadlineSeconds
                         raise RunInterrupted(
@@ -446,7 +415,7 @@ class LocalRun:
                 elif output_name == REGISTERED_OUTPUT:
                     models.append(output.get("metadata", {}))
                 elif output_name == DEPLOYMENT_OUTPUT:
-                    endpoints.append(_deployment_record(output.get("metadata", {})))
+                    endpoints.append(deployment_record(output.get("metadata", {})))
             if step.error:
                 failures.append(StepFailure(**step.error))
         steps = tuple(run.steps[name] for name in self.order)
@@ -455,36 +424,8 @@ class LocalRun:
         )
 
 
-def _deployment_record(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A deploy task's outcome with its server's ``pid`` an int again: KFP hands artifact
-    metadata over as a protobuf Struct, whose numbers are all floats."""
-    record = dict(metadata)
-    pid = record.get("pid")
-    if isinstance(pid, float) and pid.is_integer():
-        record["pid"] = int(pid)
-    return record
-
-
 def _topological(nodes: Mapping[str, TaskNode]) -> list[str]:
     return topological_order(list(nodes), {name: node.upstream for name, node in nodes.items()})
-
-
-@contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C so a killed run also stops its steps cleanly."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_notebook(
@@ -505,24 +446,29 @@ def run_notebook(
     pipeline's name and the time, so a caller that starts the run knows where it will be kept.
     ``package_index``: where steps install missing packages from (see :func:`nb2pipe.compiler.plan_source`)."""
 
-    path = Path(notebook).resolve()
-    compiled = compile_source(read_notebook_text(path), str(path), package_index=package_index)
     if resume and parameters:
         raise Nb2PipeError("--param cannot change a resumed run; it keeps the parameters it started with")
     if resume and run_id:
         raise Nb2PipeError("--run-id names a new run; --resume continues the run it names")
-    values = coerce_parameters(compiled.plan.parameters, parameters)
-    local = LocalRun(
-        notebook=path,
-        pipeline_yaml=compiled.yaml,
-        workdir=Path(workdir).resolve() if workdir else path.parent / ".nb2pipe",
-        parameters=values,
-        keep_variables=keep_variables,
-        observer=observer or SilentObserver(),
-        tracking_uri=compiled.plan.mlflow_tracking_uri,
-        warm_modules=prelude_modules(compiled.plan),
-        say=(lambda message: print(message, file=sys.stderr, flush=True)) if verbose else None,
-    )
-    if parallel:
-        local.parallel = parallel
-    return local.resume(resume) if resume else local.start(run_id)
+    path = Path(notebook).resolve()
+    with early_server(path.parent) as server:  # it imports the steps' modules while this process compiles
+        compiled = compile_source(read_notebook_text(path), str(path), package_index=package_index)
+        modules = prelude_modules(compiled.plan)
+        if server is not None:
+            server.send_modules(modules)
+        values = coerce_parameters(compiled.plan.parameters, parameters)
+        local = LocalRun(
+            notebook=path,
+            pipeline_yaml=compiled.yaml,
+            workdir=Path(workdir).resolve() if workdir else path.parent / ".nb2pipe",
+            parameters=values,
+            keep_variables=keep_variables,
+            observer=observer or SilentObserver(),
+            tracking_uri=compiled.plan.mlflow_tracking_uri,
+            warm_modules=modules,
+            warm_server=server,
+            say=(lambda message: print(message, file=sys.stderr, flush=True)) if verbose else None,
+        )
+        if parallel:
+            local.parallel = parallel
+        return local.resume(resume) if resume else local.start(run_id)

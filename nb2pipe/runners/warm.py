@@ -22,13 +22,16 @@ import logging
 import multiprocessing
 import os
 import shlex
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
+from multiprocessing import connection, forkserver, util
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +59,77 @@ class WarmServer:
 
     modules: Sequence[str]
     notebook_dir: Path
-    report_dir: Path
+    report_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     loaded: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     refused: str = ""  # why no step forks from it ("" when they may)
+    forked: bool = False  # forked from the runner (:meth:`fork_here`), not started as a new interpreter
     _ready: bool = False
+    _modules_pipe: int | None = None  # a forked server reads its prelude modules from here
+
+    def fork_here(self) -> bool:
+        """Start the server as a fork of this process, which imports kfp first (it needs kfp too:
+        the server shares those imports instead of paying them again); the prelude modules follow
+        with :meth:`send_modules`, so the server imports them while this process compiles. False,
+        nothing started, where this process runs a thread, native ones too (a fork copies it half-way)."""
+        _import_kfp_without_its_client()
+        import kfp.dsl.executor_main
+        import kfp.local  # noqa: F401
+
+        if _threads_here() > 1:
+            return False
+        server = _server()
+        server._stop()
+        report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
+        address = connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(address)
+        if not util.is_abstract_socket_namespace(address):
+            os.chmod(address, 0o600)
+        listener.listen()
+        modules_r, modules_w = os.pipe()
+        alive_r, alive_w = os.pipe()  # as multiprocessing's server: it ends once every writer is gone
+        pid = os.fork()
+        if pid == 0:  # the server: it never returns into the runner's code
+            code = 0
+            try:
+                os.close(modules_w)
+                os.close(alive_w)
+                warm_preload.preload_from(modules_r, str(report), str(self.notebook_dir))
+                forkserver.main(listener.fileno(), alive_r, [])
+            except SystemExit:
+                pass
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        listener.close()
+        os.close(alive_r)
+        os.close(modules_r)
+        server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid
+        self._report, self._modules_pipe, self.forked = report, modules_w, True
+        return True
+
+    def send_modules(self, modules: Sequence[str]) -> None:
+        """The prelude's modules, to a server started by :meth:`fork_here` (which waits for them)."""
+        self.modules = modules
+        if self._modules_pipe is None:
+            return
+        data = ",".join(modules).encode()
+        try:
+            while data:
+                data = data[os.write(self._modules_pipe, data) :]
+        except BrokenPipeError:
+            pass  # the server ended: ready() says so
+        finally:
+            os.close(self._modules_pipe)
+            self._modules_pipe = None
 
     def start(self) -> None:
         server = _server()
         server._stop()  # a server from an earlier run in this process imported other modules
         server.set_forkserver_preload(["nb2pipe.runners.warm_preload"])
+        self.forked = False
         report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
         previous = {name: os.environ.get(name) for name in _ENVS}
         os.environ[warm_preload.MODULES_ENV] = ",".join(m for m in self.modules if m not in self.skipped)
@@ -115,13 +179,19 @@ class WarmServer:
         return multiprocessing.get_context("forkserver") if usable else None
 
     def summary(self) -> str:
-        lines = [f"warm steps: preloaded {', '.join(self.loaded) or 'nothing'}"]
+        how = "forked from the runner, kfp shared" if self.forked else "a new interpreter"
+        lines = [f"warm steps ({how}): preloaded {', '.join(self.loaded) or 'nothing'}"]
         lines += [f"warm steps: skipped {name}: {why}" for name, why in sorted(self.skipped.items())]
         if self.refused:
             lines.append(f"warm steps: off, every step starts cold: {self.refused}")
         return "\n".join(lines)
 
     def close(self) -> None:
+        if self._modules_pipe is not None:  # the run ended before its compile did: no imports to wait for
+            os.close(self._modules_pipe)
+            self._modules_pipe = None
+            with contextlib.suppress(OSError):
+                os.kill(_server()._forkserver_pid, signal.SIGKILL)
         _server()._stop()
         with contextlib.suppress(OSError):
             self._report.unlink()
@@ -149,6 +219,62 @@ _ENVS = (warm_preload.MODULES_ENV, warm_preload.REPORT_ENV, warm_preload.FOLDER_
 def _server() -> Any:
     """multiprocessing's fork server (one per process: a run stops it when it ends)."""
     return forkserver._forkserver
+
+
+def _threads_here() -> int:
+    """This process's threads, native ones included: an OpenMP or BLAS pool that ran here before
+    (in a test, a notebook server) does not survive a fork, and threading does not count it."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
+
+
+def _import_kfp_without_its_client() -> None:
+    """``import kfp`` imports kfp.client and the Kubernetes client with it (0.2 s of CPU, in the runner
+    and its server) unless KFP's runtime flag is set: a local run needs neither. kfp.dsl follows in
+    full, without the flag (the compiler needs its decorators)."""
+    if "kfp" in sys.modules:
+        return
+    previous = os.environ.get("_KFP_RUNTIME")
+    os.environ["_KFP_RUNTIME"] = "true"
+    try:
+        import kfp
+    finally:
+        if previous is None:
+            del os.environ["_KFP_RUNTIME"]
+        else:
+            os.environ["_KFP_RUNTIME"] = previous
+    import kfp.dsl  # noqa: F401
+
+
+@contextlib.contextmanager
+def early_server(notebook_dir: Path) -> Iterator[WarmServer | None]:
+    """A run's fork server started before its compile (:meth:`WarmServer.fork_here`), closed on
+    the way out, or None: warm steps are off, or the run starts one later (:func:`run_server`)."""
+    server = WarmServer((), notebook_dir) if warm_enabled() else None
+    if server is None or not server.fork_here():
+        yield None
+        return
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def run_server(
+    early: WarmServer | None, warm: bool, modules: Sequence[str], notebook_dir: Path, report_dir: Path
+) -> WarmServer | None:
+    """The fork server a run's steps start from: ``early``, or one started now; None: all cold."""
+    if not warm:
+        if early is not None:
+            early.close()
+        return None
+    if early is not None:
+        return early
+    server = WarmServer(modules, notebook_dir, report_dir)
+    server.start()
+    return server
 
 
 def prelude_modules(plan: Any) -> tuple[str, ...]:
@@ -181,37 +307,55 @@ def is_gpu_step(executor_spec: Any) -> bool:
 
 
 def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, cold: Any) -> int:
-    """kfp.local's ``run_local_subprocess``, in this process where ``full_command`` is exactly
-    nb2pipe's compiled command and none of its package checks would install anything; the
-    command through ``cold`` (a new process, as kfp.local runs it) otherwise."""
+    """kfp.local's ``run_local_subprocess``, forked from this process where ``full_command`` is
+    exactly nb2pipe's compiled command and none of its package checks would install anything; the
+    command through ``cold`` (a new process, as kfp.local runs it) otherwise. The executor runs in a
+    process of its own either way: kfp.local sees its exit code, whatever the step's code does
+    (``os._exit``, a crash), and says so in the step's log as it would."""
     parts = _compiled_parts(full_command)
     if parts is None or not _packages_present(parts[0]):
         return int(cold(full_command=full_command, env_vars=env_vars))
     _, source, arguments = parts
-    os.environ.update(env_vars or {})
-    os.environ["_KFP_RUNTIME"] = "true"
     program = tempfile.mkdtemp()
     module_path = os.path.join(program, "ephemeral_component.py")
     with open(module_path, "w", encoding="utf-8") as handle:
         handle.write(source)
-    sys.argv = [_EXECUTOR_MODULE, "--component_module_path", module_path, *arguments]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.environ.update(env_vars or {})
+            os.environ["_KFP_RUNTIME"] = "true"
+            code = _execute_component([_EXECUTOR_MODULE, "--component_module_path", module_path, *arguments])
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    _PRINT("\n", flush=True)  # kfp.local ends a step's log so
+    return code
+
+
+def _execute_component(argv: list[str]) -> int:
+    """What ``python -m kfp.dsl.executor_main ARGS`` does, in this (forked) process."""
+    sys.argv = argv
     sys.path.insert(0, os.getcwd())  # as ``python -m`` puts the current folder first
     # as in a new process: kfp.local's task logger and its indenting print() stay outside the step
     logging.root.handlers.clear()
     logging.root.setLevel(logging.WARNING)
     builtins.print = _PRINT
-    code = 0
     try:
-        from kfp.dsl import executor_main  # what ``python -m kfp.dsl.executor_main`` runs
+        from kfp.dsl import executor_main
 
         executor_main.executor_main()
     except SystemExit as end:
-        code = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+        return end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
     except BaseException:
         traceback.print_exc()
-        code = 1
-    print("\n", flush=True)  # kfp.local ends a step's log so
-    return code
+        return 1
+    return 0
 
 
 def _compiled_parts(command: list[str]) -> tuple[str, str, list[str]] | None:

@@ -37,8 +37,19 @@ NEVER_FORKED = (
     "tensorrt",
     "ray",
 )
-#: what every step imports, whatever the notebook does
-ALWAYS = ("kfp.local", "kfp.dsl.executor_main", "nb2pipe.runners.task", "nb2pipe.runtime.step")
+#: what every step imports, whatever the notebook does: kfp.local's task dispatcher (it pulls in
+#: docker's client), the executor, nb2pipe's step runtime and what checks a step's command
+ALWAYS = (
+    "kfp.local",
+    "kfp.local.task_dispatcher",
+    "kfp.dsl.executor_main",
+    "nb2pipe.runners.task",
+    "nb2pipe.runners.warm",
+    "nb2pipe.emit.kfp",
+    "nb2pipe.runtime.step",
+)
+#: what a step's runtime imports to pass a module's values on (nb2pipe/runtime/values.py: DataFrames as parquet)
+PASSING = {"pandas": ("pyarrow.parquet",)}
 
 #: set when a module made this process unsafe to fork: the step children read it too
 TAINTED = ""
@@ -66,10 +77,30 @@ def _is_module(name: str) -> bool:
 
 
 def preload(names: list[str], folder: str) -> dict[str, object]:
-    global TAINTED
     loaded: list[str] = []
     skipped: dict[str, str] = {}
-    for name in [*ALWAYS, *names]:
+    _load([*ALWAYS, *names], folder, loaded, skipped)
+    return {"loaded": loaded, "skipped": skipped, "tainted": TAINTED}
+
+
+def preload_from(modules_fd: int, report_path: str, folder: str) -> None:
+    """In a server forked from the runner: what every step imports, then the prelude's modules,
+    read from ``modules_fd`` once the runner has compiled the notebook; the report as :func:`_main`."""
+    loaded: list[str] = []
+    skipped: dict[str, str] = {}
+    if _load(list(ALWAYS), folder, loaded, skipped):
+        with open(modules_fd, "rb") as pipe:
+            names = [name for name in pipe.read().decode().split(",") if name]
+        _load(names, folder, loaded, skipped)
+    else:
+        os.close(modules_fd)
+    _write_report(report_path, {"loaded": loaded, "skipped": skipped, "tainted": TAINTED})
+
+
+def _load(names: list[str], folder: str, loaded: list[str], skipped: dict[str, str]) -> bool:
+    """Import ``names`` in order; False once one taints this process (nothing after it is imported)."""
+    global TAINTED
+    for name in [*names, *(extra for module in names for extra in PASSING.get(module, ()))]:
         top = name.split(".")[0]
         if top in NEVER_FORKED:
             skipped[name] = "initialises a runtime that does not survive a fork"
@@ -89,9 +120,15 @@ def preload(names: list[str], folder: str) -> dict[str, object]:
             why = f"imports {forbidden}" if forbidden else "starts a thread at import"
             TAINTED = f"{name} {why}"
             skipped[name] = why
-            break
+            return False
         loaded.append(name)
-    return {"loaded": loaded, "skipped": skipped, "tainted": TAINTED}
+    return True
+
+
+def _write_report(report_path: str, report: dict[str, object]) -> None:
+    with open(report_path + ".partial", "w", encoding="utf-8") as handle:
+        json.dump(report, handle)
+    os.replace(report_path + ".partial", report_path)
 
 
 def _main() -> None:
@@ -102,9 +139,7 @@ def _main() -> None:
     report = preload(names, os.environ.get(FOLDER_ENV, ""))
     for name in (MODULES_ENV, REPORT_ENV, FOLDER_ENV):  # the steps forked from here do not see them
         os.environ.pop(name, None)
-    with open(report_path + ".partial", "w", encoding="utf-8") as handle:
-        json.dump(report, handle)
-    os.replace(report_path + ".partial", report_path)
+    _write_report(report_path, report)
 
 
 _main()
