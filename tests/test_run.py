@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from nb2pipe.runners.state import RunState
 from tests.support.equivalence import notebook_final_variables, same
 from tests.support.example_runs import ExampleRun
 from tests.support.nbtools import EXAMPLES, code, notebook, write_notebook
+from tests.support.step_processes import record_pids, recorded_pids, wait_until_ended
 
 pytestmark = pytest.mark.slow  # every test runs notebooks on kfp.local
 
@@ -137,12 +137,15 @@ def test_failure_names_cell_and_line_and_resume_finishes_without_rerunning(tmp_p
 
 
 def test_ctrl_c_stops_cleanly_and_resume_works(tmp_path: Path):
-    flag = tmp_path / "slow.flag"
+    flag, slow_pids = tmp_path / "slow.flag", tmp_path / "slow.pids"
     flag.write_text("on")
     nb = notebook(
         code("import os\nimport time", "imports"),
         code("items = list(range(5))", "step:quick"),
-        code("while os.path.exists('slow.flag'):\n    time.sleep(0.05)\ntotal = sum(items)", "step:slow"),
+        code(
+            f"{record_pids(slow_pids)}\nwhile os.path.exists('slow.flag'):\n    time.sleep(0.05)\ntotal = sum(items)",
+            "step:slow",
+        ),
         code("print(total)", "step:after"),
     )
     path = write_notebook(tmp_path, nb, "slow.ipynb")
@@ -153,12 +156,13 @@ def test_ctrl_c_stops_cleanly_and_resume_works(tmp_path: Path):
     state_file = None
     while time.time() < deadline:
         found = list((tmp_path / ".nb2pipe" / "runs").glob("*/run.json"))
-        if found and json.loads(found[0].read_text())["steps"]["slow"]["status"] == "running":
+        steps = json.loads(found[0].read_text())["steps"] if found else {}
+        if steps and steps["quick"]["status"] == "succeeded" and steps["slow"]["status"] == "running":
             state_file = found[0]
             break
         time.sleep(0.1)
     assert state_file is not None, "the slow step never started"
-    time.sleep(1.0)  # let the step's process get going
+    recorded_pids(slow_pids)  # the step's code is running
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -168,25 +172,12 @@ def test_ctrl_c_stops_cleanly_and_resume_works(tmp_path: Path):
     assert state.steps["quick"].status == "succeeded" and state.steps["slow"].status == "interrupted"
     assert not list(state_file.parent.rglob("*.partial*"))
     assert not (state_file.parent / "slow").exists()
-    assert not _processes_running("slow.flag")  # the step's code travels on its command line
+    assert not wait_until_ended(recorded_pids(slow_pids, timeout=0), timeout=5)
 
     flag.unlink()
     result = run_notebook(path, resume=state.run_id)
     assert result.status == "succeeded"
     assert {s.step: s.reused for s in result.steps} == {"quick": True, "slow": False, "after": False}
-
-
-def _processes_running(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in command:
-                found.append(int(entry.name))
-    return found
 
 
 def test_independent_steps_run_at_the_same_time(tmp_path: Path):

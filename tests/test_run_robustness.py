@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from nb2pipe.runners.local import RunResult, run_notebook
 from nb2pipe.runners.state import RunState
 from nb2pipe.runtime.step import ERROR_MARKER, StepError, load_value, run_step, save_value
 from tests.support.nbtools import code, notebook, write_notebook
+from tests.support.step_processes import alive, descendants, record_pids, recorded_pids, wait_until_ended
 
 #: far beyond what any of these runs needs (1-3 s), short of a hang
 RUN_LIMIT_SECONDS = 90
@@ -142,10 +142,14 @@ def test_waiting_for_an_input_gives_up_when_the_runner_is_gone(tmp_path: Path, m
 
 @pytest.mark.slow
 def test_steps_end_on_their_own_when_the_runner_is_killed(tmp_path: Path):
+    producer, waiter = tmp_path / "producer.pids", tmp_path / "waiter.pids"
     nb = notebook(
         code("import os\nimport time", "imports"),
-        code("while not os.path.exists('go.flag'):  # orphan-producer\n    time.sleep(0.05)\nitems = [1]", "step:slow"),
-        code("total = sum(items)  # orphan-waiter", "step:reader"),
+        code(
+            f"{record_pids(producer)}\nwhile not os.path.exists('go.flag'):\n    time.sleep(0.05)\nitems = [1]",
+            "step:slow",
+        ),
+        code(f"{record_pids(waiter)}\ntotal = sum(items)", "step:reader"),
     )
     path = write_notebook(tmp_path, nb, "orphan.ipynb")
     runner = subprocess.Popen(
@@ -160,31 +164,15 @@ def test_steps_end_on_their_own_when_the_runner_is_killed(tmp_path: Path):
                 break
             time.sleep(0.1)
         assert steps["reader"]["waiting"], "the reader should have started early, waiting for its input"
-        while not (_processes_running("orphan-producer") and _processes_running("orphan-waiter")):
-            assert time.time() < deadline, "the steps' processes never started"
-            time.sleep(0.1)
+        pids = recorded_pids(producer)
+        assert alive(pids) == pids, "the producing step should still be waiting for its flag"
+        below = descendants(runner.pid)
+        assert set(pids) <= set(below)
     finally:
         runner.kill()
         runner.wait()
-    deadline = time.time() + 10
-    while _processes_running("orphan-") and time.time() < deadline:
-        time.sleep(0.2)
-    assert not _processes_running("orphan-"), "steps outlived their runner"
-
-
-def _processes_running(marker: str) -> list[int]:
-    """Processes whose command line holds ``marker`` (a step's code travels on it)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                zombie = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            except (OSError, IndexError):
-                continue
-            if marker in command and not zombie:
-                found.append(int(entry.name))
-    return found
+    assert not waiter.exists(), "the reader's code must not start: its input never came"
+    assert not wait_until_ended(below, timeout=10), "steps (or the fork server) outlived their runner"
 
 
 # --- 1d. timeout: -----------------------------------------------------------------------
@@ -192,7 +180,8 @@ def _processes_running(marker: str) -> list[int]:
 
 @pytest.mark.slow
 def test_a_step_past_its_timeout_is_stopped_and_fails(tmp_path: Path, bounded: None):
-    path = three_steps(tmp_path, "while True:  # spin-forever\n    pass", "timeout:1")
+    spinner = tmp_path / "spinner.pids"
+    path = three_steps(tmp_path, f"{record_pids(spinner)}\nwhile True:\n    pass", "timeout:1")
     started = time.monotonic()
     result = run_notebook(path, workdir=tmp_path / "work")
     assert time.monotonic() - started < 30
@@ -201,7 +190,7 @@ def test_a_step_past_its_timeout_is_stopped_and_fails(tmp_path: Path, bounded: N
     assert failure.message == "step 'second' timed out after 1 s and was stopped"
     assert failure.describe().startswith(failure.message + " (see ")
     assert 1.0 <= result.steps[1].seconds < 10
-    assert not _processes_running("spin-forever")
+    assert not alive(recorded_pids(spinner, timeout=0))
 
 
 @pytest.mark.slow
