@@ -211,11 +211,13 @@ forked = server.fork_here()
 pid = warm._server()._forkserver_pid
 stat = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()
 same_command = Path(f"/proc/{pid}/cmdline").read_bytes() == Path("/proc/self/cmdline").read_bytes()
-server.send_modules(["fractions", "torch", "statistics"])
+server.send_modules(["fractions"], more_to_come=True)  # read from the notebook before the compile
+server.send_modules(["fractions", "torch", "statistics"])  # the compile's list: only what is new goes
 ready = server.ready()
 summary = server.summary()
 server.close()
-print(json.dumps({"forked": forked, "parent": int(stat[1]) == os.getpid(), "same_command": same_command,
+print(json.dumps({"modules": list(server.modules),
+                  "forked": forked, "parent": int(stat[1]) == os.getpid(), "same_command": same_command,
                   "ready": ready, "loaded": server.loaded, "skipped": server.skipped, "summary": summary,
                   "pid": pid, "after": warm._server()._forkserver_pid}))
 """
@@ -257,9 +259,32 @@ def test_the_server_is_forked_from_the_runner_and_takes_its_modules_after_the_co
     assert found["forked"] and found["parent"] and found["same_command"]
     assert found["ready"]
     assert {"kfp.local", "nb2pipe.runtime.step", "fractions", "statistics"} <= set(found["loaded"])
+    assert found["modules"] == ["fractions", "torch", "statistics"]
     assert "torch" in found["skipped"] and "torch" not in found["loaded"]
     assert "forked from the runner" in found["summary"]
     assert found["after"] is None and _gone_within(found["pid"], 5)
+
+
+def test_the_notebooks_imports_are_read_before_the_compile(tmp_path: Path):
+    from nb2pipe.runners.warm import notebook_modules
+
+    nb = notebook(
+        code("import numpy as np\nfrom sklearn.model_selection import train_test_split", "imports"),
+        code("%pip install fractions-extra\nimport fractions\nvalues = [1]", "step:make"),
+        code("from sklearn.ensemble import RandomForestClassifier\nfrom . import local_helper", "step:fit"),
+        code("import heavy_plotting_library", "skip"),
+        code("def broken(:\n    import never_read", "step:broken"),
+    )
+    text = write_notebook(tmp_path, nb, "imports.ipynb").read_text()
+    assert notebook_modules(text, "imports.ipynb") == (
+        "numpy",
+        "sklearn.model_selection",
+        "sklearn.model_selection.train_test_split",
+        "fractions",
+        "sklearn.ensemble",
+        "sklearn.ensemble.RandomForestClassifier",
+    )
+    assert notebook_modules("{not json", "broken.ipynb") == ()  # the compile says what is wrong
 
 
 def test_a_run_whose_compile_fails_ends_its_early_server(tmp_path: Path):

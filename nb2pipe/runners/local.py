@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from multiprocessing import connection
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ from nb2pipe.runners.run_result import RunInterrupted, RunResult, deployment_rec
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.runners.volumes import check_local_mounts, claim_task_outputs, local_claim_tasks
-from nb2pipe.runners.warm import WarmServer, early_server, prelude_modules, run_server, warm_enabled
+from nb2pipe.runners.warm import (
+    WarmServer,
+    early_server,
+    notebook_modules,
+    prelude_modules,
+    run_server,
+    warm_enabled,
+)
 from nb2pipe.runners.workspace import without_workspace_constants, workspace_arguments, workspace_inputs
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
 from nb2pipe.store.registry import TRACKING_ENV
@@ -153,7 +161,8 @@ class LocalRun:
                             f"finish it with: nb2pipe run {self.notebook} --resume {run.run_id}, or raise the timeout"
                         )
                     self.observer.tick(run)
-                    time.sleep(0.05)
+                    # wake as soon as a task ends: a chain of short steps waits on each hand-over
+                    connection.wait([process.sentinel for process in running.values()], timeout=0.05)
         except BaseException as exc:
             # whatever ends the runner ends its steps: none may wait for a runner that is gone
             for name, process in running.items():
@@ -452,7 +461,10 @@ def run_notebook(
         raise Nb2PipeError("--run-id names a new run; --resume continues the run it names")
     path = Path(notebook).resolve()
     with early_server(path.parent) as server:  # it imports the steps' modules while this process compiles
-        compiled = compile_source(read_notebook_text(path), str(path), package_index=package_index)
+        text = read_notebook_text(path)
+        if server is not None:
+            server.send_modules(notebook_modules(text, str(path)), more_to_come=True)
+        compiled = compile_source(text, str(path), package_index=package_index)
         modules = prelude_modules(compiled.plan)
         if server is not None:
             server.send_modules(modules)

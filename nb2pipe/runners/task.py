@@ -76,6 +76,11 @@ class TaskProcess:
     def exit_code(self) -> int | None:
         return self._process.exitcode
 
+    @property
+    def sentinel(self) -> int:
+        """Ready once the task's process has ended (see :func:`multiprocessing.connection.wait`)."""
+        return self._process.sentinel
+
     def stop(self, grace_seconds: float = 5.0) -> None:
         """SIGTERM the task's process group, up to ``grace_seconds`` for all of it to exit, then
         SIGKILL whatever is left (:func:`nb2pipe.processes.stop_group`). A task that has ended

@@ -35,6 +35,7 @@ from multiprocessing import connection, forkserver, util
 from pathlib import Path
 from typing import Any
 
+from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners import warm_preload
 
 WARM_ENV = "NB2PIPE_WARM"
@@ -110,18 +111,21 @@ class WarmServer:
         self._report, self._modules_pipe, self.forked = report, modules_w, True
         return True
 
-    def send_modules(self, modules: Sequence[str]) -> None:
-        """The prelude's modules, to a server started by :meth:`fork_here` (which waits for them)."""
-        self.modules = modules
+    def send_modules(self, modules: Sequence[str], *, more_to_come: bool = False) -> None:
+        """Modules for a server started by :meth:`fork_here` to import (it waits for them), those
+        not sent before; ``more_to_come``: a later call sends the rest (the server imports these
+        meanwhile), else the server is told the list is complete."""
+        fresh = [name for name in modules if name not in self.modules]
+        self.modules = (*self.modules, *fresh)
         if self._modules_pipe is None:
             return
-        data = ",".join(modules).encode()
+        data = (",".join(fresh) + "\n").encode()
         try:
             while data:
                 data = data[os.write(self._modules_pipe, data) :]
         except BrokenPipeError:
-            pass  # the server ended: ready() says so
-        finally:
+            more_to_come = False  # the server ended: ready() says so
+        if not more_to_come:
             os.close(self._modules_pipe)
             self._modules_pipe = None
 
@@ -280,13 +284,42 @@ def run_server(
 def prelude_modules(plan: Any) -> tuple[str, ...]:
     """What the notebook's prelude imports, submodules included (``import sklearn`` alone loads
     little of scikit-learn): the plan's top-level modules, then every dotted name its import
-    statements spell (``from a.b import c`` gives ``a.b`` and ``a.b.c``, which may be no module)."""
-    found: dict[str, None] = dict.fromkeys(plan.modules)
+    statements spell."""
+    trees = []
     for block in plan.prelude:
         try:
-            tree = ast.parse(block.source)
+            trees.append(ast.parse(block.source))
         except SyntaxError:  # a magic the analysis left in: its imports are still in plan.modules
             continue
+    return _imported(trees, first=plan.modules)
+
+
+def notebook_modules(text: str, path: str) -> tuple[str, ...]:
+    """What the notebook's code cells import (cells tagged ``skip`` aside), read before the
+    compile so that a server imports them while the compile runs; () where the notebook does
+    not read (the compile then says why)."""
+    from nb2pipe.analysis.magics import parse_cell
+    from nb2pipe.notebook.read import parse_notebook
+
+    try:
+        notebook = parse_notebook(text, path)
+    except Nb2PipeError:
+        return ()
+    trees = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "skip" not in cell.tags:
+            try:
+                trees.append(parse_cell(cell.source)[1])
+            except SyntaxError:
+                continue
+    return _imported(trees)
+
+
+def _imported(trees: Sequence[ast.Module], first: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every dotted name the trees' import statements spell: ``from a.b import c`` gives ``a.b``
+    and ``a.b.c``, which may be no module (the server skips those quietly)."""
+    found: dict[str, None] = dict.fromkeys(first)
+    for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 found.update(dict.fromkeys(alias.name for alias in node.names))

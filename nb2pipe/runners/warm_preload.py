@@ -84,16 +84,17 @@ def preload(names: list[str], folder: str) -> dict[str, object]:
 
 
 def preload_from(modules_fd: int, report_path: str, folder: str) -> None:
-    """In a server forked from the runner: what every step imports, then the prelude's modules,
-    read from ``modules_fd`` once the runner has compiled the notebook; the report as :func:`_main`."""
+    """In a server forked from the runner: what every step imports, then the notebook's modules,
+    read from ``modules_fd`` a line of comma-separated names at a time, as the runner sends them
+    (until it closes the pipe); the report as :func:`_main`."""
     loaded: list[str] = []
     skipped: dict[str, str] = {}
-    if _load(list(ALWAYS), folder, loaded, skipped):
-        with open(modules_fd, "rb") as pipe:
-            names = [name for name in pipe.read().decode().split(",") if name]
-        _load(names, folder, loaded, skipped)
-    else:
-        os.close(modules_fd)
+    with open(modules_fd, "rb") as pipe:
+        usable = _load(list(ALWAYS), folder, loaded, skipped)
+        for line in pipe if usable else ():  # a first list before the compile, the rest after it
+            names = [name for name in line.decode().strip().split(",") if name]
+            if not _load(names, folder, loaded, skipped):
+                break
     _write_report(report_path, {"loaded": loaded, "skipped": skipped, "tainted": TAINTED})
 
 
