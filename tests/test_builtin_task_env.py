@@ -12,17 +12,10 @@ from typing import Any
 import pytest
 
 from nb2pipe.compiler import compile_source
-from tests.support.kfpspec import executor_config, parse_ir
+from tests.support.kfpspec import container_env, executor_config, parse_ir
+from tests.support.monitoring_notebooks import LOAD, TRAIN
 from tests.support.nbtools import code, notebook, notebook_text, write_notebook
 
-LOAD = (
-    "import pandas as pd\n"
-    "from sklearn.linear_model import LogisticRegression\n"
-    "X = pd.DataFrame({'a': [1.0, 2.0, 3.0, 4.0], 'b': [0.0, 1.0, 0.0, 1.0]})\n"
-    "y = [0, 1, 0, 1]\n"
-    "X_new = X * 2"
-)
-TRAIN = "model = LogisticRegression()\nmodel.fit(X, y)"
 SECRET = "secret:mlflow-creds:token:MLFLOW_TRACKING_TOKEN"
 ENDPOINT = "env:MLFLOW_S3_ENDPOINT_URL=http://minio:9000"
 #: the secretAsEnv entry SECRET compiles to
@@ -47,15 +40,6 @@ def _notebook(
     return notebook(*cells, metadata={"nb2pipe": {"steps_defaults": defaults}} if defaults else None)
 
 
-def _container_env(spec: Any, task: str) -> dict[str, str]:
-    executor = spec.deployment_spec.fields["executors"].struct_value.fields[f"exec-{task}"].struct_value
-    container = executor.fields["container"].struct_value.fields
-    if "env" not in container:
-        return {}
-    pairs = [item.struct_value.fields for item in container["env"].list_value.values]
-    return {pair["name"].string_value: pair["value"].string_value for pair in pairs}
-
-
 def _secrets(platform: Any, task: str) -> list[tuple[str, Any]]:
     return [(s["secretName"], s["keyToEnv"]) for s in executor_config(platform, task).get("secretAsEnv", [])]
 
@@ -71,13 +55,13 @@ def test_register_deploy_and_explain_get_the_training_steps_env_and_secret_only(
     spec, platform = parse_ir(compiled.yaml)
     assert _resources(spec, "train") and executor_config(platform, "train")["nodeSelector"]
     for task in LIFECYCLE_TASKS:
-        assert _container_env(spec, task) == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}, task
+        assert container_env(spec, task) == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}, task
         # the secret, and not the step's memory, node selector or toleration
         assert executor_config(platform, task) == {"secretAsEnv": executor_config(platform, task)["secretAsEnv"]}
         assert _secrets(platform, task) == [TOKEN], task
         assert _resources(spec, task) == {}, task
     # the drift task comes from the evaluate step, which has none of them
-    assert _container_env(spec, "drift-x-new") == {} and executor_config(platform, "drift-x-new") == {}
+    assert container_env(spec, "drift-x-new") == {} and executor_config(platform, "drift-x-new") == {}
 
 
 def test_steps_defaults_reach_every_built_in_task_under_the_steps_own_tags():
@@ -87,12 +71,12 @@ def test_steps_defaults_reach_every_built_in_task_under_the_steps_own_tags():
     )
     spec, platform = parse_ir(compile_source(notebook_text(nb), "nb.ipynb").yaml)
     for task in LIFECYCLE_TASKS:
-        assert _container_env(spec, task) == {
+        assert container_env(spec, task) == {
             "AWS_DEFAULT_REGION": "eu-west-1",
             "MLFLOW_S3_ENDPOINT_URL": "http://train-minio:9000",
         }, task
         assert _secrets(platform, task) == [TOKEN], task
-    assert _container_env(spec, "drift-x-new") == {
+    assert container_env(spec, "drift-x-new") == {
         "AWS_DEFAULT_REGION": "eu-west-1",
         "MLFLOW_S3_ENDPOINT_URL": "http://minio:9000",
     }
@@ -103,23 +87,23 @@ def test_tasks_of_a_step_without_the_tags_get_none_of_another_steps():
     nb = _notebook(evaluate_tags=(SECRET, ENDPOINT))
     spec, platform = parse_ir(compile_source(notebook_text(nb), "nb.ipynb").yaml)
     for task in LIFECYCLE_TASKS:
-        assert _container_env(spec, task) == {} and executor_config(platform, task) == {}, task
+        assert container_env(spec, task) == {} and executor_config(platform, task) == {}, task
     # drift: sits on the evaluate step, so its task has the evaluate step's
-    assert _container_env(spec, "drift-x-new") == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}
+    assert container_env(spec, "drift-x-new") == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}
     assert _secrets(platform, "drift-x-new") == [TOKEN]
 
 
 def test_env_and_secret_on_the_deploy_cell_are_its_steps_and_reach_its_tasks():
     spec, platform = parse_ir(compile_source(notebook_text(_notebook(serving_tags=(SECRET, ENDPOINT))), "x").yaml)
     for task in ("train", *LIFECYCLE_TASKS):
-        assert _container_env(spec, task) == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}, task
+        assert container_env(spec, task) == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}, task
         assert _secrets(platform, task) == [TOKEN], task
 
 
 def test_the_retrain_gate_gets_its_steps_env_as_well_as_its_secrets():
     nb = _notebook(train_tags=("monitor", SECRET, ENDPOINT))
     spec, platform = parse_ir(compile_source(notebook_text(nb), "nb.ipynb", monitoring=True).yaml)
-    assert _container_env(spec, "check-drift") == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}
+    assert container_env(spec, "check-drift") == {"MLFLOW_S3_ENDPOINT_URL": "http://minio:9000"}
     assert _secrets(platform, "check-drift") == [TOKEN]
 
 
@@ -133,8 +117,8 @@ def test_the_dsl_file_gives_the_built_in_tasks_the_same_env_and_secrets(tmp_path
     theirs_spec, theirs = parse_ir((tmp_path / "from_dsl.yaml").read_text(encoding="utf-8"))
     for task in (*LIFECYCLE_TASKS, "drift-x-new"):
         assert executor_config(theirs, task) == executor_config(ours, task), task
-        assert _container_env(theirs_spec, task) == _container_env(ours_spec, task), task
-    assert _secrets(ours, "register-m") == [TOKEN] and _container_env(ours_spec, "drift-x-new") == {
+        assert container_env(theirs_spec, task) == container_env(ours_spec, task), task
+    assert _secrets(ours, "register-m") == [TOKEN] and container_env(ours_spec, "drift-x-new") == {
         "MLFLOW_S3_ENDPOINT_URL": "http://minio:9000",
         "STAGE": "ci",
     }

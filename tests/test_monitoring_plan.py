@@ -13,16 +13,8 @@ from nb2pipe.errors import CompileError
 from nb2pipe.ir import DriftOptions, Tag
 from nb2pipe.notebook.tags import TagProblem, parse_tag
 from tests.support.kfpspec import dag, executor_config, parse_ir
+from tests.support.monitoring_notebooks import LOAD, TRAIN
 from tests.support.nbtools import ROOT, code, codes, diagnostics_of, notebook, notebook_text, plan_of
-
-LOAD = (
-    "import pandas as pd\n"
-    "from sklearn.linear_model import LogisticRegression\n"
-    "X = pd.DataFrame({'a': [1.0, 2.0, 3.0, 4.0], 'b': [0.0, 1.0, 0.0, 1.0]})\n"
-    "y = [0, 1, 0, 1]\n"
-    "X_new = X * 2"
-)
-TRAIN = "model = LogisticRegression()\nmodel.fit(X, y)"
 
 
 def watched(*train_tags: str, evaluate_tags: tuple[str, ...] = (), metadata: dict | None = None) -> dict:

@@ -16,7 +16,7 @@ from nb2pipe.ir import NodeAffinityRule, SecretEnv, StepOptions, Toleration
 from nb2pipe.notebook.pipeline_settings import step_options
 from nb2pipe.notebook.scheduling import RUNNER_ENV
 from nb2pipe.notebook.tags import TagProblem, parse_tag
-from tests.support.kfpspec import executor_config, parse_ir
+from tests.support.kfpspec import container_env, executor_config, parse_ir
 from tests.support.nbtools import code, codes, diagnostics_of, notebook, notebook_text, plan_of, write_notebook
 
 #: every scheduling tag once, and a GPU whose node label a node: tag also names
@@ -260,17 +260,8 @@ def test_compiled_ir_carries_every_scheduling_tag():
     assert config["emptyDirMounts"] == [
         {"volumeName": "nb2pipe-shm", "mountPath": "/dev/shm", "medium": "Memory", "sizeLimit": "2Gi"}
     ]
-    assert _container_env(spec, "train") == {"OMP_NUM_THREADS": "4", "SERVICE_URL": "http://svc:8080/x?a=b"}
-    assert executor_config(platform, "report") == {} and _container_env(spec, "report") == {}
-
-
-def _container_env(spec: Any, task: str) -> dict[str, str]:
-    executor = spec.deployment_spec.fields["executors"].struct_value.fields[f"exec-{task}"].struct_value
-    container = executor.fields["container"].struct_value.fields
-    if "env" not in container:
-        return {}
-    pairs = [item.struct_value.fields for item in container["env"].list_value.values]
-    return {pair["name"].string_value: pair["value"].string_value for pair in pairs}
+    assert container_env(spec, "train") == {"OMP_NUM_THREADS": "4", "SERVICE_URL": "http://svc:8080/x?a=b"}
+    assert executor_config(platform, "report") == {} and container_env(spec, "report") == {}
 
 
 def test_steps_defaults_list_form_applies_under_a_steps_own_tags():
@@ -287,7 +278,7 @@ def test_steps_defaults_list_form_applies_under_a_steps_own_tags():
     assert first["nodeSelector"] == {"labels": {"pool": "cpu"}}
     assert second["nodeSelector"] == {"labels": {"pool": "gpu"}}
     assert [m["sizeLimit"] for m in first["emptyDirMounts"] + second["emptyDirMounts"]] == ["1Gi", "8Gi"]
-    assert _container_env(spec, "first") == {"MODE": "default"} and _container_env(spec, "second") == {"MODE": "second"}
+    assert container_env(spec, "first") == {"MODE": "default"} and container_env(spec, "second") == {"MODE": "second"}
 
 
 def test_kales_parsed_steps_defaults_merge_with_scheduling_tags_and_have_no_scheduling_keys():
@@ -301,7 +292,7 @@ def test_kales_parsed_steps_defaults_merge_with_scheduling_tags_and_have_no_sche
     config = executor_config(platform, "train")
     assert config["podMetadata"] == {"labels": {"team": "ml"}}
     assert config["tolerations"] == [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
-    assert _container_env(spec, "train") == {"A": "1"}
+    assert container_env(spec, "train") == {"A": "1"}
     # a key Kale does not have is not guessed at: the list form is the way to write it
     bad = notebook(code("x = 1"), metadata={"kubeflow_notebook": {"steps_defaults": {"tolerations": ["spot"]}}})
     (diagnostic,) = diagnostics_of(bad)
@@ -325,7 +316,7 @@ def test_the_dsl_file_applies_the_same_scheduling(tmp_path: Path):
     theirs_spec, theirs = parse_ir((scratch / result.output.name).read_text())
     for task in ("train", "report"):
         assert executor_config(theirs, task) == executor_config(ours, task)
-        assert _container_env(theirs_spec, task) == _container_env(ours_spec, task)
+        assert container_env(theirs_spec, task) == container_env(ours_spec, task)
     assert executor_config(ours, "train")["emptyDirMounts"]
 
 

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nb2pipe.processes import stop_group
+from nb2pipe.processes import is_alive, stop_group
 
 SCHEMA_VERSION = "0.0.1"
 
@@ -154,7 +154,7 @@ def _end_with_runner(runner: int, parent: int, every: float = 0.5) -> None:
     """A task must not outlive its run: once the runner is gone (killed, even with SIGKILL,
     the task is handed to another parent), end this task's process group, steps included.
     ``parent`` is the runner, or the run's fork server (it ends with the runner)."""
-    while os.getppid() == parent and _exists(runner):
+    while os.getppid() == parent and is_alive(runner):
         time.sleep(every)
     os.killpg(0, signal.SIGKILL)
 
@@ -168,16 +168,6 @@ def _let_the_server_end() -> None:
     if server._forkserver_alive_fd is not None:
         os.close(server._forkserver_alive_fd)
         server._forkserver_alive_fd = None
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _execute(launch: TaskLaunch, warm: bool = False) -> int:

@@ -31,3 +31,13 @@ def executor_config(platform: pipeline_spec_pb2.PlatformSpec | None, task: str) 
     kubernetes = json_format.MessageToDict(platform.platforms["kubernetes"])
     executor = kubernetes["deploymentSpec"]["executors"]
     return executor.get(f"exec-{task}", {})
+
+
+def container_env(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> dict[str, str]:
+    """The plain ``env`` of ``task``'s container (name -> value)."""
+    executor = spec.deployment_spec.fields["executors"].struct_value.fields[f"exec-{task}"].struct_value
+    container = executor.fields["container"].struct_value.fields
+    if "env" not in container:
+        return {}
+    pairs = [item.struct_value.fields for item in container["env"].list_value.values]
+    return {pair["name"].string_value: pair["value"].string_value for pair in pairs}
