@@ -89,6 +89,47 @@ def test_a_module_that_starts_a_thread_is_not_preloaded(
 
 
 @pytest.mark.slow
+def test_runs_at_once_in_one_process_share_nothing_and_both_succeed(tmp_path: Path):
+    """multiprocessing keeps one fork server per process: a second run while the first holds
+    it starts its steps cold instead of stopping the first run's server under it."""
+    import threading
+
+    first_folder, second_folder = tmp_path / "first", tmp_path / "second"
+    first_folder.mkdir()
+    second_folder.mkdir()
+    flag = first_folder / "go.flag"
+    slow = notebook(
+        code("import os\nimport time\nimport statistics", "imports"),
+        code(
+            PROBE.format(step="hold") + "while not os.path.exists('go.flag'):\n    time.sleep(0.05)\nv = [1, 2]",
+            "step:hold",
+        ),
+        code(PROBE.format(step="after") + "mean = statistics.mean(v)", "step:after"),
+        code("mean", "metrics"),
+    )
+    first_path = write_notebook(first_folder, slow, "slow.ipynb")
+    results = {}
+    runner = threading.Thread(target=lambda: results.update(first=run_notebook(first_path, workdir=tmp_path / "w1")))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not (first_folder / "probe-hold.json").exists():
+            assert time.monotonic() < deadline, "the first run's step never started"
+            time.sleep(0.05)
+        second = run_notebook(two_step_notebook(second_folder), workdir=tmp_path / "w2")
+    finally:
+        flag.write_text("go")
+        runner.join(timeout=120)
+    assert second.status == "succeeded" and second.metrics == {"middle": 3.5, "spread": 8.0}
+    assert not probe(second_folder, "use")["warm"]  # the first run held the server: cold, not broken
+    first = results["first"]
+    assert first.status == "succeeded" and first.metrics == {"mean": 1.5}
+    assert probe(first_folder, "hold")["warm"] and probe(first_folder, "after")["warm"]
+    again = run_notebook(two_step_notebook(second_folder), workdir=tmp_path / "w3")
+    assert again.status == "succeeded" and probe(second_folder, "use")["warm"]  # released when the first ended
+
+
+@pytest.mark.slow
 def test_a_gpu_step_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = two_step_notebook(tmp_path, gpu=True)
     result = run_notebook(path, workdir=tmp_path / "w", verbose=True)

@@ -150,7 +150,9 @@ class LocalRun:
         run.save(run_dir)
         self.observer.on_start(run)
         running: dict[str, TaskProcess] = {}
-        self._server = run_server(self.warm_server, self.warm, self.warm_modules, self.notebook.parent, run_dir)
+        self._server = run_server(
+            self.warm_server, self.warm, self.warm_modules, self.notebook.parent, run_dir, say=self.say
+        )
         deadline = None if self.run_timeout is None else time.monotonic() + self.run_timeout
         try:
             with interrupt_on_sigterm():

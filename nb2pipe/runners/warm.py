@@ -47,6 +47,9 @@ _EXECUTOR_MODULE = "kfp.dsl.executor_main"
 _EXEC_LINE = '"$0" "$@"'
 #: print() before kfp.local swaps in its indenting one for a task's lifetime
 _PRINT = builtins.print
+#: multiprocessing keeps one fork server per process: one run at a time holds it (runs beside
+#: it in the same process, from threads, start their steps cold rather than stop its server)
+_HELD = threading.Lock()
 
 
 def warm_enabled() -> bool:
@@ -67,6 +70,9 @@ class WarmServer:
     forked: bool = False  # forked from the runner (:meth:`fork_here`), not started as a new interpreter
     _ready: bool = False
     _modules_pipe: int | None = None  # a forked server reads its prelude modules from here
+    _report: Path | None = None  # where the server says what it imported
+    _holds: bool = False  # this run holds the process's fork server (``_HELD``)
+    _closed: bool = False
 
     def fork_here(self) -> bool:
         """Start the server as a fork of this process, which imports kfp first (it needs kfp too:
@@ -191,19 +197,28 @@ class WarmServer:
         return "\n".join(lines)
 
     def close(self) -> None:
+        """Stop the server and let another run of this process have one; once (a run closes its
+        early server, and so does the ``with`` that made it)."""
+        if self._closed:
+            return
+        self._closed = True
         if self._modules_pipe is not None:  # the run ended before its compile did: no imports to wait for
             os.close(self._modules_pipe)
             self._modules_pipe = None
             with contextlib.suppress(OSError):
                 os.kill(_server()._forkserver_pid, signal.SIGKILL)
         _server()._stop()
-        with contextlib.suppress(OSError):
-            self._report.unlink()
+        if self._report is not None:
+            with contextlib.suppress(OSError):
+                self._report.unlink()
+        if self._holds:
+            self._holds = False
+            _HELD.release()
 
     def _wait_for_report(self) -> dict[str, Any] | str:
         """What the server preloaded, or why there is no telling."""
         deadline = time.monotonic() + READY_WITHIN_S
-        while time.monotonic() < deadline:
+        while self._report is not None and time.monotonic() < deadline:
             try:
                 with open(self._report, encoding="utf-8") as handle:
                     report = dict(json.load(handle))
@@ -255,9 +270,19 @@ def _import_kfp_without_its_client() -> None:
 @contextlib.contextmanager
 def early_server(notebook_dir: Path) -> Iterator[WarmServer | None]:
     """A run's fork server started before its compile (:meth:`WarmServer.fork_here`), closed on
-    the way out, or None: warm steps are off, or the run starts one later (:func:`run_server`)."""
-    server = WarmServer((), notebook_dir) if warm_enabled() else None
-    if server is None or not server.fork_here():
+    the way out, or None: warm steps are off, another run of this process holds the server, or
+    the run starts one later (:func:`run_server`)."""
+    if not warm_enabled() or not _HELD.acquire(blocking=False):
+        yield None
+        return
+    server = WarmServer((), notebook_dir, _holds=True)
+    try:
+        forked = server.fork_here()
+    except BaseException:
+        server.close()
+        raise
+    if not forked:
+        server.close()
         yield None
         return
     try:
@@ -267,7 +292,12 @@ def early_server(notebook_dir: Path) -> Iterator[WarmServer | None]:
 
 
 def run_server(
-    early: WarmServer | None, warm: bool, modules: Sequence[str], notebook_dir: Path, report_dir: Path
+    early: WarmServer | None,
+    warm: bool,
+    modules: Sequence[str],
+    notebook_dir: Path,
+    report_dir: Path,
+    say: Callable[[str], None] | None = None,
 ) -> WarmServer | None:
     """The fork server a run's steps start from: ``early``, or one started now; None: all cold."""
     if not warm:
@@ -276,8 +306,16 @@ def run_server(
         return None
     if early is not None:
         return early
-    server = WarmServer(modules, notebook_dir, report_dir)
-    server.start()
+    if not _HELD.acquire(blocking=False):
+        if say is not None:
+            say("warm steps: off, every step starts cold: another run in this process holds its fork server")
+        return None
+    server = WarmServer(modules, notebook_dir, report_dir, _holds=True)
+    try:
+        server.start()
+    except BaseException:
+        server.close()
+        raise
     return server
 
 
