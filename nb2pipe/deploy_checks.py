@@ -3,6 +3,7 @@ reject or misread in each deployment mode, in words a user can act on."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -58,6 +59,9 @@ def deploy_problems(settings: DeploySettings) -> list[str]:
     found += logger_problems(settings)
     if settings.prometheus_url is not None and not settings.prometheus_url.startswith(("http://", "https://")):
         found.append(f"Prometheus URL {settings.prometheus_url!r} must start with http:// or https://")
+    label_problem = namespace_label_problem(settings.prometheus_namespace_label)
+    if label_problem:
+        found.append(label_problem)
     if settings.mode == "knative" and settings.scale_metric == "memory":
         # Knative's HPA class makes the target MiB per replica (an AverageValue), and KServe's
         # webhook refuses any target above 100: not the % of the request it is in Standard mode
@@ -172,6 +176,16 @@ def parse_kserve_version(text: str) -> tuple[int, int] | None:
     if not 2 <= len(parts) <= 3 or not all(part.isdigit() for part in parts):
         return None
     return int(parts[0]), int(parts[1])
+
+
+def namespace_label_problem(label: str) -> str | None:
+    """A Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*), or "" for no namespace in the query, else what is wrong."""
+    if label == "" or re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label):
+        return None
+    return (
+        f"Prometheus namespace label {label!r} is not a label name (letters, digits and '_', not starting with a "
+        'digit: namespace, kubernetes_namespace; "" for none)'
+    )
 
 
 def standard_mode_problems(settings: DeploySettings) -> list[str]:

@@ -400,6 +400,9 @@ class DeploySettings:
     kserve_version: str | None = None
     #: the Prometheus KEDA asks in Standard mode for rps, concurrency and scale to zero
     prometheus_url: str | None = None
+    #: the label Prometheus puts a scraped pod's namespace in (older configurations: kubernetes_namespace);
+    #: nb2pipe's KEDA query selects the service's namespace by it, "" selects none (standard_scaling)
+    prometheus_namespace_label: str = "namespace"
     #: a PromQL query replacing nb2pipe's request-rate / in-flight query (KEDA, Standard mode)
     scale_query: str | None = None
     #: which server runs the model (:data:`RUNTIME_CHOICES`); None: ``auto``

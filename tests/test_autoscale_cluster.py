@@ -189,12 +189,50 @@ def test_once_dry_run_prints_one_decision_and_changes_nothing(
     assert json.loads((tmp_path / "d.jsonl").read_text()) == printed
     assert patches(cluster) == []
     queries = {r.query["query"][0] for r in prometheus.requests}
-    assert queries == {'sum(rate(request_predict_seconds_count{model_name="digits"}[60s]))'}
+    # the kubeconfig context's namespace: a digits of another namespace is not counted
+    assert queries == {'sum(rate(request_predict_seconds_count{namespace="models",model_name="digits"}[60s]))'}
     # without --dry-run the same decision is applied
     assert autoscale(monkeypatch, *argv) == 0
     assert patches(cluster) == [
         (f"{API}/namespaces/{NS}/inferenceservices/digits", {"spec": {"predictor": {"minReplicas": 3}}})
     ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "selector"),
+    [
+        (["--namespace", NS, "--prometheus-namespace-label", "kubernetes_namespace"], 'kubernetes_namespace="models",'),
+        (["--prometheus-namespace-label", ""], ""),
+    ],
+)
+def test_the_namespace_label_flag_reaches_the_query_prometheus_is_asked(
+    cluster: LoopbackServer,
+    prometheus: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    flags: list[str],
+    selector: str,
+) -> None:
+    deployed(cluster, "digits")
+    argv = ["digits", "--plan", str(plan_file(tmp_path)), "--prometheus-url", prometheus.url, "--once", "--dry-run"]
+    assert autoscale(monkeypatch, *argv, *flags) == 0
+    queries = {r.query["query"][0] for r in prometheus.requests}
+    assert queries == {f'sum(rate(request_predict_seconds_count{{{selector}model_name="digits"}}[60s]))'}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--prometheus-namespace-label", "k8s-namespace"], "is not a label name"),
+        (["--prometheus-namespace-label", "namespace", "--knative"], "leave it out with --local, --knative or --query"),
+    ],
+)
+def test_a_namespace_label_the_query_cannot_use_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, flags: list[str], expected: str
+) -> None:
+    argv = ["digits", "--plan", str(plan_file(tmp_path)), "--prometheus-url", "http://p:9090", "--once"]
+    assert autoscale(monkeypatch, *argv, *flags) == 1
+    assert expected in capsys.readouterr().err
 
 
 def test_a_day_ahead_plan_is_refused_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:

@@ -105,7 +105,7 @@ class Case:
             target = TARGETS[self.metric] or 100  # Knative's default concurrency target
             query = self.settings.scale_query
             what = f"the query's value {target}" if query else f"{metric} {target}"
-            query = query or request_query("cancer", metric)
+            query = query or request_query("cancer", metric, "default")  # no kubeconfig: namespace default
             return f"scale via KEDA on {what} per replica (Prometheus {PROM}, query {query})"
         return HPA_SCALING[self.metric]
 
@@ -188,7 +188,7 @@ def test_a_keda_service_scrapes_the_servers_port_and_keeps_kserves_switch_off(of
             "metric": {
                 "backend": "prometheus",
                 "serverAddress": PROM,
-                "query": 'sum(rate(request_predict_seconds_sum{model_name="cancer"}[1m]))',
+                "query": 'sum(rate(request_predict_seconds_sum{namespace="default",model_name="cancer"}[1m]))',
             },
             "target": {"type": "Value", "value": "8"},
         },
@@ -218,6 +218,64 @@ def test_the_cli_flags_reach_keda_and_the_dry_run_says_what_kserve_does(offline,
 
     assert main([*argv[:-2], "--canary", "20", "--dry-run"]) == 1  # no --kserve-version
     assert "give --kserve-version 0.20 if your cluster runs it, or use mode:knative" in capsys.readouterr().err
+
+
+def keda_query(resource: dict[str, Any]) -> str:
+    (metric,) = resource["spec"]["predictor"]["autoScaling"]["metrics"]
+    return str(metric["external"]["metric"]["query"])
+
+
+def test_same_named_services_in_two_namespaces_scale_on_their_own_traffic(offline) -> None:
+    settings = DeploySettings(mode="standard", scale_metric="rps", scale_target=700, prometheus_url=PROM)
+    queries = {}
+    for namespace in ("staging", "prod"):
+        rendered = render("models:/cancer/1", "cancer", replace(settings, namespace=namespace))
+        validate_resource(rendered.resource)
+        assert admission_problems(rendered.resource) == []
+        assert rendered.resource["metadata"]["namespace"] == namespace
+        queries[namespace] = keda_query(rendered.resource)
+        assert rendered.behaviour[1] == (
+            f"scale via KEDA on rps 700 per replica (Prometheus {PROM}, query {queries[namespace]})"
+        )
+    assert queries["prod"] == 'sum(rate(request_predict_seconds_count{namespace="prod",model_name="cancer"}[1m]))'
+    assert queries["staging"] == queries["prod"].replace('namespace="prod"', 'namespace="staging"')
+
+
+def test_without_a_namespace_the_query_and_the_resource_name_the_one_applying_picks(offline) -> None:
+    settings = DeploySettings(mode="standard", scale_metric="concurrency", prometheus_url=PROM)
+    resource = render("models:/cancer/1", "cancer", settings).resource
+    assert resource["metadata"]["namespace"] == "default"  # no kubeconfig: what apply_inference_service takes
+    assert 'namespace="default",model_name="cancer"' in keda_query(resource)
+    # an HPA service has no query: its namespace stays the applier's choice, as before
+    hpa = render("models:/cancer/1", "cancer", DeploySettings(mode="standard", scale_metric="cpu")).resource
+    assert "namespace" not in hpa["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "selector"),
+    [
+        ([], 'namespace="prod",model_name="cancer"'),
+        (["--prometheus-namespace-label", "kubernetes_namespace"], 'kubernetes_namespace="prod",model_name="cancer"'),
+        (["--prometheus-namespace-label", ""], 'model_name="cancer"'),
+    ],
+)
+def test_the_namespace_label_flag_names_the_label_and_empty_drops_the_filter(
+    offline, capsys, flags: list[str], selector: str
+) -> None:
+    argv = ["deploy", "models:/cancer/1", "--name", "cancer", "--mode", "standard", "--scale-metric", "concurrency"]
+    argv += ["--prometheus-url", PROM, "--namespace", "prod", "--dry-run", "--json", *flags]
+    assert main(argv) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    validate_resource(outcome["resource"])
+    assert keda_query(outcome["resource"]) == f"sum(rate(request_predict_seconds_sum{{{selector}}}[1m]))"
+    assert outcome["behaviour"][1].startswith("scale via KEDA on concurrency 100 per replica")
+
+
+def test_a_namespace_label_that_is_no_label_name_is_refused(offline, capsys) -> None:
+    argv = ["deploy", "models:/cancer/1", "--name", "cancer", "--mode", "standard", "--scale-metric", "rps"]
+    argv += ["--prometheus-url", PROM, "--prometheus-namespace-label", "kubernetes-namespace", "--dry-run"]
+    assert main(argv) == 1
+    assert "Prometheus namespace label 'kubernetes-namespace' is not a label name" in capsys.readouterr().err
 
 
 # --- the requests sent to a loopback Kubernetes API server ------------------------------------
@@ -265,6 +323,9 @@ def test_a_keda_deployment_creates_the_service_with_its_trigger(cluster) -> None
     sent = post.json()
     assert sent["metadata"]["annotations"][AUTOSCALER_CLASS_ANNOTATION] == "keda"
     assert sent["spec"]["predictor"]["autoScaling"]["metrics"][0]["external"]["target"]["value"] == "700"
+    # the kubeconfig context's namespace, where the service was created, is the one KEDA's query selects
+    assert sent["metadata"]["namespace"] == "models"
+    assert keda_query(sent) == 'sum(rate(request_predict_seconds_count{namespace="models",model_name="cancer"}[1m]))'
     assert stored(server)["spec"] == sent["spec"]
     assert deployment.behaviour[1].startswith("scale via KEDA on rps 700 per replica")
 

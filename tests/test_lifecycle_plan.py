@@ -154,6 +154,16 @@ def test_notebook_metadata_gives_deploy_defaults_that_tags_override():
     assert (settings.min_replicas, settings.max_replicas, settings.scale_metric) == (2, 5, "concurrency")
 
 
+def test_notebook_metadata_names_the_prometheus_namespace_label():
+    nb = lifecycle_notebook("register:iris", deploy_tags=("deploy:iris-api",))
+    for label in ("kubernetes_namespace", ""):
+        nb.metadata["nb2pipe"] = {"deploy": {"prometheus_namespace_label": label}}
+        (item,) = plan_of(nb).lifecycle
+        assert item.deployment.settings.prometheus_namespace_label == label
+    nb.metadata["nb2pipe"] = {"deploy": {"prometheus_namespace_label": "kubernetes-namespace"}}
+    assert "invalid-metadata" in codes(diagnostics_of(nb))
+
+
 def test_unknown_deploy_metadata_key_is_an_error():
     nb = lifecycle_notebook("register:iris", deploy_tags=("deploy:iris-api",))
     nb.metadata["nb2pipe"] = {"deploy": {"max_replica": 3}}

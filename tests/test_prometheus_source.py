@@ -58,6 +58,12 @@ def test_the_default_query_is_kedas_with_the_loops_window() -> None:
     )
     # the local router's arrivals counter, the local loop's default
     assert arrivals_query(["digits"]) == 'sum(rate(nb2pipe_router_requests_total{model_name="digits"}[{window}]))'
+    # the service's namespace, by the label Prometheus gives it; "" (or no namespace) for every namespace
+    assert default_query(["digits"], "prod").replace("{window}", "1m") == request_query("digits", "rps", "prod")
+    assert default_query(["digits-a", "digits-b"], "prod", "kubernetes_namespace") == (
+        'sum(rate(request_predict_seconds_count{kubernetes_namespace="prod",model_name=~"digits-a|digits-b"}[{window}]))'
+    )
+    assert default_query(["digits"], "prod", "") == default_query(["digits"])
     assert knative_query(["digits-predictor"], "models") == (
         'sum(rate(revision_request_count{namespace_name="models",service_name=~"digits-predictor"}[{window}]))'
     )
@@ -73,6 +79,16 @@ def test_an_instant_query_sends_the_query_and_time_and_sums_the_series(prometheu
         "time": ["1700000000"],
     }
     assert request.headers["accept"] == "application/json"
+
+
+def test_same_named_services_of_two_namespaces_are_asked_apart(prometheus: LoopbackServer) -> None:
+    prometheus.fake.answers.extend([(200, vector("3")), (200, vector("40"))])  # type: ignore[attr-defined]
+    rates = [source(prometheus, default_query(["digits"], ns)).request_rate(60) for ns in ("staging", "prod")]
+    assert rates == [3.0, 40.0]
+    assert [request.query["query"] for request in prometheus.requests] == [
+        [f'sum(rate(request_predict_seconds_count{{namespace="{ns}",model_name="digits"}}[60s]))']
+        for ns in ("staging", "prod")
+    ]
 
 
 def test_no_samples_or_nan_is_no_rate_never_zero(prometheus: LoopbackServer) -> None:

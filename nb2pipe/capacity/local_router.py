@@ -8,7 +8,8 @@ replicas of every variant, as KServe's ingress and canary split are on a cluster
   is idempotent, and no request is lost to a replica going away;
 - ``/metrics`` answers Prometheus text with KServe's ``request_predict_seconds`` histogram,
   labelled ``model_name`` (the service) and ``variant``, so the loop's rate query can be the one
-  it uses on a cluster: ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``;
+  it uses on a cluster without its namespace matcher:
+  ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``;
   and with ``nb2pipe_router_requests_total`` (ARRIVALS_METRIC), counted as each request arrives.
   A histogram observes a request when it is answered, so an overloaded group shows its
   throughput, not its demand; the arrivals counter shows the demand (the local loop's default).

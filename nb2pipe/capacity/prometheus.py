@@ -5,8 +5,12 @@ Which query, by how the service runs:
 
 - Standard (RawDeployment) mode, and anywhere the model server's own ``/metrics`` are scraped:
   KServe's servers export ``request_predict_seconds`` labelled ``model_name``; the default is
-  the query nb2pipe's KEDA trigger uses, ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``
-  (several variants: ``model_name=~"SERVICE-A|SERVICE-B"``), with the rate window the loop asks for.
+  the query nb2pipe's KEDA trigger uses,
+  ``sum(rate(request_predict_seconds_count{namespace="NS",model_name="SERVICE"}[1m]))`` (several
+  variants: ``model_name=~"SERVICE-A|SERVICE-B"``), with the rate window the loop asks for. The
+  namespace matcher keeps a same-named service of another namespace out (its label:
+  :data:`~nb2pipe.lifecycle.standard_scaling.NAMESPACE_LABEL`, or as the Prometheus names it).
+- nb2pipe's local router (``--local``): :func:`arrivals_query`; one machine, no namespace.
 - Knative (Serverless) mode: Knative's queue-proxy counts every request a revision gets,
   :func:`knative_query` (``revision_request_count`` of the predictor's Knative services).
 
@@ -27,7 +31,7 @@ from typing import Any
 
 from nb2pipe.capacity.local_router import ARRIVALS_METRIC
 from nb2pipe.errors import Nb2PipeError
-from nb2pipe.lifecycle.standard_scaling import POD_METRIC
+from nb2pipe.lifecycle.standard_scaling import NAMESPACE_LABEL, POD_METRIC, pod_selector
 
 #: seconds to wait for Prometheus's answer (connect and read together, per request)
 DEFAULT_TIMEOUT_S = 5.0
@@ -39,21 +43,18 @@ class PrometheusError(Nb2PipeError):
     """Prometheus refused the query: a mistake in it or in the URL, not a passing outage."""
 
 
-def default_query(model_names: Sequence[str]) -> str:
-    """Predict calls per second to these models, all replicas together (KServe's server metric)."""
-    return f"sum(rate({POD_METRIC}_count{{{_selector(model_names)}}}[{{window}}]))"
-
-
-def _selector(model_names: Sequence[str]) -> str:
-    if len(model_names) == 1:
-        return f'model_name="{model_names[0]}"'
-    return 'model_name=~"' + "|".join(model_names) + '"'
+def default_query(
+    model_names: Sequence[str], namespace: str | None = None, namespace_label: str = NAMESPACE_LABEL
+) -> str:
+    """Predict calls per second to these models in ``namespace``, all replicas together (KServe's server
+    metric); ``namespace_label`` "" (or no namespace) selects every namespace."""
+    return f"sum(rate({POD_METRIC}_count{{{pod_selector(model_names, namespace, namespace_label)}}}[{{window}}]))"
 
 
 def arrivals_query(model_names: Sequence[str]) -> str:
     """Predict requests per second received by nb2pipe's local router, counted on arrival: the
     demand even while the replicas are overloaded (KServe's counters count answered requests)."""
-    return f"sum(rate({ARRIVALS_METRIC}{{{_selector(model_names)}}}[{{window}}]))"
+    return f"sum(rate({ARRIVALS_METRIC}{{{pod_selector(model_names, None)}}}[{{window}}]))"
 
 
 def knative_query(predictor_services: Sequence[str], namespace: str) -> str:

@@ -75,6 +75,12 @@ def add_commands(commands: Commands) -> None:
     )
     autoscale.add_argument("--namespace", metavar="NS", type=non_empty, help="default: the kubeconfig's")
     autoscale.add_argument(
+        "--prometheus-namespace-label",
+        metavar="LABEL",
+        help="the label Prometheus puts a pod's namespace in, which the default query selects the service's "
+        'namespace by (default: namespace; older configurations: kubernetes_namespace; "": every namespace)',
+    )
+    autoscale.add_argument(
         "--interval",
         type=real(0, above_low=True),
         metavar="S",
@@ -112,6 +118,8 @@ def _autoscale(args: argparse.Namespace) -> int:
         raise Nb2PipeError("--prometheus-url is required on a cluster (with --local one is started here)")
     if not args.local and (args.port or args.workdir):
         raise Nb2PipeError("--port and --workdir go with --local")
+    if args.prometheus_namespace_label is not None:
+        _check_namespace_label(args)
     plan = read_plan(args.plan)
     forecaster_of(plan)  # a day-ahead plan fails before any cluster is asked
     step = args.interval or float(plan.interval_s)
@@ -141,10 +149,24 @@ def _autoscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_namespace_label(args: argparse.Namespace) -> None:
+    from nb2pipe.deploy_checks import namespace_label_problem
+
+    if args.local or args.knative or args.query:
+        raise Nb2PipeError(
+            "--prometheus-namespace-label names a label of the default query on a cluster (the model servers' "
+            "metric): leave it out with --local, --knative or --query"
+        )
+    problem = namespace_label_problem(args.prometheus_namespace_label)
+    if problem:
+        raise Nb2PipeError(f"--prometheus-namespace-label: {problem}")
+
+
 def _cluster(args: argparse.Namespace, plan: CapacityPlan) -> tuple[RateSource, Actuator]:
     from nb2pipe.capacity.cluster_actuator import ClusterActuator
     from nb2pipe.capacity.prometheus import PrometheusRateSource, default_query, knative_query
     from nb2pipe.lifecycle.cluster import current_namespace
+    from nb2pipe.lifecycle.standard_scaling import NAMESPACE_LABEL
 
     variants = [o.name for o in plan.options]
     namespace = args.namespace or current_namespace()
@@ -155,7 +177,8 @@ def _cluster(args: argparse.Namespace, plan: CapacityPlan) -> tuple[RateSource, 
     elif args.knative:
         query = knative_query([f"{name}-predictor" for name in names], namespace)
     else:
-        query = default_query(names)
+        label = NAMESPACE_LABEL if args.prometheus_namespace_label is None else args.prometheus_namespace_label
+        query = default_query(names, namespace, label)
     return PrometheusRateSource(args.prometheus_url, query, timeout_s=args.timeout), actuator
 
 

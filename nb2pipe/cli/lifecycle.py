@@ -154,6 +154,12 @@ def add_commands(commands: Commands) -> None:
         help="the Prometheus KEDA queries in standard mode to scale on rps or concurrency, or to zero",
     )
     deploy.add_argument(
+        "--prometheus-namespace-label",
+        metavar="LABEL",
+        help="the label Prometheus puts a pod's namespace in, which KEDA's query selects the service's namespace by "
+        '(default: namespace; older configurations: kubernetes_namespace; "": every namespace)',
+    )
+    deploy.add_argument(
         "--scale-query",
         metavar="PROMQL",
         help="with --prometheus-url: the PromQL query KEDA scales on, instead of nb2pipe's request query",
@@ -272,6 +278,9 @@ def _deploy(args: argparse.Namespace) -> int:
         mode=args.mode,
         kserve_version=args.kserve_version,
         prometheus_url=args.prometheus_url,
+        prometheus_namespace_label=DeploySettings.prometheus_namespace_label
+        if args.prometheus_namespace_label is None
+        else args.prometheus_namespace_label,
         scale_query=args.scale_query,
         runtime=args.runtime,
     )

@@ -17,7 +17,7 @@ from nb2pipe.errors import Nb2PipeError
 from nb2pipe.files import write_all_or_nothing
 from nb2pipe.ir import DeploySettings, is_service_name
 from nb2pipe.lifecycle import kserve_behaviour, kserve_rules
-from nb2pipe.lifecycle.cluster import apply_inference_service, standard_rollout
+from nb2pipe.lifecycle.cluster import apply_inference_service, current_namespace, standard_rollout
 from nb2pipe.lifecycle.deploy_mode import ResolvedMode, resolve_mode
 from nb2pipe.lifecycle.inference_service import (
     SERVER_IMAGE,
@@ -29,7 +29,7 @@ from nb2pipe.lifecycle.inference_service import (
     served_storage,
 )
 from nb2pipe.lifecycle.runtimes import ServingChoice
-from nb2pipe.lifecycle.standard_scaling import Rollout, canary_name
+from nb2pipe.lifecycle.standard_scaling import Rollout, canary_name, uses_keda
 from nb2pipe.store.registry import ModelSource, resolve_model, tracking_uri
 from nb2pipe.store.serving_layout import check_layout
 
@@ -114,6 +114,10 @@ def render(
     check_request(service, settings)
     resolved = mode or resolve_mode(settings.mode)
     check_mode(settings, resolved)
+    if uses_keda(settings, resolved.mode) and settings.namespace is None:
+        # KEDA's query selects the service's namespace: name the one applying picks (a pipeline step's pod's,
+        # else the kubeconfig's) in the resource too, so that the query and the service cannot part
+        settings = replace(settings, namespace=current_namespace())
     source = resolve_model(model_uri, store, notebook_uri)
     served = ServedModel(
         model_uri, source.flavor, source.storage_uri, source.version, source.name, source.library_versions

@@ -25,7 +25,7 @@ from nb2pipe.lifecycle.kserve_rules import (
     deployment_mode,
     scaler_of,
 )
-from nb2pipe.lifecycle.standard_scaling import KEDA_METRICS, canary_replicas, request_query, storage_of
+from nb2pipe.lifecycle.standard_scaling import canary_replicas, request_query_metric, storage_of
 
 # defaults KServe leaves to others: HPA cpu 80 % (K:298-301 DefaultCPUUtilization), the agent's
 # batcher (cmd/agent/main.go:81-82)
@@ -100,7 +100,6 @@ def _autoscaler_line(c: Component) -> str:
 def _keda_line(resource: Mapping[str, Any], c: Component) -> str:
     """What KEDA scales on: nb2pipe's queries by name, any other query as written."""
     service = str((resource.get("metadata") or {}).get("name") or "")
-    queries = {request_query(service, metric): metric for metric in KEDA_METRICS}
     lines = []
     for metric in (c.spec.get("autoScaling") or {}).get("metrics") or []:
         external = metric.get("external") or {}
@@ -109,7 +108,8 @@ def _keda_line(resource: Mapping[str, Any], c: Component) -> str:
             lines.append(f"a {metric.get('type')} metric")
             continue
         query = str(source.get("query") or "")
-        what = f"{queries[query]} {target}" if query in queries else f"the query's value {target}"
+        metric_name = request_query_metric(query, service)
+        what = f"{metric_name} {target}" if metric_name else f"the query's value {target}"
         where = f"Prometheus {source.get('serverAddress') or 'unset'}, query {query}"
         lines.append(f"{what} per replica ({where})")
     return "scale via KEDA on " + ("; ".join(lines) if lines else "nothing: no autoScaling metric (see the problems)")

@@ -9,18 +9,25 @@ ScaledObject trigger with ``threshold`` = the target's value and no ``metricType
 divides the query's total by the replica count, and "rps 700" means 700 per replica, as with
 Knative's KPA. The queries (``scale_query`` replaces them):
 
-- rps: ``sum(rate(request_predict_seconds_count{model_name="SERVICE"}[1m]))``, the predict
-  calls per second over every replica. KServe's Python servers (sklearn, xgboost, lightgbm,
+- rps: ``sum(rate(request_predict_seconds_count{namespace="NS",model_name="SERVICE"}[1m]))``,
+  the predict calls per second over every replica. KServe's Python servers (sklearn, xgboost, lightgbm,
   predictive) and nb2pipe's own server (a ``kserve.Model`` behind KServe's ``ModelServer``)
   time each predict call in that histogram (kserve/metrics.py), labelled with the model's
   name, which is the service's (``--model_name={{.Name}}`` in KServe's runtimes,
   ``--name={{.Name}}`` in nb2pipe's).
-- concurrency: ``sum(rate(request_predict_seconds_sum{model_name="SERVICE"}[1m]))``. By
+- concurrency: ``sum(rate(request_predict_seconds_sum{namespace="NS",model_name="SERVICE"}[1m]))``. By
   Little's law the mean number of requests in flight is the arrival rate times the mean time
   in the system, rate(_count) x (rate(_sum) / rate(_count)) = rate(_sum): the seconds of
   predict work done per second is the mean number of predict calls running. It counts the
   predict step only (KServe's pre- and postprocessing of these servers is trivial) and no
   queueing in front of it.
+
+The model name is the service's in every namespace, so the queries also select the namespace
+the service runs in (``deploy.render`` resolves it as applying does): without it two services of
+one name (staging and prod) would scale on their traffic summed. Prometheus puts the scraped
+pod's namespace in the ``namespace`` label (the prometheus-community chart's ``kubernetes-pods``
+job, and the Prometheus Operator's PodMonitors and ServiceMonitors); older configurations used
+``kubernetes_namespace``: ``prometheus_namespace_label`` names it, "" leaves the namespace out.
 
 Both read metrics the pods export, so Prometheus must scrape them. KServe's own switch
 (``serving.kserve.io/enable-prometheus-scraping`` or the cluster's
@@ -52,7 +59,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +83,14 @@ _METRICS_PORTS = {MLSERVER_RUNTIME: 8082}
 _SERVER_PORT = 8080
 #: the name KServe gives a predictor's model container
 KSERVE_CONTAINER = "kserve-container"
+#: the label of the scraped pod's namespace: prometheus-community/helm-charts charts/prometheus/values.yaml,
+#: job kubernetes-pods, relabels source_labels [__meta_kubernetes_namespace] to target_label namespace
+NAMESPACE_LABEL = "namespace"
+#: nb2pipe's own queries, any namespace matcher: the metric series, the service
+_REQUEST_QUERY = re.compile(
+    rf'sum\(rate\({POD_METRIC}_(count|sum)\{{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",)?'
+    r'model_name="([^"]*)"\}\[1m\]\)\)'
+)
 
 
 def uses_keda(settings: DeploySettings, mode: str | None) -> bool:
@@ -95,16 +110,42 @@ def keda_target(settings: DeploySettings) -> int:
     )
 
 
-def request_query(service: str, metric: str) -> str:
-    """The PromQL KEDA asks: all replicas' predict calls per second (rps) or in flight (concurrency)."""
+def pod_selector(model_names: Sequence[str], namespace: str | None, namespace_label: str = NAMESPACE_LABEL) -> str:
+    """The label matchers of these models' series in ``namespace`` (none for it when None or the label is "")."""
+    if len(model_names) == 1:
+        models = f'model_name="{model_names[0]}"'
+    else:
+        models = 'model_name=~"' + "|".join(model_names) + '"'
+    if namespace is None or not namespace_label:
+        return models
+    quoted = namespace.replace("\\", "\\\\").replace('"', '\\"')  # a PromQL string, as Go quotes it
+    return f'{namespace_label}="{quoted}",{models}'
+
+
+def request_query(
+    service: str, metric: str, namespace: str | None = None, namespace_label: str = NAMESPACE_LABEL
+) -> str:
+    """The PromQL KEDA asks: all replicas' predict calls per second (rps) or in flight (concurrency),
+    of the service in ``namespace`` (see the module)."""
     series = "count" if metric == "rps" else "sum"
-    return f'sum(rate({POD_METRIC}_{series}{{model_name="{service}"}}[1m]))'
+    return f"sum(rate({POD_METRIC}_{series}{{{pod_selector([service], namespace, namespace_label)}}}[1m]))"
+
+
+def request_query_metric(query: str, service: str) -> str | None:
+    """rps or concurrency when ``query`` is nb2pipe's request query for ``service`` (any namespace), else None."""
+    match = _REQUEST_QUERY.fullmatch(query)
+    if match is None or match.group(2) != service:
+        return None
+    return "rps" if match.group(1) == "count" else "concurrency"
 
 
 def keda_autoscaling(service: str, settings: DeploySettings) -> dict[str, Any]:
-    """``spec.predictor.autoScaling``: one Prometheus trigger, its target per replica (see the module)."""
+    """``spec.predictor.autoScaling``: one Prometheus trigger, its target per replica (see the module);
+    the query selects ``settings.namespace`` (resolved before, by ``deploy.render``)."""
     metric = keda_metric(settings)
-    query = settings.scale_query or request_query(service, metric)
+    query = settings.scale_query or request_query(
+        service, metric, settings.namespace, settings.prometheus_namespace_label
+    )
     external = {
         "metric": {"backend": "prometheus", "serverAddress": settings.prometheus_url or "", "query": query},
         "target": {"type": "Value", "value": str(keda_target(settings))},

@@ -56,6 +56,7 @@ DEPLOY_FIELDS: dict[str, Field] = {
     "mode": Field((str,), choices=DEPLOY_MODES),
     "kserve_version": TEXT,
     "prometheus_url": TEXT,
+    "prometheus_namespace_label": TEXT,
     "scale_query": TEXT,
     "runtime": Field((str,), choices=RUNTIME_CHOICES),
 }
