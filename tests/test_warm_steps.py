@@ -130,6 +130,23 @@ def test_runs_at_once_in_one_process_share_nothing_and_both_succeed(tmp_path: Pa
 
 
 @pytest.mark.slow
+def test_warm_steps_draw_their_own_random_numbers(tmp_path: Path):
+    """As cold steps do, each from a new interpreter: NumPy's global generator is not reseeded by a fork."""
+    draws = "[np.random.rand(3).tolist(), random.random()]"
+    draw = f"open('draws-{{step}}.json', 'w').write(json.dumps({draws}))\n{{step}}_done = 1"
+    nb = notebook(
+        code("import json\nimport random\nimport numpy as np", "imports"),
+        code(PROBE.format(step="left") + draw.format(step="left"), "step:left"),
+        code(PROBE.format(step="right") + draw.format(step="right"), "step:right"),
+    )
+    result = run_notebook(write_notebook(tmp_path, nb, "draws.ipynb"), workdir=tmp_path / "w")
+    assert result.status == "succeeded"
+    assert probe(tmp_path, "left")["warm"] and probe(tmp_path, "right")["warm"]
+    left, right = (json.loads((tmp_path / f"draws-{step}.json").read_text()) for step in ("left", "right"))
+    assert left[0] != right[0] and left[1] != right[1]
+
+
+@pytest.mark.slow
 def test_a_gpu_step_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = two_step_notebook(tmp_path, gpu=True)
     result = run_notebook(path, workdir=tmp_path / "w", verbose=True)

@@ -399,6 +399,7 @@ def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, c
         try:
             os.environ.update(env_vars or {})
             os.environ["_KFP_RUNTIME"] = "true"
+            _fresh_random_state()
             code = _execute_component([_EXECUTOR_MODULE, "--component_module_path", module_path, *arguments])
         finally:
             sys.stdout.flush()
@@ -407,6 +408,16 @@ def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, c
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     _PRINT("\n", flush=True)  # kfp.local ends a step's log so
     return code
+
+
+def _fresh_random_state() -> None:
+    """Give this step its own random numbers, as a new interpreter has: Python's ``random``
+    reseeds itself after a fork, NumPy's global generator does not, so every step forked from
+    one server would draw the same unseeded ``np.random`` numbers (and scikit-learn's
+    ``random_state=None`` with them). A seed the notebook sets runs after this, in its code."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
 
 
 def _execute_component(argv: list[str]) -> int:
