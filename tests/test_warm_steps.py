@@ -146,6 +146,66 @@ def test_warm_steps_draw_their_own_random_numbers(tmp_path: Path):
     assert left[0] != right[0] and left[1] != right[1]
 
 
+def _noisy_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A notebook whose prelude imports a module that prints on both streams at import."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "noisylib.py").write_text(
+        "import sys\nprint('NOISE on stdout')\nprint('NOISE on stderr', file=sys.stderr)\nVALUE = 2\n"
+    )
+    monkeypatch.syspath_prepend(str(library))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")]))
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nb = notebook(
+        code("import noisylib", "imports"),
+        code(PROBE.format(step="one") + "x = noisylib.VALUE * 3", "step:one"),
+        code("x", "metrics"),
+    )
+    return write_notebook(folder, nb, "noisy.ipynb")
+
+
+@pytest.mark.slow
+def test_what_a_preloaded_import_prints_stays_out_of_the_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = _noisy_notebook(tmp_path, monkeypatch)
+    done = subprocess.run(
+        [sys.executable, "-m", "nb2pipe", "run", str(path), "--json", "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # where the early server's report and log go
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["metrics"] == {"x": 6.0}  # one JSON object, nothing else
+    assert "NOISE" not in done.stderr
+    assert probe(path.parent, "one")["warm"]
+    assert not list(tmp_path.glob("warm-*")), "the server's report and log are removed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("thread", [False, True], ids=["forked-server", "new-interpreter-server"])
+def test_a_script_without_a_main_guard_runs_warm_and_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, thread: bool
+):
+    """multiprocessing re-runs a script's top level in each child it starts: a warm step must not
+    (the script would start a run in every step), and the server's imports print nowhere."""
+    path = _noisy_notebook(tmp_path, monkeypatch)
+    script = tmp_path / "run_it.py"
+    script.write_text(
+        "import json, threading, time\n"
+        "from nb2pipe.runners.local import run_notebook\n"
+        + ("threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n" if thread else "")
+        + f"result = run_notebook({str(path)!r}, workdir={str(tmp_path / 'w')!r})\n"
+        "print(json.dumps({'status': result.status, 'metrics': dict(result.metrics)}))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"status": "succeeded", "metrics": {"x": 6.0}}
+    assert "NOISE" not in done.stderr
+    assert probe(path.parent, "one")["warm"]
+    assert len(list((tmp_path / "w" / "runs").iterdir())) == 1  # one run, not one more per step
+
+
 @pytest.mark.slow
 def test_a_gpu_step_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = two_step_notebook(tmp_path, gpu=True)

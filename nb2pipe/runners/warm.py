@@ -17,9 +17,9 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import io
 import json
 import logging
-import multiprocessing
 import os
 import shlex
 import signal
@@ -31,7 +31,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import connection, forkserver, util
+from multiprocessing import connection, context, forkserver, popen_forkserver, reduction, spawn, util
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ class WarmServer:
         listener.listen()
         modules_r, modules_w = os.pipe()
         alive_r, alive_w = os.pipe()  # as multiprocessing's server: it ends once every writer is gone
+        sys.stdout.flush()  # what this process has yet to write is not the server's to write
+        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the server: it never returns into the runner's code
             code = 0
@@ -139,6 +141,7 @@ class WarmServer:
         server = _server()
         server._stop()  # a server from an earlier run in this process imported other modules
         server.set_forkserver_preload(["nb2pipe.runners.warm_preload"])
+        self._remove_files()  # of a server this run started before (one that a module tainted)
         self.forked = False
         report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
         previous = {name: os.environ.get(name) for name in _ENVS}
@@ -186,7 +189,7 @@ class WarmServer:
         usable = self.ready()
         if first:
             say(self.summary())
-        return multiprocessing.get_context("forkserver") if usable else None
+        return _StepContext() if usable else None
 
     def summary(self) -> str:
         how = "forked from the runner, kfp shared" if self.forked else "a new interpreter"
@@ -208,12 +211,17 @@ class WarmServer:
             with contextlib.suppress(OSError):
                 os.kill(_server()._forkserver_pid, signal.SIGKILL)
         _server()._stop()
-        if self._report is not None:
-            with contextlib.suppress(OSError):
-                self._report.unlink()
+        self._remove_files()
         if self._holds:
             self._holds = False
             _HELD.release()
+
+    def _remove_files(self) -> None:
+        """The server's report and the log of what its imports printed."""
+        if self._report is not None:
+            for path in (self._report, Path(warm_preload.log_path(str(self._report)))):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def _wait_for_report(self) -> dict[str, Any] | str:
         """What the server preloaded, or why there is no telling."""
@@ -233,6 +241,45 @@ class WarmServer:
 
 
 _ENVS = (warm_preload.MODULES_ENV, warm_preload.REPORT_ENV, warm_preload.FOLDER_ENV)
+
+
+class _StepPopen(popen_forkserver.Popen):
+    """multiprocessing's forkserver Popen (CPython's ``_launch``), less one thing: the child does
+    not import the parent's main module again. multiprocessing re-runs a script's top level in
+    each child (``spawn.prepare``), so a script that calls ``run_notebook`` without a
+    ``__main__`` guard would start a run in every step; a step needs nothing of that module (its
+    target and arguments live in nb2pipe)."""
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_name", None)
+        prep_data.pop("init_main_from_path", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        # a duplicate of the data pipe's write end: the child's sentinel of its parent (as CPython)
+        parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))  # type: ignore[attr-defined]
+        with open(w, "wb", closefd=True) as pipe:
+            pipe.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _StepProcess(context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _StepPopen:
+        return _StepPopen(process_obj)
+
+
+class _StepContext(context.ForkServerContext):
+    """The forkserver context a warm step starts from (:class:`_StepPopen`)."""
+
+    Process = _StepProcess
 
 
 def _server() -> Any:

@@ -87,6 +87,7 @@ def preload_from(modules_fd: int, report_path: str, folder: str) -> None:
     """In a server forked from the runner: what every step imports, then the notebook's modules,
     read from ``modules_fd`` a line of comma-separated names at a time, as the runner sends them
     (until it closes the pipe); the report as :func:`_main`."""
+    _quiet(report_path)
     loaded: list[str] = []
     skipped: dict[str, str] = {}
     with open(modules_fd, "rb") as pipe:
@@ -127,15 +128,42 @@ def _load(names: list[str], folder: str, loaded: list[str], skipped: dict[str, s
 
 
 def _write_report(report_path: str, report: dict[str, object]) -> None:
-    with open(report_path + ".partial", "w", encoding="utf-8") as handle:
+    partial = os.open(report_path + ".partial", _NEW_FILE, 0o600)
+    with open(partial, "w", encoding="utf-8") as handle:
         json.dump(report, handle)
     os.replace(report_path + ".partial", report_path)
+
+
+#: a file of our own: never one (or a link) someone put where the server writes, in a shared /tmp
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+
+
+def log_path(report_path: str) -> str:
+    return report_path + ".log"
+
+
+def _quiet(report_path: str) -> None:
+    """What the imports print goes to a file beside the report, not into the runner's output:
+    ``nb2pipe run --json`` prints one JSON object, and its live table owns the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        log = os.open(log_path(report_path), _NEW_FILE, 0o600)
+    except OSError:
+        log = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    # the streams too: a host (pytest's capture, a notebook kernel) may have pointed them elsewhere than 1 and 2
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
 
 
 def _main() -> None:
     report_path = os.environ.get(REPORT_ENV)
     if not report_path:
         return
+    _quiet(report_path)
     names = [name for name in os.environ.get(MODULES_ENV, "").split(",") if name]
     report = preload(names, os.environ.get(FOLDER_ENV, ""))
     for name in (MODULES_ENV, REPORT_ENV, FOLDER_ENV):  # the steps forked from here do not see them
