@@ -295,7 +295,7 @@ def _compiled_command(packages: list[str]) -> list[str]:
     ("packages", "present"), [([], True), (["pytest"], True), (["surely-not-installed-nb2pipe==1.0"], False)]
 )
 def test_the_package_checks_are_run_in_process(packages: list[str], present: bool):
-    from nb2pipe.runners.warm import _compiled_parts, _packages_present
+    from nb2pipe.runners.warm_step import _compiled_parts, _packages_present
 
     parts = _compiled_parts(_compiled_command(packages))
     assert parts is not None and parts[1] == "def f(): pass"
@@ -303,7 +303,7 @@ def test_the_package_checks_are_run_in_process(packages: list[str], present: boo
 
 
 def test_a_command_of_another_shape_or_with_packages_to_install_runs_cold():
-    from nb2pipe.runners.warm import run_command_here
+    from nb2pipe.runners.warm_step import run_command_here
 
     calls: list[list[str]] = []
 

@@ -177,7 +177,7 @@ def _execute(launch: TaskLaunch, warm: bool = False) -> int:
     if warm:
         import functools
 
-        from nb2pipe.runners.warm import run_command_here
+        from nb2pipe.runners.warm_step import run_command_here
 
         cold = subprocess_task_handler.run_local_subprocess
         subprocess_task_handler.run_local_subprocess = functools.partial(run_command_here, cold=cold)

@@ -45,6 +45,7 @@ ALWAYS = (
     "kfp.dsl.executor_main",
     "nb2pipe.runners.task",
     "nb2pipe.runners.warm",
+    "nb2pipe.runners.warm_step",
     "nb2pipe.emit.kfp",
     "nb2pipe.runtime.step",
 )
