@@ -384,7 +384,7 @@ def test_the_server_is_forked_from_the_runner_and_takes_its_modules_after_the_co
 
 
 def test_the_notebooks_imports_are_read_before_the_compile(tmp_path: Path):
-    from nb2pipe.runners.warm import notebook_modules
+    from nb2pipe.runners.warm_modules import notebook_modules
 
     nb = notebook(
         code("import numpy as np\nfrom sklearn.model_selection import train_test_split", "imports"),
@@ -403,6 +403,55 @@ def test_the_notebooks_imports_are_read_before_the_compile(tmp_path: Path):
         "sklearn.ensemble.RandomForestClassifier",
     )
     assert notebook_modules("{not json", "broken.ipynb") == ()  # the compile says what is wrong
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "os.environ['OMP_NUM_THREADS'] = '1'",
+        "os.environ.update(OMP_NUM_THREADS='1')",
+        "os.environ.setdefault('KERAS_BACKEND', 'torch')",
+        "environ['OMP_NUM_THREADS'] = '1'",
+        "os.putenv('OMP_NUM_THREADS', '1')",
+        "del os.environ['OMP_NUM_THREADS']",
+    ],
+)
+def test_modules_imported_after_the_notebook_sets_the_environment_are_left_to_the_step(setting: str):
+    import ast
+
+    from nb2pipe.runners.warm_modules import imported_modules
+
+    cells = [
+        f"import os\nfrom os import environ\nimport json\nimport scipy\n{setting}\nimport numpy as np\nimport scipy",
+        "from sklearn.linear_model import LogisticRegression\nimport pandas.io",
+    ]
+    found = imported_modules([ast.parse(cell) for cell in cells], first=("os", "numpy", "sklearn", "scipy", "pandas"))
+    # imported before the setting (scipy again after it: already loaded then, as in the notebook)
+    assert found == ("os", "scipy", "os.environ", "json")
+
+
+def test_a_notebook_that_sets_no_environment_has_all_its_imports_preloaded():
+    import ast
+
+    from nb2pipe.runners.warm_modules import imported_modules
+
+    cells = ["import os\nprint(os.environ.get('HOME'))\nimport numpy", "from sklearn import tree"]
+    assert imported_modules([ast.parse(cell) for cell in cells]) == ("os", "numpy", "sklearn", "sklearn.tree")
+
+
+@pytest.mark.slow
+def test_a_step_with_env_variables_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    nb = notebook(
+        code("import statistics", "imports"),
+        code(PROBE.format(step="plain") + "values = [1, 2, 3]", "step:plain"),
+        code(PROBE.format(step="tuned") + "middle = statistics.median(values)", "step:tuned", "env:OMP_NUM_THREADS=1"),
+        code("middle", "metrics"),
+    )
+    result = run_notebook(write_notebook(tmp_path, nb, "env.ipynb"), workdir=tmp_path / "w", verbose=True)
+    said = capsys.readouterr().err
+    assert result.status == "succeeded" and result.metrics == {"middle": 2.0}
+    assert probe(tmp_path, "plain")["warm"] and not probe(tmp_path, "tuned")["warm"]
+    assert "tuned starts cold: it sets OMP_NUM_THREADS" in said
 
 
 def test_a_run_whose_compile_fails_ends_its_early_server(tmp_path: Path):

@@ -18,7 +18,7 @@ from nb2pipe.ir import DRIFT_REPORT_OUTPUT, FORCE_PARAMETER, PAYLOADS_PARAMETER,
 from nb2pipe.runners.local import LocalRun
 from nb2pipe.runners.parameters import coerce_parameters
 from nb2pipe.runners.progress import SilentObserver
-from nb2pipe.runners.warm import prelude_modules
+from nb2pipe.runners.warm_modules import prelude_modules
 from nb2pipe.store.logged_payloads import is_blob_url
 
 

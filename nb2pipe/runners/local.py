@@ -36,14 +36,8 @@ from nb2pipe.runners.run_result import RunInterrupted, RunResult, deployment_rec
 from nb2pipe.runners.state import RunState, StepState
 from nb2pipe.runners.task import TaskLaunch, TaskProcess, artifact_argument, read_result
 from nb2pipe.runners.volumes import check_local_mounts, claim_task_outputs, local_claim_tasks
-from nb2pipe.runners.warm import (
-    WarmServer,
-    early_server,
-    notebook_modules,
-    prelude_modules,
-    run_server,
-    warm_enabled,
-)
+from nb2pipe.runners.warm import WarmServer, early_server, run_server, warm_enabled
+from nb2pipe.runners.warm_modules import notebook_modules, prelude_modules
 from nb2pipe.runners.workspace import without_workspace_constants, workspace_arguments, workspace_inputs
 from nb2pipe.store.data import WAIT_FOR_INPUTS_ENV
 from nb2pipe.store.registry import TRACKING_ENV

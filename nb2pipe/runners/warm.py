@@ -14,7 +14,6 @@ Set ``NB2PIPE_WARM=0`` to start every step cold.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import io
 import json
@@ -31,7 +30,6 @@ from multiprocessing import connection, context, forkserver, popen_forkserver, r
 from pathlib import Path
 from typing import Any
 
-from nb2pipe.errors import Nb2PipeError
 from nb2pipe.runners import warm_preload
 
 WARM_ENV = "NB2PIPE_WARM"
@@ -176,6 +174,13 @@ class WarmServer:
         first call waits for the server's imports and ``say``s what it preloaded and skipped."""
         if is_gpu_step(executor_spec):
             say(f"warm steps: {task} starts cold: it asks for an accelerator")
+            return None
+        changed = environment_changes(executor_spec)
+        if changed:
+            say(
+                f"warm steps: {task} starts cold: it sets {', '.join(changed)}, which a library may read as it "
+                "is imported (the server imported without it)"
+            )
             return None
         first = not self._ready
         usable = self.ready()
@@ -358,52 +363,12 @@ def run_server(
     return server
 
 
-def prelude_modules(plan: Any) -> tuple[str, ...]:
-    """What the notebook's prelude imports, submodules included (``import sklearn`` alone loads
-    little of scikit-learn): the plan's top-level modules, then every dotted name its import
-    statements spell."""
-    trees = []
-    for block in plan.prelude:
-        try:
-            trees.append(ast.parse(block.source))
-        except SyntaxError:  # a magic the analysis left in: its imports are still in plan.modules
-            continue
-    return _imported(trees, first=plan.modules)
-
-
-def notebook_modules(text: str, path: str) -> tuple[str, ...]:
-    """What the notebook's code cells import (cells tagged ``skip`` aside), read before the
-    compile so that a server imports them while the compile runs; () where the notebook does
-    not read (the compile then says why)."""
-    from nb2pipe.analysis.magics import parse_cell
-    from nb2pipe.notebook.read import parse_notebook
-
-    try:
-        notebook = parse_notebook(text, path)
-    except Nb2PipeError:
-        return ()
-    trees = []
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and "skip" not in cell.tags:
-            try:
-                trees.append(parse_cell(cell.source)[1])
-            except SyntaxError:
-                continue
-    return _imported(trees)
-
-
-def _imported(trees: Sequence[ast.Module], first: Sequence[str] = ()) -> tuple[str, ...]:
-    """Every dotted name the trees' import statements spell: ``from a.b import c`` gives ``a.b``
-    and ``a.b.c``, which may be no module (the server skips those quietly)."""
-    found: dict[str, None] = dict.fromkeys(first)
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found.update(dict.fromkeys(alias.name for alias in node.names))
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found[node.module] = None
-                found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
-    return tuple(found)
+def environment_changes(executor_spec: Any) -> list[str]:
+    """The variables a step's container sets (``env:`` tags) to other values than this process
+    has, the one its server inherited: OMP_NUM_THREADS, KERAS_BACKEND... are read at import."""
+    return sorted(
+        variable.name for variable in executor_spec.container.env if os.environ.get(variable.name) != variable.value
+    )
 
 
 def is_gpu_step(executor_spec: Any) -> bool:
