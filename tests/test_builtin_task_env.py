@@ -139,5 +139,5 @@ def test_a_local_register_task_sees_its_steps_env_values(tmp_path: Path):
     result = run_notebook(write_notebook(tmp_path, nb), workdir=tmp_path / "work")
     assert result.status == "succeeded", result.failures
     # the register task logged where the step's env: said, not in the run's own store
-    assert [m.name for m in MlflowClient(elsewhere).search_registered_models()] == ["m"]
+    assert [m.name for m in MlflowClient(elsewhere, registry_uri=elsewhere).search_registered_models()] == ["m"]
     assert not (tmp_path / "work" / "mlflow.db").exists()
