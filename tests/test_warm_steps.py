@@ -45,6 +45,15 @@ def two_step_notebook(folder: Path, imports: str = "import statistics", gpu: boo
     return write_notebook(folder, nb, "warm.ipynb")
 
 
+def importable_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
+    """``import name`` works here, in the fork server and in every step (outside the notebook's folder)."""
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(library))  # the fork server starts with this process's sys.path
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")]))
+
+
 @pytest.mark.slow
 def test_warm_and_cold_runs_give_the_same_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     path = two_step_notebook(tmp_path)
@@ -66,13 +75,12 @@ def test_warm_and_cold_runs_give_the_same_outputs(tmp_path: Path, monkeypatch: p
 def test_a_module_that_starts_a_thread_is_not_preloaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
-    library = tmp_path / "lib"
-    library.mkdir()
-    (library / "threadstarter.py").write_text(
-        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\nFACTOR = 3\n"
+    importable_module(
+        tmp_path,
+        monkeypatch,
+        "threadstarter",
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\nFACTOR = 3\n",
     )
-    monkeypatch.syspath_prepend(str(library))  # the fork server starts with this process's sys.path
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")]))
     folder = tmp_path / "nb"
     folder.mkdir()
     nb = notebook(
@@ -148,13 +156,12 @@ def test_warm_steps_draw_their_own_random_numbers(tmp_path: Path):
 
 def _noisy_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A notebook whose prelude imports a module that prints on both streams at import."""
-    library = tmp_path / "lib"
-    library.mkdir()
-    (library / "noisylib.py").write_text(
-        "import sys\nprint('NOISE on stdout')\nprint('NOISE on stderr', file=sys.stderr)\nVALUE = 2\n"
+    importable_module(
+        tmp_path,
+        monkeypatch,
+        "noisylib",
+        "import sys\nprint('NOISE on stdout')\nprint('NOISE on stderr', file=sys.stderr)\nVALUE = 2\n",
     )
-    monkeypatch.syspath_prepend(str(library))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(library), os.environ.get("PYTHONPATH", "")]))
     folder = tmp_path / "nb"
     folder.mkdir()
     nb = notebook(
