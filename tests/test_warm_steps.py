@@ -214,6 +214,40 @@ def test_a_script_without_a_main_guard_runs_warm_and_quiet(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_a_steps_exit_handlers_run_and_its_runners_do_not(tmp_path: Path, warm: bool):
+    """As at the end of a step's own interpreter (an MLflow run ended, a W&B run synced): the
+    handlers the step registers run; those of the runner a warm step was forked from do not."""
+    marker = tmp_path / "runner-exits.txt"
+    nb = notebook(
+        code("import atexit", "imports"),
+        code("atexit.register(lambda: open('first-exited', 'w').write('1'))\nvalue = 1", "step:first"),
+        code("atexit.register(lambda: open('second-exited', 'w').write('1'))\ntotal = value + 1", "step:second"),
+        code("total", "metrics"),
+    )
+    path = write_notebook(tmp_path, nb, "exits.ipynb")
+    script = tmp_path / "run_it.py"
+    script.write_text(
+        "import atexit, json\n"
+        "from nb2pipe.runners.local import run_notebook\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'a').write('x'))\n"
+        f"result = run_notebook({str(path)!r}, workdir={str(tmp_path / 'w')!r})\n"
+        "print(json.dumps(dict(result.metrics)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NB2PIPE_WARM": "1" if warm else "0"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"total": 2.0}
+    assert (tmp_path / "first-exited").read_text() == (tmp_path / "second-exited").read_text() == "1"
+    assert marker.read_text() == "x"  # the runner's own handler, once, at its own end
+
+
+@pytest.mark.slow
 def test_a_gpu_step_starts_cold(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = two_step_notebook(tmp_path, gpu=True)
     result = run_notebook(path, workdir=tmp_path / "w", verbose=True)

@@ -4,6 +4,7 @@ command is exactly nb2pipe's compiled one and would install nothing."""
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import logging
 import os
@@ -41,8 +42,13 @@ def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, c
         try:
             os.environ.update(env_vars or {})
             os.environ["_KFP_RUNTIME"] = "true"
+            os.environ["NB2PIPE_FAST_EXIT"] = "0"  # this fork ends fast anyway, with the executor's own code
+            # the exit handlers this process inherited are the runner's and its server's (a runner's
+            # temporary folder removed...): not the step's to run; those the step registers run below
+            atexit._clear()
             _fresh_random_state()
             code = _execute_component([_EXECUTOR_MODULE, "--component_module_path", module_path, *arguments])
+            atexit._run_exitfuncs()  # as a cold step's process does at its end
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

@@ -208,7 +208,8 @@ def _keep_variables(spec: Dict[str, Any], namespace: Dict[str, Any]) -> None:
 def _exit_fast_when_done() -> None:
     """Where the local runner asks (``NB2PIPE_FAST_EXIT``), end the step's process without
     tearing down every imported library (~0.3 s with scikit-learn loaded) once KFP's
-    executor has written its outputs. A later uncaught exception still exits with 1."""
+    executor has written its outputs, after the exit handlers the step registered. A later
+    uncaught exception still exits with 1."""
     if os.environ.get("NB2PIPE_FAST_EXIT") != "1":
         return
     import atexit
@@ -220,7 +221,15 @@ def _exit_fast_when_done() -> None:
         failed.append(True)
         previous_hook(*info)
 
+    leaving: List[bool] = []
+
     def leave() -> None:
+        if leaving:  # the handlers' run below calls this again
+            return
+        leaving.append(True)
+        # the other exit handlers run as at a normal exit (an MLflow run ended, a W&B run synced);
+        # only the interpreter's teardown is skipped
+        atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
