@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -155,6 +156,18 @@ def stop_group(process: Stoppable, grace: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise ProcessError(f"process group {pid} still runs {KILLED_WITHIN_S:g} s after SIGKILL")
         time.sleep(_STOP_POLL_SECONDS)
+
+
+def output_to(fd: int) -> None:
+    """This process's output, both file descriptors and Python's streams (a host such as pytest's
+    capture or a notebook kernel may have pointed ``sys.stdout`` elsewhere than fd 1), to ``fd``."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
 
 
 def is_alive(pid: int) -> bool:

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nb2pipe.processes import is_alive, stop_group
+from nb2pipe.processes import is_alive, output_to, stop_group
 
 SCHEMA_VERSION = "0.0.1"
 
@@ -133,10 +133,8 @@ def _run_in_child(launch: TaskLaunch, runner: int, warm: bool = False) -> None:
     os.dup2(nothing, 0)
     os.close(nothing)
     log = os.open(launch.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+    output_to(log)
+    os.close(log)
     code = 2
     try:
         os.chdir(launch.workdir)

@@ -77,7 +77,7 @@ class WarmServer:
             return False
         server = _server()
         server._stop()
-        report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
+        report = self._new_report()
         address = connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
         listener = socket.socket(socket.AF_UNIX)
         listener.bind(address)
@@ -133,7 +133,7 @@ class WarmServer:
         server.set_forkserver_preload(["nb2pipe.runners.warm_preload"])
         self._remove_files()  # of a server this run started before (one that a module tainted)
         self.forked = False
-        report = self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
+        report = self._new_report()
         previous = {name: os.environ.get(name) for name in _ENVS}
         os.environ[warm_preload.MODULES_ENV] = ",".join(m for m in self.modules if m not in self.skipped)
         os.environ[warm_preload.REPORT_ENV] = str(report)
@@ -212,6 +212,10 @@ class WarmServer:
         if self._holds:
             self._holds = False
             _HELD.release()
+
+    def _new_report(self) -> Path:
+        """Where a server started now says what it imported (its log beside it)."""
+        return self.report_dir / f"warm-{os.getpid()}-{time.monotonic_ns()}.json"
 
     def _remove_files(self) -> None:
         """The server's report and the log of what its imports printed."""

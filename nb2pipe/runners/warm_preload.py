@@ -146,18 +146,14 @@ def log_path(report_path: str) -> str:
 def _quiet(report_path: str) -> None:
     """What the imports print goes to a file beside the report, not into the runner's output:
     ``nb2pipe run --json`` prints one JSON object, and its live table owns the terminal."""
-    sys.stdout.flush()
-    sys.stderr.flush()
+    from nb2pipe.processes import output_to
+
     try:
         log = os.open(log_path(report_path), _NEW_FILE, 0o600)
     except OSError:
         log = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
+    output_to(log)
     os.close(log)
-    # the streams too: a host (pytest's capture, a notebook kernel) may have pointed them elsewhere than 1 and 2
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
 
 
 def _main() -> None:

@@ -9,6 +9,7 @@ import builtins
 import logging
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 import traceback
@@ -54,6 +55,7 @@ def run_command_here(full_command: list[str], env_vars: dict[str, str] | None, c
             sys.stderr.flush()
             os._exit(code)
     code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    shutil.rmtree(program, ignore_errors=True)
     _PRINT("\n", flush=True)  # kfp.local ends a step's log so
     return code
 
